@@ -1,0 +1,5 @@
+"""Allow ``python -m ccci``."""
+
+from ccci.cli import main
+
+main()

@@ -1,0 +1,227 @@
+"""Apply a plan: re-check, act, journal, verify.
+
+Between the plan and the act a deploy may have started, so each change is re-checked on
+fresh facts right before it runs: its policy's gates, then its own preconditions. A failed
+change does not stop the others (there is no rollback); each result goes to the journal.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ccci.facts.docker import gather, image_from_inspect, refresh_swarm
+from ccci.facts.model import ACTIVE_CONTAINER_STATES, Facts
+from ccci.journal import Journal
+from ccci.plan import Action, Change, GateResult, HostPlan, Precondition, subjects
+from ccci.policy.model import GateKind
+from ccci.rules.gates import evaluate
+from ccci.rules.usage import resolve
+from ccci.units import format_time
+
+
+class Status(enum.Enum):
+    OK = "ok"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class ChangeResult:
+    change: Change
+    status: Status
+    message: str
+    bytes_freed: int = 0
+
+
+@dataclass(frozen=True)
+class HostReport:
+    """What happened on one host, and whether it now matches the plan."""
+
+    host: str
+    results: tuple[ChangeResult, ...]
+    noops: int
+    remaining: tuple[str, ...]
+
+    def count(self, status: Status) -> int:
+        return sum(1 for r in self.results if r.status is status)
+
+    @property
+    def converged(self) -> bool:
+        return not self.remaining
+
+    @property
+    def bytes_freed(self) -> int:
+        return sum(r.bytes_freed for r in self.results)
+
+    def recap(self) -> str:
+        """Ansible's recap line: ok counts what is now as the policy wants it."""
+        changed = self.count(Status.OK)
+        return (
+            f"{self.host} : ok={changed + self.noops} changed={changed} "
+            f"failed={self.count(Status.FAILED)} skipped={self.count(Status.SKIPPED)}"
+        )
+
+
+# Gates that a deploy can close at any moment; the disk gate is checked once, at the start,
+# because pruning itself lowers usage and must not stop halfway through its own work.
+_LIVE_GATES = frozenset({GateKind.NO_LIVE_STACKS, GateKind.NO_CONVERGING_SERVICES})
+
+
+def gate_paths(plan: HostPlan) -> list[str]:
+    return sorted({g.gate.path for g in plan.gates if g.gate.path})
+
+
+class Executor:
+    """Applies one host's plan through a connector."""
+
+    def __init__(
+        self,
+        conn: Any,
+        journal: Journal,
+        run_id: str,
+        clock: Callable[[], datetime],
+        on_result: Callable[[ChangeResult], None] = lambda _: None,
+    ) -> None:
+        self.conn = conn
+        self.journal = journal
+        self.run_id = run_id
+        self.clock = clock
+        self.on_result = on_result
+
+    def run(self, plan: HostPlan, facts: Facts) -> HostReport:
+        closed_at_start = self._closed(plan.gates, facts, kinds=None)
+        results = []
+        for change in plan.changes:
+            result = self._one(change, plan, facts, closed_at_start)
+            self._record(plan.host, result)
+            self.on_result(result)
+            results.append(result)
+        after = gather(self.conn, gate_paths(plan))
+        present = subjects(after)
+        remaining = tuple(c.address for c in plan.changes if c.address in present)
+        report = HostReport(plan.host, tuple(results), len(plan.noops), remaining)
+        self.journal.write(
+            {
+                "type": "recap",
+                "time": format_time(self.clock()),
+                "run": self.run_id,
+                "host": plan.host,
+                "ok": report.count(Status.OK) + report.noops,
+                "changed": report.count(Status.OK),
+                "failed": report.count(Status.FAILED),
+                "skipped": report.count(Status.SKIPPED),
+                "converged": report.converged,
+                "remaining": list(remaining),
+                "bytes_freed": report.bytes_freed,
+            }
+        )
+        return report
+
+    def _closed(
+        self, gates: tuple[GateResult, ...], facts: Facts, kinds: frozenset[GateKind] | None
+    ) -> dict[str, str]:
+        """Policy name → why its gate is closed now, re-evaluated on ``facts``."""
+        closed: dict[str, str] = {}
+        for planned in gates:
+            if kinds is not None and planned.gate.kind not in kinds:
+                continue
+            now = evaluate(planned.policy, planned.gate, facts)
+            if not now.open and planned.policy not in closed:
+                closed[planned.policy] = f"gate {planned.gate.kind.value} closed: {now.observed}"
+        return closed
+
+    def _one(
+        self, change: Change, plan: HostPlan, facts: Facts, closed_at_start: dict[str, str]
+    ) -> ChangeResult:
+        if change.policy in closed_at_start:
+            return ChangeResult(change, Status.SKIPPED, closed_at_start[change.policy])
+        try:
+            policy_gates = plan.gates_for(change.policy)
+            if any(g.gate.kind in _LIVE_GATES for g in policy_gates):
+                fresh = refresh_swarm(self.conn, facts)
+                closed = self._closed(policy_gates, fresh, kinds=_LIVE_GATES)
+                if closed:
+                    return ChangeResult(change, Status.SKIPPED, closed[change.policy])
+            else:
+                fresh = facts
+            blocker = self._blocker(change, fresh)
+            if blocker is not None:
+                return blocker
+            freed = self._act(change)
+        except Exception as exc:  # the engine's refusal is the message; go on with the rest
+            return ChangeResult(change, Status.FAILED, _explain(exc))
+        return ChangeResult(change, Status.OK, "done", freed)
+
+    def _blocker(self, change: Change, facts: Facts) -> ChangeResult | None:
+        """A result that replaces acting, when a precondition no longer holds."""
+        ident = change.address.split(":", 1)[1]
+        checks = set(change.preconditions)
+        if checks & {Precondition.IMAGE_DANGLING, Precondition.IMAGE_UNUSED}:
+            raw = self.conn.inspect_image(ident)
+            if raw is None:
+                return ChangeResult(change, Status.OK, "already gone")
+            image = image_from_inspect(raw)
+            if Precondition.IMAGE_DANGLING in checks and image.tags:
+                return ChangeResult(change, Status.SKIPPED, f"now tagged {', '.join(image.tags)}")
+            if Precondition.IMAGE_UNUSED in checks:
+                users = [
+                    c["Names"][0].lstrip("/")
+                    for c in self.conn.containers_of_image(ident)
+                    if c.get("ImageID") == ident
+                ]
+                users += [s.name for s in facts.services if resolve(s.image, [image])]
+                if users:
+                    return ChangeResult(change, Status.SKIPPED, f"now used by {', '.join(users)}")
+        if Precondition.CONTAINER_STOPPED in checks:
+            raw = self.conn.inspect_container(ident)
+            if raw is None:
+                return ChangeResult(change, Status.OK, "already gone")
+            state = (raw.get("State") or {}).get("Status", "")
+            if state in ACTIVE_CONTAINER_STATES:
+                return ChangeResult(change, Status.SKIPPED, f"container is now {state}")
+        return None
+
+    def _act(self, change: Change) -> int:
+        ident = change.address.split(":", 1)[1]
+        kind = change.kind
+        if change.action is not Action.DELETE:
+            raise NotImplementedError(f"{change.action.value} {kind}")
+        if kind == "image":
+            self.conn.remove_image(ident)
+            return change.bytes_freed or 0
+        if kind == "container":
+            self.conn.remove_container(ident)
+            return change.bytes_freed or 0
+        if kind == "build_cache":
+            return int(self.conn.remove_build_cache(ident))
+        raise NotImplementedError(f"{change.action.value} {kind}")
+
+    def _record(self, host: str, result: ChangeResult) -> None:
+        change = result.change
+        self.journal.write(
+            {
+                "type": "change",
+                "time": format_time(self.clock()),
+                "run": self.run_id,
+                "host": host,
+                "address": change.address,
+                "action": change.action.value,
+                "label": change.label,
+                "policy": change.policy,
+                "source": str(change.source),
+                "reason": change.reason,
+                "status": result.status.value,
+                "message": result.message,
+                "bytes_freed": result.bytes_freed,
+            }
+        )
+
+
+def _explain(exc: Exception) -> str:
+    """The engine's own words for an API error, else the exception text."""
+    explanation = getattr(exc, "explanation", None)
+    return str(explanation or exc).strip() or type(exc).__name__

@@ -1,0 +1,275 @@
+"""Click wiring only: options in, a Workspace call, rendering out, errors to exit codes.
+
+Heavy modules (docker, jsonschema, jinja2) are imported inside the commands, so
+``ccci --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ccci import __version__
+from ccci.errors import CcciError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_CHANGES = 2
+
+
+def _errors(func: F) -> F:
+    """Map ccci's one error base class to its one-line message and exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except CcciError as exc:
+            click.echo(f"ccci: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _workspace_options(func: F) -> F:
+    options = [
+        click.option(
+            "-p",
+            "--policies",
+            "policies",
+            multiple=True,
+            type=click.Path(path_type=Path),
+            help="Policy file or folder; repeatable.  [default: policies]",
+        ),
+        click.option(
+            "-i",
+            "--inventory",
+            type=click.Path(path_type=Path),
+            default=Path("inventory.yaml"),
+            show_default=True,
+            help="Ansible-style YAML inventory; without it, localhost.",
+        ),
+        click.option(
+            "-l",
+            "--limit",
+            metavar="PATTERN",
+            help="Only hosts matching this pattern (Ansible syntax).",
+        ),
+        click.option(
+            "--state-dir",
+            type=click.Path(path_type=Path),
+            envvar="CCCI_STATE_DIR",
+            default=Path("/var/lib/ccci"),
+            show_default=True,
+            help="Lock and journal live here (env CCCI_STATE_DIR).",
+        ),
+        click.option(
+            "--journal",
+            type=click.Path(path_type=Path),
+            help="JSONL journal path.  [default: STATE_DIR/journal.jsonl]",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _settings(
+    policies: tuple[Path, ...],
+    inventory: Path,
+    limit: str | None,
+    state_dir: Path,
+    journal: Path | None,
+) -> Any:
+    from ccci.workspace import Settings
+
+    return Settings(policies or (Path("policies"),), inventory, limit, state_dir, journal)
+
+
+def _parse_now(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    from ccci.units import parse_time
+
+    try:
+        return parse_time(value)
+    except ValueError:
+        raise CcciError(
+            f"--now: {value!r} is not an RFC 3339 time like 2026-11-27T03:00:00Z"
+        ) from None
+
+
+def _style(stream: Any = None) -> Any:
+    from ccci.render.style import Style, wants_colour
+
+    return Style(wants_colour(stream or sys.stdout))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="ccci")
+def cli() -> None:
+    """Keep a Docker Swarm CI host healthy, declaratively.
+
+    Policies in policies/*.yaml say what the host should look like; ccci gathers the
+    host's facts, plans only the surgical changes that close the gap, each with its
+    reason, and applies them under a lock with a journal.
+    """
+
+
+@cli.command()
+@_workspace_options
+@click.option(
+    "--plan", "mode", flag_value="plan", default=True, help="Show what would change (default)."
+)
+@click.option("--apply", "mode", flag_value="apply", help="Plan, then apply.")
+@click.option("--yes", is_flag=True, help="Apply without asking (the nightly job).")
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 when in sync, 2 when changes are pending (after --apply: not converged).",
+)
+@click.option(
+    "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.option("--out", "out", type=click.Path(path_type=Path), help="Save the plan for ccci apply.")
+@click.option(
+    "--facts",
+    "facts_file",
+    type=click.Path(path_type=Path),
+    help="Plan against a snapshot from ccci facts instead of the live host.",
+)
+@click.option("--now", help="Plan as of this time (RFC 3339); default: the clock.")
+@click.option("-v", "--verbose", is_flag=True, help="List every object left alone, with why.")
+@_errors
+def reconcile(
+    policies: tuple[Path, ...],
+    inventory: Path,
+    limit: str | None,
+    state_dir: Path,
+    journal: Path | None,
+    mode: str,
+    yes: bool,
+    detailed_exitcode: bool,
+    output: str,
+    out: Path | None,
+    facts_file: Path | None,
+    now: str | None,
+    verbose: bool,
+) -> None:
+    """Plan (and with --apply, apply) what the policies ask of each host."""
+    from ccci.render import json as render_json
+    from ccci.render import text as render_text
+    from ccci.workspace import Workspace
+
+    if mode == "apply" and facts_file is not None:
+        raise CcciError("--facts plans offline and cannot be combined with --apply")
+    workspace = Workspace(_settings(policies, inventory, limit, state_dir, journal))
+    plan, _ = workspace.plan(_parse_now(now), facts_file)
+    if out is not None:
+        out.write_text(render_json.render_plan(plan) + "\n", encoding="utf-8")
+    if output == "json":
+        click.echo(render_json.render_plan(plan))
+    else:
+        click.echo(render_text.render_plan(plan, _style(), verbose))
+        if out is not None:
+            click.echo(f"\nSaved the plan to {out}; apply exactly it with: ccci apply {out}")
+    if mode == "apply" and plan.can_apply():
+        if not yes:
+            if not sys.stdin.isatty():
+                raise CcciError("refusing to apply without --yes when not on a terminal")
+            click.confirm("Apply these changes?", abort=True, err=True)
+        _apply(workspace, plan, saved=False, detailed_exitcode=detailed_exitcode, output=output)
+        return
+    if detailed_exitcode and not plan.is_empty():
+        sys.exit(EXIT_CHANGES)
+
+
+def _apply(
+    workspace: Any, plan: Any, saved: bool, detailed_exitcode: bool, output: str = "text"
+) -> None:
+    from ccci.apply import Status
+    from ccci.render import text as render_text
+
+    stream = sys.stderr if output == "json" else sys.stdout
+    style = _style(stream)
+
+    def show(host: str, result: Any) -> None:
+        click.echo(render_text.result_line(host, result, style), file=stream)
+
+    reports = workspace.apply(plan, saved=saved, on_result=show)
+    click.echo("", file=stream)
+    for report in reports:
+        for line in render_text.render_report(report, style):
+            click.echo(line, file=stream)
+    if any(r.count(Status.FAILED) for r in reports):
+        sys.exit(1)
+    if detailed_exitcode and not all(r.converged for r in reports):
+        sys.exit(EXIT_CHANGES)
+
+
+@cli.command("apply")
+@click.argument("plan_file", type=click.Path(path_type=Path))
+@_workspace_options
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when a host did not converge.")
+@_errors
+def apply_cmd(
+    plan_file: Path,
+    policies: tuple[Path, ...],
+    inventory: Path,
+    limit: str | None,
+    state_dir: Path,
+    journal: Path | None,
+    detailed_exitcode: bool,
+) -> None:
+    """Apply exactly a saved plan; refuse it if the facts it was made from have moved."""
+    from ccci.render import text as render_text
+    from ccci.workspace import Workspace, read_plan
+
+    plan = read_plan(plan_file)
+    if not plan.can_apply():
+        click.echo("No changes. Host matches policy.")
+        return
+    click.echo(render_text.render_plan(plan, _style()))
+    click.echo("")
+    workspace = Workspace(_settings(policies, inventory, limit, state_dir, journal))
+    _apply(workspace, plan, saved=True, detailed_exitcode=detailed_exitcode)
+
+
+@cli.command()
+@_workspace_options
+@click.option(
+    "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@_errors
+def facts(
+    policies: tuple[Path, ...],
+    inventory: Path,
+    limit: str | None,
+    state_dir: Path,
+    journal: Path | None,
+    output: str,
+) -> None:
+    """Gather each host's facts; --output json saves a snapshot for offline planning."""
+    from ccci.render.facts import render_facts
+    from ccci.workspace import Workspace, snapshot_json
+
+    workspace = Workspace(_settings(policies, inventory, limit, state_dir, journal))
+    gathered = [workspace.gather(target) for target in workspace.targets()]
+    if output == "json":
+        click.echo(snapshot_json(gathered))
+    else:
+        click.echo("\n\n".join(render_facts(f) for f in gathered))
+
+
+def main() -> None:
+    # Honour NO_COLOR for click's own output as well.
+    if "NO_COLOR" in os.environ:
+        os.environ.setdefault("TERM", "dumb")
+    cli(prog_name="ccci")

@@ -1,0 +1,101 @@
+"""The local connector: the Docker API over ``docker_host`` and statvfs on this machine."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from ccci.errors import CcciError
+from ccci.facts.model import DiskUsage
+
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+
+
+class ConnectionFailed(CcciError):
+    """The engine could not be reached; nothing was planned or changed."""
+
+
+@dataclass
+class LocalConnector:
+    """Reach one host's engine; the docker SDK is imported only when first needed."""
+
+    host: str
+    docker_host: str = ""
+    timeout: int = 60
+    _client: Any = field(default=None, init=False, repr=False)
+
+    @classmethod
+    def for_host(cls, host: str, host_vars: dict[str, Any]) -> LocalConnector:
+        """``docker_host`` from inventory vars wins over ``DOCKER_HOST``, then the default."""
+        docker_host = str(host_vars.get("docker_host") or os.environ.get("DOCKER_HOST") or "")
+        return cls(host=host, docker_host=docker_host or DEFAULT_DOCKER_HOST)
+
+    @property
+    def api(self) -> Any:
+        if self._client is None:
+            import docker
+            import docker.errors
+
+            try:
+                self._client = docker.APIClient(
+                    base_url=self.docker_host, version="auto", timeout=self.timeout
+                )
+            except docker.errors.DockerException as exc:
+                raise ConnectionFailed(
+                    f"{self.host}: cannot reach the Docker engine at {self.docker_host}: {exc}"
+                ) from exc
+        return self._client
+
+    def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        """GET an engine endpoint the SDK has no method for (``/system/df?type=…``)."""
+        api = self.api
+        response = api._get(api._url(path), params=params or {})
+        return api._result(response, json=True)
+
+    def disk_usage(self, path: str) -> DiskUsage:
+        """statvfs, as ``df`` does: the engine's own ``/system/df`` is slow and answers
+        a different question (what Docker holds, not how full the filesystem is)."""
+        st = os.statvfs(path)
+        total = st.f_blocks * st.f_frsize
+        used = (st.f_blocks - st.f_bfree) * st.f_frsize
+        return DiskUsage(path=path, total=total, used=used, available=st.f_bavail * st.f_frsize)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    # Targeted reads used by apply to re-check one object just before acting on it.
+
+    def inspect_image(self, image_id: str) -> dict[str, Any] | None:
+        return self._inspect(self.api.inspect_image, image_id)
+
+    def inspect_container(self, container_id: str) -> dict[str, Any] | None:
+        return self._inspect(self.api.inspect_container, container_id)
+
+    def containers_of_image(self, image_id: str) -> list[dict[str, Any]]:
+        """Containers in any state created from this image (or one built on it)."""
+        return list(self.api.containers(all=True, filters={"ancestor": image_id}))
+
+    def _inspect(self, call: Any, ident: str) -> dict[str, Any] | None:
+        import docker.errors
+
+        try:
+            return dict(call(ident))
+        except docker.errors.NotFound:
+            return None
+
+    # Actions. None of them forces: the engine's own refusals (an image in use, a running
+    # container) are a second line of defence behind ccci's preconditions.
+
+    def remove_container(self, container_id: str) -> None:
+        self.api.remove_container(container_id, v=False, force=False)
+
+    def remove_image(self, image_id: str) -> None:
+        self.api.remove_image(image_id, force=False, noprune=False)
+
+    def remove_build_cache(self, record_id: str) -> int:
+        """Prune one BuildKit record by id; returns the bytes the engine reports freed."""
+        result = self.api.prune_builds(filters={"id": [record_id]})
+        return int((result or {}).get("SpaceReclaimed") or 0)

@@ -1,0 +1,1 @@
+"""Facts: what the host looks like, gathered once per run into a typed, frozen snapshot."""

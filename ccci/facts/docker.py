@@ -1,0 +1,273 @@
+"""Gather Docker and Swarm facts: one API call each, plus a pure ``parse_*`` for its answer.
+
+The parse functions take the engine's raw JSON and return typed facts, so they are tested
+from recorded answers; ``gather`` runs the calls concurrently through a connector.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from ccci.facts.model import (
+    BuildCacheRecord,
+    Container,
+    Daemon,
+    DiskUsage,
+    Facts,
+    Image,
+    Network,
+    Service,
+    SwarmObject,
+    Task,
+    Volume,
+)
+from ccci.units import parse_time
+
+# Docker's zero time, reported for containers that never finished.
+_ZERO_TIME_PREFIX = "0001-01-01"
+_INSPECT_STATES = frozenset({"exited", "dead"})
+_WORKERS = 8
+
+
+class DockerConnector(Protocol):
+    """What gathering needs from a connector."""
+
+    host: str
+
+    @property
+    def api(self) -> Any: ...
+
+    def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any: ...
+
+    def disk_usage(self, path: str) -> DiskUsage: ...
+
+
+def _epoch(seconds: int | float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def _time(text: str | None) -> datetime | None:
+    if not text or text.startswith(_ZERO_TIME_PREFIX):
+        return None
+    return parse_time(text)
+
+
+def _real(values: Iterable[str] | None) -> tuple[str, ...]:
+    """Drop the ``<none>:<none>`` placeholders older engines put in RepoTags/RepoDigests."""
+    return tuple(sorted(v for v in values or () if not v.startswith("<none>")))
+
+
+def parse_image(raw: dict[str, Any]) -> Image:
+    return Image(
+        id=raw["Id"],
+        tags=_real(raw.get("RepoTags")),
+        digests=_real(raw.get("RepoDigests")),
+        created=_epoch(raw["Created"]),
+        size=int(raw.get("Size") or 0),
+        parent=raw.get("ParentId") or "",
+        labels=dict(raw.get("Labels") or {}),
+    )
+
+
+def parse_container(raw: dict[str, Any], finished: datetime | None = None) -> Container:
+    names = raw.get("Names") or [raw["Id"][:12]]
+    return Container(
+        id=raw["Id"],
+        name=names[0].lstrip("/"),
+        image=raw.get("Image") or "",
+        image_id=raw.get("ImageID") or "",
+        state=raw.get("State") or "",
+        created=_epoch(raw["Created"]),
+        finished=finished,
+        labels=dict(raw.get("Labels") or {}),
+    )
+
+
+def parse_finished(inspect: dict[str, Any]) -> datetime | None:
+    return _time((inspect.get("State") or {}).get("FinishedAt"))
+
+
+def parse_build_cache(raw: dict[str, Any]) -> BuildCacheRecord:
+    created = _time(raw.get("CreatedAt"))
+    return BuildCacheRecord(
+        id=raw["ID"],
+        type=raw.get("Type") or "",
+        description=raw.get("Description") or "",
+        in_use=bool(raw.get("InUse")),
+        shared=bool(raw.get("Shared")),
+        size=int(raw.get("Size") or 0),
+        created=created or _epoch(0),
+        last_used=_time(raw.get("LastUsedAt")),
+    )
+
+
+def parse_service(raw: dict[str, Any]) -> Service:
+    spec = raw.get("Spec") or {}
+    container_spec = (spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}
+    replicated = (spec.get("Mode") or {}).get("Replicated")
+    return Service(
+        id=raw["ID"],
+        name=spec.get("Name") or raw["ID"],
+        image=container_spec.get("Image") or "",
+        labels=dict(spec.get("Labels") or {}),
+        created=parse_time(raw["CreatedAt"]),
+        updated=parse_time(raw.get("UpdatedAt") or raw["CreatedAt"]),
+        update_state=(raw.get("UpdateStatus") or {}).get("State") or "",
+        replicas=replicated.get("Replicas") if replicated else None,
+    )
+
+
+def parse_task(raw: dict[str, Any]) -> Task:
+    status = raw.get("Status") or {}
+    container_spec = ((raw.get("Spec") or {}).get("ContainerSpec")) or {}
+    return Task(
+        id=raw["ID"],
+        service_id=raw.get("ServiceID") or "",
+        state=status.get("State") or "",
+        desired_state=raw.get("DesiredState") or "",
+        container_id=(status.get("ContainerStatus") or {}).get("ContainerID") or "",
+        image=container_spec.get("Image") or "",
+        error=status.get("Err") or "",
+    )
+
+
+def parse_volume(raw: dict[str, Any]) -> Volume:
+    return Volume(
+        name=raw["Name"],
+        driver=raw.get("Driver") or "",
+        labels=dict(raw.get("Labels") or {}),
+        created=_time(raw.get("CreatedAt")),
+    )
+
+
+def parse_network(raw: dict[str, Any]) -> Network:
+    return Network(
+        id=raw["Id"],
+        name=raw["Name"],
+        driver=raw.get("Driver") or "",
+        scope=raw.get("Scope") or "",
+        labels=dict(raw.get("Labels") or {}),
+        created=_time(raw.get("Created")),
+    )
+
+
+def parse_swarm_object(raw: dict[str, Any]) -> SwarmObject:
+    spec = raw.get("Spec") or {}
+    return SwarmObject(
+        id=raw["ID"],
+        name=spec.get("Name") or raw["ID"],
+        labels=dict(spec.get("Labels") or {}),
+        created=parse_time(raw["CreatedAt"]),
+    )
+
+
+def parse_daemon(info: dict[str, Any], version: dict[str, Any]) -> Daemon:
+    swarm = info.get("Swarm") or {}
+    return Daemon(
+        name=info.get("Name") or "",
+        server_version=version.get("Version") or info.get("ServerVersion") or "",
+        api_version=version.get("ApiVersion") or "",
+        data_root=info.get("DockerRootDir") or "",
+        storage_driver=info.get("Driver") or "",
+        swarm_state=swarm.get("LocalNodeState") or "inactive",
+        swarm_manager=bool(swarm.get("ControlAvailable")),
+    )
+
+
+def _build_cache(conn: DockerConnector) -> list[dict[str, Any]]:
+    # API 1.42 can limit /system/df to the build cache; older engines compute everything.
+    data = conn.get_json("/system/df", params={"type": "build-cache"})
+    return list(data.get("BuildCache") or [])
+
+
+def _containers(conn: DockerConnector) -> tuple[Container, ...]:
+    """List all containers, then inspect the exited ones for their finish time."""
+    raws = conn.api.containers(all=True)
+    stopped = [r["Id"] for r in raws if r.get("State") in _INSPECT_STATES]
+
+    def finished(container_id: str) -> tuple[str, datetime | None]:
+        try:
+            return container_id, parse_finished(conn.api.inspect_container(container_id))
+        except Exception:  # removed between list and inspect: no finish time to report
+            return container_id, None
+
+    with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+        times = dict(pool.map(finished, stopped))
+    return tuple(parse_container(r, times.get(r["Id"])) for r in raws)
+
+
+def gather(
+    conn: DockerConnector, disk_paths: Iterable[str] = (), now: datetime | None = None
+) -> Facts:
+    """Gather one host's facts; independent API calls run concurrently."""
+    api = conn.api
+    calls: dict[str, Callable[[], Any]] = {
+        "info": api.info,
+        "version": api.version,
+        "images": lambda: api.images(all=False),
+        "containers": lambda: _containers(conn),
+        "build_cache": lambda: _build_cache(conn),
+        "volumes": lambda: (api.volumes() or {}).get("Volumes") or [],
+        "networks": api.networks,
+    }
+    with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+        futures = {name: pool.submit(call) for name, call in calls.items()}
+        raw = {name: future.result() for name, future in futures.items()}
+        daemon = parse_daemon(raw["info"], raw["version"])
+        swarm: dict[str, list[Any]] = {"services": [], "tasks": [], "secrets": [], "configs": []}
+        if daemon.swarm_state == "active" and daemon.swarm_manager:
+            swarm_calls = {
+                "services": lambda: api.services(status=True),
+                "tasks": api.tasks,
+                "secrets": api.secrets,
+                "configs": api.configs,
+            }
+            swarm_futures = {n: pool.submit(c) for n, c in swarm_calls.items()}
+            swarm = {n: f.result() for n, f in swarm_futures.items()}
+    paths = dict.fromkeys([daemon.data_root, *disk_paths])
+    return Facts(
+        host=conn.host,
+        gathered_at=now or datetime.now(UTC),
+        daemon=daemon,
+        disks=tuple(conn.disk_usage(p) for p in paths if p),
+        images=tuple(sorted((parse_image(r) for r in raw["images"]), key=lambda i: i.id)),
+        containers=tuple(sorted(raw["containers"], key=lambda c: c.id)),
+        build_cache=tuple(parse_build_cache(r) for r in raw["build_cache"]),
+        services=tuple(sorted((parse_service(r) for r in swarm["services"]), key=lambda s: s.name)),
+        tasks=tuple(parse_task(r) for r in swarm["tasks"]),
+        volumes=tuple(parse_volume(r) for r in raw["volumes"]),
+        networks=tuple(parse_network(r) for r in raw["networks"]),
+        secrets=tuple(parse_swarm_object(r) for r in swarm["secrets"]),
+        configs=tuple(parse_swarm_object(r) for r in swarm["configs"]),
+    )
+
+
+def refresh_swarm(conn: DockerConnector, facts: Facts) -> Facts:
+    """The same facts with services and tasks read again: cheap enough before every change,
+    and exactly what tells whether a deploy started since the last look."""
+    if not (facts.daemon.swarm_state == "active" and facts.daemon.swarm_manager):
+        return facts
+    api = conn.api
+    return replace(
+        facts,
+        services=tuple(
+            sorted((parse_service(r) for r in api.services(status=True)), key=lambda s: s.name)
+        ),
+        tasks=tuple(parse_task(r) for r in api.tasks()),
+    )
+
+
+def image_from_inspect(raw: dict[str, Any]) -> Image:
+    """An Image from ``/images/{id}/json`` (Created there is a timestamp, not epoch)."""
+    return Image(
+        id=raw["Id"],
+        tags=_real(raw.get("RepoTags")),
+        digests=_real(raw.get("RepoDigests")),
+        created=parse_time(raw["Created"]),
+        size=int(raw.get("Size") or 0),
+        parent=raw.get("Parent") or "",
+    )

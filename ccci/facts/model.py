@@ -1,0 +1,256 @@
+"""The facts snapshot: frozen dataclasses that round-trip through JSON.
+
+Rules read only these types, never the Docker API, so any behaviour can be replayed from a
+saved snapshot (``ccci facts --output json``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ccci.serde import from_jsonable, to_jsonable
+
+STACK_LABEL = "com.docker.stack.namespace"
+FACTS_FORMAT = 1
+
+# Container states in which a container holds resources and must never be touched.
+ACTIVE_CONTAINER_STATES = frozenset({"running", "restarting", "paused", "removing"})
+
+
+@dataclass(frozen=True)
+class Image:
+    """A local image; ``tags`` are ``repo:tag`` as ``docker image ls`` shows them."""
+
+    id: str
+    tags: tuple[str, ...]
+    digests: tuple[str, ...]
+    created: datetime
+    size: int
+    parent: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def dangling(self) -> bool:
+        """Untagged: what ``docker image prune`` (without ``--all``) removes."""
+        return not self.tags
+
+    @property
+    def short_id(self) -> str:
+        return self.id.removeprefix("sha256:")[:12]
+
+
+@dataclass(frozen=True)
+class Container:
+    """A container in any state; ``finished`` is set once it has exited."""
+
+    id: str
+    name: str
+    image: str
+    image_id: str
+    state: str
+    created: datetime
+    finished: datetime | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_CONTAINER_STATES
+
+
+@dataclass(frozen=True)
+class BuildCacheRecord:
+    """One BuildKit cache record, as the engine's disk-usage endpoint reports it."""
+
+    id: str
+    type: str
+    description: str
+    in_use: bool
+    shared: bool
+    size: int
+    created: datetime
+    last_used: datetime | None = None
+
+    @property
+    def dangling(self) -> bool:
+        """Neither in use nor shared with an image: what ``docker builder prune`` removes."""
+        return not self.in_use and not self.shared
+
+
+@dataclass(frozen=True)
+class Service:
+    """A swarm service; ``update_state`` is UpdateStatus.State (``updating``, …) or empty."""
+
+    id: str
+    name: str
+    image: str
+    labels: dict[str, str]
+    created: datetime
+    updated: datetime
+    update_state: str = ""
+    replicas: int | None = None
+
+    @property
+    def stack(self) -> str:
+        return self.labels.get(STACK_LABEL, "")
+
+
+@dataclass(frozen=True)
+class Task:
+    """A swarm task: the unit whose state tells whether a service has converged."""
+
+    id: str
+    service_id: str
+    state: str
+    desired_state: str
+    container_id: str = ""
+    image: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Volume:
+    name: str
+    driver: str
+    labels: dict[str, str]
+    created: datetime | None = None
+
+    @property
+    def stack(self) -> str:
+        return self.labels.get(STACK_LABEL, "")
+
+
+@dataclass(frozen=True)
+class Network:
+    id: str
+    name: str
+    driver: str
+    scope: str
+    labels: dict[str, str]
+    created: datetime | None = None
+
+    @property
+    def stack(self) -> str:
+        return self.labels.get(STACK_LABEL, "")
+
+
+@dataclass(frozen=True)
+class SwarmObject:
+    """A secret or a config: both are named, labelled, and created."""
+
+    id: str
+    name: str
+    labels: dict[str, str]
+    created: datetime
+
+    @property
+    def stack(self) -> str:
+        return self.labels.get(STACK_LABEL, "")
+
+
+@dataclass(frozen=True)
+class Daemon:
+    """What the engine says about itself."""
+
+    name: str
+    server_version: str
+    api_version: str
+    data_root: str
+    storage_driver: str
+    swarm_state: str
+    swarm_manager: bool
+
+
+@dataclass(frozen=True)
+class DiskUsage:
+    """statvfs of the filesystem holding ``path``; ``used`` as ``df`` counts it."""
+
+    path: str
+    total: int
+    used: int
+    available: int
+
+    @property
+    def ratio(self) -> float:
+        """Used share as ``df`` computes Use%: used / (used + available to users)."""
+        denominator = self.used + self.available
+        return self.used / denominator if denominator else 0.0
+
+
+@dataclass(frozen=True)
+class Stack:
+    """Everything that belongs to one stack name; derived from the facts, not gathered."""
+
+    name: str
+    services: tuple[Service, ...]
+    volumes: tuple[Volume, ...]
+    networks: tuple[Network, ...]
+    secrets: tuple[SwarmObject, ...]
+    configs: tuple[SwarmObject, ...]
+
+    @property
+    def live(self) -> bool:
+        """A stack with services is deployed; one without is only leftovers."""
+        return bool(self.services)
+
+
+@dataclass(frozen=True)
+class Facts:
+    """One host's snapshot; ``gathered_at`` is informational, rules take ``now`` separately."""
+
+    host: str
+    gathered_at: datetime
+    daemon: Daemon
+    disks: tuple[DiskUsage, ...] = ()
+    images: tuple[Image, ...] = ()
+    containers: tuple[Container, ...] = ()
+    build_cache: tuple[BuildCacheRecord, ...] = ()
+    services: tuple[Service, ...] = ()
+    tasks: tuple[Task, ...] = ()
+    volumes: tuple[Volume, ...] = ()
+    networks: tuple[Network, ...] = ()
+    secrets: tuple[SwarmObject, ...] = ()
+    configs: tuple[SwarmObject, ...] = ()
+    format_version: int = FACTS_FORMAT
+
+    def disk(self, path: str) -> DiskUsage | None:
+        """The usage gathered for ``path``, or None when it was not gathered."""
+        return next((d for d in self.disks if d.path == path), None)
+
+    def stacks(self) -> tuple[Stack, ...]:
+        """Group labelled objects (and abra's external secrets, by name) into stacks."""
+        labelled: list[Service | Volume | Network | SwarmObject] = [
+            *self.services,
+            *self.volumes,
+            *self.networks,
+            *self.configs,
+            *self.secrets,
+        ]
+        names = {o.stack for o in labelled}
+        names.discard("")
+
+        def owned_secret(secret: SwarmObject, stack: str) -> bool:
+            return secret.stack == stack or (
+                not secret.stack and secret.name.startswith(stack + "_")
+            )
+
+        return tuple(
+            Stack(
+                name=name,
+                services=tuple(s for s in self.services if s.stack == name),
+                volumes=tuple(v for v in self.volumes if v.stack == name),
+                networks=tuple(n for n in self.networks if n.stack == name),
+                secrets=tuple(s for s in self.secrets if owned_secret(s, name)),
+                configs=tuple(c for c in self.configs if c.stack == name),
+            )
+            for name in sorted(names)
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(to_jsonable(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Facts:
+        return from_jsonable(cls, data)

@@ -1,0 +1,1 @@
+"""Policies: YAML documents, validated by JSON Schema, turned once into typed frozen objects."""

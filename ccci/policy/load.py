@@ -1,0 +1,103 @@
+"""Find policy files, render them per host, validate and build typed policies."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ccci.errors import InputError, Location
+from ccci.inventory import Host, Inventory
+from ccci.policy import schema, template
+from ccci.policy.build import BUILDERS
+from ccci.policy.model import Policy
+from ccci.yamlsrc import Document, load_file
+
+
+def discover(paths: Iterable[Path]) -> list[Path]:
+    """Files named on the command line, or every ``*.yaml``/``*.yml`` in named folders."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml")))
+        elif path.exists():
+            found.append(path)
+        else:
+            raise InputError(Location(str(path), 0), "no such file or directory")
+    return found
+
+
+def read(paths: Iterable[Path]) -> list[Document]:
+    docs: list[Document] = []
+    for path in discover(paths):
+        docs.extend(load_file(path, str(path)))
+    return docs
+
+
+def _check_header(doc: Document) -> str:
+    if not isinstance(doc.data, dict):
+        raise InputError(doc.location(()), "a policy document is a mapping")
+    kind = doc.data.get("kind")
+    if kind not in BUILDERS:
+        known = ", ".join(sorted(BUILDERS))
+        raise InputError(doc.location(("kind",)), f"unknown kind {kind!r} (known: {known})")
+    return str(kind)
+
+
+def build(doc: Document) -> Policy:
+    """Validate one (rendered) document against its kind's schema and build it."""
+    kind = _check_header(doc)
+    schema.validate(doc, kind)
+    return BUILDERS[kind](doc)
+
+
+@dataclass(frozen=True)
+class HostPolicies:
+    host: Host
+    policies: tuple[Policy, ...]
+
+
+def load_for_hosts(
+    paths: Iterable[Path], inventory: Inventory, hosts: list[Host]
+) -> list[HostPolicies]:
+    """Load, render, validate and build every policy for every host, before anything runs.
+
+    A document whose ``hosts:`` matches none of the inventory's hosts is still validated
+    (rendered with the ``all`` vars), so a typo is caught in review, not on the host.
+    """
+    docs = read(paths)
+    for doc in docs:
+        _check_header(doc)
+    targeted: dict[int, list[Host]] = {}
+    for i, doc in enumerate(docs):
+        targeted[i] = inventory.match(str(doc.data.get("hosts", "all")))
+    result = [
+        HostPolicies(
+            host,
+            tuple(
+                build(template.render(d, host.vars, host.name))
+                for i, d in enumerate(docs)
+                if host in targeted[i]
+            ),
+        )
+        for host in hosts
+    ]
+    for i, doc in enumerate(docs):
+        if not targeted[i] and not template.has_templates(doc):
+            build(doc)
+    _check_unique(result)
+    return result
+
+
+def _check_unique(per_host: list[HostPolicies]) -> None:
+    for hp in per_host:
+        seen: dict[tuple[str, str], Location] = {}
+        for policy in hp.policies:
+            key = (policy.meta.kind, policy.meta.name)
+            if key in seen:
+                raise InputError(
+                    policy.meta.source,
+                    f"duplicate {policy.meta.kind} name {policy.meta.name!r} "
+                    f"(first at {seen[key]})",
+                )
+            seen[key] = policy.meta.source

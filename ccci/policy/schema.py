@@ -1,0 +1,79 @@
+"""JSON Schema validation with errors that read ``file:line: field: problem``."""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from ccci.errors import InputError
+from ccci.yamlsrc import Document, PathKey
+
+
+def schema_names() -> list[str]:
+    """Every kind that has a schema, from the packaged ``schemas/`` directory."""
+    folder = resources.files("ccci") / "schemas"
+    return sorted(
+        p.name.removesuffix(".json") for p in folder.iterdir() if p.name.endswith(".json")
+    )
+
+
+@cache
+def schema(kind: str) -> dict[str, Any]:
+    text = (resources.files("ccci") / "schemas" / f"{kind}.json").read_text(encoding="utf-8")
+    return dict(json.loads(text))
+
+
+@cache
+def _validator(kind: str) -> Any:
+    import jsonschema
+
+    cls = jsonschema.validators.validator_for(schema(kind))
+    return cls(schema(kind), format_checker=cls.FORMAT_CHECKER)
+
+
+def validate(doc: Document, kind: str) -> None:
+    """Raise InputError for the first problem in ``doc`` (by line), naming where it is."""
+    errors = list(_validator(kind).iter_errors(doc.data))
+    if not errors:
+        return
+    located = [_describe(doc, e) for e in errors]
+    path, message = min(located, key=lambda pm: (doc.line_of(pm[0]), len(pm[0])))
+    raise InputError(doc.location(path), message)
+
+
+def _describe(doc: Document, error: Any) -> tuple[PathKey, str]:
+    path: PathKey = tuple(error.absolute_path)
+    sub = error.schema
+    value = error.instance
+    title = sub.get("title")
+    kind = error.validator
+    if kind == "additionalProperties" and isinstance(value, dict):
+        allowed = sorted(sub.get("properties", {}))
+        extra = sorted(k for k in value if k not in sub.get("properties", {}))
+        return (*path, extra[0]), f"unknown field (allowed: {', '.join(allowed)})"
+    if kind == "required":
+        missing = re.findall(r"'([^']+)' is a required property", error.message)
+        name = missing[0] if missing else "?"
+        return path, f"missing required field {name!r}"
+    if kind == "format" and error.validator_value == "regex":
+        try:
+            re.compile(value)
+        except re.error as exc:
+            return path, f"{value!r} is not a regular expression: {exc}"
+    if kind in ("pattern", "format") and title:
+        return path, f"{value!r} is not a {title}"
+    if kind == "type":
+        expected = title or error.validator_value
+        return path, f"{value!r} is not a {expected}"
+    if kind == "const":
+        return path, f"{value!r}: must be {error.validator_value!r}"
+    if kind == "enum":
+        choices = ", ".join(map(str, error.validator_value))
+        return path, f"{value!r}: must be one of {choices}"
+    if kind == "minProperties":
+        names = ", ".join(sorted(sub.get("properties", {})))
+        return path, f"must name at least one of: {names}"
+    return path, error.message

@@ -1,0 +1,66 @@
+"""Jinja2 values over inventory vars, sandboxed, with undefined names as errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateError, Undefined
+from jinja2.nativetypes import NativeCodeGenerator, native_concat
+from jinja2.sandbox import SandboxedEnvironment
+
+from ccci.errors import InputError
+from ccci.yamlsrc import Document, PathKey
+
+
+def _strict_native_concat(values: Any) -> Any:
+    result = native_concat(values)
+    if isinstance(result, Undefined):
+        # A lone ``{{ name }}`` comes back as the Undefined object itself; str() makes
+        # StrictUndefined raise, so a missing variable is an error here too.
+        str(result)
+    return result
+
+
+class _NativeSandbox(SandboxedEnvironment):
+    """Sandboxed, yet keeps native types: ``"{{ threshold }}"`` may render to a bool or int."""
+
+    code_generator_class = NativeCodeGenerator
+    concat = staticmethod(_strict_native_concat)
+
+
+_ENV = _NativeSandbox(undefined=StrictUndefined, autoescape=False)
+
+
+def _is_template(value: str) -> bool:
+    return "{{" in value or "{%" in value
+
+
+def render(doc: Document, variables: dict[str, Any], host: str) -> Document:
+    """Render every templated string in ``doc``; errors name the value's file:line:field."""
+
+    def walk(value: Any, path: PathKey) -> Any:
+        if isinstance(value, dict):
+            return {k: walk(v, (*path, k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, (*path, i)) for i, v in enumerate(value)]
+        if isinstance(value, str) and _is_template(value):
+            try:
+                return _ENV.from_string(value).render(variables)
+            except TemplateError as exc:
+                raise InputError(
+                    doc.location(path), f"cannot render for host {host}: {exc}"
+                ) from None
+        return value
+
+    return Document(doc.file, doc.index, doc.line, walk(doc.data, ()), doc.lines)
+
+
+def has_templates(doc: Document) -> bool:
+    def walk(value: Any) -> bool:
+        if isinstance(value, dict):
+            return any(walk(v) for v in value.values())
+        if isinstance(value, list):
+            return any(walk(v) for v in value)
+        return isinstance(value, str) and _is_template(value)
+
+    return walk(doc.data)

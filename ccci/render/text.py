@@ -1,0 +1,123 @@
+"""The human plan: Terraform's shape, with a reason under every change."""
+
+from __future__ import annotations
+
+from ccci.apply import ChangeResult, HostReport, Status
+from ccci.plan import Action, Change, HostPlan, Plan
+from ccci.render.style import Style
+from ccci.units import format_bytes
+
+_ACTION_COLOUR = {
+    Action.CREATE: "green",
+    Action.UPDATE: "yellow",
+    Action.DELETE: "red",
+    Action.REPLACE: "yellow",
+}
+
+
+def short(address: str) -> str:
+    """``image:sha256:0123…`` → ``image sha256:0123456789ab``; other ids cut to 12."""
+    kind, _, ident = address.partition(":")
+    if ident.startswith("sha256:"):
+        return f"{kind} {ident[:19]}"
+    return f"{kind} {ident[:12] if len(ident) == 64 else ident}"
+
+
+def change_line(change: Change, style: Style) -> str:
+    size = f"  ~{format_bytes(change.bytes_freed)}" if change.bytes_freed else ""
+    head = style(f"{change.action.symbol} {short(change.address)}", _ACTION_COLOUR[change.action])
+    return f"{head} ({change.label}){size}"
+
+
+def summary_line(plan: HostPlan | Plan) -> str:
+    counts = plan.counts()
+    text = (
+        f"Plan: {counts[Action.CREATE]} to add, {counts[Action.UPDATE]} to change, "
+        f"{counts[Action.DELETE] + counts[Action.REPLACE]} to remove."
+    )
+    freed = (
+        plan.bytes_freed()
+        if isinstance(plan, HostPlan)
+        else sum(h.bytes_freed() for h in plan.hosts)
+    )
+    return f"{text} About {format_bytes(freed)} to free." if freed else text
+
+
+def render_host(plan: HostPlan, style: Style, verbose: bool = False) -> list[str]:
+    lines: list[str] = []
+    if plan.is_empty():
+        lines.append(style("No changes. Host matches policy.", "green"))
+    for change in plan.changes:
+        lines.append(change_line(change, style))
+        lines.append(
+            style(
+                f"  # (because {change.reason}; "
+                f"policy {change.policy} {change.source.file}:{change.source.line})",
+                "dim",
+            )
+        )
+    if plan.changes:
+        lines += ["", summary_line(plan)]
+    if plan.gates:
+        lines += ["", "Gates:"]
+        width = max(len(f"{g.policy} {g.gate.kind.value}") for g in plan.gates)
+        for g in plan.gates:
+            state = style("open  ", "green") if g.open else style("closed", "yellow")
+            lines.append(f"  {f'{g.policy} {g.gate.kind.value}':<{width}}  {state}  {g.observed}")
+    policy_noops = [n for n in plan.noops if n.address.startswith("policy:")]
+    for noop in policy_noops:
+        lines.append(f"Policy {noop.policy} does nothing: {noop.reason}.")
+    others = [n for n in plan.noops if not n.address.startswith("policy:")]
+    if others and verbose:
+        lines += ["", "Left alone:"]
+        lines += [f"  {short(n.address)} ({n.label}): {n.reason}" for n in others]
+    elif others:
+        lines += [
+            "",
+            f"{len(others)} object{'s' if len(others) != 1 else ''} left alone "
+            "(--verbose lists each with its reason).",
+        ]
+    return lines
+
+
+def render_plan(plan: Plan, style: Style, verbose: bool = False) -> str:
+    lines: list[str] = []
+    many = len(plan.hosts) > 1
+    for i, host in enumerate(plan.hosts):
+        if many:
+            lines += ([""] if i else []) + [style(f"{host.host}:", "bold")]
+        body = render_host(host, style, verbose)
+        lines += [f"  {line}" if many and line else line for line in body]
+    if many:
+        lines += ["", f"Total: {summary_line(plan).removeprefix('Plan: ')}"]
+    return "\n".join(lines)
+
+
+def result_line(host: str, result: ChangeResult, style: Style) -> str:
+    colour = {Status.OK: "green", Status.FAILED: "red", Status.SKIPPED: "yellow"}[result.status]
+    change = result.change
+    return (
+        f"{host}: {change.action.symbol} {short(change.address)} ({change.label}): "
+        + style(f"{result.status.value}", colour)
+        + ("" if result.message == "done" else f" ({result.message})")
+    )
+
+
+def render_report(report: HostReport, style: Style) -> list[str]:
+    lines = []
+    if report.converged:
+        lines.append(
+            f"{report.host}: converged"
+            + (f", freed about {format_bytes(report.bytes_freed)}" if report.bytes_freed else "")
+        )
+    else:
+        lines.append(
+            style(
+                f"{report.host}: not converged, "
+                f"{len(report.remaining)} planned change(s) still pending: ",
+                "yellow",
+            )
+            + ", ".join(short(a) for a in report.remaining[:5])
+        )
+    lines.append(report.recap())
+    return lines

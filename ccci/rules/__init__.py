@@ -1,0 +1,32 @@
+"""Rules: pure functions of (policy, facts, now) that yield changes, noops and gate results.
+
+They never do I/O and never read the clock, so every decision can be replayed from a
+snapshot and tested as data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ccci.facts.model import Facts
+from ccci.plan import Change, GateResult, Noop
+
+Outcome = Change | Noop | GateResult
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a rule may read: the facts, the time, and what earlier rules already planned.
+
+    ``reaping`` names stacks that an earlier rule in the same plan removes, so that gates
+    see the state after those changes (reap first, prune last).
+    """
+
+    facts: Facts
+    now: datetime
+    reaping: frozenset[str] = field(default_factory=frozenset)
+
+
+RuleOutput = Iterator[Outcome]

@@ -1,0 +1,133 @@
+"""PrunePolicy: the gated, surgical prune.
+
+Read as a chain of filters: a closed gate stops everything; then stopped containers, then
+dangling images (an image whose only user is a container removed here goes too), then
+dangling build cache, each older than the policy's age. Every exclusion says why.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from ccci.facts.model import Container
+from ccci.plan import Action, Change, Noop, Precondition
+from ccci.policy.model import PrunePolicy
+from ccci.rules import Context, RuleOutput
+from ccci.rules.gates import evaluate
+from ccci.rules.usage import image_users, parents
+from ccci.units import format_duration, format_spec_duration
+
+
+def _age(now: datetime, moment: datetime, what: str, limit: timedelta) -> tuple[bool, str]:
+    """Whether ``moment`` is at least ``limit`` ago, and the phrase that says so."""
+    age = now - moment
+    old = age >= limit
+    relation = "≥" if old else "<"
+    return old, f"{what} {format_duration(age)} ago {relation} {format_spec_duration(limit)}"
+
+
+def plan_prune(policy: PrunePolicy, ctx: Context) -> RuleOutput:
+    facts, now, name = ctx.facts, ctx.now, policy.meta.name
+    results = [evaluate(name, gate, facts, ctx.reaping) for gate in policy.gates]
+    yield from results
+    closed = [r for r in results if not r.open]
+    if closed:
+        why = "; ".join(f"gate {r.gate.kind.value} closed: {r.observed}" for r in closed)
+        yield Noop(f"policy:{name}", name, why, name, policy.meta.source)
+        return
+
+    removed_containers: set[str] = set()
+    if policy.stopped_containers is not None:
+        source = policy.source_of("stopped_containers")
+        for container in facts.containers:
+            if container.active:
+                continue
+            finished = container.finished or container.created
+            what = "exited" if container.finished else "created"
+            old, phrase = _age(now, finished, what, policy.stopped_containers)
+            address = f"container:{container.id}"
+            label = f"{container.name} ({container.image})"
+            if not old:
+                yield Noop(address, label, f"{container.state}, {phrase}", name, source)
+                continue
+            removed_containers.add(container.id)
+            yield Change(
+                address=address,
+                action=Action.DELETE,
+                label=label,
+                reason=f"{container.state}, {phrase}",
+                policy=name,
+                source=source,
+                before=_container_before(container),
+                preconditions=(Precondition.CONTAINER_STOPPED,),
+            )
+
+    if policy.dangling_images is not None:
+        source = policy.source_of("dangling_images")
+        users = image_users(facts, ignoring=frozenset(removed_containers))
+        before_removal = image_users(facts)
+        has_children = parents(facts)
+        for image in facts.images:
+            if not image.dangling:
+                continue
+            address = f"image:{image.id}"
+            label = f"{image.digests[0].partition('@')[0] if image.digests else '<none>'}:<none>"
+            old, phrase = _age(now, image.created, "created", policy.dangling_images)
+            if image.id in users:
+                yield Noop(
+                    address,
+                    label,
+                    f"dangling, but used by {', '.join(users[image.id])}",
+                    name,
+                    source,
+                )
+            elif image.id in has_children:
+                yield Noop(
+                    address, label, "dangling, but other images are built on it", name, source
+                )
+            elif not old:
+                yield Noop(address, label, f"dangling, {phrase}", name, source)
+            else:
+                freed_by = before_removal.get(image.id)
+                note = f" (once {', '.join(freed_by)} is removed)" if freed_by else ""
+                yield Change(
+                    address=address,
+                    action=Action.DELETE,
+                    label=label,
+                    reason=f"dangling, {phrase}{note}",
+                    policy=name,
+                    source=source,
+                    before={"tags": [], "digests": list(image.digests), "size": image.size},
+                    bytes_freed=image.size,
+                    preconditions=(Precondition.IMAGE_DANGLING, Precondition.IMAGE_UNUSED),
+                )
+
+    if policy.dangling_build_cache is not None:
+        source = policy.source_of("dangling_build_cache")
+        for record in facts.build_cache:
+            address = f"build_cache:{record.id}"
+            label = f"{record.type} {record.description or record.id[:12]}".strip()
+            if not record.dangling:
+                why = "in use" if record.in_use else "shared with an image"
+                yield Noop(address, label, f"build cache {why}", name, source)
+                continue
+            last = record.last_used or record.created
+            old, phrase = _age(now, last, "last used", policy.dangling_build_cache)
+            if not old:
+                yield Noop(address, label, f"dangling build cache, {phrase}", name, source)
+                continue
+            yield Change(
+                address=address,
+                action=Action.DELETE,
+                label=label,
+                reason=f"dangling build cache, {phrase}",
+                policy=name,
+                source=source,
+                before={"size": record.size},
+                bytes_freed=record.size,
+                preconditions=(Precondition.BUILD_CACHE_UNUSED,),
+            )
+
+
+def _container_before(container: Container) -> dict[str, object]:
+    return {"name": container.name, "image": container.image, "state": container.state}

@@ -1,0 +1,85 @@
+"""JSON round-trip for the frozen dataclasses of facts and plans.
+
+One generic codec, driven by type hints, so every snapshot and saved plan is written and read
+the same way and a new field needs no hand-written (de)serialiser.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import types
+import typing
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from ccci.units import format_time, parse_time
+
+T = TypeVar("T")
+
+
+def to_jsonable(value: Any) -> Any:
+    """Turn dataclasses, enums, datetimes and tuples into plain JSON values."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return format_time(value)
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    return value
+
+
+def from_jsonable(cls: type[T], data: Any) -> T:
+    """Rebuild an instance of ``cls`` from :func:`to_jsonable` output; raise ValueError."""
+    return typing.cast(T, _decode(cls, data, cls.__name__))
+
+
+def _decode(hint: Any, data: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if data is None and type(None) in args:
+            return None
+        non_none = [a for a in args if a is not type(None)]
+        return _decode(non_none[0], data, where)
+    if hint is Any:
+        return data
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        if not isinstance(data, dict):
+            raise ValueError(f"{where}: expected an object")
+        hints = typing.get_type_hints(hint)
+        kwargs = {}
+        for f in dataclasses.fields(hint):
+            if f.name in data:
+                kwargs[f.name] = _decode(hints[f.name], data[f.name], f"{where}.{f.name}")
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ValueError(f"{where}: missing field {f.name!r}")
+        return hint(**kwargs)
+    if origin is tuple:
+        if not isinstance(data, list):
+            raise ValueError(f"{where}: expected a list")
+        item = args[0] if args else Any
+        return tuple(_decode(item, v, f"{where}[{i}]") for i, v in enumerate(data))
+    if origin is dict:
+        if not isinstance(data, dict):
+            raise ValueError(f"{where}: expected an object")
+        return {k: _decode(args[1], v, f"{where}.{k}") for k, v in data.items()}
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return hint(data)
+    if hint is datetime:
+        if not isinstance(data, str):
+            raise ValueError(f"{where}: expected a timestamp")
+        return parse_time(data)
+    if hint is timedelta:
+        return timedelta(seconds=float(data))
+    if hint is float and isinstance(data, int):
+        return float(data)
+    if isinstance(hint, type) and not isinstance(data, hint):
+        raise ValueError(f"{where}: expected {hint.__name__}, got {type(data).__name__}")
+    return data

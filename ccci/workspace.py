@@ -1,0 +1,210 @@
+"""The facade the CLI drives: settings in, plans and reports out. No click in here."""
+
+from __future__ import annotations
+
+import functools
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ccci import inventory as inventory_mod
+from ccci.errors import CcciError, InputError, Location, StalePlan
+from ccci.facts.model import Facts
+from ccci.inventory import Host, Inventory
+from ccci.plan import Plan, moved
+from ccci.policy.load import HostPolicies, load_for_hosts
+
+SNAPSHOT_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where things are; every path may be relative to the current directory."""
+
+    policies: tuple[Path, ...] = (Path("policies"),)
+    inventory: Path = Path("inventory.yaml")
+    limit: str | None = None
+    state_dir: Path = Path("/var/lib/ccci")
+    journal: Path | None = None
+
+    @property
+    def journal_path(self) -> Path:
+        return self.journal or self.state_dir / "journal.jsonl"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.state_dir / "ccci.lock"
+
+
+def _connector(host: Host) -> Any:
+    from ccci.connectors.local import LocalConnector
+
+    return LocalConnector.for_host(host.name, host.vars)
+
+
+def _gather(host: Host, paths: list[str]) -> Facts:
+    import docker.errors
+
+    from ccci.connectors.local import ConnectionFailed
+    from ccci.facts.docker import gather
+
+    conn = _connector(host)
+    try:
+        return gather(conn, paths)
+    except docker.errors.DockerException as exc:
+        raise ConnectionFailed(
+            f"{host.name}: cannot gather facts from {conn.docker_host}: {exc}"
+        ) from None
+    finally:
+        conn.close()
+
+
+def read_snapshot(path: Path) -> dict[str, Facts]:
+    """Facts saved by ``ccci facts --output json``, by host."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(Location(str(path), 0), f"cannot read: {exc.strerror}") from None
+    except ValueError as exc:
+        raise InputError(
+            Location(str(path), getattr(exc, "lineno", 0)), f"not JSON: {exc}"
+        ) from None
+    if not isinstance(data, dict) or not isinstance(data.get("hosts"), dict):
+        raise InputError(Location(str(path), 1), "hosts: not a ccci facts snapshot")
+    if data.get("format_version") != SNAPSHOT_FORMAT:
+        raise InputError(Location(str(path), 1), f"format_version: expected {SNAPSHOT_FORMAT}")
+    snapshot = {}
+    for name, raw in data["hosts"].items():
+        try:
+            snapshot[name] = Facts.from_dict(raw)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise InputError(Location(str(path), 0), f"hosts.{name}: {exc}") from None
+    return snapshot
+
+
+def snapshot_json(facts: list[Facts]) -> str:
+    from ccci.serde import to_jsonable
+
+    return json.dumps(
+        {"format_version": SNAPSHOT_FORMAT, "hosts": {f.host: to_jsonable(f) for f in facts}},
+        indent=2,
+        sort_keys=True,
+    )
+
+
+class Workspace:
+    """Inventory, policies and state for one invocation."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.inventory: Inventory = inventory_mod.load(settings.inventory)
+
+    def targets(self, inventory: Inventory | None = None) -> list[HostPolicies]:
+        """Every limited host with its validated policies; errors before any I/O."""
+        inv = inventory or self.inventory
+        return load_for_hosts(self.settings.policies, inv, inv.limit(self.settings.limit))
+
+    def gather(self, target: HostPolicies) -> Facts:
+        from ccci.planner import disk_paths
+
+        return _gather(target.host, disk_paths(target.policies))
+
+    def plan(
+        self, now: datetime | None = None, snapshot: Path | None = None
+    ) -> tuple[Plan, dict[str, Facts]]:
+        """Plan every targeted host, from live facts or from a saved snapshot."""
+        from ccci.planner import plan_hosts
+
+        inventory = self.inventory
+        facts_by_host: dict[str, Facts]
+        if snapshot is not None:
+            facts_by_host = read_snapshot(snapshot)
+            if not self.settings.inventory.exists():
+                # No inventory: the snapshot's hosts are the inventory.
+                hosts = {n: Host(n, {"inventory_hostname": n}, ("all",)) for n in facts_by_host}
+                inventory = Inventory(hosts, {"all": tuple(hosts)}, str(snapshot))
+            targets = self.targets(inventory)
+            missing = [t.host.name for t in targets if t.host.name not in facts_by_host]
+            if missing:
+                have = ", ".join(sorted(facts_by_host)) or "none"
+                raise InputError(
+                    Location(str(snapshot), 1),
+                    f"hosts: no facts for {', '.join(missing)} (has: {have})",
+                )
+        else:
+            targets = self.targets()
+            facts_by_host = {t.host.name: self.gather(t) for t in targets}
+        moment = now or datetime.now(UTC)
+        plan = plan_hosts(
+            ((t.host.name, t.policies, facts_by_host[t.host.name]) for t in targets), moment
+        )
+        return plan, facts_by_host
+
+    def apply(self, plan: Plan, saved: bool, on_result: Callable[[str, Any], None]) -> list[Any]:
+        """Apply under the lock; a saved plan is refused whole if any host has moved."""
+        from ccci import lock
+        from ccci.apply import Executor, gate_paths
+        from ccci.connectors.local import LocalConnector
+        from ccci.facts.docker import gather
+        from ccci.journal import Journal
+
+        with lock.hold(self.settings.lock_path):
+            conns: dict[str, LocalConnector] = {}
+            fresh: dict[str, Facts] = {}
+            for host_plan in plan.hosts:
+                host = self.inventory.hosts.get(host_plan.host)
+                if host is None:
+                    raise CcciError(f"{host_plan.host}: host is not in {self.settings.inventory}")
+                conns[host.name] = _connector(host)
+                fresh[host.name] = gather(conns[host.name], gate_paths(host_plan))
+            if saved:
+                _refuse_if_stale(plan, fresh)
+            journal = Journal(self.settings.journal_path)
+            run_id = uuid.uuid4().hex[:12]
+            reports = []
+            try:
+                for host_plan in plan.hosts:
+                    executor = Executor(
+                        conns[host_plan.host],
+                        journal,
+                        run_id,
+                        clock=lambda: datetime.now(UTC),
+                        on_result=functools.partial(on_result, host_plan.host),
+                    )
+                    reports.append(executor.run(host_plan, fresh[host_plan.host]))
+            finally:
+                journal.close()
+                for conn in conns.values():
+                    conn.close()
+            return reports
+
+
+def _refuse_if_stale(plan: Plan, fresh: dict[str, Facts]) -> None:
+    problems = []
+    for host_plan in plan.hosts:
+        changed = moved(host_plan, fresh[host_plan.host])
+        if changed:
+            shown = ", ".join(changed[:3]) + (
+                f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+            )
+            problems.append(f"{host_plan.host}: {shown}")
+    if problems:
+        raise StalePlan(
+            "saved plan is stale: the facts it was made from have moved ("
+            + "; ".join(problems)
+            + "); make a new plan with ccci reconcile --plan"
+        )
+
+
+def read_plan(path: Path) -> Plan:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return Plan.from_dict(data)
+    except OSError as exc:
+        raise InputError(Location(str(path), 0), f"cannot read: {exc.strerror}") from None
+    except (ValueError, TypeError, KeyError) as exc:
+        raise InputError(Location(str(path), 1), f"not a ccci plan: {exc}") from None
