@@ -65,7 +65,8 @@ def _converging(facts: Facts) -> tuple[bool, str]:
         service, why = found[0]
         more = f" and {len(found) - 1} more" if len(found) > 1 else ""
         return False, f"service {service.name} converging ({why}){more}"
-    return True, f"no service converging ({len(facts.services)} services)"
+    count = len(facts.services)
+    return True, f"no service converging ({count} service{'' if count == 1 else 's'})"
 
 
 def evaluate(

@@ -1,0 +1,128 @@
+"""``make demo``: seed a CI-host scenario on the private engine and let ccci reconcile it.
+
+The story: a run-app is deployed, so the gated prune waits; the run ends and is torn down,
+so the prune plans exactly the old dangling images; apply removes them; a second plan finds
+nothing to do. Only the private engine started by ``harness`` is touched. Disk pressure is
+real: the disk gate measures a small tmpfs filled to 85%.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from harness.disk import disk_path, fill_to, small_filesystem
+from harness.engine import Engine, ensure_engine
+from harness.images import BASE_TAG, ensure_busybox_image, load_image, make_dangling_image
+from harness.swarm import deploy_stack, reset
+
+REPO = Path(__file__).resolve().parent.parent
+RUN_APP = "redi-3fa9c1_ci_example_org"
+RUN_APP_COMPOSE = f"""
+version: "3.8"
+services:
+  app:
+    image: {BASE_TAG}
+    command: ["sleep", "3600"]
+    volumes: [data:/data]
+volumes:
+  data:
+"""
+PROXY_COMPOSE = f"""
+version: "3.8"
+services:
+  app:
+    image: recipe/traefik:2.11
+    command: ["sleep", "3600"]
+"""
+
+
+def say(text: str) -> None:
+    print(f"\n### {text}", flush=True)
+
+
+def ccci(workdir: Path, *args: str) -> int:
+    """Run the real CLI, echoing the command the way a reader would type it."""
+    print(f"$ ccci {shlex.join(args)}", flush=True)
+    env = {**os.environ, "CCCI_STATE_DIR": str(workdir / "state")}
+    ccci_bin = Path(sys.executable).parent / "ccci"
+    done = subprocess.run([str(ccci_bin), *args], cwd=workdir, env=env, check=False)
+    if done.returncode not in (0, 2):
+        raise SystemExit(f"demo: ccci exited {done.returncode}")
+    return done.returncode
+
+
+def seed(engine: Engine) -> None:
+    now = datetime.now(UTC)
+    ensure_busybox_image(engine)
+    # The cache: tagged images a CI run deploys. ccci never prunes tagged images.
+    for tag in ("recipe/redis:7-alpine", "recipe/postgres:16", "recipe/traefik:2.11"):
+        load_image(engine, tag, now - timedelta(days=30), layer_bytes=512 * 1024)
+    # Leftovers of old re-pulls: dangling images days old (these should go) …
+    for days, size in ((3, 3), (5, 2), (9, 4)):
+        make_dangling_image(engine, now - timedelta(days=days), size_bytes=size << 20)
+    # … one from two hours ago (too young), and one an exited job container still uses.
+    make_dangling_image(engine, now - timedelta(hours=2), size_bytes=1 << 20)
+    used = make_dangling_image(engine, now - timedelta(days=4), size_bytes=1 << 20)
+    engine.docker("run", "--name", "ci-job-1234", used, "true")
+    deploy_stack(engine, "traefik", PROXY_COMPOSE)
+    deploy_stack(engine, RUN_APP, RUN_APP_COMPOSE)
+
+
+def teardown(engine: Engine, stack: str, timeout: float = 60) -> None:
+    """``docker stack rm`` and wait until its tasks' containers are gone, as abra does.
+    Its named volume stays behind: ``docker stack rm`` never removes volumes."""
+    engine.docker("stack", "rm", stack)
+    label = f"label=com.docker.stack.namespace={stack}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = engine.docker("ps", "-aq", "--filter", label).stdout.split()
+        left += engine.docker("service", "ls", "-q", "--filter", label).stdout.split()
+        if not left:
+            return
+        time.sleep(0.5)
+    raise SystemExit(f"demo: stack {stack} was not gone after {timeout:.0f}s")
+
+
+def main() -> None:
+    engine = ensure_engine()
+    workdir = Path(engine.state_dir) / "demo"
+    (workdir / "state").mkdir(parents=True, exist_ok=True)
+    gate_disk = small_filesystem(disk_path("demo"), 64)
+    fill_to(gate_disk, 85)
+    (workdir / "inventory.yaml").write_text(
+        "all:\n"
+        "  vars:\n"
+        f"    docker_data_root: {gate_disk}   # a 64 MiB tmpfs filled to 85%: real disk pressure\n"
+        "  children:\n"
+        "    ci:\n"
+        "      hosts:\n"
+        f"        cc-ci: {{docker_host: '{engine.docker_host}'}}\n",
+        encoding="utf-8",
+    )
+    policies = str(REPO / "policies")
+    say("Seeding a CI host on the private engine (images, a job container, two stacks)")
+    reset(engine)
+    seed(engine)
+    say("A run-app is live: the gated prune waits")
+    ccci(workdir, "reconcile", "--plan", "-p", policies)
+    say("The CI run ends and tears its app down")
+    teardown(engine, RUN_APP)
+    ccci(workdir, "reconcile", "--plan", "-p", policies, "--verbose")
+    say("Apply: plan again under the lock, re-check each change, act, journal")
+    ccci(workdir, "reconcile", "--apply", "--yes", "-p", policies)
+    say("Plan again: nothing left to do")
+    code = ccci(workdir, "reconcile", "--plan", "--detailed-exitcode", "-p", policies)
+    print(f"(exit code {code}: 0 means the host matches policy)")
+    say(f"The journal ({workdir / 'state' / 'journal.jsonl'}), last line")
+    lines = (workdir / "state" / "journal.jsonl").read_text(encoding="utf-8").splitlines()
+    print(lines[-1])
+
+
+if __name__ == "__main__":
+    main()
