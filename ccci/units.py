@@ -38,9 +38,12 @@ def format_duration(delta: timedelta) -> str:
 
 
 def format_spec_duration(delta: timedelta) -> str:
-    """Format a timedelta in policy syntax (``24h``, ``14d``) for reasons and diffs."""
+    """Format a timedelta in policy syntax for reasons and diffs, the way people write it:
+    ``24h`` and ``48h`` rather than ``1d``/``2d``, days from three on (``3d``, ``14d``)."""
     seconds = int(delta.total_seconds())
-    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+    if seconds % 86400 == 0 and seconds > 2 * 86400:
+        return f"{seconds // 86400}d"
+    for unit, size in (("h", 3600), ("m", 60)):
         if seconds and seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"

@@ -33,7 +33,7 @@ services:
 volumes:
   data:
 """
-PROXY_COMPOSE = f"""
+PROXY_COMPOSE = """
 version: "3.8"
 services:
   app:

@@ -46,7 +46,7 @@ def plan_prune(policy: PrunePolicy, ctx: Context) -> RuleOutput:
             what = "exited" if container.finished else "created"
             old, phrase = _age(now, finished, what, policy.stopped_containers)
             address = f"container:{container.id}"
-            label = f"{container.name} ({container.image})"
+            label = f"{container.name} ({_short_image(container.image)})"
             if not old:
                 yield Noop(address, label, f"{container.state}, {phrase}", name, source)
                 continue
@@ -127,6 +127,11 @@ def plan_prune(policy: PrunePolicy, ctx: Context) -> RuleOutput:
                 bytes_freed=record.size,
                 preconditions=(Precondition.BUILD_CACHE_UNUSED,),
             )
+
+
+def _short_image(ref: str) -> str:
+    """A container made from an image id shows it as ``sha256:<64 hex>``; cut that to 12."""
+    return ref[:19] if ref.startswith("sha256:") else ref
 
 
 def _container_before(container: Container) -> dict[str, object]:
