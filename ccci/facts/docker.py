@@ -228,12 +228,11 @@ def gather(
             }
             swarm_futures = {n: pool.submit(c) for n, c in swarm_calls.items()}
             swarm = {n: f.result() for n, f in swarm_futures.items()}
-    paths = dict.fromkeys([daemon.data_root, *disk_paths])
     return Facts(
         host=conn.host,
         gathered_at=now or datetime.now(UTC),
         daemon=daemon,
-        disks=tuple(conn.disk_usage(p) for p in paths if p),
+        disks=_disks(conn, [daemon.data_root, *disk_paths]),
         images=tuple(sorted((parse_image(r) for r in raw["images"]), key=lambda i: i.id)),
         containers=tuple(sorted(raw["containers"], key=lambda c: c.id)),
         build_cache=tuple(parse_build_cache(r) for r in raw["build_cache"]),
@@ -244,6 +243,18 @@ def gather(
         secrets=tuple(parse_swarm_object(r) for r in swarm["secrets"]),
         configs=tuple(parse_swarm_object(r) for r in swarm["configs"]),
     )
+
+
+def _disks(conn: DockerConnector, paths: list[str]) -> tuple[DiskUsage, ...]:
+    """statvfs of each path; a path that cannot be measured is left out, so a gate on it
+    stays closed and says the usage is unknown."""
+    found = []
+    for path in dict.fromkeys(p for p in paths if p):
+        try:
+            found.append(conn.disk_usage(path))
+        except OSError:
+            continue
+    return tuple(found)
 
 
 def refresh_swarm(conn: DockerConnector, facts: Facts) -> Facts:
