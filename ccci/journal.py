@@ -17,7 +17,11 @@ class Journal:
         self.path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
+            size = os.fstat(self._fd).st_size
+            if size and os.pread(self._fd, 1, size - 1) != b"\n":
+                # A run killed mid-write left a torn line; end it so ours stays whole.
+                os.write(self._fd, b"\n")
         except OSError as exc:
             raise CcciError(f"{path}: cannot open the journal: {exc.strerror}") from None
 

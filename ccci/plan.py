@@ -141,6 +141,9 @@ class Plan:
 
     @classmethod
     def from_dict(cls, data: Any) -> Plan:
+        """Read a saved plan; the ``summary`` that ``--output json`` adds is derived data."""
+        if isinstance(data, dict):
+            data = {k: v for k, v in data.items() if k != "summary"}
         return from_jsonable(cls, data)
 
 

@@ -54,6 +54,9 @@ def _decode(hint: Any, data: Any, where: str) -> Any:
         if not isinstance(data, dict):
             raise ValueError(f"{where}: expected an object")
         hints = typing.get_type_hints(hint)
+        unknown = sorted(set(data) - set(hints))
+        if unknown:
+            raise ValueError(f"{where}: unknown field {unknown[0]!r}")
         kwargs = {}
         for f in dataclasses.fields(hint):
             if f.name in data:

@@ -39,9 +39,14 @@ def validate(doc: Document, kind: str) -> None:
     errors = list(_validator(kind).iter_errors(doc.data))
     if not errors:
         return
-    located = [_describe(doc, e) for e in errors]
-    path, message = min(located, key=lambda pm: (doc.line_of(pm[0]), len(pm[0])))
+    # An unknown key explains a "missing" one (``spce:`` for ``spec:``), so it goes first.
+    located = [(e.validator != "additionalProperties", *_describe(doc, e)) for e in errors]
+    _, path, message = min(located, key=lambda pm: (pm[0], doc.line_of(pm[1]), len(pm[1])))
     raise InputError(doc.location(path), message)
+
+
+def _article(noun: str) -> str:
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
 
 
 def _describe(doc: Document, error: Any) -> tuple[PathKey, str]:
@@ -64,10 +69,10 @@ def _describe(doc: Document, error: Any) -> tuple[PathKey, str]:
         except re.error as exc:
             return path, f"{value!r} is not a regular expression: {exc}"
     if kind in ("pattern", "format") and title:
-        return path, f"{value!r} is not a {title}"
+        return path, f"{value!r} is not {_article(title)}"
     if kind == "type":
-        expected = title or error.validator_value
-        return path, f"{value!r} is not a {expected}"
+        expected = str(title or error.validator_value)
+        return path, f"{value!r} is not {_article(expected)}"
     if kind == "const":
         return path, f"{value!r}: must be {error.validator_value!r}"
     if kind == "enum":

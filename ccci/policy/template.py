@@ -2,30 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from itertools import chain, islice
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, Undefined
-from jinja2.nativetypes import NativeCodeGenerator, native_concat
+from jinja2.nativetypes import NativeCodeGenerator
 from jinja2.sandbox import SandboxedEnvironment
 
 from ccci.errors import InputError
 from ccci.yamlsrc import Document, PathKey
 
 
-def _strict_native_concat(values: Any) -> Any:
-    result = native_concat(values)
-    if isinstance(result, Undefined):
-        # A lone ``{{ name }}`` comes back as the Undefined object itself; str() makes
-        # StrictUndefined raise, so a missing variable is an error here too.
-        str(result)
-    return result
+def _native_concat(values: Iterator[Any]) -> Any:
+    """A lone ``{{ expr }}`` keeps its value's type (a bool stays a bool, the string
+    ``"2024"`` stays a string); anything mixed with text is joined as text."""
+    head = list(islice(values, 2))
+    if not head:
+        return ""
+    if len(head) == 1:
+        value = head[0]
+        if isinstance(value, Undefined):
+            # StrictUndefined raises on str(): a missing variable is an error here too.
+            str(value)
+        return value
+    return "".join(str(v) for v in chain(head, values))
 
 
 class _NativeSandbox(SandboxedEnvironment):
     """Sandboxed, yet keeps native types: ``"{{ threshold }}"`` may render to a bool or int."""
 
     code_generator_class = NativeCodeGenerator
-    concat = staticmethod(_strict_native_concat)
+    concat = staticmethod(_native_concat)  # type: ignore[assignment]
 
 
 _ENV = _NativeSandbox(undefined=StrictUndefined, autoescape=False)
@@ -49,6 +57,11 @@ def render(doc: Document, variables: dict[str, Any], host: str) -> Document:
             except TemplateError as exc:
                 raise InputError(
                     doc.location(path), f"cannot render for host {host}: {exc}"
+                ) from None
+            except Exception as exc:  # an expression that fails (1 / 0, 'a' + 1) is bad input
+                problem = f"{type(exc).__name__}: {exc}"
+                raise InputError(
+                    doc.location(path), f"cannot render for host {host}: {problem}"
                 ) from None
         return value
 

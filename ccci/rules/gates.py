@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from ccci.facts.model import Facts, Service
 from ccci.plan import GateResult
 from ccci.policy.model import Gate, GateKind
@@ -41,10 +43,9 @@ def _disk(gate: Gate, facts: Facts) -> tuple[bool, str]:
     shown = f"{format_percent(usage.ratio)} on {gate.path}"
     if usage.ratio >= gate.at_least:
         return True, f"disk {shown} ≥ {format_percent(gate.at_least)}"
-    return (
-        False,
-        f"disk {format_percent(usage.ratio)} < {format_percent(gate.at_least)} on {gate.path}",
-    )
+    # Round down when closed, so 79.96% never reads as "80% < 80%".
+    below = format_percent(math.floor(usage.ratio * 1000) / 1000)
+    return False, f"disk {below} < {format_percent(gate.at_least)} on {gate.path}"
 
 
 def _stacks(gate: Gate, facts: Facts, reaping: frozenset[str]) -> tuple[bool, str]:

@@ -42,20 +42,24 @@ def plan_prune(policy: PrunePolicy, ctx: Context) -> RuleOutput:
         for container in facts.containers:
             if container.active:
                 continue
-            finished = container.finished or container.created
-            what = "exited" if container.finished else "created"
-            old, phrase = _age(now, finished, what, policy.stopped_containers)
+            if container.finished:
+                old, phrase = _age(now, container.finished, "exited", policy.stopped_containers)
+                phrase = phrase if container.state == "exited" else f"{container.state}, {phrase}"
+            else:
+                old, phrase = _age(now, container.created, "created", policy.stopped_containers)
+                state = "never started" if container.state == "created" else container.state
+                phrase = f"{state}, {phrase}"
             address = f"container:{container.id}"
             label = f"{container.name} ({_short_image(container.image)})"
             if not old:
-                yield Noop(address, label, f"{container.state}, {phrase}", name, source)
+                yield Noop(address, label, phrase, name, source)
                 continue
             removed_containers.add(container.id)
             yield Change(
                 address=address,
                 action=Action.DELETE,
                 label=label,
-                reason=f"{container.state}, {phrase}",
+                reason=phrase,
                 policy=name,
                 source=source,
                 before=_container_before(container),

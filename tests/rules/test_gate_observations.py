@@ -84,12 +84,6 @@ def test_the_disk_gate_opens_at_the_threshold_not_before(used: int, open_: bool)
     assert evaluate("p", disk_gate(), facts_with_usage(used)).open is open_
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: ccci/rules/gates.py:41-46 (_disk) formats both sides with format_percent, which "
-    "rounds 79.96% to '80%', so a closed gate reads 'disk 80% < 80%'",
-)
 @pytest.mark.parametrize("used", [7996, 7999])
 def test_a_closed_disk_gate_never_reads_as_if_usage_met_the_threshold(used: int) -> None:
     result = evaluate("p", disk_gate(), facts_with_usage(used))

@@ -135,12 +135,6 @@ def test_reading_a_missing_journal_is_empty(tmp_path: Path) -> None:
     assert journal.read(tmp_path / "never-written.jsonl") == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: ccci/journal.py:20 appends after a torn last line without a newline, so "
-    "the next run's first entry is glued onto it and lost as well",
-)
 def test_the_entry_after_a_torn_line_is_kept(tmp_path: Path) -> None:
     path = tmp_path / "journal.jsonl"
     with path.open("w", encoding="utf-8") as killed:

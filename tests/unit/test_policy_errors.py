@@ -221,12 +221,6 @@ def test_duplicate_policy_names_across_files_point_at_both() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: ccci/policy/schema.py:67 writes 'is not a {title}', "
-    "giving 'is not a absolute path'",
-)
 def test_a_relative_path_error_reads_as_english() -> None:
     assert error_of({"policy.yaml": edit(9, "      path: var/lib/docker")}) == (
         "policy.yaml:9: spec.gates.disk_usage.path: 'var/lib/docker' is not an absolute path"
@@ -281,23 +275,11 @@ def test_a_template_that_renders_the_wrong_type_is_a_schema_error_at_its_line() 
     assert error == "policy.yaml:10: spec.gates.disk_usage.at_least: 80 is not a percentage"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ZeroDivisionError,
-    reason="bug: ccci/policy/template.py:49 catches only jinja2.TemplateError; "
-    "ZeroDivisionError/TypeError from an expression escape as a traceback",
-)
 def test_an_expression_that_raises_is_an_input_error() -> None:
     error = error_of({"policy.yaml": edit(10, '      at_least: "{{ 80 / 0 }}%"')})
     assert error.startswith("policy.yaml:10: spec.gates.disk_usage.at_least: cannot render")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=InputError,
-    reason="bug: ccci/policy/template.py:15 native_concat literal_evals a lone string "
-    "value, so a string var '2024' becomes the int 2024",
-)
 def test_a_string_variable_stays_a_string() -> None:
     text = edit(4, '  name: "{{ policy_name }}"')
     (hp,) = load({"policy.yaml": text}, _inventory(policy_name="2024"))
