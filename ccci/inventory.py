@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ class Inventory:
     hosts: dict[str, Host]
     groups: dict[str, tuple[str, ...]]
     source: str = ""
+    all_vars: dict[str, Any] = field(default_factory=dict)
 
     def match(self, pattern: str) -> list[Host]:
         """Hosts matched by an Ansible pattern, in inventory order."""
@@ -90,21 +91,22 @@ def load(path: Path) -> Inventory:
     if not isinstance(doc.data, dict) or set(doc.data) != {"all"}:
         raise InputError(doc.location(()), "an inventory has one top-level key: all")
     builder = _Builder(doc)
-    builder.walk("all", doc.data["all"], ("all",), [])
+    builder.walk("all", doc.data["all"], ("all",))
     return builder.result(str(path))
 
 
 class _Builder:
-    """Walk the group tree once, collecting membership and vars in precedence order."""
+    """Walk the group tree once, recording edges; membership and vars are resolved after,
+    because Ansible lets a group be defined in one place and named as a child in another."""
 
     _GROUP_KEYS = frozenset({"hosts", "children", "vars"})
 
     def __init__(self, doc: Document) -> None:
         self.doc = doc
         self.order: list[str] = []
-        self.members: dict[str, list[str]] = {}
-        # Per host: (depth, group name, vars) layers, merged later by depth then name.
-        self.layers: dict[str, list[tuple[int, str, dict[str, Any]]]] = {}
+        self.group_vars: dict[str, dict[str, Any]] = {}
+        self.direct: dict[str, list[str]] = {}
+        self.children: dict[str, list[str]] = {}
         self.host_vars: dict[str, dict[str, Any]] = {}
 
     def _mapping(self, value: Any, path: PathKey) -> dict[str, Any]:
@@ -114,9 +116,7 @@ class _Builder:
             raise InputError(self.doc.location(path), "expected a mapping")
         return value
 
-    def walk(
-        self, group: str, body: Any, path: PathKey, ancestors: list[tuple[str, dict[str, Any]]]
-    ) -> None:
+    def walk(self, group: str, body: Any, path: PathKey) -> None:
         spec = self._mapping(body, path)
         for key in spec:
             if key not in self._GROUP_KEYS:
@@ -124,35 +124,62 @@ class _Builder:
                     self.doc.location((*path, key)),
                     "unknown field (allowed: children, hosts, vars)",
                 )
-        group_vars = self._mapping(spec.get("vars"), (*path, "vars"))
-        chain = [*ancestors, (group, group_vars)]
-        members = self.members.setdefault(group, [])
+        self.group_vars.setdefault(group, {}).update(
+            self._mapping(spec.get("vars"), (*path, "vars"))
+        )
+        direct = self.direct.setdefault(group, [])
         for host, hvars in self._mapping(spec.get("hosts"), (*path, "hosts")).items():
             if host not in self.order:
                 self.order.append(host)
-            if host not in members:
-                members.append(host)
+            if host not in direct:
+                direct.append(host)
             extra = self._mapping(hvars, (*path, "hosts", host))
             self.host_vars.setdefault(host, {}).update(extra)
-            layers = self.layers.setdefault(host, [])
-            for depth, (name, gvars) in enumerate(chain):
-                layers.append((depth, name, gvars))
-                ancestor_members = self.members.setdefault(name, [])
-                if host not in ancestor_members:
-                    ancestor_members.append(host)
-        children = self._mapping(spec.get("children"), (*path, "children"))
-        for child, child_body in children.items():
-            self.walk(str(child), child_body, (*path, "children", child), chain)
+        kids = self.children.setdefault(group, [])
+        for child, child_body in self._mapping(spec.get("children"), (*path, "children")).items():
+            if str(child) not in kids:
+                kids.append(str(child))
+            self.walk(str(child), child_body, (*path, "children", child))
+
+    def _depths(self) -> dict[str, int]:
+        """Longest path from ``all``: a deeper group's vars win, as in Ansible."""
+        depth: dict[str, int] = {"all": 0}
+        frontier = ["all"]
+        for _ in range(len(self.children) + 1):
+            following = []
+            for group in frontier:
+                for child in self.children.get(group, []):
+                    if depth.get(child, -1) < depth[group] + 1:
+                        depth[child] = depth[group] + 1
+                        following.append(child)
+            if not following:
+                return depth
+            frontier = following
+        raise InputError(self.doc.location(("all",)), "groups form a cycle through children")
+
+    def _members(self, group: str, seen: frozenset[str] = frozenset()) -> list[str]:
+        found = list(self.direct.get(group, []))
+        for child in self.children.get(group, []):
+            if child not in seen:
+                found += [h for h in self._members(child, seen | {group}) if h not in found]
+        return found
 
     def result(self, source: str) -> Inventory:
+        depths = self._depths()
+        members = {g: self._members(g) for g in depths}
+        members["all"] = list(self.order)
         hosts: dict[str, Host] = {}
         for name in self.order:
+            groups = sorted((g for g in depths if name in members[g]), key=lambda g: (depths[g], g))
             merged: dict[str, Any] = {}
-            for _, _, gvars in sorted(self.layers[name], key=lambda layer: (layer[0], layer[1])):
-                merged.update(gvars)
+            for group in groups:
+                merged.update(self.group_vars.get(group, {}))
             merged.update(self.host_vars.get(name, {}))
             merged.setdefault("inventory_hostname", name)
-            groups = tuple(g for g, m in self.members.items() if name in m)
-            hosts[name] = Host(name, merged, groups)
-        self.members.setdefault("all", list(self.order))
-        return Inventory(hosts, {g: tuple(m) for g, m in self.members.items()}, source)
+            hosts[name] = Host(name, merged, tuple(groups))
+        return Inventory(
+            hosts,
+            {g: tuple(m) for g, m in members.items()},
+            source,
+            dict(self.group_vars.get("all", {})),
+        )

@@ -82,11 +82,31 @@ def load_for_hosts(
         )
         for host in hosts
     ]
+    selected = {h.name for h in hosts}
     for i, doc in enumerate(docs):
-        if not targeted[i] and not template.has_templates(doc):
-            build(doc)
+        # Validate what this run does not use too: for the hosts it targets outside
+        # --limit, or with the ``all`` vars when it targets no host at all.
+        others = [h for h in targeted[i] if h.name not in selected]
+        if not targeted[i]:
+            _validate_untargeted(doc, inventory)
+        for host in others:
+            build(template.render(doc, host.vars, host.name))
     _check_unique(result)
     return result
+
+
+def _validate_untargeted(doc: Document, inventory: Inventory) -> None:
+    """A document for no inventory host is rendered with the ``all`` vars; when it needs a
+    variable only hosts define, it cannot be checked here and is left to ``hosts:`` review."""
+    from jinja2 import UndefinedError
+
+    try:
+        rendered = template.render(doc, inventory.all_vars, "(none)")
+    except InputError as exc:
+        if isinstance(exc.__context__, UndefinedError):
+            return
+        raise
+    build(rendered)
 
 
 def _check_unique(per_host: list[HostPolicies]) -> None:

@@ -209,13 +209,6 @@ all:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: ccci/inventory.py:117-145 (_Builder.walk) records membership only where "
-    "hosts are listed, so a group named again under another group's children "
-    "(Ansible's prod: {children: {east:}}) gets no members and passes no vars",
-)
 def test_a_group_referenced_as_a_child_elsewhere_joins_that_parent(tmp_path: Path) -> None:
     path = tmp_path / "inventory.yaml"
     path.write_text(NESTED_BY_REFERENCE, encoding="utf-8")
