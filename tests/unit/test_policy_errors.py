@@ -70,7 +70,9 @@ def _inventory(**host_vars: object) -> Inventory:
     variables.update(host_vars)
     host = Host("cc-ci", variables, ("all", "ci"))
     groups = {"all": ("cc-ci",), "ci": ("cc-ci",)}
-    return Inventory({"cc-ci": host}, groups, "inventory.yaml", {"docker_data_root": "/var/lib/docker"})
+    return Inventory(
+        {"cc-ci": host}, groups, "inventory.yaml", {"docker_data_root": "/var/lib/docker"}
+    )
 
 
 def load(files: dict[str, str], inventory: Inventory | None = None) -> list[HostPolicies]:
