@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from ccci.facts.docker import gather, image_from_inspect, refresh_swarm
-from ccci.facts.model import ACTIVE_CONTAINER_STATES, Facts
+from ccci.facts.model import ACTIVE_CONTAINER_STATES, SCOPE_FULL, SCOPE_STACKS, Facts
 from ccci.journal import Journal
 from ccci.plan import Action, Change, GateResult, HostPlan, Precondition, subjects
 from ccci.policy.model import GateKind
-from ccci.rules.gates import evaluate
+from ccci.reap import SINGULAR, leftovers, reap_stack
+from ccci.rules.gates import converging_services, evaluate
 from ccci.rules.usage import resolve
 from ccci.units import format_time
 
@@ -69,6 +70,12 @@ class HostReport:
 # Gates that a deploy can close at any moment; the disk gate is checked once, at the start,
 # because pruning itself lowers usage and must not stop halfway through its own work.
 _LIVE_GATES = frozenset({GateKind.NO_LIVE_STACKS, GateKind.NO_CONVERGING_SERVICES})
+_START_GATES = frozenset(GateKind) - _LIVE_GATES
+
+
+def scope_for(plan: HostPlan) -> str:
+    """A plan that only reaps stacks needs only the stack facts (the janitor's fast path)."""
+    return SCOPE_STACKS if all(c.kind == "stack" for c in plan.changes) else SCOPE_FULL
 
 
 def gate_paths(plan: HostPlan) -> list[str]:
@@ -93,16 +100,15 @@ class Executor:
         self.on_result = on_result
 
     def run(self, plan: HostPlan, facts: Facts) -> HostReport:
-        closed_at_start = self._closed(plan.gates, facts, kinds=None)
+        closed_at_start = self._closed(plan.gates, facts, kinds=_START_GATES)
         results = []
         for change in plan.changes:
             result = self._one(change, plan, facts, closed_at_start)
             self._record(plan.host, result)
             self.on_result(result)
             results.append(result)
-        after = gather(self.conn, gate_paths(plan))
-        present = subjects(after)
-        remaining = tuple(c.address for c in plan.changes if c.address in present)
+        after = self.current(plan, scope_for(plan))
+        remaining = tuple(c.address for c in plan.changes if _still_there(c, after))
         report = HostReport(plan.host, tuple(results), len(plan.noops), remaining)
         self.journal.write(
             {
@@ -120,6 +126,12 @@ class Executor:
             }
         )
         return report
+
+    def current(self, plan: HostPlan, scope: str) -> Facts:
+        """Fresh facts, with the files the plan's changes name."""
+        facts = gather(self.conn, gate_paths(plan), scope=scope)
+        paths = sorted({p for c in plan.changes for p in (c.before or {}).get("env_file", [])})
+        return replace(facts, files=tuple(self.conn.stat_file(p) for p in paths))
 
     def _closed(
         self, gates: tuple[GateResult, ...], facts: Facts, kinds: frozenset[GateKind] | None
@@ -151,7 +163,7 @@ class Executor:
             blocker = self._blocker(change, fresh)
             if blocker is not None:
                 return blocker
-            freed = self._act(change)
+            freed = self._act(change, plan)
         except Exception as exc:  # the engine's refusal is the message; go on with the rest
             return ChangeResult(change, Status.FAILED, _explain(exc))
         return ChangeResult(change, Status.OK, "done", freed)
@@ -176,6 +188,13 @@ class Executor:
                 users += [s.name for s in facts.services if resolve(s.image, [image])]
                 if users:
                     return ChangeResult(change, Status.SKIPPED, f"now used by {', '.join(users)}")
+        if Precondition.STACK_ORPHANED in checks:
+            fresh = refresh_swarm(self.conn, facts)
+            converging = [why for s, why in converging_services(fresh) if s.stack == ident]
+            if converging:
+                return ChangeResult(
+                    change, Status.SKIPPED, f"stack is now converging ({converging[0]})"
+                )
         if Precondition.CONTAINER_STOPPED in checks:
             raw = self.conn.inspect_container(ident)
             if raw is None:
@@ -185,11 +204,20 @@ class Executor:
                 return ChangeResult(change, Status.SKIPPED, f"container is now {state}")
         return None
 
-    def _act(self, change: Change) -> int:
+    def _act(self, change: Change, plan: HostPlan) -> int:
         ident = change.address.split(":", 1)[1]
         kind = change.kind
         if change.action is not Action.DELETE:
             raise NotImplementedError(f"{change.action.value} {kind}")
+        if kind == "stack":
+            reap_stack(
+                self.conn,
+                ident,
+                dict(change.before or {}),
+                float(change.params.get("wait_seconds", 60)),
+                lambda: self.current(plan, SCOPE_STACKS),
+            )
+            return 0
         if kind == "image":
             self.conn.remove_image(ident)
             return change.bytes_freed or 0
@@ -219,6 +247,18 @@ class Executor:
                 "bytes_freed": result.bytes_freed,
             }
         )
+
+
+def _still_there(change: Change, facts: Facts) -> bool:
+    """Whether a planned delete's subject is still present; for a stack, whether any of
+    what the change reaps is left (kinds it does not reap may stay)."""
+    ident = change.address.split(":", 1)[1]
+    if change.kind == "stack":
+        before = change.before or {}
+        env_file = (before.get("env_file") or [""])[0]
+        wanted = {SINGULAR[k] for k in before} | ({"container"} if "services" in before else set())
+        return any(kind in wanted for kind, _ in leftovers(facts, ident, env_file))
+    return change.address in subjects(facts)
 
 
 def _explain(exc: Exception) -> str:

@@ -268,6 +268,98 @@ def facts(
         click.echo("\n\n".join(render_facts(f) for f in gathered))
 
 
+JANITOR_KINDS = frozenset({"OrphanStackPolicy", "StackSelector"})
+
+
+@cli.command()
+@_workspace_options
+@click.option("--plan", "plan_only", is_flag=True, help="Only show what would be reaped.")
+@click.option(
+    "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.option("--now", help="Judge ages as of this time (RFC 3339); default: the clock.")
+@_errors
+def janitor(
+    policies: tuple[Path, ...],
+    inventory: Path,
+    limit: str | None,
+    state_dir: Path,
+    journal: Path | None,
+    plan_only: bool,
+    output: str,
+    now: str | None,
+) -> None:
+    """Reap orphaned run-app stacks now: only the OrphanStackPolicy policies, applied
+    without asking. The cheap call a CI run makes before each deploy."""
+    from dataclasses import replace
+
+    from ccci.facts.model import SCOPE_STACKS
+    from ccci.render import json as render_json
+    from ccci.render import text as render_text
+    from ccci.workspace import Workspace
+
+    settings = replace(
+        _settings(policies, inventory, limit, state_dir, journal),
+        kinds=JANITOR_KINDS,
+        scope=SCOPE_STACKS,
+    )
+    workspace = Workspace(settings)
+    plan, _ = workspace.plan(_parse_now(now))
+    if output == "json":
+        click.echo(render_json.render_plan(plan))
+    else:
+        click.echo(render_text.render_plan(plan, _style()))
+    if not plan_only and plan.can_apply():
+        _apply(workspace, plan, saved=False, detailed_exitcode=False, output=output)
+
+
+@cli.command()
+@click.argument("stack")
+@_workspace_options
+@click.option(
+    "--wait",
+    "wait",
+    default="0s",
+    show_default=True,
+    metavar="DURATION",
+    help="Keep looking this long (e.g. 30s) for the leftovers to go.",
+)
+@click.option(
+    "--env-file",
+    type=click.Path(path_type=Path),
+    help="abra's env file for the stack.  [default: from the OrphanStackPolicy]",
+)
+@_errors
+def residual(
+    stack: str,
+    policies: tuple[Path, ...],
+    inventory: Path,
+    limit: str | None,
+    state_dir: Path,
+    journal: Path | None,
+    wait: str,
+    env_file: Path | None,
+) -> None:
+    """Prove a stack is gone: exit 0 when nothing of STACK is left, else list each
+    leftover (kind and name) and exit 1. Teardown calls this last."""
+    from ccci.residual import find_residual
+    from ccci.units import parse_duration
+    from ccci.workspace import Workspace
+
+    try:
+        patience = parse_duration(wait)
+    except ValueError as exc:
+        raise CcciError(f"--wait: {exc}") from None
+    workspace = Workspace(_settings(policies, inventory, limit, state_dir, journal))
+    found = find_residual(workspace, stack, patience, str(env_file) if env_file else None)
+    if not found:
+        click.echo(f"Nothing of {stack} is left.")
+        return
+    for kind, name in found:
+        click.echo(f"{kind}\t{name}")
+    sys.exit(1)
+
+
 def main() -> None:
     # Honour NO_COLOR for click's own output as well.
     if "NO_COLOR" in os.environ:

@@ -43,6 +43,7 @@ class Precondition(enum.Enum):
     IMAGE_UNUSED = "image_unused"
     CONTAINER_STOPPED = "container_stopped"
     BUILD_CACHE_UNUSED = "build_cache_unused"
+    STACK_ORPHANED = "stack_orphaned"
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class Change:
     after: dict[str, Any] | None = None
     bytes_freed: int | None = None
     preconditions: tuple[Precondition, ...] = ()
+    params: dict[str, Any] = field(default_factory=dict)
 
     @property
     def kind(self) -> str:
@@ -159,6 +161,8 @@ def subjects(facts: Facts) -> dict[str, Any]:
     found.update({f"image:{i.id}": i for i in facts.images})
     found.update({f"container:{c.id}": c for c in facts.containers})
     found.update({f"build_cache:{b.id}": b for b in facts.build_cache})
+    for stack in facts.stacks():
+        found[f"stack:{stack.name}"] = stack.objects()
     return found
 
 

@@ -6,14 +6,14 @@ import functools
 import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ccci import inventory as inventory_mod
 from ccci.errors import CcciError, InputError, Location, StalePlan
-from ccci.facts.model import Facts
+from ccci.facts.model import SCOPE_FULL, Facts
 from ccci.inventory import Host, Inventory
 from ccci.plan import Plan, moved
 from ccci.policy.load import HostPolicies, load_for_hosts
@@ -30,6 +30,8 @@ class Settings:
     limit: str | None = None
     state_dir: Path = Path("/var/lib/ccci")
     journal: Path | None = None
+    kinds: frozenset[str] | None = None
+    scope: str = SCOPE_FULL
 
     @property
     def journal_path(self) -> Path:
@@ -40,21 +42,26 @@ class Settings:
         return self.state_dir / "ccci.lock"
 
 
-def _connector(host: Host) -> Any:
+def connector_for(host: Host) -> Any:
     from ccci.connectors.local import LocalConnector
 
     return LocalConnector.for_host(host.name, host.vars)
 
 
-def _gather(host: Host, paths: list[str]) -> Facts:
+def _gather(target: HostPolicies, scope: str) -> Facts:
+    """Docker facts, then the files the policies ask about (which depend on the stacks)."""
     import docker.errors
 
     from ccci.connectors.local import ConnectionFailed
     from ccci.facts.docker import gather
+    from ccci.planner import disk_paths, file_paths
 
-    conn = _connector(host)
+    host = target.host
+    conn = connector_for(host)
     try:
-        return gather(conn, paths)
+        facts = gather(conn, disk_paths(target.policies), scope=scope)
+        files = file_paths(target.policies, facts)
+        return replace(facts, files=tuple(conn.stat_file(p) for p in files))
     except docker.errors.DockerException as exc:
         raise ConnectionFailed(
             f"{host.name}: cannot gather facts from {conn.docker_host}: {exc}"
@@ -106,12 +113,17 @@ class Workspace:
     def targets(self, inventory: Inventory | None = None) -> list[HostPolicies]:
         """Every limited host with its validated policies; errors before any I/O."""
         inv = inventory or self.inventory
-        return load_for_hosts(self.settings.policies, inv, inv.limit(self.settings.limit))
+        loaded = load_for_hosts(self.settings.policies, inv, inv.limit(self.settings.limit))
+        kinds = self.settings.kinds
+        if kinds is None:
+            return loaded
+        return [
+            HostPolicies(t.host, tuple(p for p in t.policies if p.meta.kind in kinds))
+            for t in loaded
+        ]
 
     def gather(self, target: HostPolicies) -> Facts:
-        from ccci.planner import disk_paths
-
-        return _gather(target.host, disk_paths(target.policies))
+        return _gather(target, self.settings.scope)
 
     def plan(
         self, now: datetime | None = None, snapshot: Path | None = None
@@ -147,40 +159,36 @@ class Workspace:
     def apply(self, plan: Plan, saved: bool, on_result: Callable[[str, Any], None]) -> list[Any]:
         """Apply under the lock; a saved plan is refused whole if any host has moved."""
         from ccci import lock
-        from ccci.apply import Executor, gate_paths
-        from ccci.connectors.local import LocalConnector
-        from ccci.facts.docker import gather
+        from ccci.apply import Executor, scope_for
         from ccci.journal import Journal
 
         with lock.hold(self.settings.lock_path):
-            conns: dict[str, LocalConnector] = {}
-            fresh: dict[str, Facts] = {}
-            for host_plan in plan.hosts:
-                host = self.inventory.hosts.get(host_plan.host)
-                if host is None:
-                    raise CcciError(f"{host_plan.host}: host is not in {self.settings.inventory}")
-                conns[host.name] = _connector(host)
-                fresh[host.name] = gather(conns[host.name], gate_paths(host_plan))
-            if saved:
-                _refuse_if_stale(plan, fresh)
             journal = Journal(self.settings.journal_path)
             run_id = uuid.uuid4().hex[:12]
-            reports = []
+            executors: dict[str, Executor] = {}
+            fresh: dict[str, Facts] = {}
             try:
                 for host_plan in plan.hosts:
-                    executor = Executor(
-                        conns[host_plan.host],
+                    host = self.inventory.hosts.get(host_plan.host)
+                    if host is None:
+                        raise CcciError(
+                            f"{host_plan.host}: host is not in {self.settings.inventory}"
+                        )
+                    executors[host.name] = Executor(
+                        connector_for(host),
                         journal,
                         run_id,
                         clock=lambda: datetime.now(UTC),
-                        on_result=functools.partial(on_result, host_plan.host),
+                        on_result=functools.partial(on_result, host.name),
                     )
-                    reports.append(executor.run(host_plan, fresh[host_plan.host]))
+                    fresh[host.name] = executors[host.name].current(host_plan, scope_for(host_plan))
+                if saved:
+                    _refuse_if_stale(plan, fresh)
+                return [executors[h.host].run(h, fresh[h.host]) for h in plan.hosts]
             finally:
                 journal.close()
-                for conn in conns.values():
-                    conn.close()
-            return reports
+                for executor in executors.values():
+                    executor.conn.close()
 
 
 def _refuse_if_stale(plan: Plan, fresh: dict[str, Facts]) -> None:

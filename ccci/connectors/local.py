@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ccci.errors import CcciError
-from ccci.facts.model import DiskUsage
+from ccci.facts.model import STACK_LABEL, DiskUsage, FileFact
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 
@@ -99,3 +99,41 @@ class LocalConnector:
         """Prune one BuildKit record by id; returns the bytes the engine reports freed."""
         result = self.api.prune_builds(filters={"id": [record_id]})
         return int((result or {}).get("SpaceReclaimed") or 0)
+
+    # Stacks: removal of swarm objects, volumes and files, by kind.
+
+    def remove_object(self, kind: str, ident: str) -> None:
+        """Remove a service, secret, config, network or volume; already gone is fine."""
+        import docker.errors
+
+        api = self.api
+        call = {
+            "services": api.remove_service,
+            "secrets": api.remove_secret,
+            "configs": api.remove_config,
+            "networks": api.remove_network,
+            "volumes": lambda name: api.remove_volume(name, force=False),
+        }[kind]
+        try:
+            call(ident)
+        except docker.errors.NotFound:
+            return
+
+    def stack_containers(self, stack: str) -> list[dict[str, Any]]:
+        """Containers of a stack's tasks, in any state (swarm labels them with the stack)."""
+        return list(self.api.containers(all=True, filters={"label": f"{STACK_LABEL}={stack}"}))
+
+    def stack_services(self, stack: str) -> list[dict[str, Any]]:
+        return list(self.api.services(filters={"label": f"{STACK_LABEL}={stack}"}))
+
+    def stat_file(self, path: str) -> FileFact:
+        try:
+            return FileFact(path=path, exists=True, size=os.stat(path).st_size)
+        except FileNotFoundError:
+            return FileFact(path=path, exists=False)
+
+    def remove_file(self, path: str) -> None:
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            return

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from ccci.facts.model import (
+    SCOPE_FULL,
+    STACK_LABEL,
     BuildCacheRecord,
     Container,
     Daemon,
@@ -200,17 +202,31 @@ def _containers(conn: DockerConnector) -> tuple[Container, ...]:
     return tuple(parse_container(r, times.get(r["Id"])) for r in raws)
 
 
+def _stack_containers(conn: DockerConnector) -> tuple[Container, ...]:
+    """Only containers that belong to a stack, uninspected: what the janitor needs."""
+    raws = conn.api.containers(all=True, filters={"label": STACK_LABEL})
+    return tuple(parse_container(r) for r in raws)
+
+
 def gather(
-    conn: DockerConnector, disk_paths: Iterable[str] = (), now: datetime | None = None
+    conn: DockerConnector,
+    disk_paths: Iterable[str] = (),
+    now: datetime | None = None,
+    scope: str = SCOPE_FULL,
 ) -> Facts:
-    """Gather one host's facts; independent API calls run concurrently."""
+    """Gather one host's facts; independent API calls run concurrently.
+
+    ``scope="stacks"`` gathers only what stacks are made of (swarm objects, volumes,
+    networks, stack containers): the janitor runs before every deploy and must be cheap.
+    """
     api = conn.api
+    full = scope == SCOPE_FULL
     calls: dict[str, Callable[[], Any]] = {
         "info": api.info,
         "version": api.version,
-        "images": lambda: api.images(all=False),
-        "containers": lambda: _containers(conn),
-        "build_cache": lambda: _build_cache(conn),
+        "images": (lambda: api.images(all=False)) if full else list,
+        "containers": (lambda: _containers(conn)) if full else (lambda: _stack_containers(conn)),
+        "build_cache": (lambda: _build_cache(conn)) if full else list,
         "volumes": lambda: (api.volumes() or {}).get("Volumes") or [],
         "networks": api.networks,
     }
@@ -242,6 +258,7 @@ def gather(
         networks=tuple(parse_network(r) for r in raw["networks"]),
         secrets=tuple(parse_swarm_object(r) for r in swarm["secrets"]),
         configs=tuple(parse_swarm_object(r) for r in swarm["configs"]),
+        scope=scope,
     )
 
 

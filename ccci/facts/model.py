@@ -14,6 +14,8 @@ from typing import Any
 from ccci.serde import from_jsonable, to_jsonable
 
 STACK_LABEL = "com.docker.stack.namespace"
+SCOPE_FULL = "full"
+SCOPE_STACKS = "stacks"
 FACTS_FORMAT = 1
 
 # Container states in which a container holds resources and must never be touched.
@@ -180,6 +182,15 @@ class DiskUsage:
 
 
 @dataclass(frozen=True)
+class FileFact:
+    """A file a policy names (abra's env files): whether it exists, and its size."""
+
+    path: str
+    exists: bool
+    size: int = 0
+
+
+@dataclass(frozen=True)
 class Stack:
     """Everything that belongs to one stack name; derived from the facts, not gathered."""
 
@@ -194,6 +205,36 @@ class Stack:
     def live(self) -> bool:
         """A stack with services is deployed; one without is only leftovers."""
         return bool(self.services)
+
+    def objects(self) -> dict[str, tuple[str, ...]]:
+        """Names of what the stack holds, by kind, in reap order."""
+        return {
+            "services": tuple(s.name for s in self.services),
+            "secrets": tuple(s.name for s in self.secrets),
+            "configs": tuple(c.name for c in self.configs),
+            "networks": tuple(n.name for n in self.networks),
+            "volumes": tuple(v.name for v in self.volumes),
+        }
+
+    def labels(self) -> list[dict[str, str]]:
+        groups: list[tuple[Service | Volume | Network | SwarmObject, ...]] = [
+            self.services,
+            self.volumes,
+            self.networks,
+            self.secrets,
+            self.configs,
+        ]
+        return [o.labels for group in groups for o in group]
+
+    def newest(self) -> datetime | None:
+        """When the stack last changed: the newest creation or service update among its
+        objects. A run that is still going keeps this fresh."""
+        moments: list[datetime | None] = [s.updated for s in self.services]
+        moments += [s.created for s in self.services]
+        moments += [v.created for v in self.volumes] + [n.created for n in self.networks]
+        moments += [s.created for s in self.secrets] + [c.created for c in self.configs]
+        known = [m for m in moments if m is not None]
+        return max(known) if known else None
 
 
 @dataclass(frozen=True)
@@ -213,7 +254,15 @@ class Facts:
     networks: tuple[Network, ...] = ()
     secrets: tuple[SwarmObject, ...] = ()
     configs: tuple[SwarmObject, ...] = ()
+    files: tuple[FileFact, ...] = ()
+    scope: str = SCOPE_FULL
     format_version: int = FACTS_FORMAT
+
+    def file(self, path: str) -> FileFact | None:
+        return next((f for f in self.files if f.path == path), None)
+
+    def stack(self, name: str) -> Stack | None:
+        return next((s for s in self.stacks() if s.name == name), None)
 
     def disk(self, path: str) -> DiskUsage | None:
         """The usage gathered for ``path``, or None when it was not gathered."""

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from ccci.errors import InputError
-from ccci.policy.model import Gate, GateKind, Policy, PolicyMeta, PrunePolicy
+from ccci.policy.model import (
+    REAP_ORDER,
+    Gate,
+    GateKind,
+    OrphanStackPolicy,
+    Policy,
+    PolicyMeta,
+    PrunePolicy,
+    StackSelector,
+)
 from ccci.units import parse_duration, parse_percent
 from ccci.yamlsrc import Document, PathKey
 
@@ -47,11 +57,13 @@ def build_prune(doc: Document) -> PrunePolicy:
         )
     if "no_live_stacks" in gates_spec:
         where = ("spec", "gates", "no_live_stacks")
+        stacks_spec = gates_spec["no_live_stacks"]
         gates.append(
             Gate(
                 GateKind.NO_LIVE_STACKS,
                 doc.location(where),
-                match=gates_spec["no_live_stacks"]["match"],
+                match=stacks_spec.get("match", ""),
+                selector=stacks_spec.get("selector", ""),
             )
         )
     if gates_spec.get("no_converging_services"):
@@ -74,6 +86,37 @@ def build_prune(doc: Document) -> PrunePolicy:
     )
 
 
+def build_selector(doc: Document) -> StackSelector:
+    return StackSelector(meta=_meta(doc), match=doc.data["spec"]["match"])
+
+
+DEFAULT_REAP_WAIT = timedelta(seconds=60)
+
+
+def build_orphans(doc: Document) -> OrphanStackPolicy:
+    spec = doc.data["spec"]
+    reap = set(spec["reap"])
+    if "env_file" in reap and not spec.get("env_file"):
+        raise InputError(
+            doc.location(("spec", "reap")), "reaps env_file but spec.env_file is not set"
+        )
+    wait = _parse(doc, ("spec", "wait"), parse_duration) if "wait" in spec else DEFAULT_REAP_WAIT
+    return OrphanStackPolicy(
+        meta=_meta(doc),
+        run_apps=spec["run_apps"].get("match", ""),
+        run_apps_selector=spec["run_apps"].get("selector", ""),
+        run_apps_source=doc.location(("spec", "run_apps")),
+        orphan_after=_parse(doc, ("spec", "orphan_after"), parse_duration),
+        expires_label=spec.get("expires_label", ""),
+        keep=tuple(spec.get("keep", ())),
+        reap=tuple(kind for kind in REAP_ORDER if kind in reap),
+        env_file=spec.get("env_file", ""),
+        wait=wait,
+    )
+
+
 BUILDERS: dict[str, Callable[[Document], Policy]] = {
+    "StackSelector": build_selector,
+    "OrphanStackPolicy": build_orphans,
     "PrunePolicy": build_prune,
 }

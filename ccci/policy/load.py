@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ccci.errors import InputError, Location
 from ccci.inventory import Host, Inventory
 from ccci.policy import schema, template
 from ccci.policy.build import BUILDERS
-from ccci.policy.model import Policy
+from ccci.policy.model import OrphanStackPolicy, Policy, PrunePolicy, StackSelector
 from ccci.yamlsrc import Document, load_file
 
 
@@ -82,6 +82,7 @@ def load_for_hosts(
         )
         for host in hosts
     ]
+    result = [HostPolicies(hp.host, finalize(hp.policies, hp.host)) for hp in result]
     selected = {h.name for h in hosts}
     for i, doc in enumerate(docs):
         # Validate what this run does not use too: for the hosts it targets outside
@@ -93,6 +94,39 @@ def load_for_hosts(
             build(template.render(doc, host.vars, host.name))
     _check_unique(result)
     return result
+
+
+def finalize(policies: tuple[Policy, ...], host: Host) -> tuple[Policy, ...]:
+    """Resolve StackSelector references and fill host facts into policy values.
+
+    Done once per host after every document is built, so a selector may be defined in any
+    file; an unknown selector name is an error at the line that names it.
+    """
+    selectors = {p.meta.name: p.match for p in policies if isinstance(p, StackSelector)}
+
+    def pattern(name: str, source: Location) -> str:
+        if name not in selectors:
+            known = ", ".join(sorted(selectors)) or "none defined"
+            raise InputError(source, f"unknown StackSelector {name!r} (known: {known})")
+        return selectors[name]
+
+    server = str(host.vars.get("abra_server") or host.name)
+    done: list[Policy] = []
+    for policy in policies:
+        if isinstance(policy, PrunePolicy):
+            gates = tuple(
+                replace(g, match=pattern(g.selector, g.source)) if g.selector else g
+                for g in policy.gates
+            )
+            policy = replace(policy, gates=gates)
+        elif isinstance(policy, OrphanStackPolicy):
+            if policy.run_apps_selector:
+                policy = replace(
+                    policy, run_apps=pattern(policy.run_apps_selector, policy.run_apps_source)
+                )
+            policy = replace(policy, env_file=policy.env_file.replace("{server}", server))
+        done.append(policy)
+    return tuple(done)
 
 
 def _validate_untargeted(doc: Document, inventory: Inventory) -> None:

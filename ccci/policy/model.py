@@ -27,6 +27,7 @@ class Gate:
     path: str = ""
     at_least: float = 0.0
     match: str = ""
+    selector: str = ""
 
     @cached_property
     def pattern(self) -> re.Pattern[str]:
@@ -59,4 +60,49 @@ class PrunePolicy:
         return self.sources.get(selector, self.meta.source)
 
 
-Policy = PrunePolicy
+@dataclass(frozen=True)
+class StackSelector:
+    """A named stack pattern, so the run-app pattern is written once and shared."""
+
+    meta: PolicyMeta
+    match: str
+
+
+REAP_ORDER = ("services", "secrets", "configs", "networks", "volumes", "env_file")
+
+
+@dataclass(frozen=True)
+class OrphanStackPolicy:
+    """Which stacks are CI run-apps, when one counts as orphaned, and what to reap.
+
+    ``run_apps`` is the resolved pattern; ``run_apps_selector`` the StackSelector it came
+    from, if any. ``env_file`` has ``{server}`` filled in for the host, ``{domain}`` not.
+    """
+
+    meta: PolicyMeta
+    run_apps: str
+    run_apps_selector: str
+    run_apps_source: Location
+    orphan_after: timedelta
+    expires_label: str
+    keep: tuple[str, ...]
+    reap: tuple[str, ...]
+    env_file: str
+    wait: timedelta
+
+    @cached_property
+    def run_apps_pattern(self) -> re.Pattern[str]:
+        return re.compile(self.run_apps)
+
+    @cached_property
+    def keep_patterns(self) -> tuple[re.Pattern[str], ...]:
+        return tuple(re.compile(k) for k in self.keep)
+
+    def env_file_for(self, stack: str) -> str:
+        """abra's env file for a stack: its domain is the stack name with '_' back to '.'."""
+        if not self.env_file:
+            return ""
+        return self.env_file.replace("{domain}", stack.replace("_", "."))
+
+
+Policy = PrunePolicy | StackSelector | OrphanStackPolicy

@@ -78,6 +78,11 @@ def _describe(doc: Document, error: Any) -> tuple[PathKey, str]:
     if kind == "enum":
         choices = ", ".join(map(str, error.validator_value))
         return path, f"{value!r}: must be one of {choices}"
+    if kind == "oneOf":
+        options = sorted(
+            {k for branch in error.validator_value for k in branch.get("required", [])}
+        )
+        return path, f"write exactly one of: {', '.join(options)}"
     if kind == "minProperties":
         names = ", ".join(sorted(sub.get("properties", {})))
         return path, f"must name at least one of: {names}"

@@ -1,0 +1,128 @@
+"""OrphanStackPolicy: reap the run-apps whose CI run was killed before its teardown.
+
+A stack is a run-app when its name matches ``run_apps`` and no ``keep`` pattern; it is
+orphaned when past its own deadline label, or when its newest object is older than
+``orphan_after``. A converging stack is never reaped in the same run.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from ccci.facts.model import Facts, Stack
+from ccci.plan import Action, Change, Noop, Precondition
+from ccci.policy.model import OrphanStackPolicy
+from ccci.rules import Context, RuleOutput
+from ccci.rules.gates import converging_services
+from ccci.units import format_duration, format_spec_duration, format_time
+
+
+def _deadline(stack: Stack, label: str) -> tuple[datetime | None, str]:
+    """The earliest deadline stamped on any of the stack's objects, and any bad value."""
+    found: list[datetime] = []
+    bad = ""
+    for labels in stack.labels():
+        raw = labels.get(label)
+        if raw is None:
+            continue
+        try:
+            found.append(datetime.fromtimestamp(int(raw), tz=UTC))
+        except (ValueError, OverflowError):
+            bad = raw
+    return (min(found) if found else None), bad
+
+
+def orphan_verdict(
+    policy: OrphanStackPolicy, stack: Stack, facts: Facts, now: datetime
+) -> tuple[bool, str]:
+    """Whether a stack is an orphan to reap now, and the reason either way."""
+    if not policy.run_apps_pattern.search(stack.name):
+        return False, f"not a run-app (does not match {policy.run_apps!r})"
+    kept = next((k for k in policy.keep_patterns if k.search(stack.name)), None)
+    if kept is not None:
+        return False, f"kept by pattern {kept.pattern!r}"
+    converging = [why for service, why in converging_services(facts) if service.stack == stack.name]
+    if converging:
+        return False, f"converging ({converging[0]}); never reaped in the same run"
+    if policy.expires_label:
+        deadline, bad = _deadline(stack, policy.expires_label)
+        if deadline is not None and deadline <= now:
+            ago = format_duration(now - deadline)
+            return (
+                True,
+                f"run-app past its deadline {policy.expires_label}="
+                f"{format_time(deadline)} ({ago} ago)",
+            )
+        if bad and deadline is None:
+            note = f"; label {policy.expires_label}={bad!r} is not a unix time"
+        else:
+            note = ""
+    else:
+        note = ""
+    newest = stack.newest()
+    if newest is None:
+        return False, f"run-app of unknown age (no object has a creation time){note}"
+    age = now - newest
+    limit = format_spec_duration(policy.orphan_after)
+    if age >= policy.orphan_after:
+        return True, f"run-app, newest object {format_duration(age)} old ≥ {limit}{note}"
+    return (
+        False,
+        f"run-app, newest object {format_duration(age)} old < {limit} "
+        f"(its run may still be going){note}",
+    )
+
+
+def reapable(policy: OrphanStackPolicy, stack: Stack, facts: Facts) -> dict[str, list[str]]:
+    """What of the stack this policy reaps, by kind, in reap order."""
+    objects = stack.objects()
+    plan: dict[str, list[str]] = {}
+    for kind in policy.reap:
+        if kind == "env_file":
+            path = policy.env_file_for(stack.name)
+            found = facts.file(path)
+            if found is not None and found.exists:
+                plan[kind] = [path]
+        elif objects.get(kind):
+            plan[kind] = list(objects[kind])
+    return plan
+
+
+def _label(stack: Stack, objects: dict[str, list[str]]) -> str:
+    parts = [
+        f"{len(names)} {kind if len(names) != 1 else kind.rstrip('s')}"
+        for kind, names in objects.items()
+    ]
+    state = "" if stack.live else "partial, "
+    return state + ", ".join(parts).replace("env_file", "env file").replace(
+        "env files", "env files"
+    )
+
+
+def plan_orphans(policy: OrphanStackPolicy, ctx: Context) -> RuleOutput:
+    facts, now, name = ctx.facts, ctx.now, policy.meta.name
+    source = policy.meta.source
+    for stack in facts.stacks():
+        address = f"stack:{stack.name}"
+        orphaned, why = orphan_verdict(policy, stack, facts, now)
+        if not orphaned:
+            yield Noop(address, stack.name, why, name, source)
+            continue
+        objects = reapable(policy, stack, facts)
+        if not objects:
+            left = ", ".join(k for k, v in stack.objects().items() if v)
+            yield Noop(
+                address, stack.name, f"{why}, but reaps none of what is left ({left})", name, source
+            )
+            continue
+        yield Change(
+            address=address,
+            action=Action.DELETE,
+            label=_label(stack, objects),
+            reason=why,
+            policy=name,
+            source=source,
+            before={kind: names for kind, names in objects.items()},
+            preconditions=(Precondition.STACK_ORPHANED,),
+            params={"wait_seconds": policy.wait.total_seconds()},
+        )
