@@ -52,9 +52,10 @@ def _workspace_options(func: F) -> F:
             "-i",
             "--inventory",
             type=click.Path(path_type=Path),
+            envvar="CCCI_INVENTORY",
             default=Path("inventory.yaml"),
             show_default=True,
-            help="Ansible-style YAML inventory; without it, localhost.",
+            help="Ansible-style YAML inventory (env CCCI_INVENTORY); without it, localhost.",
         ),
         click.option(
             "-l",

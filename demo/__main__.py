@@ -1,9 +1,12 @@
 """``make demo``: seed a CI-host scenario on the private engine and let ccci reconcile it.
 
-The story: a run-app is deployed, so the gated prune waits; the run ends and is torn down,
-so the prune plans exactly the old dangling images; apply removes them; a second plan finds
-nothing to do. Only the private engine started by ``harness`` is touched. Disk pressure is
-real: the disk gate measures a small tmpfs filled to 85%.
+The story: one CI run is live, so the gated prune waits; another was killed and left its
+stack behind (services, volume, abra's external secrets, a config, its env file), and its
+deadline label has passed, so it is planned for reaping. The live run ends and is torn
+down; now the plan reaps the orphan first and then prunes exactly the old dangling images.
+Apply does both, ``ccci residual`` proves the orphan is gone, and a last plan finds nothing
+to do. Only the private engine started by ``harness`` is touched. Disk pressure is real:
+the disk gate measures a small tmpfs filled to 85%.
 """
 
 from __future__ import annotations
@@ -23,15 +26,27 @@ from harness.swarm import deploy_stack, reset
 
 REPO = Path(__file__).resolve().parent.parent
 RUN_APP = "redi-3fa9c1_ci_example_org"
-RUN_APP_COMPOSE = f"""
+KILLED_RUN = "post-8d2e4f_ci_example_org"
+
+
+def run_app_compose(expires: int) -> str:
+    """A run-app as abra deploys it, stamped with its own deadline (unix time)."""
+    return f"""
 version: "3.8"
 services:
   app:
     image: {BASE_TAG}
     command: ["sleep", "3600"]
+    stop_grace_period: 1s
     volumes: [data:/data]
+    configs: [{{source: app_conf, target: /etc/app.conf}}]
+    deploy:
+      labels: {{ci.expires: "{expires}"}}
 volumes:
   data:
+configs:
+  app_conf:
+    file: ./app.conf
 """
 PROXY_COMPOSE = """
 version: "3.8"
@@ -39,6 +54,7 @@ services:
   app:
     image: recipe/traefik:2.11
     command: ["sleep", "3600"]
+    stop_grace_period: 1s
 """
 
 
@@ -51,7 +67,8 @@ def ccci(workdir: Path, *args: str) -> int:
     print(f"$ ccci {shlex.join(args)}", flush=True)
     env = {**os.environ, "CCCI_STATE_DIR": str(workdir / "state")}
     ccci_bin = Path(sys.executable).parent / "ccci"
-    done = subprocess.run([str(ccci_bin), *args], cwd=workdir, env=env, check=False)
+    env["CCCI_INVENTORY"] = str(workdir / "inventory.yaml")
+    done = subprocess.run([str(ccci_bin), *args], cwd=REPO, env=env, check=False)
     if done.returncode not in (0, 2):
         raise SystemExit(f"demo: ccci exited {done.returncode}")
     return done.returncode
@@ -71,7 +88,14 @@ def seed(engine: Engine) -> None:
     used = make_dangling_image(engine, now - timedelta(days=4), size_bytes=1 << 20)
     engine.docker("run", "--name", "ci-job-1234", used, "true")
     deploy_stack(engine, "traefik", PROXY_COMPOSE)
-    deploy_stack(engine, RUN_APP, RUN_APP_COMPOSE)
+    (Path(engine.state_dir) / "tmp").mkdir(exist_ok=True)
+    (Path(engine.state_dir) / "tmp" / "app.conf").write_text("port = 6379\n", encoding="utf-8")
+    hour = int(now.timestamp()) + 3600
+    deploy_stack(engine, RUN_APP, run_app_compose(expires=hour))
+    # The killed run: its deadline passed five minutes ago and nobody tore it down.
+    deploy_stack(engine, KILLED_RUN, run_app_compose(expires=int(now.timestamp()) - 300))
+    for name in ("db_password_v1", "admin_token_v1"):  # abra's external secrets: no label
+        engine.docker("secret", "create", f"{KILLED_RUN}_{name}", "-", input="s3cret")
 
 
 def teardown(engine: Engine, stack: str, timeout: float = 60) -> None:
@@ -99,23 +123,29 @@ def main() -> None:
         "all:\n"
         "  vars:\n"
         f"    docker_data_root: {gate_disk}   # a 64 MiB tmpfs filled to 85%: real disk pressure\n"
+        f"    abra_dir: {workdir / 'abra'}\n"
         "  children:\n"
         "    ci:\n"
         "      hosts:\n"
         f"        cc-ci: {{docker_host: '{engine.docker_host}'}}\n",
         encoding="utf-8",
     )
-    policies = str(REPO / "policies")
-    say("Seeding a CI host on the private engine (images, a job container, two stacks)")
+    policies = "policies"
+    say("Seeding a CI host on the private engine (images, a job container, three stacks)")
     reset(engine)
     seed(engine)
-    say("A run-app is live: the gated prune waits")
+    env_file = workdir / "abra" / "servers" / "cc-ci" / f"{KILLED_RUN.replace('_', '.')}.env"
+    env_file.parent.mkdir(parents=True, exist_ok=True)
+    env_file.write_text("TYPE=postgres\n", encoding="utf-8")
+    say("One run is live, one was killed: reap the orphan; the prune waits for the live run")
     ccci(workdir, "reconcile", "--plan", "-p", policies)
-    say("The CI run ends and tears its app down")
+    say("The live CI run ends and tears its app down")
     teardown(engine, RUN_APP)
     ccci(workdir, "reconcile", "--plan", "-p", policies, "--verbose")
-    say("Apply: plan again under the lock, re-check each change, act, journal")
+    say("Apply: under the lock, re-check each change just before it, act, journal")
     ccci(workdir, "reconcile", "--apply", "--yes", "-p", policies)
+    say("Prove the killed run's stack is gone")
+    ccci(workdir, "residual", KILLED_RUN, "-p", policies)
     say("Plan again: nothing left to do")
     code = ccci(workdir, "reconcile", "--plan", "--detailed-exitcode", "-p", policies)
     print(f"(exit code {code}: 0 means the host matches policy)")

@@ -280,10 +280,16 @@ class Facts:
         names = {o.stack for o in labelled}
         names.discard("")
 
+        # abra's secrets are external and unlabelled: each belongs to the longest stack
+        # name it starts with, so ``x_org_uk``'s secrets are never counted as ``x_org``'s.
+        owner: dict[str, str] = {}
+        for secret in self.secrets:
+            prefixes = [n for n in names if secret.name.startswith(n + "_")]
+            if not secret.stack and prefixes:
+                owner[secret.id] = max(prefixes, key=len)
+
         def owned_secret(secret: SwarmObject, stack: str) -> bool:
-            return secret.stack == stack or (
-                not secret.stack and secret.name.startswith(stack + "_")
-            )
+            return secret.stack == stack or owner.get(secret.id) == stack
 
         return tuple(
             Stack(

@@ -58,10 +58,12 @@ def build_prune(doc: Document) -> PrunePolicy:
     if "no_live_stacks" in gates_spec:
         where = ("spec", "gates", "no_live_stacks")
         stacks_spec = gates_spec["no_live_stacks"]
+        # Point at the selector when one is named: that is the line an unknown name is on.
+        named = (*where, "selector") if "selector" in stacks_spec else where
         gates.append(
             Gate(
                 GateKind.NO_LIVE_STACKS,
-                doc.location(where),
+                doc.location(named),
                 match=stacks_spec.get("match", ""),
                 selector=stacks_spec.get("selector", ""),
             )
@@ -91,6 +93,7 @@ def build_selector(doc: Document) -> StackSelector:
 
 
 DEFAULT_REAP_WAIT = timedelta(seconds=60)
+MIN_ORPHAN_AFTER = timedelta(minutes=1)
 
 
 def build_orphans(doc: Document) -> OrphanStackPolicy:
@@ -101,12 +104,20 @@ def build_orphans(doc: Document) -> OrphanStackPolicy:
             doc.location(("spec", "reap")), "reaps env_file but spec.env_file is not set"
         )
     wait = _parse(doc, ("spec", "wait"), parse_duration) if "wait" in spec else DEFAULT_REAP_WAIT
+    orphan_after = _parse(doc, ("spec", "orphan_after"), parse_duration)
+    if orphan_after < MIN_ORPHAN_AFTER:
+        # Shorter than any CI run: it would reap runs that are still going.
+        raise InputError(doc.location(("spec", "orphan_after")), "must be at least 1m")
     return OrphanStackPolicy(
         meta=_meta(doc),
         run_apps=spec["run_apps"].get("match", ""),
         run_apps_selector=spec["run_apps"].get("selector", ""),
-        run_apps_source=doc.location(("spec", "run_apps")),
-        orphan_after=_parse(doc, ("spec", "orphan_after"), parse_duration),
+        run_apps_source=doc.location(
+            ("spec", "run_apps", "selector")
+            if "selector" in spec["run_apps"]
+            else ("spec", "run_apps")
+        ),
+        orphan_after=orphan_after,
         expires_label=spec.get("expires_label", ""),
         keep=tuple(spec.get("keep", ())),
         reap=tuple(kind for kind in REAP_ORDER if kind in reap),

@@ -92,6 +92,18 @@ def load_for_hosts(
             _validate_untargeted(doc, inventory)
         for host in others:
             build(template.render(doc, host.vars, host.name))
+    # Selectors resolve per host, so check them for the hosts outside --limit as well.
+    for host in {
+        h.name: h for i in targeted for h in targeted[i] if h.name not in selected
+    }.values():
+        finalize(
+            tuple(
+                build(template.render(d, host.vars, host.name))
+                for i, d in enumerate(docs)
+                if host in targeted[i]
+            ),
+            host,
+        )
     _check_unique(result)
     return result
 

@@ -43,6 +43,17 @@ def summary_line(plan: HostPlan | Plan) -> str:
     return f"{text} About {format_bytes(freed)} to free." if freed else text
 
 
+def _stack_objects(change: Change) -> list[str]:
+    """A reap removes many objects; the reviewer sees each one."""
+    from ccci.reap import SINGULAR
+
+    return [
+        f"      {SINGULAR[kind]:<8} {name}"
+        for kind, names in (change.before or {}).items()
+        for name in names
+    ]
+
+
 def render_host(plan: HostPlan, style: Style, verbose: bool = False) -> list[str]:
     lines: list[str] = []
     if plan.is_empty():
@@ -56,6 +67,8 @@ def render_host(plan: HostPlan, style: Style, verbose: bool = False) -> list[str
                 "dim",
             )
         )
+        if change.kind == "stack":
+            lines += _stack_objects(change)
     if plan.changes:
         lines += ["", summary_line(plan)]
     if plan.gates:

@@ -3,8 +3,11 @@ in, and the exact changes, noops and gates out.
 
 A fixture is read strictly: its facts go through ``Facts.from_dict`` after every object's
 keys have been checked against the real dataclass fields, so a misspelled field fails the
-case instead of being quietly dropped. Its policy goes through ccci's own loader and
-builder, so a fixture cannot hold a policy that ccci would refuse.
+case instead of being quietly dropped. Its policy goes through ccci's own loader, as
+``load_for_hosts`` runs it for one host: every document (a StackSelector and the policies
+that name it may share the text) is rendered with the host's vars (the fixture's optional
+``host_vars``), validated, built, and then finalized for that host, so selectors resolve and
+``{server}`` is filled in. A fixture cannot hold a policy that ccci would refuse.
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ from typing import Any
 import pytest
 import yaml
 
+from ccci.errors import InputError
 from ccci.facts.model import (
     BuildCacheRecord,
     Container,
     Daemon,
     DiskUsage,
     Facts,
+    FileFact,
     Image,
     Network,
     Service,
@@ -31,10 +36,12 @@ from ccci.facts.model import (
     Task,
     Volume,
 )
-from ccci.plan import HostPlan, Plan
+from ccci.inventory import Host
+from ccci.plan import Change, HostPlan, Plan
 from ccci.planner import plan_host
-from ccci.policy.load import build, read
-from ccci.policy.model import Policy
+from ccci.policy import template
+from ccci.policy.load import build, finalize, read
+from ccci.policy.model import OrphanStackPolicy, Policy
 from ccci.units import format_time, parse_time
 
 CASES = Path(__file__).parent
@@ -53,6 +60,7 @@ _FACT_TYPES: dict[str, type[Any]] = {
     "networks": Network,
     "secrets": SwarmObject,
     "configs": SwarmObject,
+    "files": FileFact,
 }
 _DEFAULT_DAEMON = {
     "name": HOST,
@@ -63,9 +71,9 @@ _DEFAULT_DAEMON = {
     "swarm_state": "active",
     "swarm_manager": True,
 }
-_CASE_KEYS = {"description", "now", "policy", "facts", "expect", "xfail"}
+_CASE_KEYS = {"description", "now", "policy", "host_vars", "facts", "expect", "xfail"}
 _EXPECT_KEYS = {"changes", "noops", "gates", "bytes_freed"}
-_CHANGE_KEYS = {"address", "action", "reason", "label", "policy", "bytes_freed"}
+_CHANGE_KEYS = {"address", "action", "reason", "label", "policy", "bytes_freed", "before"}
 _NOOP_KEYS = {"address", "reason", "label", "policy"}
 _GATE_KEYS = {"policy", "kind", "open", "observed"}
 
@@ -121,11 +129,21 @@ def facts_from_fixture(raw: dict[str, Any] | None, now: datetime) -> Facts:
         raise FixtureError(f"facts: {exc}") from None
 
 
-def policies_from_text(text: str, folder: Path) -> list[Policy]:
-    """Parse policy YAML with ccci's own reader and builder (schema, units, line numbers)."""
+def fixture_host(host_vars: dict[str, Any] | None = None) -> Host:
+    """The host a fixture plans for, with its vars as the inventory would merge them."""
+    variables: dict[str, Any] = {"inventory_hostname": HOST}
+    variables.update(host_vars or {})
+    return Host(HOST, variables, ("all", "ci"))
+
+
+def policies_from_text(text: str, folder: Path, host: Host | None = None) -> list[Policy]:
+    """Load every document of the policy YAML as ``load_for_hosts`` does for one host:
+    render with the host's vars, validate and build each, then finalize them together."""
+    target = host or fixture_host()
     path = folder / "policies.yaml"
     path.write_text(text, encoding="utf-8")
-    return [build(doc) for doc in read([path])]
+    built = tuple(build(template.render(doc, target.vars, target.name)) for doc in read([path]))
+    return list(finalize(built, target))
 
 
 def load_case(path: Path) -> dict[str, Any]:
@@ -134,6 +152,8 @@ def load_case(path: Path) -> dict[str, Any]:
     for required in ("description", "now", "policy", "expect"):
         if required not in case:
             raise FixtureError(f"{path.name}: missing {required!r}")
+    if not isinstance(case.get("host_vars", {}), dict):
+        raise FixtureError(f"{path.name}: host_vars: expected a mapping")
     expect = case["expect"]
     _only(_EXPECT_KEYS, expect, f"{path.name}: expect")
     for key, allowed in (("changes", _CHANGE_KEYS), ("noops", _NOOP_KEYS), ("gates", _GATE_KEYS)):
@@ -155,7 +175,8 @@ def plan_case(path: Path, tmp_path: Path) -> tuple[dict[str, Any], HostPlan, dat
     case = load_case(path)
     now = _now(case)
     facts = facts_from_fixture(case.get("facts"), now)
-    policies = policies_from_text(case["policy"], tmp_path)
+    host = fixture_host(case.get("host_vars"))
+    policies = policies_from_text(case["policy"], tmp_path, host)
     return case, plan_host(HOST, policies, facts, now), now
 
 
@@ -178,26 +199,28 @@ def _case_params(kind: str, expected_failures: bool) -> list[Any]:
     return params
 
 
-PRUNE_CASES = _case_params("prune", expected_failures=True)
-PRUNE_PLANS = _case_params("prune", expected_failures=False)
+KINDS = ("prune", "orphans")
+CASES_BY_KIND = {kind: _case_params(kind, expected_failures=True) for kind in KINDS}
+PLANS = [p for kind in KINDS for p in _case_params(kind, expected_failures=False)]
 
 
-@pytest.mark.parametrize("path", PRUNE_CASES)
-def test_prune(path: Path, tmp_path: Path) -> None:
+def _change_view(change: Change) -> dict[str, Any]:
+    return {
+        "address": change.address,
+        "action": change.action.value,
+        "reason": change.reason,
+        "label": change.label,
+        "policy": change.policy,
+        "bytes_freed": change.bytes_freed,
+        "before": change.before,
+    }
+
+
+def check_case(path: Path, tmp_path: Path) -> None:
     case, plan, _ = plan_case(path, tmp_path)
     expect = case["expect"]
 
-    changes = [
-        {
-            "address": c.address,
-            "action": c.action.value,
-            "reason": c.reason,
-            "label": c.label,
-            "policy": c.policy,
-            "bytes_freed": c.bytes_freed,
-        }
-        for c in plan.changes
-    ]
+    changes = [_change_view(c) for c in plan.changes]
     noops = [
         {"address": n.address, "reason": n.reason, "label": n.label, "policy": n.policy}
         for n in plan.noops
@@ -215,8 +238,18 @@ def test_prune(path: Path, tmp_path: Path) -> None:
         assert plan.bytes_freed() == expect["bytes_freed"]
 
 
-@pytest.mark.parametrize("path", PRUNE_PLANS)
-def test_prune_plan_round_trips_through_json(path: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("path", CASES_BY_KIND["prune"])
+def test_prune(path: Path, tmp_path: Path) -> None:
+    check_case(path, tmp_path)
+
+
+@pytest.mark.parametrize("path", CASES_BY_KIND["orphans"])
+def test_orphans(path: Path, tmp_path: Path) -> None:
+    check_case(path, tmp_path)
+
+
+@pytest.mark.parametrize("path", PLANS)
+def test_plan_round_trips_through_json(path: Path, tmp_path: Path) -> None:
     _, host_plan, now = plan_case(path, tmp_path)
     plan = Plan(now=now, hosts=(host_plan,))
 
@@ -251,6 +284,103 @@ def test_fixture_missing_a_required_fact_field_is_refused() -> None:
 
 
 def test_an_xfail_fixture_names_the_bug() -> None:
-    for param in PRUNE_CASES:
-        for mark in param.marks:
-            assert mark.kwargs["reason"].startswith("bug: "), param.id
+    for kind in KINDS:
+        for param in CASES_BY_KIND[kind]:
+            for mark in param.marks:
+                assert mark.kwargs["reason"].startswith("bug: "), f"{kind}/{param.id}"
+
+
+_SELECTOR_AND_ORPHANS = """\
+apiVersion: ccci/v1
+kind: StackSelector
+metadata: {name: run-apps}
+spec: {match: '^[a-z0-9]{1,4}-[0-9a-f]{6}_ci_'}
+---
+apiVersion: ccci/v1
+kind: OrphanStackPolicy
+metadata: {name: reap-killed-runs}
+spec:
+  run_apps: {selector: run-apps}
+  orphan_after: 3h
+  reap: [services, env_file]
+  env_file: '{{ abra_dir }}/servers/{server}/{domain}.env'
+"""
+
+
+def test_a_fixture_policy_is_rendered_built_and_finalized_for_the_host(tmp_path: Path) -> None:
+    host = fixture_host({"abra_dir": "/root/.abra", "abra_server": "ci.example.org"})
+
+    policies = policies_from_text(_SELECTOR_AND_ORPHANS, tmp_path, host)
+
+    assert [p.meta.kind for p in policies] == ["StackSelector", "OrphanStackPolicy"]
+    orphans = policies[1]
+    assert isinstance(orphans, OrphanStackPolicy)
+    assert orphans.run_apps == "^[a-z0-9]{1,4}-[0-9a-f]{6}_ci_"
+    assert orphans.env_file == "/root/.abra/servers/ci.example.org/{domain}.env"
+
+
+def test_a_fixture_without_abra_server_fills_in_the_host_name(tmp_path: Path) -> None:
+    policies = policies_from_text(
+        _SELECTOR_AND_ORPHANS, tmp_path, fixture_host({"abra_dir": "/root/.abra"})
+    )
+    orphans = policies[1]
+    assert isinstance(orphans, OrphanStackPolicy)
+    assert orphans.env_file == f"/root/.abra/servers/{HOST}/{{domain}}.env"
+
+
+def test_a_fixture_policy_naming_an_unknown_selector_is_refused(tmp_path: Path) -> None:
+    text = _SELECTOR_AND_ORPHANS.replace("{selector: run-apps}", "{selector: run-app}")
+    with pytest.raises(InputError, match="unknown StackSelector 'run-app' \\(known: run-apps\\)"):
+        policies_from_text(text, tmp_path, fixture_host({"abra_dir": "/root/.abra"}))
+
+
+def test_a_fixture_with_a_misspelled_file_fact_field_is_refused() -> None:
+    facts = {"files": [{"path": "/root/.abra/servers/cc-ci/x.env", "exist": True}]}
+    with pytest.raises(FixtureError, match=r"files\[0\].*'exist'"):
+        facts_from_fixture(facts, datetime(2026, 11, 27, 3, tzinfo=UTC))
+
+
+def test_a_fixture_file_fact_is_decoded() -> None:
+    facts = {"files": [{"path": "/root/.abra/servers/cc-ci/x.env", "exists": True, "size": 9}]}
+    decoded = facts_from_fixture(facts, datetime(2026, 11, 27, 3, tzinfo=UTC))
+    assert decoded.file("/root/.abra/servers/cc-ci/x.env") == FileFact(
+        "/root/.abra/servers/cc-ci/x.env", True, 9
+    )
+
+
+def _write_case(tmp_path: Path, **overrides: Any) -> Path:
+    case: dict[str, Any] = {
+        "description": "x",
+        "now": "2026-11-27T03:00:00Z",
+        "policy": _SELECTOR_AND_ORPHANS,
+        "expect": {"changes": [], "noops": [], "gates": []},
+    }
+    case.update(overrides)
+    path = tmp_path / "case.yaml"
+    path.write_text(yaml.safe_dump(case), encoding="utf-8")
+    return path
+
+
+def test_a_fixture_with_host_vars_that_are_not_a_mapping_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(FixtureError, match="host_vars: expected a mapping"):
+        load_case(_write_case(tmp_path, host_vars=["abra_server"]))
+
+
+def test_an_expected_change_may_name_before_but_not_an_unknown_key(tmp_path: Path) -> None:
+    change = {"address": "stack:x", "action": "delete", "reason": "r", "before": {}}
+    assert load_case(_write_case(tmp_path, expect={"changes": [change], "noops": [], "gates": []}))
+    change["after"] = {}
+    with pytest.raises(FixtureError, match=r"expect\.changes\[0\]: unknown field\(s\) \['after'\]"):
+        load_case(_write_case(tmp_path, expect={"changes": [change], "noops": [], "gates": []}))
+
+
+def test_the_runner_compares_before_when_a_fixture_names_it(tmp_path: Path) -> None:
+    # A wrong ``before`` must fail the case: the comparison is not decorative.
+    source = CASES / "orphans" / "orphans_reap_only_the_kinds_the_policy_names.yaml"
+    case = yaml.safe_load(source.read_text(encoding="utf-8"))
+    case["expect"]["changes"][0]["before"]["volumes"] = ["redi-3fa9c1_ci_example_org_data"]
+    path = tmp_path / "wrong_before.yaml"
+    path.write_text(yaml.safe_dump(case, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(AssertionError):
+        check_case(path, tmp_path)
+    check_case(source, tmp_path)
