@@ -285,14 +285,16 @@ def test_with_no_selector_at_all_the_error_says_none_is_defined() -> None:
     _, rest = VALID.split("---\n", 1)
     # Line 13 of VALID is line 6 without the 7-line selector document.
     assert error_of({"policy.yaml": rest}) == (
-        "policy.yaml:6: spec.run_apps.selector: unknown StackSelector 'run-apps' (known: none defined)"
+        "policy.yaml:6: spec.run_apps.selector: "
+        "unknown StackSelector 'run-apps' (known: none defined)"
     )
 
 
 def test_a_selector_for_other_hosts_is_unknown_to_this_one() -> None:
     text = VALID.replace("kind: StackSelector\n", "kind: StackSelector\nhosts: staging\n", 1)
     assert error_of({"policy.yaml": text}) == (
-        "policy.yaml:14: spec.run_apps.selector: unknown StackSelector 'run-apps' (known: none defined)"
+        "policy.yaml:14: spec.run_apps.selector: "
+        "unknown StackSelector 'run-apps' (known: none defined)"
     )
 
 
@@ -316,12 +318,6 @@ BLOCK = VALID.replace(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: finalize reports an unknown selector at the run_apps / no_live_stacks key "
-    "(build.py stores doc.location(('spec', 'run_apps')) and the gate's own location), not at "
-    "the selector line that names it, when the mapping is written in block style",
-)
 def test_an_unknown_selector_in_block_style_is_an_error_at_the_selector_line() -> None:
     # Line and message only: whether the field then reads spec.run_apps or
     # spec.run_apps.selector is the fixer's choice.
