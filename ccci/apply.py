@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from ccci.errors import explain
 from ccci.facts.docker import gather, image_from_inspect, refresh_swarm
 from ccci.facts.model import ACTIVE_CONTAINER_STATES, SCOPE_FULL, SCOPE_STACKS, Facts
 from ccci.journal import Journal
@@ -165,7 +166,7 @@ class Executor:
                 return blocker
             freed = self._act(change, plan)
         except Exception as exc:  # the engine's refusal is the message; go on with the rest
-            return ChangeResult(change, Status.FAILED, _explain(exc))
+            return ChangeResult(change, Status.FAILED, explain(exc))
         return ChangeResult(change, Status.OK, "done", freed)
 
     def _blocker(self, change: Change, facts: Facts) -> ChangeResult | None:
@@ -259,9 +260,3 @@ def _still_there(change: Change, facts: Facts) -> bool:
         wanted = {SINGULAR[k] for k in before} | ({"container"} if "services" in before else set())
         return any(kind in wanted for kind, _ in leftovers(facts, ident, env_file))
     return change.address in subjects(facts)
-
-
-def _explain(exc: Exception) -> str:
-    """The engine's own words for an API error, else the exception text."""
-    explanation = getattr(exc, "explanation", None)
-    return str(explanation or exc).strip() or type(exc).__name__

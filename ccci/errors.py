@@ -41,3 +41,9 @@ class InputError(CcciError):
         self.location = location
         self.message = message
         super().__init__(f"{location}: {message}")
+
+
+def explain(exc: BaseException) -> str:
+    """The engine's own words for a Docker API error (its ``explanation``), else the text."""
+    explanation = getattr(exc, "explanation", None)
+    return str(explanation or exc).strip() or type(exc).__name__

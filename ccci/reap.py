@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ccci.errors import explain
 from ccci.facts.model import STACK_LABEL, Facts
 
 _POLL_SECONDS = 0.25
@@ -78,7 +79,7 @@ def reap_stack(
             try:
                 conn.remove_object(kind, name)
             except Exception as exc:
-                errors.append(f"{SINGULAR[kind]} {name}: {_explain(exc)}")
+                errors.append(f"{SINGULAR[kind]} {name}: {explain(exc)}")
 
     if "services" in kinds:
         remove_all("services")
@@ -104,7 +105,7 @@ def reap_stack(
                     conn.remove_object("networks", name)
                     pending.remove(name)
                 except Exception as exc:  # still attached for a moment after its containers go
-                    last[name] = _explain(exc)
+                    last[name] = explain(exc)
             return not pending
 
         if not _wait_until(networks_removed, wait_seconds):
@@ -122,8 +123,3 @@ def reap_stack(
     if left or errors:
         detail = "; ".join(errors) if errors else ", ".join(f"{k} {n}" for k, n in left)
         raise ReapFailed(f"{stack} not fully reaped: {detail}")
-
-
-def _explain(exc: Exception) -> str:
-    explanation = getattr(exc, "explanation", None)
-    return str(explanation or exc).strip() or type(exc).__name__
