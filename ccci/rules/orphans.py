@@ -105,14 +105,19 @@ def plan_orphans(policy: OrphanStackPolicy, ctx: Context) -> RuleOutput:
     for stack in facts.stacks():
         address = f"stack:{stack.name}"
         orphaned, why = orphan_verdict(policy, stack, facts, now)
+        present = {k: list(v) for k, v in stack.objects().items() if v}
         if not orphaned:
-            yield Noop(address, stack.name, why, name, source)
+            yield Noop(address, _label(stack, present), why, name, source)
             continue
         objects = reapable(policy, stack, facts)
         if not objects:
             left = ", ".join(k for k, v in stack.objects().items() if v)
             yield Noop(
-                address, stack.name, f"{why}, but reaps none of what is left ({left})", name, source
+                address,
+                _label(stack, present),
+                f"{why}, but reaps none of what is left ({left})",
+                name,
+                source,
             )
             continue
         yield Change(
