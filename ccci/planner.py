@@ -80,6 +80,29 @@ def disk_paths(policies: Iterable[Policy]) -> list[str]:
     return sorted({g.path for p in policies for g in getattr(p, "gates", ()) if g.path})
 
 
+def inspect_cutoff(policies: Iterable[Policy], now: datetime) -> datetime | None:
+    """Containers created after this cannot be old enough for any prune policy, so their
+    finish time need not be inspected. None: inspect none (no policy prunes containers)."""
+    ages = [
+        p.stopped_containers
+        for p in policies
+        if isinstance(p, PrunePolicy) and p.stopped_containers is not None
+    ]
+    return now - min(ages) if ages else datetime.min.replace(tzinfo=now.tzinfo)
+
+
+def wants_build_cache(plan: HostPlan, policies: Iterable[Policy]) -> bool:
+    """Whether a prune policy that selects build cache has all its gates open: only then is
+    the engine's slow disk-usage call worth making."""
+    closed = {g.policy for g in plan.closed_gates()}
+    return any(
+        isinstance(p, PrunePolicy)
+        and p.dangling_build_cache is not None
+        and p.meta.name not in closed
+        for p in policies
+    )
+
+
 def file_paths(policies: Iterable[Policy], facts: Facts) -> list[str]:
     """Files the rules will ask about: each run-app stack's abra env file."""
     paths = {

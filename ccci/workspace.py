@@ -48,20 +48,37 @@ def connector_for(host: Host) -> Any:
     return LocalConnector.for_host(host.name, host.vars)
 
 
-def _gather(target: HostPolicies, scope: str) -> Facts:
-    """Docker facts, then the files the policies ask about (which depend on the stacks)."""
+def _gather(target: HostPolicies, scope: str, plan_at: datetime | None = None) -> Facts:
+    """Docker facts, then the files the policies ask about (which depend on the stacks).
+
+    With ``plan_at`` the facts are gathered for planning at that time: only what the rules
+    can use. Exited containers too young for any policy are not inspected, and the build
+    cache (the engine's slowest call) only when a policy that prunes it has its gates open.
+    """
     import docker.errors
 
     from ccci.connectors.local import ConnectionFailed
-    from ccci.facts.docker import gather
-    from ccci.planner import disk_paths, file_paths
+    from ccci.facts.docker import add_build_cache, gather
+    from ccci.planner import disk_paths, file_paths, inspect_cutoff, plan_host, wants_build_cache
 
     host = target.host
     conn = connector_for(host)
     try:
-        facts = gather(conn, disk_paths(target.policies), scope=scope)
+        lean = plan_at is not None
+        facts = gather(
+            conn,
+            disk_paths(target.policies),
+            scope=scope,
+            build_cache=not lean,
+            inspect_created_before=inspect_cutoff(target.policies, plan_at) if plan_at else None,
+        )
         files = file_paths(target.policies, facts)
-        return replace(facts, files=tuple(conn.stat_file(p) for p in files))
+        facts = replace(facts, files=tuple(conn.stat_file(p) for p in files))
+        if lean and "build_cache" in facts.not_gathered:
+            trial = plan_host(host.name, target.policies, facts, plan_at or facts.gathered_at)
+            if wants_build_cache(trial, target.policies):
+                facts = add_build_cache(conn, facts)
+        return facts
     except docker.errors.DockerException as exc:
         raise ConnectionFailed(
             f"{host.name}: cannot gather facts from {conn.docker_host}: {exc}"
@@ -122,8 +139,8 @@ class Workspace:
             for t in loaded
         ]
 
-    def gather(self, target: HostPolicies) -> Facts:
-        return _gather(target, self.settings.scope)
+    def gather(self, target: HostPolicies, plan_at: datetime | None = None) -> Facts:
+        return _gather(target, self.settings.scope, plan_at)
 
     def plan(
         self, now: datetime | None = None, snapshot: Path | None = None
@@ -132,6 +149,7 @@ class Workspace:
         from ccci.planner import plan_hosts
 
         inventory = self.inventory
+        moment = now or datetime.now(UTC)
         facts_by_host: dict[str, Facts]
         if snapshot is not None:
             facts_by_host = read_snapshot(snapshot)
@@ -149,8 +167,7 @@ class Workspace:
                 )
         else:
             targets = self.targets()
-            facts_by_host = {t.host.name: self.gather(t) for t in targets}
-        moment = now or datetime.now(UTC)
+            facts_by_host = {t.host.name: self.gather(t, plan_at=moment) for t in targets}
         plan = plan_hosts(
             ((t.host.name, t.policies, facts_by_host[t.host.name]) for t in targets), moment
         )

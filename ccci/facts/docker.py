@@ -186,10 +186,19 @@ def _build_cache(conn: DockerConnector) -> list[dict[str, Any]]:
     return list(data.get("BuildCache") or [])
 
 
-def _containers(conn: DockerConnector) -> tuple[Container, ...]:
-    """List all containers, then inspect the exited ones for their finish time."""
+def _containers(conn: DockerConnector, created_before: datetime | None) -> tuple[Container, ...]:
+    """List all containers, then inspect the exited ones for their finish time.
+
+    With ``created_before``, only containers created before it are inspected: one created
+    later cannot have finished before it either, so no age rule needs its finish time.
+    """
     raws = conn.api.containers(all=True)
-    stopped = [r["Id"] for r in raws if r.get("State") in _INSPECT_STATES]
+    stopped = [
+        r["Id"]
+        for r in raws
+        if r.get("State") in _INSPECT_STATES
+        and (created_before is None or _epoch(r["Created"]) < created_before)
+    ]
 
     def finished(container_id: str) -> tuple[str, datetime | None]:
         try:
@@ -213,11 +222,15 @@ def gather(
     disk_paths: Iterable[str] = (),
     now: datetime | None = None,
     scope: str = SCOPE_FULL,
+    build_cache: bool = True,
+    inspect_created_before: datetime | None = None,
 ) -> Facts:
     """Gather one host's facts; independent API calls run concurrently.
 
     ``scope="stacks"`` gathers only what stacks are made of (swarm objects, volumes,
     networks, stack containers): the janitor runs before every deploy and must be cheap.
+    ``build_cache=False`` skips the engine's disk-usage call, the slowest of all (before API
+    1.42 it sizes every image and container); the facts then list it in ``not_gathered``.
     """
     api = conn.api
     full = scope == SCOPE_FULL
@@ -225,8 +238,12 @@ def gather(
         "info": api.info,
         "version": api.version,
         "images": (lambda: api.images(all=False)) if full else list,
-        "containers": (lambda: _containers(conn)) if full else (lambda: _stack_containers(conn)),
-        "build_cache": (lambda: _build_cache(conn)) if full else list,
+        "containers": (
+            (lambda: _containers(conn, inspect_created_before))
+            if full
+            else (lambda: _stack_containers(conn))
+        ),
+        "build_cache": (lambda: _build_cache(conn)) if full and build_cache else list,
         "volumes": lambda: (api.volumes() or {}).get("Volumes") or [],
         "networks": api.networks,
     }
@@ -259,7 +276,15 @@ def gather(
         secrets=tuple(parse_swarm_object(r) for r in swarm["secrets"]),
         configs=tuple(parse_swarm_object(r) for r in swarm["configs"]),
         scope=scope,
+        not_gathered=() if not full or build_cache else ("build_cache",),
     )
+
+
+def add_build_cache(conn: DockerConnector, facts: Facts) -> Facts:
+    """Gather the build cache into facts that were gathered without it."""
+    records = tuple(parse_build_cache(r) for r in _build_cache(conn))
+    left = tuple(k for k in facts.not_gathered if k != "build_cache")
+    return replace(facts, build_cache=records, not_gathered=left)
 
 
 def _disks(conn: DockerConnector, paths: list[str]) -> tuple[DiskUsage, ...]:

@@ -256,6 +256,7 @@ class Facts:
     configs: tuple[SwarmObject, ...] = ()
     files: tuple[FileFact, ...] = ()
     scope: str = SCOPE_FULL
+    not_gathered: tuple[str, ...] = ()
     format_version: int = FACTS_FORMAT
 
     def file(self, path: str) -> FileFact | None:

@@ -106,7 +106,10 @@ def plan_prune(policy: PrunePolicy, ctx: Context) -> RuleOutput:
                     preconditions=(Precondition.IMAGE_DANGLING, Precondition.IMAGE_UNUSED),
                 )
 
-    if policy.dangling_build_cache is not None:
+    if policy.dangling_build_cache is not None and "build_cache" in facts.not_gathered:
+        source = policy.source_of("dangling_build_cache")
+        yield Noop("build_cache:*", "build cache", "not gathered in these facts", name, source)
+    elif policy.dangling_build_cache is not None:
         source = policy.source_of("dangling_build_cache")
         for record in facts.build_cache:
             address = f"build_cache:{record.id}"
