@@ -100,7 +100,19 @@ class Executor:
         self.clock = clock
         self.on_result = on_result
 
-    def run(self, plan: HostPlan, facts: Facts) -> HostReport:
+    def run(
+        self,
+        plan: HostPlan,
+        facts: Facts,
+        replan: Callable[[Facts], tuple[str, ...]] | None = None,
+    ) -> HostReport:
+        """Apply ``plan``; then gather again and report what is not yet as the policies want.
+
+        ``replan`` plans the fresh facts with the same policies and time: a change can make
+        new work (removing an image unshares its build cache), so the host has converged only
+        when that plan is empty too. Without it (a saved plan) only the planned objects are
+        checked.
+        """
         closed_at_start = self._closed(plan.gates, facts, kinds=_START_GATES)
         results = []
         for change in plan.changes:
@@ -110,6 +122,8 @@ class Executor:
             results.append(result)
         after = self.current(plan, scope_for(plan))
         remaining = tuple(c.address for c in plan.changes if _still_there(c, after))
+        if replan is not None:
+            remaining += tuple(a for a in replan(after) if a not in remaining)
         report = HostReport(plan.host, tuple(results), len(plan.noops), remaining)
         self.journal.write(
             {

@@ -6,6 +6,7 @@ Heavy modules (docker, jsonschema, jinja2) are imported inside the commands, so
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -165,13 +166,29 @@ def reconcile(
     verbose: bool,
 ) -> None:
     """Plan (and with --apply, apply) what the policies ask of each host."""
-    from ccci.render import json as render_json
-    from ccci.render import text as render_text
     from ccci.workspace import Workspace
 
     if mode == "apply" and facts_file is not None:
         raise CcciError("--facts plans offline and cannot be combined with --apply")
     workspace = Workspace(_settings(policies, inventory, limit, state_dir, journal))
+    with workspace.locked() if mode == "apply" else contextlib.nullcontext():
+        _reconcile(workspace, mode, yes, detailed_exitcode, output, out, facts_file, now, verbose)
+
+
+def _reconcile(
+    workspace: Any,
+    mode: str,
+    yes: bool,
+    detailed_exitcode: bool,
+    output: str,
+    out: Path | None,
+    facts_file: Path | None,
+    now: str | None,
+    verbose: bool,
+) -> None:
+    from ccci.render import json as render_json
+    from ccci.render import text as render_text
+
     plan, _ = workspace.plan(_parse_now(now), facts_file)
     if out is not None:
         out.write_text(render_json.render_plan(plan) + "\n", encoding="utf-8")
@@ -295,8 +312,6 @@ def janitor(
     from dataclasses import replace
 
     from ccci.facts.model import SCOPE_STACKS
-    from ccci.render import json as render_json
-    from ccci.render import text as render_text
     from ccci.workspace import Workspace
 
     settings = replace(
@@ -305,6 +320,14 @@ def janitor(
         scope=SCOPE_STACKS,
     )
     workspace = Workspace(settings)
+    with contextlib.nullcontext() if plan_only else workspace.locked():
+        _janitor(workspace, plan_only, output, now)
+
+
+def _janitor(workspace: Any, plan_only: bool, output: str, now: str | None) -> None:
+    from ccci.render import json as render_json
+    from ccci.render import text as render_text
+
     plan, _ = workspace.plan(_parse_now(now))
     if output == "json":
         click.echo(render_json.render_plan(plan))

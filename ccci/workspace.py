@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -126,6 +127,24 @@ class Workspace:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.inventory: Inventory = inventory_mod.load(settings.inventory)
+        self._planned: dict[str, HostPolicies] = {}
+        self._locked = False
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the apply lock across plan and apply, so a second ``reconcile --apply``
+        exits 75 before it reads the engine at all."""
+        from ccci import lock
+
+        if self._locked:
+            yield
+            return
+        with lock.hold(self.settings.lock_path):
+            self._locked = True
+            try:
+                yield
+            finally:
+                self._locked = False
 
     def targets(self, inventory: Inventory | None = None) -> list[HostPolicies]:
         """Every limited host with its validated policies; errors before any I/O."""
@@ -168,18 +187,29 @@ class Workspace:
         else:
             targets = self.targets()
             facts_by_host = {t.host.name: self.gather(t, plan_at=moment) for t in targets}
+        self._planned = {t.host.name: t for t in targets}
         plan = plan_hosts(
             ((t.host.name, t.policies, facts_by_host[t.host.name]) for t in targets), moment
         )
         return plan, facts_by_host
 
+    def _replan(self, host_plan: Any, plan: Plan) -> Callable[[Facts], tuple[str, ...]] | None:
+        """Plan fresh facts with the policies and time this plan was made with."""
+        from ccci.planner import plan_host
+
+        target = self._planned.get(host_plan.host)
+        if target is None:
+            return None
+        return lambda facts: tuple(
+            c.address for c in plan_host(target.host.name, target.policies, facts, plan.now).changes
+        )
+
     def apply(self, plan: Plan, saved: bool, on_result: Callable[[str, Any], None]) -> list[Any]:
         """Apply under the lock; a saved plan is refused whole if any host has moved."""
-        from ccci import lock
         from ccci.apply import Executor, scope_for
         from ccci.journal import Journal
 
-        with lock.hold(self.settings.lock_path):
+        with self.locked():
             journal = Journal(self.settings.journal_path)
             run_id = uuid.uuid4().hex[:12]
             executors: dict[str, Executor] = {}
@@ -201,7 +231,12 @@ class Workspace:
                     fresh[host.name] = executors[host.name].current(host_plan, scope_for(host_plan))
                 if saved:
                     _refuse_if_stale(plan, fresh)
-                return [executors[h.host].run(h, fresh[h.host]) for h in plan.hosts]
+                return [
+                    executors[h.host].run(
+                        h, fresh[h.host], None if saved else self._replan(h, plan)
+                    )
+                    for h in plan.hosts
+                ]
             finally:
                 journal.close()
                 for executor in executors.values():

@@ -93,7 +93,8 @@ class LocalConnector:
         self.api.remove_container(container_id, v=False, force=False)
 
     def remove_image(self, image_id: str) -> None:
-        self.api.remove_image(image_id, force=False, noprune=False)
+        # noprune: an untagged parent is not in the plan, so the engine must not take it along.
+        self.api.remove_image(image_id, force=False, noprune=True)
 
     def remove_build_cache(self, record_id: str) -> int:
         """Prune one BuildKit record by id; returns the bytes the engine reports freed."""

@@ -6,6 +6,7 @@ from recorded answers; ``gather`` runs the calls concurrently through a connecto
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -180,10 +181,26 @@ def parse_daemon(info: dict[str, Any], version: dict[str, Any]) -> Daemon:
     )
 
 
+_DF_BUSY = "a disk usage operation is already running"
+_DF_RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 3.0, 4.0)
+
+
 def _build_cache(conn: DockerConnector) -> list[dict[str, Any]]:
-    # API 1.42 can limit /system/df to the build cache; older engines compute everything.
-    data = conn.get_json("/system/df", params={"type": "build-cache"})
-    return list(data.get("BuildCache") or [])
+    """BuildKit records from ``/system/df``.
+
+    API 1.42 can limit the call to the build cache; older engines size everything, and
+    answer a second concurrent caller (``docker system df``, another ccci) with a 500
+    "already running", which is retried for a while rather than failing the whole run.
+    """
+    for pause in (*_DF_RETRY_SECONDS, None):
+        try:
+            data = conn.get_json("/system/df", params={"type": "build-cache"})
+            return list(data.get("BuildCache") or [])
+        except Exception as exc:
+            if pause is None or _DF_BUSY not in str(exc):
+                raise
+            time.sleep(pause)
+    raise AssertionError("unreachable")
 
 
 def _containers(conn: DockerConnector, created_before: datetime | None) -> tuple[Container, ...]:
@@ -237,7 +254,9 @@ def gather(
     calls: dict[str, Callable[[], Any]] = {
         "info": api.info,
         "version": api.version,
-        "images": (lambda: api.images(all=False)) if full else list,
+        # all=True: untagged parents of other images are facts too (and are never removed
+        # while a child exists).
+        "images": (lambda: api.images(all=True)) if full else list,
         "containers": (
             (lambda: _containers(conn, inspect_created_before))
             if full
