@@ -287,7 +287,9 @@ class RecordedApi:
         return self.recorded["version"]
 
     def images(self, all: bool = False) -> list[dict[str, Any]]:
-        assert all is False, "intermediate build layers are not the image cache"
+        # all=True: untagged parents must be facts, so a child's removal never takes one
+        # along unplanned.
+        assert all is True, "untagged parent images must be gathered too"
         return self.recorded["images"]
 
     def containers(self, all: bool = False) -> list[dict[str, Any]]:
