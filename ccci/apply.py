@@ -124,6 +124,9 @@ class Executor:
         remaining = tuple(c.address for c in plan.changes if _still_there(c, after))
         if replan is not None:
             remaining += tuple(a for a in replan(after) if a not in remaining)
+        # Manual actions are never done by apply: until an operator does them, the host
+        # does not match policy.
+        remaining += tuple(m.address for m in plan.manual if m.address not in remaining)
         report = HostReport(plan.host, tuple(results), len(plan.noops), remaining)
         self.journal.write(
             {

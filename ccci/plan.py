@@ -80,6 +80,19 @@ class Noop:
 
 
 @dataclass(frozen=True)
+class Manual:
+    """Drift ccci must not fix itself (credentials, daemon settings, read-only units):
+    what is wrong and what an operator should do. It counts as pending, never as applied."""
+
+    address: str
+    label: str
+    reason: str
+    how: str
+    policy: str
+    source: Location
+
+
+@dataclass(frozen=True)
 class GateResult:
     """A gate as evaluated: open or closed, and what was observed."""
 
@@ -98,9 +111,11 @@ class HostPlan:
     noops: tuple[Noop, ...] = ()
     gates: tuple[GateResult, ...] = ()
     fingerprints: dict[str, str] = field(default_factory=dict)
+    manual: tuple[Manual, ...] = ()
 
     def is_empty(self) -> bool:
-        return not self.changes
+        """Nothing to do, by ccci or by hand: the host matches policy."""
+        return not self.changes and not self.manual
 
     def counts(self) -> dict[Action, int]:
         counter = Counter(c.action for c in self.changes)
@@ -129,8 +144,11 @@ class Plan:
         return all(h.is_empty() for h in self.hosts)
 
     def can_apply(self) -> bool:
-        """A plan with nothing to do is not applied (no lock, no journal noise)."""
-        return not self.is_empty()
+        """Only changes are applied; a plan of manual actions alone has nothing for apply."""
+        return any(h.changes for h in self.hosts)
+
+    def manual_count(self) -> int:
+        return sum(len(h.manual) for h in self.hosts)
 
     def counts(self) -> dict[Action, int]:
         total: Counter[Action] = Counter()

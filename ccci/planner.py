@@ -8,9 +8,10 @@ from datetime import datetime
 from typing import Any
 
 from ccci.facts.model import Facts
-from ccci.plan import Change, GateResult, HostPlan, Noop, Plan, fingerprints_for
-from ccci.policy.model import OrphanStackPolicy, Policy, PrunePolicy
+from ccci.plan import Change, GateResult, HostPlan, Manual, Noop, Plan, fingerprints_for
+from ccci.policy.model import DaemonPolicy, OrphanStackPolicy, Policy, PrunePolicy
 from ccci.rules import Context, RuleOutput
+from ccci.rules.daemon import plan_daemon
 from ccci.rules.orphans import plan_orphans
 from ccci.rules.prune import plan_prune
 
@@ -18,6 +19,7 @@ from ccci.rules.prune import plan_prune
 # will be after the reaps (reap first, prune last). Kinds without a rule (StackSelector)
 # only feed other policies.
 RULES: dict[type[Any], Callable[[Any, Context], RuleOutput]] = {
+    DaemonPolicy: plan_daemon,
     OrphanStackPolicy: plan_orphans,
     PrunePolicy: plan_prune,
 }
@@ -28,6 +30,7 @@ def plan_host(host: str, policies: Iterable[Policy], facts: Facts, now: datetime
     changes: dict[str, Change] = {}
     noops: list[Noop] = []
     gates: list[GateResult] = []
+    manual: list[Manual] = []
     ctx = Context(facts=facts, now=now)
     ruled = sorted(
         (p for p in policies if type(p) in RULES), key=lambda p: (_ORDER[type(p)], p.meta.name)
@@ -36,6 +39,8 @@ def plan_host(host: str, policies: Iterable[Policy], facts: Facts, now: datetime
         for outcome in RULES[type(policy)](policy, ctx):
             if isinstance(outcome, GateResult):
                 gates.append(outcome)
+            elif isinstance(outcome, Manual):
+                manual.append(outcome)
             elif isinstance(outcome, Noop):
                 noops.append(outcome)
             elif outcome.address in changes:
@@ -59,6 +64,7 @@ def plan_host(host: str, policies: Iterable[Policy], facts: Facts, now: datetime
         noops=tuple(noops),
         gates=tuple(gates),
         fingerprints=fingerprints_for(facts, planned),
+        manual=tuple(manual),
     )
 
 
@@ -78,6 +84,11 @@ def plan_hosts(items: Iterable[tuple[str, Iterable[Policy], Facts]], now: dateti
 def disk_paths(policies: Iterable[Policy]) -> list[str]:
     """Paths whose filesystems the gates of these policies measure."""
     return sorted({g.path for p in policies for g in getattr(p, "gates", ()) if g.path})
+
+
+def client_config_paths(policies: Iterable[Policy]) -> list[str]:
+    """Docker client configs the daemon policies read for registry credentials."""
+    return sorted({p.client_config for p in policies if isinstance(p, DaemonPolicy) and p.registry})
 
 
 def inspect_cutoff(policies: Iterable[Policy], now: datetime) -> datetime | None:

@@ -60,7 +60,14 @@ def _gather(target: HostPolicies, scope: str, plan_at: datetime | None = None) -
 
     from ccci.connectors.local import ConnectionFailed
     from ccci.facts.docker import add_build_cache, gather
-    from ccci.planner import disk_paths, file_paths, inspect_cutoff, plan_host, wants_build_cache
+    from ccci.planner import (
+        client_config_paths,
+        disk_paths,
+        file_paths,
+        inspect_cutoff,
+        plan_host,
+        wants_build_cache,
+    )
 
     host = target.host
     conn = connector_for(host)
@@ -74,7 +81,12 @@ def _gather(target: HostPolicies, scope: str, plan_at: datetime | None = None) -
             inspect_created_before=inspect_cutoff(target.policies, plan_at) if plan_at else None,
         )
         files = file_paths(target.policies, facts)
-        facts = replace(facts, files=tuple(conn.stat_file(p) for p in files))
+        configs = client_config_paths(target.policies)
+        facts = replace(
+            facts,
+            files=tuple(conn.stat_file(p) for p in files),
+            client_configs=tuple(conn.client_config(p) for p in configs),
+        )
         if lean and "build_cache" in facts.not_gathered:
             trial = plan_host(host.name, target.policies, facts, plan_at or facts.gathered_at)
             if wants_build_cache(trial, target.policies):

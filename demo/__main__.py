@@ -122,7 +122,8 @@ def main() -> None:
     (workdir / "inventory.yaml").write_text(
         "all:\n"
         "  vars:\n"
-        f"    docker_data_root: {gate_disk}   # a 64 MiB tmpfs filled to 85%: real disk pressure\n"
+        f"    docker_data_root: {engine.data_root}\n"
+        f"    disk_gate_path: {gate_disk}   # a 64 MiB tmpfs filled to 85%: real disk pressure\n"
         f"    abra_dir: {workdir / 'abra'}\n"
         "  children:\n"
         "    ci:\n"

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ccci.errors import CcciError
-from ccci.facts.model import STACK_LABEL, DiskUsage, FileFact
+from ccci.facts.model import STACK_LABEL, ClientConfig, DiskUsage, FileFact
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 
@@ -126,6 +126,11 @@ class LocalConnector:
 
     def stack_services(self, stack: str) -> list[dict[str, Any]]:
         return list(self.api.services(filters={"label": f"{STACK_LABEL}={stack}"}))
+
+    def client_config(self, path: str) -> ClientConfig:
+        from ccci.facts.clientconfig import read_client_config
+
+        return read_client_config(path)
 
     def stat_file(self, path: str) -> FileFact:
         try:

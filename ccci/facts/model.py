@@ -182,6 +182,30 @@ class DiskUsage:
 
 
 @dataclass(frozen=True)
+class RegistryAuth:
+    """That a client config holds credentials for a registry, and for which user.
+
+    Only the registry and the user name are kept: the secret part of an entry is never
+    read into facts, so it cannot reach a plan, a journal or a log.
+    """
+
+    registry: str
+    user: str = ""
+    via: str = "auths"
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """A Docker client config (``~/.docker/config.json``) of the user the daemon pulls as."""
+
+    path: str
+    found: bool
+    error: str = ""
+    auths: tuple[RegistryAuth, ...] = ()
+    creds_store: str = ""
+
+
+@dataclass(frozen=True)
 class FileFact:
     """A file a policy names (abra's env files): whether it exists, and its size."""
 
@@ -255,9 +279,13 @@ class Facts:
     secrets: tuple[SwarmObject, ...] = ()
     configs: tuple[SwarmObject, ...] = ()
     files: tuple[FileFact, ...] = ()
+    client_configs: tuple[ClientConfig, ...] = ()
     scope: str = SCOPE_FULL
     not_gathered: tuple[str, ...] = ()
     format_version: int = FACTS_FORMAT
+
+    def client_config(self, path: str) -> ClientConfig | None:
+        return next((c for c in self.client_configs if c.path == path), None)
 
     def file(self, path: str) -> FileFact | None:
         return next((f for f in self.files if f.path == path), None)

@@ -7,8 +7,11 @@ from datetime import timedelta
 from typing import Any
 
 from ccci.errors import InputError
+from ccci.facts.clientconfig import registry_host
 from ccci.policy.model import (
+    DEFAULT_CLIENT_CONFIG,
     REAP_ORDER,
+    DaemonPolicy,
     Gate,
     GateKind,
     OrphanStackPolicy,
@@ -126,7 +129,29 @@ def build_orphans(doc: Document) -> OrphanStackPolicy:
     )
 
 
+def build_daemon(doc: Document) -> DaemonPolicy:
+    spec = doc.data["spec"]
+    auth = spec.get("registry_auth") or {}
+    version = spec.get("min_api_version")
+    return DaemonPolicy(
+        meta=_meta(doc),
+        registry=registry_host(auth.get("registry", "")),
+        registry_user=auth.get("user", ""),
+        client_config=auth.get("config", DEFAULT_CLIENT_CONFIG),
+        data_root=spec.get("data_root", ""),
+        storage_driver=spec.get("storage_driver", ""),
+        min_api_version=parse_api_version(version) if version else None,
+    )
+
+
+def parse_api_version(text: str) -> tuple[int, int]:
+    """``1.41`` → (1, 41): API versions compare as numbers, not as text."""
+    major, _, minor = text.partition(".")
+    return int(major), int(minor or 0)
+
+
 BUILDERS: dict[str, Callable[[Document], Policy]] = {
+    "DaemonPolicy": build_daemon,
     "StackSelector": build_selector,
     "OrphanStackPolicy": build_orphans,
     "PrunePolicy": build_prune,

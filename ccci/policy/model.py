@@ -105,4 +105,20 @@ class OrphanStackPolicy:
         return self.env_file.replace("{domain}", stack.replace("_", "."))
 
 
-Policy = PrunePolicy | StackSelector | OrphanStackPolicy
+DEFAULT_CLIENT_CONFIG = "/root/.docker/config.json"
+
+
+@dataclass(frozen=True)
+class DaemonPolicy:
+    """Expectations of the Docker daemon; each unset field is not checked."""
+
+    meta: PolicyMeta
+    registry: str = ""
+    registry_user: str = ""
+    client_config: str = DEFAULT_CLIENT_CONFIG
+    data_root: str = ""
+    storage_driver: str = ""
+    min_api_version: tuple[int, int] | None = None
+
+
+Policy = PrunePolicy | StackSelector | OrphanStackPolicy | DaemonPolicy

@@ -31,9 +31,11 @@ def change_line(change: Change, style: Style) -> str:
 
 def summary_line(plan: HostPlan | Plan) -> str:
     counts = plan.counts()
+    manual = len(plan.manual) if isinstance(plan, HostPlan) else plan.manual_count()
     text = (
         f"Plan: {counts[Action.CREATE]} to add, {counts[Action.UPDATE]} to change, "
-        f"{counts[Action.DELETE] + counts[Action.REPLACE]} to remove."
+        f"{counts[Action.DELETE] + counts[Action.REPLACE]} to remove"
+        + (f", {manual} to do by hand." if manual else ".")
     )
     freed = (
         plan.bytes_freed()
@@ -69,7 +71,22 @@ def render_host(plan: HostPlan, style: Style, verbose: bool = False) -> list[str
         )
         if change.kind == "stack":
             lines += _stack_objects(change)
-    if plan.changes:
+    if plan.manual:
+        lines += (
+            ["", "To do by hand (ccci does not change these):"]
+            if plan.changes
+            else ["To do by hand (ccci does not change these):"]
+        )
+        for item in plan.manual:
+            lines.append(style(f"! {short(item.address)} ({item.label}): {item.reason}", "yellow"))
+            lines.append(
+                style(
+                    f"  # do: {item.how}; policy {item.policy} "
+                    f"{item.source.file}:{item.source.line}",
+                    "dim",
+                )
+            )
+    if plan.changes or plan.manual:
         lines += ["", summary_line(plan)]
     if plan.gates:
         lines += ["", "Gates:"]

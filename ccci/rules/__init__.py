@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from ccci.facts.model import Facts
-from ccci.plan import Change, GateResult, Noop
+from ccci.plan import Change, GateResult, Manual, Noop
 
-Outcome = Change | Noop | GateResult
+Outcome = Change | Noop | GateResult | Manual
 
 
 @dataclass(frozen=True)

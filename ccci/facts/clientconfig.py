@@ -1,0 +1,72 @@
+"""Read which registries a Docker client config has credentials for, never the secrets.
+
+``docker login`` stores ``{"auths": {"<registry>": {"auth": base64("user:secret")}}}``, or
+delegates to a credential helper (``credsStore``, ``credHelpers``). Like ``docker info``'s
+old "Username:" line, ccci takes the user name from the entry; the secret half is dropped
+at once and never kept in any fact.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from ccci.facts.model import ClientConfig, RegistryAuth
+
+
+def registry_host(key: str) -> str:
+    """A config key (``https://host/v1/``, ``host:5000``) as the bare registry host."""
+    host = key.strip()
+    for scheme in ("https://", "http://"):
+        host = host.removeprefix(scheme)
+    return host.split("/", 1)[0].lower()
+
+
+def _user(entry: dict[str, Any]) -> str:
+    if isinstance(entry.get("username"), str):
+        return str(entry["username"])
+    blob = entry.get("auth")
+    if not isinstance(blob, str) or not blob:
+        return ""
+    try:
+        decoded = base64.b64decode(blob, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return ""
+    user, _, _ = decoded.partition(":")
+    return user
+
+
+def parse_client_config(path: str, text: str) -> ClientConfig:
+    """Pure: the registries and users a config's text holds credentials for."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return ClientConfig(path=path, found=True, error=f"not JSON: {exc.msg}")
+    if not isinstance(data, dict):
+        return ClientConfig(path=path, found=True, error="not a JSON object")
+    auths: list[RegistryAuth] = []
+    for key, entry in (data.get("auths") or {}).items():
+        if isinstance(entry, dict):
+            auths.append(RegistryAuth(registry_host(key), _user(entry), "auths"))
+    for key, helper in (data.get("credHelpers") or {}).items():
+        auths.append(RegistryAuth(registry_host(key), "", f"credential helper {helper}"))
+    return ClientConfig(
+        path=path,
+        found=True,
+        auths=tuple(auths),
+        creds_store=str(data.get("credsStore") or ""),
+    )
+
+
+def read_client_config(path: str) -> ClientConfig:
+    """The I/O edge: read the file (missing or unreadable is a fact, not an error)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        return ClientConfig(path=path, found=False)
+    except (OSError, UnicodeDecodeError) as exc:
+        return ClientConfig(path=path, found=False, error=str(getattr(exc, "strerror", exc)))
+    return parse_client_config(path, text)
