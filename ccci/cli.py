@@ -286,6 +286,50 @@ def facts(
         click.echo("\n\n".join(render_facts(f) for f in gathered))
 
 
+@cli.command()
+@_workspace_options
+@click.option(
+    "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.option(
+    "--facts",
+    "facts_file",
+    type=click.Path(path_type=Path),
+    help="Read a snapshot from ccci facts instead of the live host.",
+)
+@click.option("--now", help="As of this time (RFC 3339); default: the clock.")
+@_errors
+def status(
+    policies: tuple[Path, ...],
+    inventory: Path,
+    limit: str | None,
+    state_dir: Path,
+    journal: Path | None,
+    output: str,
+    facts_file: Path | None,
+    now: str | None,
+) -> None:
+    """Is each host healthy, and if not, why: disk against every threshold, gates, live and
+    converging stacks, orphans, manual actions and the last run from the journal."""
+    from ccci import journal as journal_mod
+    from ccci.render import status as render_status
+    from ccci.status import host_status
+    from ccci.workspace import Workspace
+
+    workspace = Workspace(_settings(policies, inventory, limit, state_dir, journal))
+    plan, facts_by_host = workspace.plan(_parse_now(now), facts_file)
+    entries = journal_mod.read(workspace.settings.journal_path)
+    statuses = [
+        host_status(workspace.policies_of(h.host), facts_by_host[h.host], h, entries, plan.now)
+        for h in plan.hosts
+    ]
+    if output == "json":
+        click.echo(render_status.render_json(statuses))
+    else:
+        style = _style()
+        click.echo("\n\n".join(render_status.render_text(s, style) for s in statuses))
+
+
 JANITOR_KINDS = frozenset({"OrphanStackPolicy", "StackSelector"})
 
 

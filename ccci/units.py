@@ -81,3 +81,8 @@ def parse_time(text: str) -> datetime:
 def format_time(moment: datetime) -> str:
     """Format an aware datetime as RFC 3339 UTC with a ``Z``."""
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def plural(count: int, word: str) -> str:
+    """``plural(1, "service")`` → ``1 service``; ``plural(3, "service")`` → ``3 services``."""
+    return f"{count} {word}{'' if count == 1 else 's'}"

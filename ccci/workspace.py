@@ -205,6 +205,11 @@ class Workspace:
         )
         return plan, facts_by_host
 
+    def policies_of(self, host: str) -> tuple[Any, ...]:
+        """The policies the last plan used for ``host``."""
+        target = self._planned.get(host)
+        return target.policies if target is not None else ()
+
     def _replan(self, host_plan: Any, plan: Plan) -> Callable[[Facts], tuple[str, ...]] | None:
         """Plan fresh facts with the policies and time this plan was made with."""
         from ccci.planner import plan_host

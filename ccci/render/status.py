@@ -1,0 +1,64 @@
+"""Render ``ccci status`` for a person (text) or a script (JSON)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from ccci.render.style import Style
+from ccci.serde import to_jsonable
+from ccci.status import HostStatus
+from ccci.units import format_bytes, format_duration, format_percent, plural
+
+
+def render_text(status: HostStatus, style: Style) -> str:
+    verdict = style("healthy", "green") if status.healthy else style("needs attention", "yellow")
+    lines = [style(f"{status.host}: {verdict}", "bold"), f"  engine   {status.engine}"]
+    lines += [f"  !  {p}" for p in status.problems]
+    for disk in status.disks:
+        marks = ", ".join(f"{name} at {format_percent(t)}" for name, t in disk.thresholds)
+        lines.append(
+            f"  disk     {format_percent(disk.ratio)} on {disk.path}"
+            + (f" ({marks})" if marks else "")
+        )
+    for gate in status.gates:
+        state = style("open  ", "green") if gate.open else style("closed", "yellow")
+        lines.append(f"  gate     {gate.policy} {gate.gate.kind.value}: {state} {gate.observed}")
+    if status.live_stacks:
+        for stack in status.live_stacks:
+            age = (
+                format_duration(timedelta(seconds=stack.age_seconds))
+                if stack.age_seconds is not None
+                else "age unknown"
+            )
+            note = f", converging: {stack.converging}" if stack.converging else ""
+            lines.append(
+                f"  stack    {stack.name} ({plural(stack.services, 'service')}, {age} old{note})"
+            )
+    else:
+        lines.append("  stacks   none live")
+    lines.append(f"  orphans  {', '.join(status.orphans) if status.orphans else 'none'}")
+    for item in status.manual:
+        lines.append(f"  by hand  {item.label}: {item.reason} — {item.how}")
+    lines.append(
+        f"  pending  {plural(status.pending, 'change')} (ccci reconcile --plan shows them)"
+    )
+    run = status.last_run
+    if run is None:
+        lines.append("  last run none in the journal")
+    else:
+        result = "converged" if run.converged else "not converged"
+        lines.append(
+            f"  last run {run.time}: {result}, changed={run.changed} failed={run.failed} "
+            f"skipped={run.skipped}, freed {format_bytes(run.bytes_freed)}"
+        )
+    return "\n".join(lines)
+
+
+def render_json(statuses: list[HostStatus]) -> str:
+    hosts = []
+    for status in statuses:
+        data = to_jsonable(status)
+        data["healthy"] = status.healthy
+        hosts.append(data)
+    return json.dumps({"format_version": 1, "hosts": hosts}, indent=2, sort_keys=True)

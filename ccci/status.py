@@ -1,0 +1,143 @@
+"""``ccci status``: the runbook's first screen, built as data from a plan, facts and journal.
+
+Pure: it takes what was gathered and planned, and the journal's entries, and says whether
+the host is healthy and why not. Rendering is separate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ccci.facts.model import Facts
+from ccci.plan import GateResult, HostPlan, Manual
+from ccci.policy.model import GateKind, Policy, PrunePolicy
+from ccci.rules.gates import converging_services
+from ccci.units import plural
+
+
+@dataclass(frozen=True)
+class DiskLine:
+    path: str
+    ratio: float
+    thresholds: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True)
+class StackLine:
+    name: str
+    services: int
+    age_seconds: float | None
+    converging: str = ""
+
+
+@dataclass(frozen=True)
+class LastRun:
+    time: str
+    run: str
+    changed: int
+    failed: int
+    skipped: int
+    converged: bool
+    bytes_freed: int
+
+
+@dataclass(frozen=True)
+class HostStatus:
+    """Everything one host's status screen shows."""
+
+    host: str
+    now: datetime
+    engine: str
+    disks: tuple[DiskLine, ...]
+    gates: tuple[GateResult, ...]
+    live_stacks: tuple[StackLine, ...]
+    orphans: tuple[str, ...]
+    pending: int
+    manual: tuple[Manual, ...]
+    last_run: LastRun | None
+    problems: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def healthy(self) -> bool:
+        return not self.problems
+
+
+def _thresholds(policies: tuple[Policy, ...]) -> dict[str, list[tuple[str, float]]]:
+    found: dict[str, list[tuple[str, float]]] = {}
+    for policy in policies:
+        if isinstance(policy, PrunePolicy):
+            for gate in policy.gates:
+                if gate.kind is GateKind.DISK_USAGE:
+                    found.setdefault(gate.path, []).append((policy.meta.name, gate.at_least))
+    return found
+
+
+def last_run(entries: list[dict[str, Any]], host: str) -> LastRun | None:
+    """The newest recap line the journal has for ``host``."""
+    recaps = [e for e in entries if e.get("type") == "recap" and e.get("host") == host]
+    if not recaps:
+        return None
+    e = recaps[-1]
+    return LastRun(
+        time=str(e.get("time", "")),
+        run=str(e.get("run", "")),
+        changed=int(e.get("changed", 0)),
+        failed=int(e.get("failed", 0)),
+        skipped=int(e.get("skipped", 0)),
+        converged=bool(e.get("converged", False)),
+        bytes_freed=int(e.get("bytes_freed", 0)),
+    )
+
+
+def host_status(
+    policies: tuple[Policy, ...],
+    facts: Facts,
+    plan: HostPlan,
+    journal: list[dict[str, Any]],
+    now: datetime,
+) -> HostStatus:
+    thresholds = _thresholds(policies)
+    disks = tuple(DiskLine(d.path, d.ratio, tuple(thresholds.get(d.path, ()))) for d in facts.disks)
+    converging = {s.stack: why for s, why in converging_services(facts) if s.stack}
+    live = tuple(
+        StackLine(
+            s.name,
+            len(s.services),
+            (now - newest).total_seconds() if (newest := s.newest()) else None,
+            converging.get(s.name, ""),
+        )
+        for s in facts.stacks()
+        if s.live
+    )
+    orphans = tuple(c.address.split(":", 1)[1] for c in plan.changes if c.kind == "stack")
+    run = last_run(journal, facts.host)
+    problems: list[str] = []
+    for disk in disks:
+        for policy, at_least in disk.thresholds:
+            if disk.ratio >= at_least:
+                problems.append(
+                    f"disk {disk.ratio:.0%} on {disk.path} is over {policy}'s {at_least:.0%}"
+                )
+    if orphans:
+        problems.append(f"{plural(len(orphans), 'orphaned stack')} to reap")
+    if plan.manual:
+        problems.append(f"{plural(len(plan.manual), 'thing')} to do by hand")
+    if run is not None and run.failed:
+        problems.append(f"the last run had {plural(run.failed, 'failed change')}")
+    daemon = facts.daemon
+    return HostStatus(
+        host=facts.host,
+        now=now,
+        engine=f"Docker {daemon.server_version} (API {daemon.api_version}), "
+        f"{daemon.storage_driver}, data-root {daemon.data_root}, swarm {daemon.swarm_state}",
+        disks=disks,
+        gates=plan.gates,
+        live_stacks=live,
+        orphans=orphans,
+        pending=len(plan.changes),
+        manual=plan.manual,
+        last_run=run,
+        problems=tuple(problems),
+    )
