@@ -93,12 +93,14 @@ class Executor:
         run_id: str,
         clock: Callable[[], datetime],
         on_result: Callable[[ChangeResult], None] = lambda _: None,
+        refresh: Callable[..., Facts] | None = None,
     ) -> None:
         self.conn = conn
         self.journal = journal
         self.run_id = run_id
         self.clock = clock
         self.on_result = on_result
+        self.refresh = refresh
 
     def run(
         self,
@@ -146,10 +148,17 @@ class Executor:
         return report
 
     def current(self, plan: HostPlan, scope: str) -> Facts:
-        """Fresh facts, with the files the plan's changes name."""
-        facts = gather(self.conn, gate_paths(plan), scope=scope)
-        paths = sorted({p for c in plan.changes for p in (c.before or {}).get("env_file", [])})
-        return replace(facts, files=tuple(self.conn.stat_file(p) for p in paths))
+        """Fresh facts: as the policies gather them when known, else what the plan's
+        changes name (engine objects, gate paths, env files)."""
+        if self.refresh is not None:
+            facts = self.refresh(scope=scope)
+        else:
+            facts = gather(self.conn, gate_paths(plan), scope=scope)
+        # A reaped stack's env file is no longer found through its stack: ask for it by name.
+        known = {f.path for f in facts.files}
+        named = sorted({p for c in plan.changes for p in (c.before or {}).get("env_file", [])})
+        extra = tuple(self.conn.stat_file(p) for p in named if p not in known)
+        return replace(facts, files=facts.files + extra)
 
     def _closed(
         self, gates: tuple[GateResult, ...], facts: Facts, kinds: frozenset[GateKind] | None
@@ -222,11 +231,34 @@ class Executor:
                 return ChangeResult(change, Status.SKIPPED, f"container is now {state}")
         return None
 
+    def _timer(self, change: Change) -> None:
+        """Enable and (re)start a present timer, or stop, disable and mask an absent one."""
+        unit = change.address.split(":", 1)[1]
+        self.conn.systemctl("daemon-reload")
+        if change.action is Action.UPDATE:
+            self.conn.systemctl("enable", unit)
+            self.conn.systemctl("restart", unit)
+            return
+        self.conn.systemctl("stop", unit)
+        self.conn.systemctl("disable", unit)
+        # A unit file of the same name in the unit directory would block the mask link.
+        unit_dir = str(change.params.get("unit_dir", ""))
+        fragment = str((change.before or {}).get("fragment_path", ""))
+        if unit_dir and fragment == f"{unit_dir.rstrip('/')}/{unit}":
+            self.conn.remove_file(fragment)
+        self.conn.systemctl("mask", unit)
+        self.conn.systemctl("daemon-reload")
+
     def _act(self, change: Change, plan: HostPlan) -> int:
         ident = change.address.split(":", 1)[1]
         kind = change.kind
-        if change.action is not Action.DELETE:
-            raise NotImplementedError(f"{change.action.value} {kind}")
+        if kind == "unit":
+            after = change.after or {}
+            self.conn.write_file(str(after["path"]), str(after["content"]))
+            return 0
+        if kind == "timer":
+            self._timer(change)
+            return 0
         if kind == "stack":
             reap_stack(
                 self.conn,
@@ -236,6 +268,8 @@ class Executor:
                 lambda: self.current(plan, SCOPE_STACKS),
             )
             return 0
+        if change.action is not Action.DELETE:
+            raise NotImplementedError(f"{change.action.value} {kind}")
         if kind == "image":
             self.conn.remove_image(ident)
             return change.bytes_freed or 0

@@ -9,17 +9,19 @@ from typing import Any
 
 from ccci.facts.model import Facts
 from ccci.plan import Change, GateResult, HostPlan, Manual, Noop, Plan, fingerprints_for
-from ccci.policy.model import DaemonPolicy, OrphanStackPolicy, Policy, PrunePolicy
+from ccci.policy.model import DaemonPolicy, OrphanStackPolicy, Policy, PrunePolicy, TimerPolicy
 from ccci.rules import Context, RuleOutput
 from ccci.rules.daemon import plan_daemon
 from ccci.rules.orphans import plan_orphans
 from ccci.rules.prune import plan_prune
+from ccci.rules.timers import plan_timers
 
 # Rules run in this order: reaping orphans first lets the prune gates see the host as it
 # will be after the reaps (reap first, prune last). Kinds without a rule (StackSelector)
 # only feed other policies.
 RULES: dict[type[Any], Callable[[Any, Context], RuleOutput]] = {
     DaemonPolicy: plan_daemon,
+    TimerPolicy: plan_timers,
     OrphanStackPolicy: plan_orphans,
     PrunePolicy: plan_prune,
 }
@@ -84,6 +86,24 @@ def plan_hosts(items: Iterable[tuple[str, Iterable[Policy], Facts]], now: dateti
 def disk_paths(policies: Iterable[Policy]) -> list[str]:
     """Paths whose filesystems the gates of these policies measure."""
     return sorted({g.path for p in policies for g in getattr(p, "gates", ()) if g.path})
+
+
+def systemd_needs(policies: Iterable[Policy]) -> tuple[list[str], list[str]]:
+    """The units to ask systemd about, and the unit files to read, for the timer policies."""
+    units: dict[str, None] = {}
+    files: dict[str, None] = {}
+    for p in policies:
+        if not isinstance(p, TimerPolicy):
+            continue
+        for spec in p.present:
+            units[f"{spec.name}.timer"] = None
+            units[f"{spec.name}.service"] = None
+            for filename in spec.files:
+                files[f"{p.unit_dir.rstrip('/')}/{filename}"] = None
+        for unit, _ in p.absent:
+            units[unit] = None
+            files[f"{p.unit_dir.rstrip('/')}/{unit}"] = None
+    return list(units), list(files)
 
 
 def client_config_paths(policies: Iterable[Policy]) -> list[str]:

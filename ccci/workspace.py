@@ -43,22 +43,14 @@ class Settings:
         return self.state_dir / "ccci.lock"
 
 
-def connector_for(host: Host) -> Any:
-    from ccci.connectors.local import LocalConnector
-
-    return LocalConnector.for_host(host.name, host.vars)
-
-
-def _gather(target: HostPolicies, scope: str, plan_at: datetime | None = None) -> Facts:
-    """Docker facts, then the files the policies ask about (which depend on the stacks).
+def gather_with(conn: Any, target: HostPolicies, scope: str, plan_at: datetime | None) -> Facts:
+    """Docker facts, then what the policies ask about beyond the engine: env files (which
+    depend on the stacks), client configs, systemd units and unit files.
 
     With ``plan_at`` the facts are gathered for planning at that time: only what the rules
     can use. Exited containers too young for any policy are not inspected, and the build
     cache (the engine's slowest call) only when a policy that prunes it has its gates open.
     """
-    import docker.errors
-
-    from ccci.connectors.local import ConnectionFailed
     from ccci.facts.docker import add_build_cache, gather
     from ccci.planner import (
         client_config_paths,
@@ -66,35 +58,54 @@ def _gather(target: HostPolicies, scope: str, plan_at: datetime | None = None) -
         file_paths,
         inspect_cutoff,
         plan_host,
+        systemd_needs,
         wants_build_cache,
     )
 
     host = target.host
-    conn = connector_for(host)
+    lean = plan_at is not None
+    facts = gather(
+        conn,
+        disk_paths(target.policies),
+        scope=scope,
+        build_cache=not lean,
+        inspect_created_before=inspect_cutoff(target.policies, plan_at) if plan_at else None,
+    )
+    files = file_paths(target.policies, facts)
+    configs = client_config_paths(target.policies)
+    unit_names, unit_paths = systemd_needs(target.policies)
+    facts = replace(
+        facts,
+        files=tuple(conn.stat_file(p) for p in files),
+        client_configs=tuple(conn.client_config(p) for p in configs),
+        units=conn.units(unit_names),
+        unit_files=tuple(conn.unit_file(p) for p in unit_paths),
+    )
+    if lean and "build_cache" in facts.not_gathered:
+        trial = plan_host(host.name, target.policies, facts, plan_at or facts.gathered_at)
+        if wants_build_cache(trial, target.policies):
+            facts = add_build_cache(conn, facts)
+    return facts
+
+
+def connector_for(host: Host) -> Any:
+    from ccci.connectors.local import LocalConnector
+
+    return LocalConnector.for_host(host.name, host.vars)
+
+
+def _gather(target: HostPolicies, scope: str, plan_at: datetime | None = None) -> Facts:
+    """Gather one host's facts through a connector of its own (see :func:`gather_with`)."""
+    import docker.errors
+
+    from ccci.connectors.local import ConnectionFailed
+
+    conn = connector_for(target.host)
     try:
-        lean = plan_at is not None
-        facts = gather(
-            conn,
-            disk_paths(target.policies),
-            scope=scope,
-            build_cache=not lean,
-            inspect_created_before=inspect_cutoff(target.policies, plan_at) if plan_at else None,
-        )
-        files = file_paths(target.policies, facts)
-        configs = client_config_paths(target.policies)
-        facts = replace(
-            facts,
-            files=tuple(conn.stat_file(p) for p in files),
-            client_configs=tuple(conn.client_config(p) for p in configs),
-        )
-        if lean and "build_cache" in facts.not_gathered:
-            trial = plan_host(host.name, target.policies, facts, plan_at or facts.gathered_at)
-            if wants_build_cache(trial, target.policies):
-                facts = add_build_cache(conn, facts)
-        return facts
+        return gather_with(conn, target, scope, plan_at)
     except docker.errors.DockerException as exc:
         raise ConnectionFailed(
-            f"{host.name}: cannot gather facts from {conn.docker_host}: {exc}"
+            f"{target.host.name}: cannot gather facts from {conn.docker_host}: {exc}"
         ) from None
     finally:
         conn.close()
@@ -205,6 +216,17 @@ class Workspace:
         )
         return plan, facts_by_host
 
+    def _target_for(self, host: str) -> HostPolicies | None:
+        """The host's policies: from the plan just made, else (a saved plan) as loaded now;
+        without policies, apply still gathers what the plan's own changes need."""
+        if host in self._planned:
+            return self._planned[host]
+        try:
+            found = {t.host.name: t for t in self.targets()}
+        except CcciError:
+            return None
+        return found.get(host)
+
     def policies_of(self, host: str) -> tuple[Any, ...]:
         """The policies the last plan used for ``host``."""
         target = self._planned.get(host)
@@ -238,12 +260,19 @@ class Workspace:
                         raise CcciError(
                             f"{host_plan.host}: host is not in {self.settings.inventory}"
                         )
+                    conn = connector_for(host)
+                    target = self._target_for(host.name)
                     executors[host.name] = Executor(
-                        connector_for(host),
+                        conn,
                         journal,
                         run_id,
                         clock=lambda: datetime.now(UTC),
                         on_result=functools.partial(on_result, host.name),
+                        refresh=(
+                            functools.partial(gather_with, conn, target, plan_at=None)
+                            if target is not None
+                            else None
+                        ),
                     )
                     fresh[host.name] = executors[host.name].current(host_plan, scope_for(host_plan))
                 if saved:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
 from ccci.errors import CcciError
-from ccci.facts.model import STACK_LABEL, ClientConfig, DiskUsage, FileFact
+from ccci.facts.model import STACK_LABEL, ClientConfig, DiskUsage, FileFact, Unit, UnitFile
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 
@@ -143,3 +146,59 @@ class LocalConnector:
             os.remove(path)
         except FileNotFoundError:
             return
+
+    # systemd: the host's own systemctl, and unit files in the unit directory.
+
+    def systemctl(self, *args: str) -> str:
+        """Run systemctl; a failure is an error naming the command and its message."""
+        done = subprocess.run(
+            ["systemctl", *args], capture_output=True, text=True, check=False, timeout=120
+        )
+        if done.returncode != 0:
+            message = (done.stderr or done.stdout).strip().splitlines()
+            raise CcciError(f"systemctl {' '.join(args)}: {message[-1] if message else 'failed'}")
+        return done.stdout
+
+    def units(self, names: list[str]) -> tuple[Unit, ...]:
+        from ccci.facts.systemd import SHOW_PROPERTIES, parse_show
+
+        if not names:
+            return ()
+        props = [arg for p in SHOW_PROPERTIES for arg in ("-p", p)]
+        try:
+            out = self.systemctl("show", "--timestamp=unix", *props, *names)
+        except (OSError, CcciError):
+            # No systemd here (a container, a snapshot host): the units are unknown.
+            return ()
+        return parse_show(out, names)
+
+    def unit_file(self, path: str) -> UnitFile:
+        folder = os.path.dirname(path)
+        writable = os.access(folder, os.W_OK) and not os.path.realpath(folder).startswith(
+            "/nix/store"
+        )
+        link = os.readlink(path) if os.path.islink(path) else ""
+        try:
+            with open(path, encoding="utf-8") as handle:
+                content = handle.read()
+        except (FileNotFoundError, IsADirectoryError):
+            return UnitFile(
+                path=path, exists=os.path.lexists(path), link=link, dir_writable=writable
+            )
+        except (OSError, UnicodeDecodeError):
+            return UnitFile(path=path, exists=True, link=link, dir_writable=writable)
+        return UnitFile(path=path, exists=True, content=content, link=link, dir_writable=writable)
+
+    def write_file(self, path: str, content: str) -> None:
+        """Write atomically: a reader (systemd) sees the old file or the new, never half."""
+        folder = os.path.dirname(path)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".ccci-")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(content)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(tmp)
+            raise

@@ -206,6 +206,41 @@ class ClientConfig:
 
 
 @dataclass(frozen=True)
+class Unit:
+    """A systemd unit as ``systemctl show`` reports it; timer fields only for timers."""
+
+    name: str
+    load_state: str
+    active_state: str = ""
+    unit_file_state: str = ""
+    fragment_path: str = ""
+    calendars: tuple[str, ...] = ()
+    persistent: bool | None = None
+    randomized_delay_seconds: float | None = None
+    next_elapse: datetime | None = None
+    last_trigger: datetime | None = None
+
+    @property
+    def exists(self) -> bool:
+        return self.load_state not in ("not-found", "")
+
+    @property
+    def masked(self) -> bool:
+        return self.load_state == "masked" or self.unit_file_state.startswith("masked")
+
+
+@dataclass(frozen=True)
+class UnitFile:
+    """A unit file where ccci would write it: its content, and whether it can be written."""
+
+    path: str
+    exists: bool
+    content: str = ""
+    link: str = ""
+    dir_writable: bool = True
+
+
+@dataclass(frozen=True)
 class FileFact:
     """A file a policy names (abra's env files): whether it exists, and its size."""
 
@@ -280,12 +315,20 @@ class Facts:
     configs: tuple[SwarmObject, ...] = ()
     files: tuple[FileFact, ...] = ()
     client_configs: tuple[ClientConfig, ...] = ()
+    units: tuple[Unit, ...] = ()
+    unit_files: tuple[UnitFile, ...] = ()
     scope: str = SCOPE_FULL
     not_gathered: tuple[str, ...] = ()
     format_version: int = FACTS_FORMAT
 
     def client_config(self, path: str) -> ClientConfig | None:
         return next((c for c in self.client_configs if c.path == path), None)
+
+    def unit(self, name: str) -> Unit | None:
+        return next((u for u in self.units if u.name == name), None)
+
+    def unit_file(self, path: str) -> UnitFile | None:
+        return next((f for f in self.unit_files if f.path == path), None)
 
     def file(self, path: str) -> FileFact | None:
         return next((f for f in self.files if f.path == path), None)

@@ -10,6 +10,7 @@ from ccci.errors import InputError
 from ccci.facts.clientconfig import registry_host
 from ccci.policy.model import (
     DEFAULT_CLIENT_CONFIG,
+    DEFAULT_UNIT_DIR,
     REAP_ORDER,
     DaemonPolicy,
     Gate,
@@ -19,6 +20,8 @@ from ccci.policy.model import (
     PolicyMeta,
     PrunePolicy,
     StackSelector,
+    TimerPolicy,
+    TimerSpec,
 )
 from ccci.units import parse_duration, parse_percent
 from ccci.yamlsrc import Document, PathKey
@@ -150,7 +153,57 @@ def parse_api_version(text: str) -> tuple[int, int]:
     return int(major), int(minor or 0)
 
 
+def timer_values(item: dict[str, Any], policy: str) -> dict[str, Any]:
+    """Template values for one present timer, defaults filled in."""
+    name = item["name"]
+    return {
+        "policy": policy,
+        "name": name,
+        "description": item.get("description") or f"{name} (managed by ccci)",
+        "on_calendar": item["on_calendar"],
+        "persistent": item.get("persistent", True),
+        "randomized_delay": item.get("randomized_delay", ""),
+        "exec": item["exec"],
+        "success_exit_status": item.get("success_exit_status", ""),
+        "after": item.get("after", ""),
+        "hardening": item.get("hardening", False),
+        "read_write_paths": item.get("read_write_paths", []),
+    }
+
+
+def build_timers(doc: Document) -> TimerPolicy:
+    from ccci.units_systemd import render_timer_units
+
+    spec = doc.data["spec"]
+    name = doc.data["metadata"]["name"]
+    present = []
+    for i, item in enumerate(spec.get("present", [])):
+        if "randomized_delay" in item:
+            _parse(doc, ("spec", "present", i, "randomized_delay"), parse_duration)
+        units = render_timer_units(timer_values(item, name))
+        present.append(
+            TimerSpec(
+                name=item["name"],
+                on_calendar=item["on_calendar"],
+                source=doc.location(("spec", "present", i, "name")),
+                timer_unit=units.timer,
+                service_unit=units.service,
+            )
+        )
+    absent = tuple(
+        (unit if "." in unit else f"{unit}.timer", doc.location(("spec", "absent", i)))
+        for i, unit in enumerate(spec.get("absent", []))
+    )
+    return TimerPolicy(
+        meta=_meta(doc),
+        unit_dir=spec.get("unit_dir", DEFAULT_UNIT_DIR),
+        present=tuple(present),
+        absent=absent,
+    )
+
+
 BUILDERS: dict[str, Callable[[Document], Policy]] = {
+    "TimerPolicy": build_timers,
     "DaemonPolicy": build_daemon,
     "StackSelector": build_selector,
     "OrphanStackPolicy": build_orphans,

@@ -121,4 +121,33 @@ class DaemonPolicy:
     min_api_version: tuple[int, int] | None = None
 
 
-Policy = PrunePolicy | StackSelector | OrphanStackPolicy | DaemonPolicy
+DEFAULT_UNIT_DIR = "/etc/systemd/system"
+
+
+@dataclass(frozen=True)
+class TimerSpec:
+    """A timer that must exist, with the unit files ccci renders for it."""
+
+    name: str
+    on_calendar: str
+    source: Location
+    timer_unit: str
+    service_unit: str
+
+    @property
+    def files(self) -> dict[str, str]:
+        """Unit file name → rendered content, service first (the timer starts it)."""
+        return {f"{self.name}.service": self.service_unit, f"{self.name}.timer": self.timer_unit}
+
+
+@dataclass(frozen=True)
+class TimerPolicy:
+    """Timers present (rendered, enabled, started) and absent (stopped, disabled, masked)."""
+
+    meta: PolicyMeta
+    unit_dir: str
+    present: tuple[TimerSpec, ...]
+    absent: tuple[tuple[str, Location], ...]
+
+
+Policy = PrunePolicy | StackSelector | OrphanStackPolicy | DaemonPolicy | TimerPolicy

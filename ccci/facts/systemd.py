@@ -1,0 +1,75 @@
+"""systemd facts: one ``systemctl show`` for every unit the policies name, parsed purely.
+
+``--timestamp=unix`` makes timestamps ``@<seconds>``, so nothing depends on the host's
+locale or time zone.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from ccci.facts.model import Unit
+from ccci.units_systemd import parse_timespan
+
+SHOW_PROPERTIES = (
+    "Id",
+    "LoadState",
+    "ActiveState",
+    "UnitFileState",
+    "FragmentPath",
+    "TimersCalendar",
+    "Persistent",
+    "RandomizedDelayUSec",
+    "NextElapseUSecRealtime",
+    "LastTriggerUSec",
+)
+
+
+def _timestamp(value: str) -> datetime | None:
+    match = re.fullmatch(r"@(\d+(?:\.\d+)?)", value.strip())
+    if not match or float(match.group(1)) == 0:
+        return None
+    return datetime.fromtimestamp(float(match.group(1)), tz=UTC)
+
+
+def _calendars(value: str) -> tuple[str, ...]:
+    """``{ OnCalendar=*-*-* 00:00:00 ; next_elapse=… }`` (one block per spec) → the specs."""
+    return tuple(m.strip() for m in re.findall(r"OnCalendar=([^;}]+)", value))
+
+
+def _yes(value: str) -> bool | None:
+    if value in ("yes", "no"):
+        return value == "yes"
+    return None
+
+
+def parse_show(text: str, asked: list[str]) -> tuple[Unit, ...]:
+    """Parse ``systemctl show -p … unit…``: one block per unit, in the order asked."""
+    blocks: list[dict[str, str]] = [{}]
+    for line in text.splitlines():
+        if not line.strip():
+            if blocks[-1]:
+                blocks.append({})
+            continue
+        key, _, value = line.partition("=")
+        blocks[-1][key] = value
+    blocks = [b for b in blocks if b]
+    units = []
+    for name, props in zip(asked, blocks, strict=False):
+        delay = props.get("RandomizedDelayUSec", "")
+        units.append(
+            Unit(
+                name=name,
+                load_state=props.get("LoadState", ""),
+                active_state=props.get("ActiveState", ""),
+                unit_file_state=props.get("UnitFileState", ""),
+                fragment_path=props.get("FragmentPath", ""),
+                calendars=_calendars(props.get("TimersCalendar", "")),
+                persistent=_yes(props.get("Persistent", "")),
+                randomized_delay_seconds=parse_timespan(delay) if delay else None,
+                next_elapse=_timestamp(props.get("NextElapseUSecRealtime", "")),
+                last_trigger=_timestamp(props.get("LastTriggerUSec", "")),
+            )
+        )
+    return tuple(units)

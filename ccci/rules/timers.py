@@ -1,0 +1,159 @@
+"""TimerPolicy: timers that must exist and timers that must not.
+
+Present timers are rendered from ccci's templates; a unit file that means the same as the
+rendered one (``daily`` = ``*-*-* 00:00:00``) is left alone. Absent timers are stopped,
+disabled and masked — unless they come from a read-only place (NixOS's Nix store), where
+the plan gives the manual action instead.
+"""
+
+from __future__ import annotations
+
+import posixpath
+
+from ccci.errors import Location
+from ccci.facts.model import Unit
+from ccci.plan import Action, Change, Manual, Noop
+from ccci.policy.model import TimerPolicy, TimerSpec
+from ccci.rules import Context, RuleOutput
+from ccci.units import format_time
+from ccci.units_systemd import same_meaning
+
+# What NixOS operators set instead of editing units the Nix store owns.
+NIXOS_OPTIONS = {
+    "docker-prune.timer": "virtualisation.docker.autoPrune.enable = false;",
+}
+
+
+def _read_only(path: str) -> bool:
+    return path.startswith("/nix/store/")
+
+
+def _nixos_how(unit: str) -> str:
+    option = NIXOS_OPTIONS.get(unit)
+    if option:
+        return f"set `{option}` in the NixOS configuration and run nixos-rebuild switch"
+    return f"remove {unit} from the NixOS configuration and run nixos-rebuild switch"
+
+
+def _present(policy: TimerPolicy, spec: TimerSpec, ctx: Context) -> RuleOutput:
+    facts, name = ctx.facts, policy.meta.name
+    files_change = False
+    for filename, content in spec.files.items():
+        path = posixpath.join(policy.unit_dir, filename)
+        address = f"unit:{filename}"
+        current = facts.unit_file(path)
+        if current is None:
+            yield Noop(address, path, "unit file not gathered", name, spec.source)
+            continue
+        if not current.dir_writable or _read_only(current.link):
+            yield Manual(
+                address,
+                path,
+                f"{policy.unit_dir} is read-only (a NixOS system?)",
+                "declare the timer in the NixOS configuration: "
+                "ccci systemd install --format nix prints the module",
+                name,
+                spec.source,
+            )
+            return
+        after = {"path": path, "content": content}
+        if not current.exists:
+            files_change = True
+            yield Change(address, Action.CREATE, path, "missing", name, spec.source, after=after)
+        elif not same_meaning(current.content, content):
+            files_change = True
+            yield Change(
+                address,
+                Action.UPDATE,
+                path,
+                "differs from the policy",
+                name,
+                spec.source,
+                before={"path": path, "content": current.content},
+                after=after,
+            )
+        else:
+            yield Noop(address, path, "matches the policy", name, spec.source)
+    timer = facts.unit(f"{spec.name}.timer")
+    address = f"timer:{spec.name}.timer"
+    if files_change:
+        why = "unit files change: reload systemd, enable and restart the timer"
+    elif timer is None or not timer.exists:
+        why = "not loaded: reload systemd, enable and start the timer"
+    elif timer.unit_file_state != "enabled" or timer.active_state != "active":
+        state = f"{timer.unit_file_state or 'unknown'} and {timer.active_state or 'unknown'}"
+        why = f"{state}: enable and start it"
+    else:
+        when = f", next run {format_time(timer.next_elapse)}" if timer.next_elapse else ""
+        yield Noop(address, f"{spec.name}.timer", f"enabled and active{when}", name, spec.source)
+        return
+    yield Change(
+        address,
+        Action.UPDATE,
+        f"{spec.name}.timer",
+        why,
+        name,
+        spec.source,
+        before=_state(timer),
+        after={"unit_file_state": "enabled", "active_state": "active"},
+    )
+
+
+def _state(unit: Unit | None) -> dict[str, str]:
+    if unit is None:
+        return {"load_state": "unknown"}
+    return {
+        "load_state": unit.load_state,
+        "unit_file_state": unit.unit_file_state,
+        "active_state": unit.active_state,
+        "fragment_path": unit.fragment_path,
+    }
+
+
+def _seen(unit: Unit) -> str:
+    return f"present ({unit.unit_file_state}, {unit.active_state})"
+
+
+def _absent(policy: TimerPolicy, unit_name: str, ctx: Context, source: Location) -> RuleOutput:
+    facts, name = ctx.facts, policy.meta.name
+    address = f"timer:{unit_name}"
+    unit = facts.unit(unit_name)
+    if unit is None:
+        yield Noop(address, unit_name, "state unknown (systemd was not asked)", name, source)
+        return
+    if not unit.exists:
+        yield Noop(address, unit_name, "does not exist", name, source)
+        return
+    if unit.masked and unit.active_state != "active":
+        yield Noop(address, unit_name, "masked", name, source)
+        return
+    origin = unit.fragment_path or "an unknown place"
+    in_dir = facts.unit_file(posixpath.join(policy.unit_dir, unit_name))
+    if _read_only(unit.fragment_path) or (in_dir is not None and not in_dir.dir_writable):
+        yield Manual(
+            address,
+            unit_name,
+            f"{_seen(unit)} from {origin}, which ccci cannot change",
+            _nixos_how(unit_name),
+            name,
+            source,
+        )
+        return
+    yield Change(
+        address,
+        Action.DELETE,
+        unit_name,
+        f"{_seen(unit)} from {origin}; the policy says absent",
+        name,
+        source,
+        before=_state(unit),
+        after={"load_state": "masked"},
+        params={"unit_dir": policy.unit_dir},
+    )
+
+
+def plan_timers(policy: TimerPolicy, ctx: Context) -> RuleOutput:
+    for spec in policy.present:
+        yield from _present(policy, spec, ctx)
+    for unit_name, source in policy.absent:
+        yield from _absent(policy, unit_name, ctx, source)

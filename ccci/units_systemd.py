@@ -1,0 +1,129 @@
+"""systemd unit files as ccci renders, reads and compares them.
+
+Pure: rendering from the packaged Jinja2 templates, parsing a unit file into its settings,
+and comparing two by meaning — ``OnCalendar=daily`` is ``*-*-* 00:00:00``, ``15m`` is
+``15min`` — so a hand-written unit that means the same is not rewritten.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+# systemd.time(7): the shorthand calendar names and what they stand for.
+_CALENDAR_NAMES = {
+    "minutely": "*-*-* *:*:00",
+    "hourly": "*-*-* *:00:00",
+    "daily": "*-*-* 00:00:00",
+    "monthly": "*-*-01 00:00:00",
+    "weekly": "Mon *-*-* 00:00:00",
+    "yearly": "*-01-01 00:00:00",
+    "annually": "*-01-01 00:00:00",
+    "quarterly": "*-01,04,07,10-01 00:00:00",
+    "semiannually": "*-01,07-01 00:00:00",
+}
+_SPAN_UNITS = {
+    "us": 1e-6, "usec": 1e-6, "ms": 1e-3, "msec": 1e-3,
+    "s": 1, "sec": 1, "second": 1, "seconds": 1,
+    "m": 60, "min": 60, "minute": 60, "minutes": 60,
+    "h": 3600, "hr": 3600, "hour": 3600, "hours": 3600,
+    "d": 86400, "day": 86400, "days": 86400,
+    "w": 604800, "week": 604800, "weeks": 604800,
+}  # fmt: skip
+_TRUE = {"1", "yes", "true", "on"}
+_FALSE = {"0", "no", "false", "off"}
+
+
+def normalize_calendar(spec: str) -> str:
+    """A calendar spec in systemd's normalized form, as far as ccci needs to compare."""
+    text = " ".join(spec.split())
+    if text.lower() in _CALENDAR_NAMES:
+        return _CALENDAR_NAMES[text.lower()]
+    parts = text.split(" ")
+    last = parts[-1]
+    if re.fullmatch(r"[0-9*,/.]+:[0-9*,/.]+", last):
+        parts[-1] = last + ":00"
+    if len(parts) == 1 and ":" in parts[0]:
+        parts.insert(0, "*-*-*")
+    return " ".join(parts)
+
+
+def parse_timespan(text: str) -> float | None:
+    """``15min``, ``1h 30min``, ``900`` (seconds) → seconds; None if not a time span."""
+    cleaned = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", cleaned):
+        return float(cleaned)
+    total = 0.0
+    found = False
+    for number, unit in re.findall(r"(\d+(?:\.\d+)?)\s*([a-z]+)", cleaned):
+        if unit not in _SPAN_UNITS:
+            return None
+        total += float(number) * _SPAN_UNITS[unit]
+        found = True
+    return total if found else None
+
+
+def _normal_value(key: str, value: str) -> str:
+    if key == "OnCalendar":
+        return normalize_calendar(value)
+    if key.endswith("Sec"):
+        seconds = parse_timespan(value)
+        return f"{seconds:g}s" if seconds is not None else value
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return "true"
+    if lowered in _FALSE:
+        return "false"
+    return " ".join(value.split())
+
+
+Settings = dict[tuple[str, str], tuple[str, ...]]
+
+
+def parse_unit(text: str) -> Settings:
+    """A unit file's settings by (section, key), comments and blank lines dropped."""
+    settings: dict[tuple[str, str], list[str]] = {}
+    section = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1]
+            continue
+        key, sep, value = line.partition("=")
+        if sep:
+            key = key.strip()
+            settings.setdefault((section, key), []).append(_normal_value(key, value.strip()))
+    return {k: tuple(v) for k, v in settings.items()}
+
+
+def same_meaning(a: str, b: str) -> bool:
+    return parse_unit(a) == parse_unit(b)
+
+
+@dataclass(frozen=True)
+class TimerUnits:
+    """The two files a present timer is made of."""
+
+    timer: str
+    service: str
+
+
+@cache
+def _template(name: str) -> Any:
+    from jinja2 import Environment, StrictUndefined
+
+    text = (resources.files("ccci") / "templates" / name).read_text(encoding="utf-8")
+    return Environment(undefined=StrictUndefined, keep_trailing_newline=True).from_string(text)
+
+
+def render_timer_units(values: dict[str, Any]) -> TimerUnits:
+    """Render ``<name>.timer`` and ``<name>.service`` from ccci's templates."""
+    return TimerUnits(
+        timer=_template("timer.j2").render(**values),
+        service=_template("service.j2").render(**values),
+    )
