@@ -92,7 +92,15 @@ def _settings(
 ) -> Any:
     from ccci.workspace import Settings
 
-    return Settings(policies or (Path("policies"),), inventory, limit, state_dir, journal)
+    metrics = os.environ.get("CCCI_METRICS")
+    return Settings(
+        policies or (Path("policies"),),
+        inventory,
+        limit,
+        state_dir,
+        journal,
+        metrics=Path(metrics) if metrics else None,
+    )
 
 
 def _parse_now(value: str | None) -> datetime | None:
@@ -328,6 +336,75 @@ def status(
     else:
         style = _style()
         click.echo("\n\n".join(render_status.render_text(s, style) for s in statuses))
+
+
+@cli.group()
+def systemd() -> None:
+    """ccci's own nightly reconcile as a systemd oneshot and timer."""
+
+
+@systemd.command("install")
+@click.option(
+    "--print", "print_only", is_flag=True, help="Print the units instead of installing them."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["unit", "nix"]),
+    default="unit",
+    show_default=True,
+    help="unit: systemd unit files; nix: the equivalent NixOS module.",
+)
+@click.option(
+    "--unit-dir",
+    type=click.Path(path_type=Path),
+    default=Path("/etc/systemd/system"),
+    show_default=True,
+)
+@click.option(
+    "--working-directory",
+    type=click.Path(path_type=Path),
+    default=Path("."),
+    help="Where the nightly run finds policies/ and inventory.yaml.  [default: .]",
+)
+@click.option("--on-calendar", default="daily", show_default=True)
+@click.option("--randomized-delay", default="15m", show_default=True)
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path),
+    envvar="CCCI_STATE_DIR",
+    default=Path("/var/lib/ccci"),
+    show_default=True,
+)
+@_errors
+def systemd_install(
+    print_only: bool,
+    fmt: str,
+    unit_dir: Path,
+    working_directory: Path,
+    on_calendar: str,
+    randomized_delay: str,
+    state_dir: Path,
+) -> None:
+    """Install ccci-reconcile.service (Type=oneshot, SuccessExitStatus=75 for a busy lock,
+    hardened but able to reach the Docker socket) and ccci-reconcile.timer."""
+    from ccci.connectors.local import LocalConnector
+    from ccci.install import UNIT_NAME, install, nightly_values
+    from ccci.units_systemd import render_nixos_module, render_timer_units
+
+    values = nightly_values(working_directory.resolve(), on_calendar, randomized_delay, state_dir)
+    if fmt == "nix":
+        click.echo(render_nixos_module(values), nl=False)
+        return
+    units = render_timer_units(values)
+    files = {f"{UNIT_NAME}.service": units.service, f"{UNIT_NAME}.timer": units.timer}
+    if print_only:
+        for filename, content in files.items():
+            click.echo(f"# {unit_dir / filename}\n{content}")
+        return
+    for path in install(LocalConnector(host="localhost"), unit_dir, files):
+        click.echo(f"wrote {path}")
+    click.echo(f"enabled and started {UNIT_NAME}.timer")
 
 
 JANITOR_KINDS = frozenset({"OrphanStackPolicy", "StackSelector"})

@@ -121,6 +121,11 @@ def _template(name: str) -> Any:
     return Environment(undefined=StrictUndefined, keep_trailing_newline=True).from_string(text)
 
 
+def render_nixos_module(values: dict[str, Any]) -> str:
+    """The same timer as a NixOS module, for hosts whose units live in the Nix store."""
+    return str(_template("nixos.nix.j2").render(**values))
+
+
 def render_timer_units(values: dict[str, Any]) -> TimerUnits:
     """Render ``<name>.timer`` and ``<name>.service`` from ccci's templates."""
     return TimerUnits(

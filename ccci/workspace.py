@@ -31,12 +31,18 @@ class Settings:
     limit: str | None = None
     state_dir: Path = Path("/var/lib/ccci")
     journal: Path | None = None
+    metrics: Path | None = None
     kinds: frozenset[str] | None = None
     scope: str = SCOPE_FULL
 
     @property
     def journal_path(self) -> Path:
         return self.journal or self.state_dir / "journal.jsonl"
+
+    @property
+    def metrics_path(self) -> Path:
+        """node_exporter's textfile collector reads ``*.prom``; point it at this file."""
+        return self.metrics or self.state_dir / "ccci.prom"
 
     @property
     def lock_path(self) -> Path:
@@ -227,6 +233,12 @@ class Workspace:
             return None
         return found.get(host)
 
+    def _write_metrics(self, reports: list[Any], plan: Plan, facts: dict[str, Facts]) -> None:
+        from ccci import metrics
+
+        text = metrics.render(reports, {h.host: h for h in plan.hosts}, facts, datetime.now(UTC))
+        metrics.write(self.settings.metrics_path, text)
+
     def policies_of(self, host: str) -> tuple[Any, ...]:
         """The policies the last plan used for ``host``."""
         target = self._planned.get(host)
@@ -277,12 +289,14 @@ class Workspace:
                     fresh[host.name] = executors[host.name].current(host_plan, scope_for(host_plan))
                 if saved:
                     _refuse_if_stale(plan, fresh)
-                return [
+                reports = [
                     executors[h.host].run(
                         h, fresh[h.host], None if saved else self._replan(h, plan)
                     )
                     for h in plan.hosts
                 ]
+                self._write_metrics(reports, plan, fresh)
+                return reports
             finally:
                 journal.close()
                 for executor in executors.values():

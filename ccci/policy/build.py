@@ -168,6 +168,7 @@ def timer_values(item: dict[str, Any], policy: str) -> dict[str, Any]:
         "after": item.get("after", ""),
         "hardening": item.get("hardening", False),
         "read_write_paths": item.get("read_write_paths", []),
+        "working_directory": item.get("working_directory", ""),
     }
 
 

@@ -45,6 +45,23 @@ def summary_line(plan: HostPlan | Plan) -> str:
     return f"{text} About {format_bytes(freed)} to free." if freed else text
 
 
+def _unit_diff(change: Change) -> list[str]:
+    """A unit file change shows as a unified diff, as a reviewer reads file changes."""
+    import difflib
+
+    before = str((change.before or {}).get("content", ""))
+    after = str((change.after or {}).get("content", ""))
+    path = str((change.after or {}).get("path", change.label))
+    diff = difflib.unified_diff(
+        before.splitlines(),
+        after.splitlines(),
+        fromfile=path if change.before else "/dev/null",
+        tofile=path,
+        lineterm="",
+    )
+    return [f"      {line}" for line in diff]
+
+
 def _stack_objects(change: Change) -> list[str]:
     """A reap removes many objects; the reviewer sees each one."""
     from ccci.reap import SINGULAR
@@ -71,6 +88,8 @@ def render_host(plan: HostPlan, style: Style, verbose: bool = False) -> list[str
         )
         if change.kind == "stack":
             lines += _stack_objects(change)
+        if change.kind == "unit":
+            lines += _unit_diff(change)
     if plan.manual:
         lines += (
             ["", "To do by hand (ccci does not change these):"]

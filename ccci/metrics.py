@@ -1,0 +1,74 @@
+"""Prometheus textfile metrics of the last apply (node_exporter's textfile collector).
+
+Written atomically (temp file, then rename), so the collector never reads half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+
+from ccci.apply import HostReport, Status
+from ccci.facts.model import Facts
+from ccci.plan import HostPlan
+
+_HELP = {
+    "ccci_last_run_timestamp_seconds": "When the last ccci apply finished (unix time).",
+    "ccci_last_run_success": "1 when no change of the last apply failed.",
+    "ccci_converged": "1 when the host matched policy after the last apply.",
+    "ccci_changes": "Changes of the last apply by object kind and outcome.",
+    "ccci_bytes_reclaimed": "Bytes the last apply freed (engine figures, else estimates).",
+    "ccci_disk_usage_ratio": "Used share of the filesystems the policies measure.",
+    "ccci_gates_closed": "Policy gates that were closed when the last apply planned.",
+    "ccci_drift": "What still differs from policy after the last apply.",
+}
+
+
+def _label(value: str) -> str:
+    """Escape a label value as the text format asks: backslash, quote, newline."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def render(
+    reports: Iterable[HostReport],
+    plans: dict[str, HostPlan],
+    facts: dict[str, Facts],
+    finished: datetime,
+) -> str:
+    samples: dict[str, list[str]] = {name: [] for name in _HELP}
+    for report in reports:
+        host = f'host="{_label(report.host)}"'
+        samples["ccci_last_run_timestamp_seconds"].append(f"{{{host}}} {finished.timestamp():.3f}")
+        ok = int(report.count(Status.FAILED) == 0)
+        samples["ccci_last_run_success"].append(f"{{{host}}} {ok}")
+        samples["ccci_converged"].append(f"{{{host}}} {int(report.converged)}")
+        counts = Counter((r.change.kind, r.status.value) for r in report.results)
+        for (kind, outcome), n in sorted(counts.items()):
+            samples["ccci_changes"].append(f'{{{host},kind="{kind}",outcome="{outcome}"}} {n}')
+        samples["ccci_bytes_reclaimed"].append(f"{{{host}}} {report.bytes_freed}")
+        for disk in facts[report.host].disks if report.host in facts else ():
+            samples["ccci_disk_usage_ratio"].append(
+                f'{{{host},path="{_label(disk.path)}"}} {disk.ratio:.4f}'
+            )
+        plan = plans.get(report.host)
+        closed = len(plan.closed_gates()) if plan else 0
+        samples["ccci_gates_closed"].append(f"{{{host}}} {closed}")
+        samples["ccci_drift"].append(f"{{{host}}} {len(report.remaining)}")
+    lines: list[str] = []
+    for name, values in samples.items():
+        lines += [f"# HELP {name} {_HELP[name]}", f"# TYPE {name} gauge"]
+        lines += [f"{name}{value}" for value in values]
+    return "\n".join(lines) + "\n"
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".ccci-prom-")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
