@@ -80,11 +80,13 @@ def gather_with(conn: Any, target: HostPolicies, scope: str, plan_at: datetime |
     files = file_paths(target.policies, facts)
     configs = client_config_paths(target.policies)
     unit_names, unit_paths = systemd_needs(target.policies)
+    systemd_state, units = conn.units(unit_names)
     facts = replace(
         facts,
         files=tuple(conn.stat_file(p) for p in files),
         client_configs=tuple(conn.client_config(p) for p in configs),
-        units=conn.units(unit_names),
+        systemd=systemd_state,
+        units=units,
         unit_files=tuple(conn.unit_file(p) for p in unit_paths),
     )
     if lean and "build_cache" in facts.not_gathered:

@@ -159,18 +159,26 @@ class LocalConnector:
             raise CcciError(f"systemctl {' '.join(args)}: {message[-1] if message else 'failed'}")
         return done.stdout
 
-    def units(self, names: list[str]) -> tuple[Unit, ...]:
+    def units(self, names: list[str]) -> tuple[str, tuple[Unit, ...]]:
+        """systemd's state (``running``, ``degraded``…, or why it cannot be asked) and the
+        named units. Without a running systemd the units are unknown, not absent."""
         from ccci.facts.systemd import SHOW_PROPERTIES, parse_show
 
         if not names:
-            return ()
-        props = [arg for p in SHOW_PROPERTIES for arg in ("-p", p)]
+            return "", ()
         try:
-            out = self.systemctl("show", "--timestamp=unix", *props, *names)
-        except (OSError, CcciError):
-            # No systemd here (a container, a snapshot host): the units are unknown.
-            return ()
-        return parse_show(out, names)
+            # Exit status is non-zero for "degraded" too; the word on stdout is the answer.
+            asked = subprocess.run(
+                ["systemctl", "is-system-running"], capture_output=True, text=True, timeout=30
+            )
+        except OSError as exc:
+            return f"not available ({exc.strerror})", ()
+        state = asked.stdout.strip() or "unknown"
+        if state not in ("running", "degraded", "starting", "maintenance"):
+            return state, ()
+        props = [arg for p in SHOW_PROPERTIES for arg in ("-p", p)]
+        out = self.systemctl("show", "--timestamp=unix", *props, *names)
+        return state, parse_show(out, names)
 
     def unit_file(self, path: str) -> UnitFile:
         folder = os.path.dirname(path)

@@ -317,6 +317,7 @@ class Facts:
     client_configs: tuple[ClientConfig, ...] = ()
     units: tuple[Unit, ...] = ()
     unit_files: tuple[UnitFile, ...] = ()
+    systemd: str = ""
     scope: str = SCOPE_FULL
     not_gathered: tuple[str, ...] = ()
     format_version: int = FACTS_FORMAT

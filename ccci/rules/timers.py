@@ -153,6 +153,13 @@ def _absent(policy: TimerPolicy, unit_name: str, ctx: Context, source: Location)
 
 
 def plan_timers(policy: TimerPolicy, ctx: Context) -> RuleOutput:
+    state = ctx.facts.systemd
+    if state and not state.startswith(("running", "degraded")):
+        # Without a running systemd, units can be neither read nor started: do nothing.
+        name = policy.meta.name
+        why = f"systemd is {state}; timers are not managed here"
+        yield Noop(f"policy:{name}", name, why, name, policy.meta.source)
+        return
     for spec in policy.present:
         yield from _present(policy, spec, ctx)
     for unit_name, source in policy.absent:
