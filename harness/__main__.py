@@ -1,4 +1,4 @@
-"""CLI: python3 -m harness start|stop [--purge]|status|env."""
+"""CLI: python3 -m harness start|stop [--purge]|status|env|systemd [start|stop]."""
 
 from __future__ import annotations
 
@@ -7,7 +7,15 @@ import json
 import shlex
 import sys
 
-from harness.engine import EngineError, engine_paths, ensure_engine, status, stop_engine
+from harness import systemd
+from harness.engine import (
+    DockerError,
+    EngineError,
+    engine_paths,
+    ensure_engine,
+    status,
+    stop_engine,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,6 +27,14 @@ def main(argv: list[str] | None = None) -> int:
     stop.add_argument("--purge", action="store_true", help="also delete data-root and exec-root")
     sub.add_parser("status", help="print engine state as JSON; exit 0 if running, 3 if not")
     sub.add_parser("env", help="print the shell export that aims docker at the engine")
+    sd = sub.add_parser("systemd", help="boot (or reuse) / remove the systemd test host")
+    sd.add_argument("action", nargs="?", choices=("start", "stop"), default="start")
+    sd.add_argument("--name", default=systemd.DEFAULT_NAME, help="container name")
+    sd.add_argument(
+        "--mount", action="append", default=[], type=systemd.Bind.parse,
+        metavar="SRC:DST[:ro|rw]", help="extra bind mount (read-only by default); repeatable",
+    )  # fmt: skip
+    sd.add_argument("--timeout", type=float, default=120.0, help="boot bound, seconds")
     args = parser.parse_args(argv)
 
     try:
@@ -32,12 +48,30 @@ def main(argv: list[str] | None = None) -> int:
             info = status()
             print(json.dumps(info, indent=2))
             return 0 if info["running"] else 3
+        elif args.cmd == "systemd":
+            _systemd(args)
         else:
             print(f"export DOCKER_HOST={shlex.quote(engine_paths().docker_host)}")
     except EngineError as exc:
         print(f"harness: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _systemd(args: argparse.Namespace) -> None:
+    """`systemd [start|stop]`: stop never starts the engine just to find nothing."""
+    if args.action == "stop":
+        removed = status()["running"] and systemd.stop_systemd_host(ensure_engine(), args.name)
+        print(f"systemd host {args.name} " + ("removed" if removed else "not found (or not ours)"))
+        return
+    engine = ensure_engine()
+    try:
+        host = systemd.start_systemd_host(engine, args.name, args.mount, args.timeout)
+    except DockerError as exc:  # e.g. `docker run` refused a mount
+        raise EngineError(str(exc)) from exc
+    state = host.systemctl("is-system-running", check=False).stdout.strip()
+    print(f"systemd host {host.name} {state}: {host.container_id[:12]}")
+    print(f"  DOCKER_HOST={engine.docker_host} docker exec -it {host.name} bash")
 
 
 if __name__ == "__main__":
