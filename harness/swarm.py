@@ -92,19 +92,31 @@ def _remove_all(engine: Engine, kind: str, lister: Callable[[], list[str]], time
     _wait(f"{kind}s to go", gone, timeout)
 
 
-def reset(engine: Engine, keep: tuple[str, ...] = (BASE_TAG,), timeout: float = 90) -> None:
+# The systemd test host outlives resets: it takes seconds to boot and other tests use it.
+SYSTEMD_IMAGE = "ccci-test/systemd:bookworm"
+SYSTEMD_HOST_FILTER = "label=ccci.harness=systemd-host"
+
+
+def reset(
+    engine: Engine, keep: tuple[str, ...] = (BASE_TAG, SYSTEMD_IMAGE), timeout: float = 90
+) -> None:
     """Remove services, stacks, containers, custom networks, volumes, secrets,
-    configs and every image except `keep` (by tag) from OUR engine."""
+    configs and every image except `keep` (by tag) from OUR engine. The systemd
+    test host container (labelled by harness.systemd) is kept."""
     remove_all_stacks(engine, timeout)
     remove_all_services(engine, timeout)
 
     # rm -f instead of waiting for task shutdown: busybox `sleep` as PID 1 ignores
     # SIGTERM, so a graceful stop would cost the full 10 s grace period.
+    def others() -> list[str]:
+        hosts = set(_lines(engine, "ps", "-aq", "--filter", SYSTEMD_HOST_FILTER))
+        return [i for i in _lines(engine, "ps", "-aq") if i not in hosts]
+
     def containers_gone() -> bool:
-        ids = _lines(engine, "ps", "-aq")
+        ids = others()
         if ids:
             engine.docker("rm", "-f", "-v", *ids, check=False)
-        return not _lines(engine, "ps", "-aq")
+        return not others()
 
     _wait("containers to go", containers_gone, timeout)
 
