@@ -105,7 +105,7 @@ class Executor:
     def run(
         self,
         plan: HostPlan,
-        facts: Facts,
+        facts: Facts | None,
         replan: Callable[[Facts], tuple[str, ...]] | None = None,
     ) -> HostReport:
         """Apply ``plan``; then gather again and report what is not yet as the policies want.
@@ -115,17 +115,20 @@ class Executor:
         when that plan is empty too. Without it (a saved plan) only the planned objects are
         checked.
         """
-        closed_at_start = self._closed(plan.gates, facts, kinds=_START_GATES)
         results = []
-        for change in plan.changes:
-            result = self._one(change, plan, facts, closed_at_start)
-            self._record(plan.host, result)
-            self.on_result(result)
-            results.append(result)
-        after = self.current(plan, scope_for(plan))
-        remaining = tuple(c.address for c in plan.changes if _still_there(c, after))
-        if replan is not None:
-            remaining += tuple(a for a in replan(after) if a not in remaining)
+        if plan.changes and facts is not None:
+            closed_at_start = self._closed(plan.gates, facts, _START_GATES)
+            for change in plan.changes:
+                result = self._one(change, plan, facts, closed_at_start)
+                self._record(plan.host, result)
+                self.on_result(result)
+                results.append(result)
+        remaining: tuple[str, ...] = ()
+        if plan.changes:
+            after = self.current(plan, scope_for(plan))
+            remaining = tuple(c.address for c in plan.changes if _still_there(c, after))
+            if replan is not None:
+                remaining += tuple(a for a in replan(after) if a not in remaining)
         # Manual actions are never done by apply: until an operator does them, the host
         # does not match policy.
         remaining += tuple(m.address for m in plan.manual if m.address not in remaining)

@@ -206,11 +206,13 @@ def _reconcile(
         click.echo(render_text.render_plan(plan, _style(), verbose))
         if out is not None:
             click.echo(f"\nSaved the plan to {out}; apply exactly it with: ccci apply {out}")
-    if mode == "apply" and plan.can_apply():
-        if not yes:
+    if mode == "apply":
+        if plan.can_apply() and not yes:
             if not sys.stdin.isatty():
                 raise CcciError("refusing to apply without --yes when not on a terminal")
             click.confirm("Apply these changes?", abort=True, err=True)
+        # Applied even with nothing to do: the journal's recap and the metrics then show
+        # that the nightly run happened and found the host in order.
         _apply(workspace, plan, saved=False, detailed_exitcode=detailed_exitcode, output=output)
         return
     if detailed_exitcode and not plan.is_empty():

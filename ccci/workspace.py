@@ -159,6 +159,7 @@ class Workspace:
         self.settings = settings
         self.inventory: Inventory = inventory_mod.load(settings.inventory)
         self._planned: dict[str, HostPolicies] = {}
+        self._facts: dict[str, Facts] = {}
         self._locked = False
 
     @contextlib.contextmanager
@@ -219,6 +220,7 @@ class Workspace:
             targets = self.targets()
             facts_by_host = {t.host.name: self.gather(t, plan_at=moment) for t in targets}
         self._planned = {t.host.name: t for t in targets}
+        self._facts = facts_by_host
         plan = plan_hosts(
             ((t.host.name, t.policies, facts_by_host[t.host.name]) for t in targets), moment
         )
@@ -288,16 +290,18 @@ class Workspace:
                             else None
                         ),
                     )
-                    fresh[host.name] = executors[host.name].current(host_plan, scope_for(host_plan))
+                    if host_plan.changes:
+                        executor = executors[host.name]
+                        fresh[host.name] = executor.current(host_plan, scope_for(host_plan))
                 if saved:
                     _refuse_if_stale(plan, fresh)
                 reports = [
                     executors[h.host].run(
-                        h, fresh[h.host], None if saved else self._replan(h, plan)
+                        h, fresh.get(h.host), None if saved else self._replan(h, plan)
                     )
                     for h in plan.hosts
                 ]
-                self._write_metrics(reports, plan, fresh)
+                self._write_metrics(reports, plan, {**self._facts, **fresh})
                 return reports
             finally:
                 journal.close()
