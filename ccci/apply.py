@@ -262,6 +262,15 @@ class Executor:
         if kind == "timer":
             self._timer(change)
             return 0
+        if kind == "image" and change.action is Action.CREATE:
+            self.conn.pull(str((change.after or {})["ref"]))
+            return 0
+        if kind == "image" and (change.before or {}).get("tags"):
+            # Evicting a tagged image: untag each; the last untag deletes it. Removing by id
+            # would be refused while several repositories name it.
+            for tag in (change.before or {})["tags"]:
+                self.conn.untag_image(tag)
+            return change.bytes_freed or 0
         if kind == "stack":
             reap_stack(
                 self.conn,

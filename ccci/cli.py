@@ -340,6 +340,46 @@ def status(
         click.echo("\n\n".join(render_status.render_text(s, style) for s in statuses))
 
 
+@cli.command()
+@_workspace_options
+@click.option(
+    "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.option(
+    "--facts",
+    "facts_file",
+    type=click.Path(path_type=Path),
+    help="Read a snapshot from ccci facts instead of the live host.",
+)
+@_errors
+def images(
+    policies: tuple[Path, ...],
+    inventory: Path,
+    limit: str | None,
+    state_dir: Path,
+    journal: Path | None,
+    output: str,
+    facts_file: Path | None,
+) -> None:
+    """List each host's images and why each stays: retained (by which policy), in use (by
+    what), when last used, and its size."""
+    from ccci.render import images as render_images
+    from ccci.workspace import Workspace
+
+    workspace = Workspace(_settings(policies, inventory, limit, state_dir, journal))
+    plan, facts_by_host = workspace.plan(None, facts_file)
+    rows = {
+        h.host: render_images.image_rows(
+            facts_by_host[h.host], workspace.policies_of(h.host), plan.now
+        )
+        for h in plan.hosts
+    }
+    if output == "json":
+        click.echo(render_images.render_json(rows))
+    else:
+        click.echo("\n\n".join(render_images.render_text(h, r, plan.now) for h, r in rows.items()))
+
+
 @cli.group()
 def systemd() -> None:
     """ccci's own nightly reconcile as a systemd oneshot and timer."""

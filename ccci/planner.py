@@ -9,11 +9,19 @@ from typing import Any
 
 from ccci.facts.model import Facts
 from ccci.plan import Change, GateResult, HostPlan, Manual, Noop, Plan, fingerprints_for
-from ccci.policy.model import DaemonPolicy, OrphanStackPolicy, Policy, PrunePolicy, TimerPolicy
+from ccci.policy.model import (
+    DaemonPolicy,
+    ImageRetention,
+    OrphanStackPolicy,
+    Policy,
+    PrunePolicy,
+    TimerPolicy,
+)
 from ccci.rules import Context, RuleOutput
 from ccci.rules.daemon import plan_daemon
 from ccci.rules.orphans import plan_orphans
 from ccci.rules.prune import plan_prune
+from ccci.rules.retention import plan_retention, retained_images
 from ccci.rules.timers import plan_timers
 
 # Rules run in this order: reaping orphans first lets the prune gates see the host as it
@@ -23,6 +31,7 @@ RULES: dict[type[Any], Callable[[Any, Context], RuleOutput]] = {
     DaemonPolicy: plan_daemon,
     TimerPolicy: plan_timers,
     OrphanStackPolicy: plan_orphans,
+    ImageRetention: plan_retention,
     PrunePolicy: plan_prune,
 }
 _ORDER = {kind: i for i, kind in enumerate(RULES)}
@@ -33,7 +42,10 @@ def plan_host(host: str, policies: Iterable[Policy], facts: Facts, now: datetime
     noops: list[Noop] = []
     gates: list[GateResult] = []
     manual: list[Manual] = []
-    ctx = Context(facts=facts, now=now)
+    policies = tuple(policies)
+    ctx = Context(
+        facts=facts, now=now, retained=retained_images(policies, facts), policies=policies
+    )
     ruled = sorted(
         (p for p in policies if type(p) in RULES), key=lambda p: (_ORDER[type(p)], p.meta.name)
     )
@@ -85,7 +97,9 @@ def plan_hosts(items: Iterable[tuple[str, Iterable[Policy], Facts]], now: dateti
 
 def disk_paths(policies: Iterable[Policy]) -> list[str]:
     """Paths whose filesystems the gates of these policies measure."""
-    return sorted({g.path for p in policies for g in getattr(p, "gates", ()) if g.path})
+    paths = {g.path for p in policies for g in getattr(p, "gates", ()) if g.path}
+    paths |= {p.evict.gate.path for p in policies if isinstance(p, ImageRetention) and p.evict}
+    return sorted(paths)
 
 
 def systemd_needs(policies: Iterable[Policy]) -> tuple[list[str], list[str]]:
@@ -120,6 +134,16 @@ def inspect_cutoff(policies: Iterable[Policy], now: datetime) -> datetime | None
         if isinstance(p, PrunePolicy) and p.stopped_containers is not None
     ]
     return now - min(ages) if ages else datetime.min.replace(tzinfo=now.tzinfo)
+
+
+def wants_image_sizes(plan: HostPlan, policies: Iterable[Policy]) -> bool:
+    """Whether an eviction's gates are open: only then are unique image sizes (from the
+    engine's slow disk-usage call) worth asking for."""
+    closed = {g.policy for g in plan.closed_gates()}
+    return any(
+        isinstance(p, ImageRetention) and p.evict is not None and p.meta.name not in closed
+        for p in policies
+    )
 
 
 def wants_build_cache(plan: HostPlan, policies: Iterable[Policy]) -> bool:

@@ -44,12 +44,22 @@ class Settings:
         """node_exporter's textfile collector reads ``*.prom``; point it at this file."""
         return self.metrics or self.state_dir / "ccci.prom"
 
+    def last_use_path(self, host: str) -> Path:
+        """Per host: when each image was last in use (see ccci.lastuse)."""
+        return self.state_dir / f"last-use-{host}.json"
+
     @property
     def lock_path(self) -> Path:
         return self.state_dir / "ccci.lock"
 
 
-def gather_with(conn: Any, target: HostPolicies, scope: str, plan_at: datetime | None) -> Facts:
+def gather_with(
+    conn: Any,
+    target: HostPolicies,
+    scope: str,
+    plan_at: datetime | None,
+    last_use: Path | None = None,
+) -> Facts:
     """Docker facts, then what the policies ask about beyond the engine: env files (which
     depend on the stacks), client configs, systemd units and unit files.
 
@@ -57,7 +67,8 @@ def gather_with(conn: Any, target: HostPolicies, scope: str, plan_at: datetime |
     can use. Exited containers too young for any policy are not inspected, and the build
     cache (the engine's slowest call) only when a policy that prunes it has its gates open.
     """
-    from ccci.facts.docker import add_build_cache, gather
+    from ccci import lastuse
+    from ccci.facts.docker import add_build_cache, add_image_sizes, gather
     from ccci.planner import (
         client_config_paths,
         disk_paths,
@@ -66,6 +77,7 @@ def gather_with(conn: Any, target: HostPolicies, scope: str, plan_at: datetime |
         plan_host,
         systemd_needs,
         wants_build_cache,
+        wants_image_sizes,
     )
 
     host = target.host
@@ -89,10 +101,14 @@ def gather_with(conn: Any, target: HostPolicies, scope: str, plan_at: datetime |
         units=units,
         unit_files=tuple(conn.unit_file(p) for p in unit_paths),
     )
-    if lean and "build_cache" in facts.not_gathered:
+    if last_use is not None and scope == SCOPE_FULL:
+        facts = replace(facts, image_last_use=lastuse.read(last_use))
+    if lean:
         trial = plan_host(host.name, target.policies, facts, plan_at or facts.gathered_at)
-        if wants_build_cache(trial, target.policies):
+        if "build_cache" in facts.not_gathered and wants_build_cache(trial, target.policies):
             facts = add_build_cache(conn, facts)
+        if wants_image_sizes(trial, target.policies):
+            facts = add_image_sizes(conn, facts)
     return facts
 
 
@@ -102,7 +118,9 @@ def connector_for(host: Host) -> Any:
     return LocalConnector.for_host(host.name, host.vars)
 
 
-def _gather(target: HostPolicies, scope: str, plan_at: datetime | None = None) -> Facts:
+def _gather(
+    target: HostPolicies, scope: str, plan_at: datetime | None = None, last_use: Path | None = None
+) -> Facts:
     """Gather one host's facts through a connector of its own (see :func:`gather_with`)."""
     import docker.errors
 
@@ -110,7 +128,7 @@ def _gather(target: HostPolicies, scope: str, plan_at: datetime | None = None) -
 
     conn = connector_for(target.host)
     try:
-        return gather_with(conn, target, scope, plan_at)
+        return gather_with(conn, target, scope, plan_at, last_use)
     except docker.errors.DockerException as exc:
         raise ConnectionFailed(
             f"{target.host.name}: cannot gather facts from {conn.docker_host}: {exc}"
@@ -191,7 +209,9 @@ class Workspace:
         ]
 
     def gather(self, target: HostPolicies, plan_at: datetime | None = None) -> Facts:
-        return _gather(target, self.settings.scope, plan_at)
+        return _gather(
+            target, self.settings.scope, plan_at, self.settings.last_use_path(target.host.name)
+        )
 
     def plan(
         self, now: datetime | None = None, snapshot: Path | None = None
@@ -236,6 +256,17 @@ class Workspace:
         except CcciError:
             return None
         return found.get(host)
+
+    def _record_last_use(self, facts_by_host: dict[str, Facts]) -> None:
+        """Every apply (the nightly, the janitor's full runs) updates when images were used."""
+        from ccci import lastuse
+
+        now = datetime.now(UTC)
+        for host, facts in facts_by_host.items():
+            if facts.scope != SCOPE_FULL:
+                continue
+            path = self.settings.last_use_path(host)
+            lastuse.write(path, lastuse.updated(lastuse.read(path), facts, now))
 
     def _write_metrics(self, reports: list[Any], plan: Plan, facts: dict[str, Facts]) -> None:
         from ccci import metrics
@@ -285,7 +316,13 @@ class Workspace:
                         clock=lambda: datetime.now(UTC),
                         on_result=functools.partial(on_result, host.name),
                         refresh=(
-                            functools.partial(gather_with, conn, target, plan_at=None)
+                            functools.partial(
+                                gather_with,
+                                conn,
+                                target,
+                                plan_at=None,
+                                last_use=self.settings.last_use_path(host.name),
+                            )
                             if target is not None
                             else None
                         ),
@@ -302,6 +339,7 @@ class Workspace:
                     for h in plan.hosts
                 ]
                 self._write_metrics(reports, plan, {**self._facts, **fresh})
+                self._record_last_use({**self._facts, **fresh})
                 return reports
             finally:
                 journal.close()

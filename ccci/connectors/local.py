@@ -99,6 +99,23 @@ class LocalConnector:
         # noprune: an untagged parent is not in the plan, so the engine must not take it along.
         self.api.remove_image(image_id, force=False, noprune=True)
 
+    def untag_image(self, ref: str) -> None:
+        """Remove one tag; the engine deletes the image with its last tag (never forced)."""
+        self.api.remove_image(ref, force=False, noprune=True)
+
+    def pull(self, ref: str) -> str:
+        """Pull an image; the registry's own message is the error (auth, rate limit, none)."""
+        name, _, digest = ref.partition("@")
+        slash, colon = name.rfind("/"), name.rfind(":")
+        repo, tag = (name[:colon], name[colon + 1 :]) if colon > slash else (name, "latest")
+        tag = digest or tag
+        status = ""
+        for line in self.api.pull(repo, tag=tag, stream=True, decode=True):
+            if "error" in line:
+                raise CcciError(f"pull {ref}: {line['error']}")
+            status = str(line.get("status") or status)
+        return status
+
     def remove_build_cache(self, record_id: str) -> int:
         """Prune one BuildKit record by id; returns the bytes the engine reports freed."""
         result = self.api.prune_builds(filters={"id": [record_id]})

@@ -192,10 +192,15 @@ def _build_cache(conn: DockerConnector) -> list[dict[str, Any]]:
     answer a second concurrent caller (``docker system df``, another ccci) with a 500
     "already running", which is retried for a while rather than failing the whole run.
     """
+    data = _disk_usage(conn, {"type": "build-cache"})
+    return list(data.get("BuildCache") or [])
+
+
+def _disk_usage(conn: DockerConnector, params: dict[str, str]) -> dict[str, Any]:
+    """``/system/df``, retried while another caller's disk-usage operation runs."""
     for pause in (*_DF_RETRY_SECONDS, None):
         try:
-            data = conn.get_json("/system/df", params={"type": "build-cache"})
-            return list(data.get("BuildCache") or [])
+            return dict(conn.get_json("/system/df", params=params))
         except Exception as exc:
             if pause is None or _DF_BUSY not in str(exc):
                 raise
@@ -304,6 +309,19 @@ def add_build_cache(conn: DockerConnector, facts: Facts) -> Facts:
     records = tuple(parse_build_cache(r) for r in _build_cache(conn))
     left = tuple(k for k in facts.not_gathered if k != "build_cache")
     return replace(facts, build_cache=records, not_gathered=left)
+
+
+def add_image_sizes(conn: DockerConnector, facts: Facts) -> Facts:
+    """Each image's unique size (what removing it frees: its size less the layers it shares),
+    from the engine's disk-usage call. Slow before API 1.42: asked for only when needed."""
+    data = _disk_usage(conn, {"type": "image"})
+    unique = {
+        r["Id"]: max(int(r.get("Size") or 0) - max(int(r.get("SharedSize") or 0), 0), 0)
+        for r in data.get("Images") or []
+    }
+    return replace(
+        facts, images=tuple(replace(i, unique_size=unique.get(i.id)) for i in facts.images)
+    )
 
 
 def _disks(conn: DockerConnector, paths: list[str]) -> tuple[DiskUsage, ...]:

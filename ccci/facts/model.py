@@ -33,6 +33,7 @@ class Image:
     size: int
     parent: str = ""
     labels: dict[str, str] = field(default_factory=dict)
+    unique_size: int | None = None
 
     @property
     def dangling(self) -> bool:
@@ -318,6 +319,7 @@ class Facts:
     units: tuple[Unit, ...] = ()
     unit_files: tuple[UnitFile, ...] = ()
     systemd: str = ""
+    image_last_use: dict[str, datetime] = field(default_factory=dict)
     scope: str = SCOPE_FULL
     not_gathered: tuple[str, ...] = ()
     format_version: int = FACTS_FORMAT

@@ -13,8 +13,10 @@ from ccci.policy.model import (
     DEFAULT_UNIT_DIR,
     REAP_ORDER,
     DaemonPolicy,
+    Eviction,
     Gate,
     GateKind,
+    ImageRetention,
     OrphanStackPolicy,
     Policy,
     PolicyMeta,
@@ -203,7 +205,51 @@ def build_timers(doc: Document) -> TimerPolicy:
     )
 
 
+def build_retention(doc: Document) -> ImageRetention:
+    spec = doc.data["spec"]
+    evict = None
+    if "evict" in spec:
+        where: PathKey = ("spec", "evict")
+        high = _parse(doc, (*where, "when", "disk_usage", "at_least"), parse_percent)
+        low = _parse(doc, (*where, "down_to"), parse_percent)
+        if low >= high:
+            raise InputError(
+                doc.location((*where, "down_to")),
+                f"the low watermark {spec['evict']['down_to']} must be below the high one "
+                f"{spec['evict']['when']['disk_usage']['at_least']}",
+            )
+        evict = Eviction(
+            gate=Gate(
+                GateKind.DISK_USAGE,
+                doc.location((*where, "when", "disk_usage")),
+                path=spec["evict"]["when"]["disk_usage"]["path"],
+                at_least=high,
+            ),
+            down_to=low,
+            unused_for=_parse(doc, (*where, "unused_for"), parse_duration),
+            max_per_run=int(spec["evict"].get("max_per_run", 50)),
+            source=doc.location(where),
+        )
+    return ImageRetention(
+        meta=_meta(doc),
+        retain=tuple(spec.get("retain", ())),
+        ensure_present=tuple(spec.get("ensure_present", ())),
+        evict=evict,
+        sources={
+            **{
+                f"retain:{p}": doc.location(("spec", "retain", i))
+                for i, p in enumerate(spec.get("retain", ()))
+            },
+            **{
+                f"ensure:{p}": doc.location(("spec", "ensure_present", i))
+                for i, p in enumerate(spec.get("ensure_present", ()))
+            },
+        },
+    )
+
+
 BUILDERS: dict[str, Callable[[Document], Policy]] = {
+    "ImageRetention": build_retention,
     "TimerPolicy": build_timers,
     "DaemonPolicy": build_daemon,
     "StackSelector": build_selector,

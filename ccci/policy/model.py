@@ -150,4 +150,28 @@ class TimerPolicy:
     absent: tuple[tuple[str, Location], ...]
 
 
-Policy = PrunePolicy | StackSelector | OrphanStackPolicy | DaemonPolicy | TimerPolicy
+@dataclass(frozen=True)
+class Eviction:
+    """High/low watermarks: start at ``gate``'s threshold, free down to ``down_to``."""
+
+    gate: Gate
+    down_to: float
+    unused_for: timedelta
+    max_per_run: int
+    source: Location
+
+
+@dataclass(frozen=True)
+class ImageRetention:
+    """Images that are the cache: kept, warmed, and evicted only by least recent use."""
+
+    meta: PolicyMeta
+    retain: tuple[str, ...]
+    ensure_present: tuple[str, ...]
+    evict: Eviction | None
+    sources: dict[str, Location] = field(default_factory=dict)
+
+
+Policy = (
+    PrunePolicy | StackSelector | OrphanStackPolicy | DaemonPolicy | TimerPolicy | ImageRetention
+)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from ccci.facts.model import Facts
 from ccci.plan import Change, GateResult, Manual, Noop
@@ -27,6 +28,8 @@ class Context:
     facts: Facts
     now: datetime
     reaping: frozenset[str] = field(default_factory=frozenset)
+    retained: dict[str, str] = field(default_factory=dict)
+    policies: tuple[Any, ...] = ()
 
 
 RuleOutput = Iterator[Outcome]

@@ -77,7 +77,9 @@ def plan_prune(policy: PrunePolicy, ctx: Context) -> RuleOutput:
             address = f"image:{image.id}"
             label = f"{image.digests[0].partition('@')[0] if image.digests else '<none>'}:<none>"
             old, phrase = _age(now, image.created, "created", policy.dangling_images)
-            if image.id in users:
+            if image.id in ctx.retained:
+                yield Noop(address, label, ctx.retained[image.id], name, source)
+            elif image.id in users:
                 yield Noop(
                     address,
                     label,
