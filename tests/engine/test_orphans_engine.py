@@ -1,0 +1,901 @@
+"""The orphan-stack janitor proven on the private engine, through the real CLI.
+
+Every stack here is deployed for real with ``docker stack deploy``: a service writing into
+a named volume, a labelled config, a stack network, abra's external secrets (created the
+way abra names them, ``<stack>_<name>_v1``, unlabelled) and abra's env file in a temporary
+``abra_dir``. What is left on the engine is read with the docker CLI, independently of ccci.
+
+Ages: a stack cannot be backdated on a real engine, so a stack is made old either by
+planning with ``--now`` four hours ahead (the policy's ``orphan_after`` is 3h) or by
+stamping a deadline label (``ci.expires``, a unix time) that has already passed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ccci.lock import hold
+from harness.engine import Engine
+from harness.images import BASE_TAG, make_dangling_image
+from harness.swarm import deploy_stack
+
+pytestmark = pytest.mark.engine
+
+CCCI = Path(sys.executable).parent / "ccci"
+STACK_LABEL = "com.docker.stack.namespace"
+RUN_APP_MATCH = "^[a-z0-9]{1,4}-[0-9a-f]{6}_ci_"
+POLICY = "reap-killed-runs"
+HOST = "cc-ci"
+SECRETS = ("db_password", "admin_token")
+AHEAD = timedelta(hours=4)  # past the policy's orphan_after of 3h
+DAY = timedelta(days=1)
+
+OLD = "redi-3fa9c1_ci_example_org"
+YOUNG = "mari-5e6f70_ci_example_org"
+KEPT = "demo-0a1b2c_ci_example_org"
+CONVERGING = "post-8d2e4f_ci_example_org"
+PAST_DEADLINE = "wiki-77aa01_ci_example_org"
+NOT_A_RUN_APP = "traefik"
+
+
+def stamp(moment: datetime) -> str:
+    """RFC 3339, whole seconds, as ``--now`` takes it."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def domain(stack: str) -> str:
+    return stack.replace("_", ".")
+
+
+# ---- the CLI, as a user runs it -----------------------------------------------------------
+
+
+@dataclass
+class Ccci:
+    """The CLI, pointed at the private engine, with policies, state and abra_dir under root."""
+
+    engine: Engine
+    root: Path
+
+    @property
+    def inventory(self) -> Path:
+        return self.root / "inventory.yaml"
+
+    @property
+    def policies(self) -> Path:
+        return self.root / "policies"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def abra_dir(self) -> Path:
+        return self.root / "abra"
+
+    @property
+    def journal_path(self) -> Path:
+        return self.state_dir / "journal.jsonl"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.state_dir / "ccci.lock"
+
+    def write_inventory(self, abra_server: str | None = None) -> None:
+        host_vars = [f"          docker_host: '{self.engine.docker_host}'"]
+        if abra_server:
+            host_vars.append(f"          abra_server: '{abra_server}'")
+        lines = [
+            "all:",
+            "  vars:",
+            f"    abra_dir: '{self.abra_dir}'",
+            "  children:",
+            "    ci:",
+            "      hosts:",
+            f"        {HOST}:",
+            *host_vars,
+        ]
+        self.inventory.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    def write_policies(self, prune_disk: str | None = None) -> None:
+        """The run-app selector and the orphan policy; with ``prune_disk``, also a gated
+        prune whose ``no_live_stacks`` gate names the same selector."""
+        self.policies.mkdir(exist_ok=True)
+        (self.policies / "selectors.yaml").write_text(
+            "apiVersion: ccci/v1\n"
+            "kind: StackSelector\n"
+            "metadata: {name: run-apps}\n"
+            "hosts: ci\n"
+            "spec:\n"
+            f"  match: '{RUN_APP_MATCH}'\n",
+            encoding="utf-8",
+        )
+        (self.policies / "orphans.yaml").write_text(
+            "apiVersion: ccci/v1\n"
+            "kind: OrphanStackPolicy\n"
+            f"metadata: {{name: {POLICY}}}\n"
+            "hosts: ci\n"
+            "spec:\n"
+            "  run_apps: {selector: run-apps}\n"
+            "  orphan_after: 3h\n"
+            "  expires_label: ci.expires\n"
+            "  keep: ['^demo-']\n"
+            "  reap: [services, secrets, configs, networks, volumes, env_file]\n"
+            "  env_file: '{{ abra_dir }}/servers/{server}/{domain}.env'\n"
+            "  wait: 60s\n",
+            encoding="utf-8",
+        )
+        if prune_disk is not None:
+            (self.policies / "prune.yaml").write_text(
+                "apiVersion: ccci/v1\n"
+                "kind: PrunePolicy\n"
+                "metadata: {name: ci-docker-prune}\n"
+                "hosts: ci\n"
+                "spec:\n"
+                "  gates:\n"
+                f"    disk_usage: {{path: '{prune_disk}', at_least: 80%}}\n"
+                "    no_live_stacks: {selector: run-apps}\n"
+                "    no_converging_services: true\n"
+                "  prune:\n"
+                "    dangling_images: {older_than: 24h}\n",
+                encoding="utf-8",
+            )
+
+    def env_file(self, stack: str, server: str = HOST) -> Path:
+        return self.abra_dir / "servers" / server / f"{domain(stack)}.env"
+
+    def env(self) -> dict[str, str]:
+        env = self.engine.env()  # DOCKER_HOST = the private engine, foreign docker env dropped
+        env.pop("CCCI_STATE_DIR", None)
+        env.pop("CCCI_INVENTORY", None)
+        env["NO_COLOR"] = "1"
+        return env
+
+    def argv(self, *args: str) -> list[str]:
+        return [
+            str(CCCI),
+            *args,
+            "-i",
+            str(self.inventory),
+            "-p",
+            str(self.policies),
+            "--state-dir",
+            str(self.state_dir),
+        ]
+
+    def run(self, *args: str, expect: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[str]:
+        """Run ``ccci ARGS -i … -p … --state-dir …``; fail with its output on another exit."""
+        done = subprocess.run(
+            self.argv(*args),
+            cwd=self.root,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode in expect, (
+            f"ccci {' '.join(args)} exited {done.returncode}, expected {expect}\n"
+            f"--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
+        )
+        return done
+
+    def janitor_plan(self, at: datetime | None = None) -> dict[str, Any]:
+        """``ccci janitor --plan --output json`` (as of ``at`` when given), parsed."""
+        args = ["janitor", "--plan", "--output", "json"]
+        if at is not None:
+            args += ["--now", stamp(at)]
+        data: dict[str, Any] = json.loads(self.run(*args).stdout)
+        return data
+
+    def plan(self, at: datetime | None = None) -> dict[str, Any]:
+        args = ["reconcile", "--plan", "--output", "json"]
+        if at is not None:
+            args += ["--now", stamp(at)]
+        data: dict[str, Any] = json.loads(self.run(*args).stdout)
+        return data
+
+    def residual(
+        self, stack: str, *args: str, expect: tuple[int, ...] = (0, 1)
+    ) -> subprocess.CompletedProcess[str]:
+        return self.run("residual", stack, *args, expect=expect)
+
+    def journal(self) -> list[dict[str, Any]]:
+        if not self.journal_path.exists():
+            return []
+        lines = self.journal_path.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines]
+
+
+@pytest.fixture
+def ccci(clean_engine: Engine, tmp_path: Path) -> Ccci:
+    """The real CLI against a freshly reset engine, with the orphan policy only."""
+    cli = Ccci(clean_engine, tmp_path)
+    cli.write_inventory()
+    cli.write_policies()
+    assert os.access(CCCI, os.X_OK), f"{CCCI} is missing: install the package (make venv)"
+    return cli
+
+
+# ---- making stacks the way abra does -----------------------------------------------------
+
+
+def run_app_compose(
+    stack: str,
+    config_file: Path,
+    *,
+    expires: int | None = None,
+    volume: bool = True,
+    secrets: tuple[str, ...] = SECRETS,
+    pending: bool = False,
+    one_per_node: bool = False,
+) -> str:
+    """A run-app as abra deploys it: one service writing into a named volume, a labelled
+    config, a stack network, abra's external secrets; ``pending`` adds a service whose
+    task can never be placed (it stays pending: the stack is converging)."""
+    command = '["sh", "-c", "echo data > /data/f; sleep 3600"]' if volume else '["sleep", "3600"]'
+    lines = [
+        'version: "3.8"',
+        "services:",
+        "  app:",
+        f"    image: {BASE_TAG}",
+        f"    command: {command}",
+        "    stop_grace_period: 1s",
+        "    networks: [backend]",
+        "    configs: [{source: app_conf, target: /etc/app.conf}]",
+    ]
+    if volume:
+        lines.append("    volumes: [data:/data]")
+    if secrets:
+        lines.append(f"    secrets: [{', '.join(secrets)}]")
+    deploy = []
+    if expires is not None:
+        deploy.append(f'labels: {{ci.expires: "{expires}"}}')
+    if one_per_node:  # a second replica then has nowhere to go: it stays pending
+        deploy.append("placement: {max_replicas_per_node: 1}")
+    if deploy:
+        lines.append(f"    deploy: {{{', '.join(deploy)}}}")
+    if pending:
+        lines += [
+            "  worker:",
+            f"    image: {BASE_TAG}",
+            '    command: ["sleep", "3600"]',
+            "    stop_grace_period: 1s",
+            "    networks: [backend]",
+            '    deploy: {placement: {constraints: ["node.labels.nope==1"]}}',
+        ]
+    lines += ["networks:", "  backend: {}"]
+    lines += [
+        "configs:",
+        "  app_conf:",
+        f"    file: {config_file}",
+        "    labels: {ci.role: app-config}",
+    ]
+    if volume:
+        lines += ["volumes:", "  data: {}"]
+    if secrets:
+        lines.append("secrets:")
+        for name in secrets:
+            lines += [f"  {name}:", "    external: true", f"    name: {stack}_{name}_v1"]
+    return "\n".join(lines) + "\n"
+
+
+def proxy_compose() -> str:
+    return (
+        'version: "3.8"\n'
+        "services:\n"
+        "  app:\n"
+        f"    image: {BASE_TAG}\n"
+        '    command: ["sleep", "3600"]\n'
+        "    stop_grace_period: 1s\n"
+        "    deploy: {labels: {ci.expires: '1'}}\n"  # a deadline long past: still not a run-app
+    )
+
+
+def seed_run_app(
+    cli: Ccci,
+    stack: str,
+    *,
+    expires: int | None = None,
+    volume: bool = True,
+    secrets: tuple[str, ...] = SECRETS,
+    pending: bool = False,
+    one_per_node: bool = False,
+    env_server: str = HOST,
+) -> None:
+    """What ``abra app new`` + ``abra app secret generate`` + ``abra app deploy`` leave:
+    the env file, the external secrets (unlabelled), then the deployed stack."""
+    engine = cli.engine
+    env_file = cli.env_file(stack, env_server)
+    env_file.parent.mkdir(parents=True, exist_ok=True)
+    env_file.write_text(f"TYPE=redis\nDOMAIN={domain(stack)}\n", encoding="utf-8")
+    for name in secrets:
+        engine.docker("secret", "create", f"{stack}_{name}_v1", "-", input="s3cret")
+    config_file = cli.root / f"{stack}.conf"
+    config_file.write_text("port = 6379\n", encoding="utf-8")
+    compose = run_app_compose(
+        stack,
+        config_file,
+        expires=expires,
+        volume=volume,
+        secrets=secrets,
+        pending=pending,
+        one_per_node=one_per_node,
+    )
+    deploy_stack(engine, stack, compose, wait=not pending)
+    if pending:
+        wait_until(
+            f"{stack}_app to run", lambda: task_states(engine, f"{stack}_app") == {"running"}
+        )
+        wait_until(
+            f"{stack}_worker to be pending",
+            lambda: task_states(engine, f"{stack}_worker") == {"pending"},
+        )
+    if volume:
+        data = Path(mountpoint(engine, f"{stack}_data")) / "f"
+        wait_until(f"{stack}'s service to write into its volume", data.exists)
+        wait_until(f"data in {data}", lambda: data.read_text() == "data\n")
+
+
+# ---- reading the engine (independently of ccci) ------------------------------------------
+
+
+def _names(engine: Engine, *args: str) -> list[str]:
+    return [ln for ln in engine.docker(*args).stdout.splitlines() if ln.strip()]
+
+
+def mountpoint(engine: Engine, volume: str) -> str:
+    return engine.docker("volume", "inspect", "--format", "{{.Mountpoint}}", volume).stdout.strip()
+
+
+def task_states(engine: Engine, service: str) -> set[str]:
+    """States of the service's tasks that are meant to run."""
+    service_id = engine.docker("service", "inspect", "--format", "{{.ID}}", service).stdout.strip()
+    return {
+        t["Status"]["State"]
+        for t in engine.api("/tasks")
+        if t.get("ServiceID") == service_id and t.get("DesiredState") == "running"
+    }
+
+
+def stack_containers(engine: Engine, stack: str) -> list[str]:
+    return _names(
+        engine, "ps", "-a", "--filter", f"label={STACK_LABEL}={stack}", "--format", "{{.Names}}"
+    )
+
+
+def on_engine(engine: Engine, stack: str, env_file: Path | None = None) -> set[tuple[str, str]]:
+    """Everything of ``stack`` the engine (and abra's dir) still holds, as (kind, name):
+    labelled services, configs, networks, volumes, task containers; abra's secrets by
+    their name prefix; the env file."""
+    label = f"label={STACK_LABEL}={stack}"
+    found = set()
+    for kind, cmd in (
+        ("service", ("service", "ls")),
+        ("config", ("config", "ls")),
+        ("network", ("network", "ls")),
+        ("volume", ("volume", "ls")),
+    ):
+        found |= {
+            (kind, n) for n in _names(engine, *cmd, "--filter", label, "--format", "{{.Name}}")
+        }
+    found |= {("container", n) for n in stack_containers(engine, stack)}
+    secrets = _names(engine, "secret", "ls", "--format", "{{.Name}}")
+    found |= {("secret", n) for n in secrets if n.startswith(f"{stack}_")}
+    if env_file is not None and env_file.exists():
+        found.add(("env file", str(env_file)))
+    return found
+
+
+def full_stack(
+    stack: str, env_file: Path, secrets: tuple[str, ...] = SECRETS
+) -> set[tuple[str, str]]:
+    """What a deployed run-app is made of, apart from its task containers."""
+    return {
+        ("service", f"{stack}_app"),
+        ("config", f"{stack}_app_conf"),
+        ("network", f"{stack}_backend"),
+        ("volume", f"{stack}_data"),
+        ("env file", str(env_file)),
+        *(("secret", f"{stack}_{s}_v1") for s in secrets),
+    }
+
+
+def residual_lines(stdout: str) -> set[tuple[str, str]]:
+    """``kind<TAB>name`` lines, as ``ccci residual`` prints each leftover."""
+    found = set()
+    for line in stdout.splitlines():
+        kind, tab, name = line.partition("\t")
+        assert tab, f"not a kind<TAB>name line: {line!r}"
+        found.add((kind, name))
+    return found
+
+
+def wait_until(what: str, done: Callable[[], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.2)
+
+
+# ---- reading plans and journals ----------------------------------------------------------
+
+
+def changes(plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["address"]: c for host in plan["hosts"] for c in host["changes"]}
+
+
+def noops(plan: dict[str, Any]) -> dict[str, str]:
+    return {n["address"]: n["reason"] for host in plan["hosts"] for n in host["noops"]}
+
+
+def gates(plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {g["gate"]["kind"]: g for host in plan["hosts"] for g in host["gates"]}
+
+
+def journal_changes(journal: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in journal if e["type"] == "change"]
+
+
+def recaps(journal: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in journal if e["type"] == "recap"]
+
+
+def reap_before(
+    stack: str, env_file: Path, secrets: tuple[str, ...] = SECRETS
+) -> dict[str, list[str]]:
+    """The plan's ``before`` for a full run-app: every object, by kind, in reap order."""
+    return {
+        "services": [f"{stack}_app"],
+        "secrets": sorted(f"{stack}_{s}_v1" for s in secrets),
+        "configs": [f"{stack}_app_conf"],
+        "networks": [f"{stack}_backend"],
+        "volumes": [f"{stack}_data"],
+        "env_file": [str(env_file)],
+    }
+
+
+def sorted_before(change: dict[str, Any]) -> dict[str, list[str]]:
+    return {kind: sorted(names) for kind, names in change["before"].items()}
+
+
+# ---- a. an old run-app is reaped completely ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command", [("reconcile", "--apply", "--yes"), ("janitor",)], ids=["reconcile", "janitor"]
+)
+def test_an_old_run_app_is_reaped_completely_and_residual_proves_it(
+    ccci: Ccci, command: tuple[str, ...]
+) -> None:
+    engine = ccci.engine
+    env_file = ccci.env_file(OLD)
+    seed_run_app(ccci, OLD)
+    later = now() + AHEAD
+    present = on_engine(engine, OLD, env_file)
+    assert full_stack(OLD, env_file) <= present
+    assert any(kind == "container" for kind, _ in present)
+
+    # Before the reap: residual lists each leftover as kind<TAB>name and exits 1.
+    before = ccci.residual(OLD, expect=(1,))
+    assert residual_lines(before.stdout) == present
+    assert "is left" not in before.stdout
+
+    plan = ccci.janitor_plan(later)
+    [reap] = changes(plan).values()
+    assert reap["address"] == f"stack:{OLD}"
+    assert reap["action"] == "delete"
+    assert reap["label"] == "1 service, 2 secrets, 1 config, 1 network, 1 volume, 1 env file"
+    assert sorted_before(reap) == reap_before(OLD, env_file)
+    assert re.fullmatch(r"run-app, newest object 4 hours old ≥ 3h", reap["reason"]), reap["reason"]
+
+    applied = ccci.run(*command, "--now", stamp(later))
+
+    assert f"cc-ci: - stack {OLD} (" in applied.stdout
+    assert "cc-ci: converged" in applied.stdout
+    assert "cc-ci : ok=1 changed=1 failed=0 skipped=0" in applied.stdout
+    assert on_engine(engine, OLD, env_file) == set()
+    [line] = journal_changes(ccci.journal())
+    assert (line["address"], line["status"], line["message"]) == (f"stack:{OLD}", "ok", "done")
+    [recap] = recaps(ccci.journal())
+    assert (recap["changed"], recap["failed"], recap["converged"]) == (1, 0, True)
+
+    after = ccci.residual(OLD, expect=(0,))
+    assert after.stdout.strip() == f"Nothing of {OLD} is left."
+    # And a second janitor run has nothing to do.
+    again = ccci.run("janitor", "--now", stamp(later))
+    assert again.stdout.splitlines()[0] == "No changes. Host matches policy."
+
+
+# ---- b. what is not an orphan stays, each with its reason ---------------------------------
+
+
+def test_young_kept_foreign_and_converging_stacks_are_left_each_with_its_reason(
+    ccci: Ccci,
+) -> None:
+    engine = ccci.engine
+    past = int(now().timestamp()) - 600
+    # Each of these would be reaped on its deadline alone, but for the one thing it shows.
+    seed_run_app(ccci, KEPT, expires=past, secrets=())
+    seed_run_app(ccci, CONVERGING, expires=past, secrets=(), pending=True)
+    deploy_stack(engine, NOT_A_RUN_APP, proxy_compose())
+    seed_run_app(ccci, YOUNG, secrets=())  # no deadline, deployed seconds ago
+    seed_run_app(ccci, PAST_DEADLINE, expires=past, secrets=())  # the control: reaped
+    left_alone = (KEPT, CONVERGING, NOT_A_RUN_APP, YOUNG)
+    before = {s: on_engine(engine, s, ccci.env_file(s)) for s in left_alone}
+
+    plan = ccci.janitor_plan()  # the real clock
+
+    assert set(changes(plan)) == {f"stack:{PAST_DEADLINE}"}
+    reasons = noops(plan)
+    assert set(reasons) == {f"stack:{s}" for s in left_alone}
+    assert reasons[f"stack:{KEPT}"] == "kept by pattern '^demo-'"
+    assert reasons[f"stack:{NOT_A_RUN_APP}"] == f"not a run-app (does not match '{RUN_APP_MATCH}')"
+    assert reasons[f"stack:{CONVERGING}"] == (
+        "converging (1 task pending, desired running); never reaped in the same run"
+    )
+    assert re.fullmatch(
+        r"run-app, newest object \d+ seconds? old < 3h \(its run may still be going\)",
+        reasons[f"stack:{YOUNG}"],
+    ), reasons[f"stack:{YOUNG}"]
+
+    ccci.run("reconcile", "--apply", "--yes")
+
+    assert on_engine(engine, PAST_DEADLINE, ccci.env_file(PAST_DEADLINE)) == set()
+    for stack in (KEPT, NOT_A_RUN_APP, YOUNG):
+        assert on_engine(engine, stack, ccci.env_file(stack)) == before[stack], stack
+    assert task_states(engine, f"{CONVERGING}_worker") == {"pending"}
+    assert full_stack(CONVERGING, ccci.env_file(CONVERGING), secrets=()) <= on_engine(
+        engine, CONVERGING, ccci.env_file(CONVERGING)
+    )
+
+    # Four hours on, only the young one's age changes: it alone becomes an orphan.
+    later = ccci.janitor_plan(now() + AHEAD)
+    assert set(changes(later)) == {f"stack:{YOUNG}"}
+    still = noops(later)
+    for stack in (KEPT, NOT_A_RUN_APP, CONVERGING):
+        assert still[f"stack:{stack}"] == reasons[f"stack:{stack}"]
+
+
+# ---- c. a partial stack -----------------------------------------------------------------
+
+
+def test_a_partial_stack_whose_services_were_removed_by_hand_is_reaped(ccci: Ccci) -> None:
+    engine = ccci.engine
+    ccci.write_inventory(abra_server="ci.example.org")  # {server} is abra_server when set
+    env_file = ccci.env_file(OLD, server="ci.example.org")
+    seed_run_app(ccci, OLD, env_server="ci.example.org")
+    engine.docker("service", "rm", f"{OLD}_app")
+    wait_until("the task containers to go", lambda: not stack_containers(engine, OLD))
+    assert OLD not in _names(engine, "stack", "ls", "--format", "{{.Name}}")
+    partial = full_stack(OLD, env_file) - {("service", f"{OLD}_app")}
+    assert on_engine(engine, OLD, env_file) == partial
+    later = now() + AHEAD
+
+    [reap] = changes(ccci.janitor_plan(later)).values()
+
+    assert reap["address"] == f"stack:{OLD}"
+    assert reap["label"] == "partial, 2 secrets, 1 config, 1 network, 1 volume, 1 env file"
+    expected = reap_before(OLD, env_file)
+    del expected["services"]
+    assert sorted_before(reap) == expected
+
+    ccci.run("janitor", "--now", stamp(later))
+
+    assert on_engine(engine, OLD, env_file) == set()
+    assert ccci.residual(OLD, expect=(0,)).stdout.strip() == f"Nothing of {OLD} is left."
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: reap_stack waits for the stack's task containers only when it removes "
+    "services itself (ccci/reap.py:84); a partial stack whose services were just removed "
+    "still has stopping task containers holding its volume, so the volume removal fails",
+)
+def test_a_partial_stack_is_reaped_while_its_task_containers_are_still_stopping(
+    ccci: Ccci,
+) -> None:
+    # A teardown killed right after `docker stack rm` (or `docker service rm`) leaves the
+    # task containers stopping for a few seconds; the janitor of the next run starts then.
+    engine = ccci.engine
+    env_file = ccci.env_file(OLD)
+    seed_run_app(ccci, OLD)
+    engine.docker("service", "rm", f"{OLD}_app")
+    assert stack_containers(engine, OLD), "the task container was gone before the janitor ran"
+
+    ccci.run("janitor", "--now", stamp(now() + AHEAD), expect=(0, 1))
+
+    assert on_engine(engine, OLD, env_file) == set()
+
+
+# ---- d. a deadline label ------------------------------------------------------------------
+
+
+def test_a_young_stack_past_its_deadline_label_is_reaped_on_the_real_clock(ccci: Ccci) -> None:
+    engine = ccci.engine
+    deadline = int(now().timestamp()) - 120
+    seed_run_app(ccci, PAST_DEADLINE, expires=deadline)
+    seed_run_app(ccci, YOUNG, expires=deadline + 3 * 3600, secrets=())  # its deadline is ahead
+    env_file = ccci.env_file(PAST_DEADLINE)
+
+    plan = ccci.janitor_plan()
+
+    [reap] = changes(plan).values()
+    assert reap["address"] == f"stack:{PAST_DEADLINE}"
+    iso = datetime.fromtimestamp(deadline, UTC).isoformat().replace("+00:00", "Z")
+    why = reap["reason"]
+    assert why.startswith(f"run-app past its deadline ci.expires={iso} (") and why.endswith(" ago)")
+    assert noops(plan)[f"stack:{YOUNG}"].startswith("run-app, newest object ")
+
+    ccci.run("reconcile", "--apply", "--yes")
+
+    assert on_engine(engine, PAST_DEADLINE, env_file) == set()
+    assert ("service", f"{YOUNG}_app") in on_engine(engine, YOUNG)
+    ccci.residual(PAST_DEADLINE, expect=(0,))
+
+
+# ---- e. a failure halfway, finished by the next run ---------------------------------------
+
+
+def test_a_volume_held_outside_the_stack_fails_the_reap_and_the_next_run_finishes(
+    ccci: Ccci,
+) -> None:
+    engine = ccci.engine
+    env_file = ccci.env_file(OLD)
+    volume = f"{OLD}_data"
+    seed_run_app(ccci, OLD)
+    # A container that is not part of the stack (no namespace label) mounts its volume.
+    engine.docker(
+        "run", "--detach", "--name", "holder", "-v", f"{volume}:/x", BASE_TAG, "sleep", "3600"
+    )
+    later = now() + AHEAD
+
+    failed = ccci.run("janitor", "--now", stamp(later), expect=(1,))
+
+    assert f"cc-ci: - stack {OLD} (" in failed.stdout
+    assert "cc-ci : ok=0 changed=0 failed=1 skipped=0" in failed.stdout
+    [line] = journal_changes(ccci.journal())
+    assert (line["address"], line["status"]) == (f"stack:{OLD}", "failed")
+    assert f"volume {volume}" in line["message"]
+    assert "in use" in line["message"]
+    [recap] = recaps(ccci.journal())
+    assert (recap["failed"], recap["converged"], recap["remaining"]) == (1, False, [f"stack:{OLD}"])
+    # Everything else of the stack is gone, the env file too; the volume kept its data.
+    assert on_engine(engine, OLD, env_file) == {("volume", volume)}
+    assert (Path(mountpoint(engine, volume)) / "f").read_text() == "data\n"
+    left = ccci.residual(OLD, expect=(1,))
+    assert residual_lines(left.stdout) == {("volume", volume)}
+
+    engine.docker("rm", "--force", "holder")
+    ccci.run("janitor", "--now", stamp(later), expect=(0,))
+
+    assert on_engine(engine, OLD, env_file) == set()
+    assert ccci.residual(OLD, expect=(0,)).stdout.strip() == f"Nothing of {OLD} is left."
+    changed = journal_changes(ccci.journal())
+    assert [c["status"] for c in changed] == ["failed", "ok"]
+    assert changed[1]["label"] == "partial, 1 volume"
+
+
+# ---- f. the prune gate opens in the same run ---------------------------------------------
+
+
+def test_the_prune_gate_opens_in_the_same_run_once_the_orphan_is_planned(
+    ccci: Ccci, gate_disk: str
+) -> None:
+    engine = ccci.engine
+    ccci.write_policies(prune_disk=gate_disk)  # filled to 90%: the disk gate is open
+    old_image = make_dangling_image(engine, now() - 3 * DAY)
+    young_image = make_dangling_image(engine, now() - timedelta(hours=2))
+    env_file = ccci.env_file(OLD)
+    seed_run_app(ccci, OLD)
+    later = now() + AHEAD
+
+    plan = ccci.plan(later)
+
+    assert set(changes(plan)) == {f"stack:{OLD}", f"image:{old_image}"}
+    live = gates(plan)["no_live_stacks"]
+    assert live["open"] is True
+    assert live["observed"].endswith(" once 1 orphan is reaped"), live["observed"]
+    assert gates(plan)["disk_usage"]["open"] is True
+    # Without the orphan policy the same run-app keeps the gate closed.
+    (ccci.policies / "orphans.yaml").rename(ccci.root / "orphans.yaml.off")
+    closed = ccci.plan(later)
+    assert changes(closed) == {}
+    assert gates(closed)["no_live_stacks"]["observed"] == f"1 live run-app stack: {OLD}"
+    (ccci.root / "orphans.yaml.off").rename(ccci.policies / "orphans.yaml")
+
+    applied = ccci.run("reconcile", "--apply", "--yes", "--now", stamp(later))
+
+    assert "cc-ci : ok=" in applied.stdout and "changed=2 failed=0 skipped=0" in applied.stdout
+    lines = journal_changes(ccci.journal())
+    assert [(c["address"], c["status"]) for c in lines] == [
+        (f"stack:{OLD}", "ok"),
+        (f"image:{old_image}", "ok"),
+    ]
+    assert on_engine(engine, OLD, env_file) == set()
+    images = set(engine.docker("image", "ls", "-a", "-q", "--no-trunc").stdout.split())
+    assert old_image not in images
+    assert young_image in images
+    [recap] = recaps(ccci.journal())
+    assert recap["converged"] is True
+
+
+# ---- a saved plan is re-checked just before the reap ---------------------------------------
+
+
+def test_a_saved_reap_is_skipped_when_the_stack_starts_converging_after_the_plan(
+    ccci: Ccci,
+) -> None:
+    engine = ccci.engine
+    env_file = ccci.env_file(OLD)
+    seed_run_app(ccci, OLD, one_per_node=True)
+    ccci.run("reconcile", "--plan", "--now", stamp(now() + AHEAD), "--out", "plan.json")
+    saved = json.loads((ccci.root / "plan.json").read_text(encoding="utf-8"))
+    assert set(changes(saved)) == {f"stack:{OLD}"}
+    # A CI job scales the app (no new deploy, so the saved plan is not stale); the second
+    # replica has no node to go to and stays pending: the stack is converging.
+    engine.docker("service", "scale", "--detach", f"{OLD}_app=2")
+    wait_until("a pending replica", lambda: "pending" in task_states(engine, f"{OLD}_app"))
+    present = on_engine(engine, OLD, env_file)
+
+    applied = ccci.run("apply", "plan.json", expect=(0,))
+
+    [line] = journal_changes(ccci.journal())
+    assert (line["status"], line["message"]) == (
+        "skipped",
+        "stack is now converging (1 task pending, desired running)",
+    )
+    assert "changed=0 failed=0 skipped=1" in applied.stdout
+    assert on_engine(engine, OLD, env_file) == present
+
+
+# ---- g. residual --wait ------------------------------------------------------------------
+
+
+def test_residual_wait_returns_0_once_a_teardown_in_the_background_has_finished(
+    ccci: Ccci,
+) -> None:
+    engine = ccci.engine
+    env_file = ccci.env_file(OLD)
+    seed_run_app(ccci, OLD)
+    errors: list[BaseException] = []
+
+    def teardown() -> None:
+        """abra's teardown: undeploy (`docker stack rm`, which returns at once while the
+        engine stops the tasks), then the secrets, the volume once no container holds it,
+        and the env file."""
+        try:
+            engine.docker("stack", "rm", OLD)
+            for name in SECRETS:
+                engine.docker("secret", "rm", f"{OLD}_{name}_v1")
+            deadline = time.monotonic() + 60
+            while engine.docker("volume", "rm", f"{OLD}_data", check=False).returncode:
+                assert time.monotonic() < deadline, "the volume stayed in use"
+                time.sleep(0.2)
+            env_file.unlink()
+        except BaseException as exc:  # reported by the test, not lost in the thread
+            errors.append(exc)
+
+    worker = threading.Thread(target=teardown)
+    worker.start()
+    try:
+        done = ccci.residual(OLD, "--wait", "60s", expect=(0, 1))
+    finally:
+        worker.join(timeout=120)
+
+    assert not errors, errors
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip() == f"Nothing of {OLD} is left."
+    assert on_engine(engine, OLD, env_file) == set()
+
+
+def test_residual_wait_gives_up_after_its_wait_and_lists_what_is_left(ccci: Ccci) -> None:
+    engine = ccci.engine
+    seed_run_app(ccci, OLD, secrets=())
+    engine.docker("stack", "rm", OLD)  # `docker stack rm` never removes volumes
+    env_file = ccci.env_file(OLD)
+
+    left = ccci.residual(OLD, "--wait", "2s", expect=(1,))
+
+    lines = residual_lines(left.stdout)
+    # Task containers (and for a moment the network) may still be going; these stay.
+    assert {(k, n) for k, n in lines if k in ("volume", "env file")} == {
+        ("volume", f"{OLD}_data"),
+        ("env file", str(env_file)),
+    }
+    assert {kind for kind, _ in lines} <= {"volume", "env file", "container", "network", "config"}
+    assert {("volume", f"{OLD}_data"), ("env file", str(env_file))} <= on_engine(
+        engine, OLD, env_file
+    )
+
+
+# ---- abra's secrets when nothing labelled is left -----------------------------------------
+
+
+def secrets_only(cli: Ccci, stack: str) -> Path:
+    """What a run killed between ``abra app secret generate`` and ``abra app deploy``
+    leaves (or a teardown killed after removing the volume): abra's env file and its
+    external, unlabelled secrets, and nothing labelled with the stack's name."""
+    env_file = cli.env_file(stack)
+    env_file.parent.mkdir(parents=True, exist_ok=True)
+    env_file.write_text("TYPE=redis\n", encoding="utf-8")
+    for name in SECRETS:
+        cli.engine.docker("secret", "create", f"{stack}_{name}_v1", "-", input="s3cret")
+    return env_file
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: residual finds abra's secrets only through a labelled object of the stack "
+    "(ccci/reap.py:37 leftovers() uses facts.stack(), which only knows stacks that have a "
+    "labelled object); once only the secrets are left it says 'Nothing of … is left.'",
+)
+def test_residual_lists_abras_secrets_when_nothing_labelled_is_left(ccci: Ccci) -> None:
+    env_file = secrets_only(ccci, OLD)
+    env_file.unlink()  # only the secrets now
+
+    left = ccci.residual(OLD, expect=(0, 1))
+
+    assert left.returncode == 1
+    assert residual_lines(left.stdout) == {("secret", f"{OLD}_{s}_v1") for s in SECRETS}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: a partial stack of which only abra's secrets (and env file) are left is "
+    "never seen as a stack (ccci/facts/model.py:355 Facts.stacks() names stacks only from "
+    "labelled objects), so it is never reaped, against docs/policies.md 'partial stack'",
+)
+def test_a_stack_of_which_only_abras_secrets_are_left_is_reaped(ccci: Ccci) -> None:
+    engine = ccci.engine
+    env_file = secrets_only(ccci, OLD)
+    later = now() + AHEAD
+
+    assert f"stack:{OLD}" in changes(ccci.janitor_plan(later))
+    ccci.run("janitor", "--now", stamp(later))
+
+    assert on_engine(engine, OLD, env_file) == set()
+
+
+# ---- h. one janitor at a time ------------------------------------------------------------
+
+
+def test_the_janitor_exits_75_while_the_lock_is_held_and_reaps_nothing(ccci: Ccci) -> None:
+    engine = ccci.engine
+    env_file = ccci.env_file(OLD)
+    seed_run_app(ccci, OLD)
+    later = now() + AHEAD
+    before = on_engine(engine, OLD, env_file)
+
+    with hold(ccci.lock_path):  # a real flock, held by this (the test's) process
+        busy = ccci.run("janitor", "--now", stamp(later), expect=(75,))
+        # Only showing the plan takes no lock.
+        shown = ccci.run("janitor", "--plan", "--now", stamp(later), expect=(0,))
+
+    assert f"another apply holds the lock (pid {os.getpid()} since " in busy.stderr
+    assert busy.stdout == ""
+    assert f"- stack {OLD} (" in shown.stdout
+    assert on_engine(engine, OLD, env_file) == before
+    assert ccci.journal() == []
+    # Released: the same run goes ahead; with --output json stdout stays pure JSON.
+    done = ccci.run("janitor", "--output", "json", "--now", stamp(later), expect=(0,))
+    assert set(changes(json.loads(done.stdout))) == {f"stack:{OLD}"}
+    assert "cc-ci : ok=1 changed=1 failed=0 skipped=0" in done.stderr
+    assert on_engine(engine, OLD, env_file) == set()
