@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from ccci.errors import explain
+from ccci.errors import CcciError, explain
 from ccci.facts.docker import gather, image_from_inspect, refresh_swarm
 from ccci.facts.model import ACTIVE_CONTAINER_STATES, SCOPE_FULL, SCOPE_STACKS, Facts
 from ccci.journal import Journal
@@ -179,10 +179,10 @@ class Executor:
     def _one(
         self, change: Change, plan: HostPlan, facts: Facts, closed_at_start: dict[str, str]
     ) -> ChangeResult:
-        if change.policy in closed_at_start:
+        if change.gated and change.policy in closed_at_start:
             return ChangeResult(change, Status.SKIPPED, closed_at_start[change.policy])
         try:
-            policy_gates = plan.gates_for(change.policy)
+            policy_gates = plan.gates_for(change.policy) if change.gated else ()
             if any(g.gate.kind in _LIVE_GATES for g in policy_gates):
                 fresh = refresh_swarm(self.conn, facts)
                 closed = self._closed(policy_gates, fresh, kinds=_LIVE_GATES)
@@ -267,9 +267,14 @@ class Executor:
             return 0
         if kind == "image" and (change.before or {}).get("tags"):
             # Evicting a tagged image: untag each; the last untag deletes it. Removing by id
-            # would be refused while several repositories name it.
+            # would be refused while several repositories name it. A tag that has moved to
+            # another image since the plan is not this image's any more: it is left alone.
             for tag in (change.before or {})["tags"]:
-                self.conn.untag_image(tag)
+                named = self.conn.inspect_image(tag)
+                if named is not None and named.get("Id") == ident:
+                    self.conn.untag_image(tag)
+            if self.conn.inspect_image(ident) is not None:
+                raise CcciError(f"{ident[:19]} is still present: its tags changed since the plan")
             return change.bytes_freed or 0
         if kind == "stack":
             reap_stack(

@@ -7,11 +7,10 @@ small JSON file next to the journal, updated by every apply and written atomical
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from datetime import datetime
 from pathlib import Path
 
+from ccci.atomic import write_atomic
 from ccci.facts.model import Facts
 from ccci.units import format_time, parse_time
 
@@ -66,9 +65,5 @@ def read(path: Path) -> dict[str, datetime]:
 
 
 def write(path: Path, record: dict[str, datetime]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     body = {"format_version": 1, "images": {k: format_time(v) for k, v in sorted(record.items())}}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".last-use-")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(body, handle, indent=1)
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(body, indent=1))

@@ -5,14 +5,13 @@ Written atomically (temp file, then rename), so the collector never reads half a
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
 from ccci.apply import HostReport, Status
+from ccci.atomic import write_atomic
 from ccci.facts.model import Facts
 from ccci.plan import HostPlan
 
@@ -66,9 +65,4 @@ def render(
 
 
 def write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".ccci-prom-")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    write_atomic(path, text)

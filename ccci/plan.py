@@ -61,6 +61,9 @@ class Change:
     bytes_freed: int | None = None
     preconditions: tuple[Precondition, ...] = ()
     params: dict[str, Any] = field(default_factory=dict)
+    # Whether the policy's gates hold this change back: a pull that warms the cache does
+    # not wait for the eviction's disk watermark.
+    gated: bool = True
 
     @property
     def kind(self) -> str:

@@ -158,6 +158,13 @@ def wants_build_cache(plan: HostPlan, policies: Iterable[Policy]) -> bool:
     )
 
 
+def file_globs(policies: Iterable[Policy]) -> list[str]:
+    """Patterns for abra's env files: one left without any engine object is still a stack."""
+    return sorted(
+        {p.env_file_glob for p in policies if isinstance(p, OrphanStackPolicy) and p.env_file_glob}
+    )
+
+
 def file_paths(policies: Iterable[Policy], facts: Facts) -> list[str]:
     """Files the rules will ask about: each run-app stack's abra env file."""
     paths = {

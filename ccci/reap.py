@@ -83,6 +83,9 @@ def reap_stack(
 
     if "services" in kinds:
         remove_all("services")
+    if not conn.stack_services(stack):
+        # No service left (reaped now, or removed by a teardown killed halfway): its task
+        # containers still hold volumes and networks for a few seconds; wait them out.
         gone = _wait_until(
             lambda: not conn.stack_containers(stack) and not conn.stack_services(stack),
             wait_seconds,
@@ -121,5 +124,6 @@ def reap_stack(
     wanted = {SINGULAR[k] for k in kinds} | {"container"}
     left = [(kind, name) for kind, name in left if kind in wanted]
     if left or errors:
-        detail = "; ".join(errors) if errors else ", ".join(f"{k} {n}" for k, n in left)
-        raise ReapFailed(f"{stack} not fully reaped: {detail}")
+        named = {e.split(":", 1)[0] for e in errors}
+        detail = errors + [f"{k} {n} is left" for k, n in left if f"{k} {n}" not in named]
+        raise ReapFailed(f"{stack} not fully reaped: {'; '.join(detail)}")

@@ -72,6 +72,7 @@ def gather_with(
     from ccci.planner import (
         client_config_paths,
         disk_paths,
+        file_globs,
         file_paths,
         inspect_cutoff,
         plan_host,
@@ -89,7 +90,8 @@ def gather_with(
         build_cache=not lean,
         inspect_created_before=inspect_cutoff(target.policies, plan_at) if plan_at else None,
     )
-    files = file_paths(target.policies, facts)
+    found = {p for pattern in file_globs(target.policies) for p in conn.glob(pattern)}
+    files = sorted(set(file_paths(target.policies, facts)) | found)
     configs = client_config_paths(target.policies)
     unit_names, unit_paths = systemd_needs(target.policies)
     systemd_state, units = conn.units(unit_names)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+from ccci.atomic import write_atomic
 from ccci.errors import CcciError
 from ccci.facts.model import STACK_LABEL, ClientConfig, DiskUsage, FileFact, Unit, UnitFile
 
@@ -154,9 +154,17 @@ class LocalConnector:
 
     def stat_file(self, path: str) -> FileFact:
         try:
-            return FileFact(path=path, exists=True, size=os.stat(path).st_size)
+            st = os.stat(path)
         except FileNotFoundError:
             return FileFact(path=path, exists=False)
+        modified = datetime.fromtimestamp(st.st_mtime, tz=UTC)
+        return FileFact(path=path, exists=True, size=st.st_size, modified=modified)
+
+    def glob(self, pattern: str) -> list[str]:
+        """Files matching a shell pattern (abra's env files of every app on a server)."""
+        import glob as globbing
+
+        return sorted(globbing.glob(pattern))
 
     def remove_file(self, path: str) -> None:
         try:
@@ -215,15 +223,5 @@ class LocalConnector:
         return UnitFile(path=path, exists=True, content=content, link=link, dir_writable=writable)
 
     def write_file(self, path: str, content: str) -> None:
-        """Write atomically: a reader (systemd) sees the old file or the new, never half."""
-        folder = os.path.dirname(path)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".ccci-")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(content)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(tmp)
-            raise
+        """Write atomically: systemd sees the old unit file or the new, never half."""
+        write_atomic(path, content)

@@ -248,6 +248,7 @@ class FileFact:
     path: str
     exists: bool
     size: int = 0
+    modified: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -337,14 +338,22 @@ class Facts:
         return next((f for f in self.files if f.path == path), None)
 
     def stack(self, name: str) -> Stack | None:
-        return next((s for s in self.stacks() if s.name == name), None)
+        """The named stack, found even when only abra's unlabelled secrets are left of it."""
+        found = next((s for s in self.stacks((name,)) if s.name == name), None)
+        if found is None or not any(found.objects().values()):
+            return None
+        return found
 
     def disk(self, path: str) -> DiskUsage | None:
         """The usage gathered for ``path``, or None when it was not gathered."""
         return next((d for d in self.disks if d.path == path), None)
 
-    def stacks(self) -> tuple[Stack, ...]:
-        """Group labelled objects (and abra's external secrets, by name) into stacks."""
+    def stacks(self, known: tuple[str, ...] = ()) -> tuple[Stack, ...]:
+        """Group labelled objects (and abra's external secrets, by name) into stacks.
+
+        ``known`` adds stack names learnt elsewhere (abra's env files, a name asked for), so
+        a stack of which only unlabelled secrets are left is still found.
+        """
         labelled: list[Service | Volume | Network | SwarmObject] = [
             *self.services,
             *self.volumes,
@@ -354,6 +363,8 @@ class Facts:
         ]
         names = {o.stack for o in labelled}
         names.discard("")
+        extra = {n for n in known if any(s.name.startswith(n + "_") for s in self.secrets)}
+        names |= extra
 
         # abra's secrets are external and unlabelled: each belongs to the longest stack
         # name it starts with, so ``x_org_uk``'s secrets are never counted as ``x_org``'s.

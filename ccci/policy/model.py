@@ -98,6 +98,21 @@ class OrphanStackPolicy:
     def keep_patterns(self) -> tuple[re.Pattern[str], ...]:
         return tuple(re.compile(k) for k in self.keep)
 
+    @property
+    def env_file_glob(self) -> str:
+        """The env file template as a shell pattern matching every app's file."""
+        return self.env_file.replace("{domain}", "*") if "env_file" in self.reap else ""
+
+    def stack_of_env_file(self, path: str) -> str:
+        """The stack an env file belongs to (its domain with '.' back to '_'), or ''."""
+        if not self.env_file or "{domain}" not in self.env_file:
+            return ""
+        head, _, tail = self.env_file.partition("{domain}")
+        if not (path.startswith(head) and path.endswith(tail)) or len(path) <= len(head + tail):
+            return ""
+        domain = path[len(head) : len(path) - len(tail)]
+        return "" if "/" in domain else domain.replace(".", "_")
+
     def env_file_for(self, stack: str) -> str:
         """abra's env file for a stack: its domain is the stack name with '_' back to '.'."""
         if not self.env_file:

@@ -60,6 +60,14 @@ def orphan_verdict(
     else:
         note = ""
     newest = stack.newest()
+    env = facts.file(policy.env_file_for(stack.name)) if policy.env_file else None
+    if (
+        env is not None
+        and env.exists
+        and env.modified
+        and (newest is None or env.modified > newest)
+    ):
+        newest = env.modified
     if newest is None:
         return False, f"run-app of unknown age (no object has a creation time){note}"
     age = now - newest
@@ -99,10 +107,20 @@ def _label(stack: Stack, objects: dict[str, list[str]]) -> str:
     )
 
 
+def _stacks(policy: OrphanStackPolicy, facts: Facts) -> list[Stack]:
+    """Every stack, including run-apps known only from abra's env file (and maybe a few
+    unlabelled secrets): a run killed before its deploy leaves just those."""
+    from_env = {policy.stack_of_env_file(f.path) for f in facts.files if f.exists} - {""}
+    stacks = list(facts.stacks(tuple(sorted(from_env))))
+    known = {s.name for s in stacks}
+    stacks += [Stack(n, (), (), (), (), ()) for n in sorted(from_env - known)]
+    return sorted(stacks, key=lambda s: s.name)
+
+
 def plan_orphans(policy: OrphanStackPolicy, ctx: Context) -> RuleOutput:
     facts, now, name = ctx.facts, ctx.now, policy.meta.name
     source = policy.meta.source
-    for stack in facts.stacks():
+    for stack in _stacks(policy, facts):
         address = f"stack:{stack.name}"
         orphaned, why = orphan_verdict(policy, stack, facts, now)
         present = {k: list(v) for k, v in stack.objects().items() if v}

@@ -75,6 +75,7 @@ def _ensure(policy: ImageRetention, facts: Facts) -> RuleOutput:
                 name,
                 source,
                 after={"ref": ref},
+                gated=False,
             )
 
 
