@@ -55,11 +55,16 @@ def read(path: Path) -> dict[str, datetime]:
         # A damaged record is started afresh: every image is then watched from now on,
         # which can only delay eviction, never hasten it.
         return {}
+    images = data.get("images") if isinstance(data, dict) else None
+    if not isinstance(images, dict):
+        return {}
     record = {}
-    for image_id, text in (data.get("images") or {}).items():
+    for image_id, text in images.items():
+        if not isinstance(text, str):
+            continue
         try:
             record[image_id] = parse_time(text)
-        except (TypeError, ValueError):
+        except ValueError:
             continue
     return record
 

@@ -43,12 +43,15 @@ def retained_images(policies: Iterable[Policy], facts: Facts) -> dict[str, str]:
     for policy in policies:
         if not isinstance(policy, ImageRetention):
             continue
-        for pattern in policy.retain:
-            source = policy.sources.get(f"retain:{pattern}", policy.meta.source)
+        # An image kept warm is kept, too: evicting it would only pull it again next run.
+        named = [("retained", p, f"retain:{p}") for p in policy.retain]
+        named += [("kept warm", p, f"ensure:{p}") for p in policy.ensure_present]
+        for verb, pattern, key in named:
+            source = policy.sources.get(key, policy.meta.source)
             for image in facts.images:
                 if image.id not in kept and pattern_matches(pattern, image):
                     kept[image.id] = (
-                        f"retained by policy {policy.meta.name} ({pattern!r}, "
+                        f"{verb} by policy {policy.meta.name} ({pattern!r}, "
                         f"{source.file}:{source.line})"
                     )
     return kept

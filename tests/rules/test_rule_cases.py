@@ -73,7 +73,18 @@ _DEFAULT_DAEMON = {
 }
 _CASE_KEYS = {"description", "now", "policy", "host_vars", "facts", "expect", "xfail"}
 _EXPECT_KEYS = {"changes", "noops", "gates", "bytes_freed"}
-_CHANGE_KEYS = {"address", "action", "reason", "label", "policy", "bytes_freed", "before"}
+_CHANGE_KEYS = {
+    "address",
+    "action",
+    "reason",
+    "label",
+    "policy",
+    "bytes_freed",
+    "before",
+    "after",
+}
+# Reasons that name where a policy was written show the fixture's policy text as this file.
+POLICY_FILE = "policies.yaml"
 _NOOP_KEYS = {"address", "reason", "label", "policy"}
 _GATE_KEYS = {"policy", "kind", "open", "observed"}
 
@@ -199,7 +210,7 @@ def _case_params(kind: str, expected_failures: bool) -> list[Any]:
     return params
 
 
-KINDS = ("prune", "orphans")
+KINDS = ("prune", "orphans", "retention")
 CASES_BY_KIND = {kind: _case_params(kind, expected_failures=True) for kind in KINDS}
 PLANS = [p for kind in KINDS for p in _case_params(kind, expected_failures=False)]
 
@@ -213,16 +224,30 @@ def _change_view(change: Change) -> dict[str, Any]:
         "policy": change.policy,
         "bytes_freed": change.bytes_freed,
         "before": change.before,
+        "after": change.after,
     }
+
+
+def _relative(reason: str, tmp_path: Path) -> str:
+    """A reason naming the policy file as ``policies.yaml:LINE``, whatever the temp dir."""
+    return reason.replace(str(tmp_path / POLICY_FILE), POLICY_FILE)
 
 
 def check_case(path: Path, tmp_path: Path) -> None:
     case, plan, _ = plan_case(path, tmp_path)
     expect = case["expect"]
 
-    changes = [_change_view(c) for c in plan.changes]
+    changes = [
+        {**view, "reason": _relative(view["reason"], tmp_path)}
+        for view in map(_change_view, plan.changes)
+    ]
     noops = [
-        {"address": n.address, "reason": n.reason, "label": n.label, "policy": n.policy}
+        {
+            "address": n.address,
+            "reason": _relative(n.reason, tmp_path),
+            "label": n.label,
+            "policy": n.policy,
+        }
         for n in plan.noops
     ]
     gates = [
@@ -245,6 +270,11 @@ def test_prune(path: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("path", CASES_BY_KIND["orphans"])
 def test_orphans(path: Path, tmp_path: Path) -> None:
+    check_case(path, tmp_path)
+
+
+@pytest.mark.parametrize("path", CASES_BY_KIND["retention"])
+def test_retention(path: Path, tmp_path: Path) -> None:
     check_case(path, tmp_path)
 
 
@@ -369,8 +399,10 @@ def test_a_fixture_with_host_vars_that_are_not_a_mapping_is_refused(tmp_path: Pa
 def test_an_expected_change_may_name_before_but_not_an_unknown_key(tmp_path: Path) -> None:
     change = {"address": "stack:x", "action": "delete", "reason": "r", "before": {}}
     assert load_case(_write_case(tmp_path, expect={"changes": [change], "noops": [], "gates": []}))
-    change["after"] = {}
-    with pytest.raises(FixtureError, match=r"expect\.changes\[0\]: unknown field\(s\) \['after'\]"):
+    change["afterwards"] = {}
+    with pytest.raises(
+        FixtureError, match=r"expect\.changes\[0\]: unknown field\(s\) \['afterwards'\]"
+    ):
         load_case(_write_case(tmp_path, expect={"changes": [change], "noops": [], "gates": []}))
 
 
