@@ -12,7 +12,7 @@ from typing import Any
 
 from ccci.facts.model import Facts
 from ccci.plan import GateResult, HostPlan, Manual
-from ccci.policy.model import GateKind, Policy, PrunePolicy
+from ccci.policy.model import GateKind, ImageRetention, Policy, PrunePolicy
 from ccci.rules.gates import converging_services
 from ccci.units import plural
 
@@ -67,10 +67,12 @@ class HostStatus:
 def _thresholds(policies: tuple[Policy, ...]) -> dict[str, list[tuple[str, float]]]:
     found: dict[str, list[tuple[str, float]]] = {}
     for policy in policies:
-        if isinstance(policy, PrunePolicy):
-            for gate in policy.gates:
-                if gate.kind is GateKind.DISK_USAGE:
-                    found.setdefault(gate.path, []).append((policy.meta.name, gate.at_least))
+        gates = list(policy.gates) if isinstance(policy, PrunePolicy) else []
+        if isinstance(policy, ImageRetention) and policy.evict is not None:
+            gates.append(policy.evict.gate)
+        for gate in gates:
+            if gate.kind is GateKind.DISK_USAGE:
+                found.setdefault(gate.path, []).append((policy.meta.name, gate.at_least))
     return found
 
 
