@@ -434,7 +434,9 @@ def systemd_install(
     from ccci.install import UNIT_NAME, install, nightly_values
     from ccci.units_systemd import render_nixos_module, render_timer_units
 
-    values = nightly_values(working_directory.resolve(), on_calendar, randomized_delay, state_dir)
+    values = nightly_values(
+        working_directory.resolve(), on_calendar, randomized_delay, state_dir, unit_dir
+    )
     if fmt == "nix":
         click.echo(render_nixos_module(values), nl=False)
         return
@@ -444,7 +446,7 @@ def systemd_install(
         for filename, content in files.items():
             click.echo(f"# {unit_dir / filename}\n{content}")
         return
-    for path in install(LocalConnector(host="localhost"), unit_dir, files):
+    for path in install(LocalConnector(host="localhost"), unit_dir, files, state_dir):
         click.echo(f"wrote {path}")
     click.echo(f"enabled and started {UNIT_NAME}.timer")
 

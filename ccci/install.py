@@ -26,8 +26,14 @@ def ccci_command() -> str:
 
 
 def nightly_values(
-    working_directory: Path, on_calendar: str, randomized_delay: str, state_dir: Path
+    working_directory: Path,
+    on_calendar: str,
+    randomized_delay: str,
+    state_dir: Path,
+    unit_dir: Path = Path("/etc/systemd/system"),
 ) -> dict[str, Any]:
+    """The nightly's values. The sandbox keeps the state directory and the unit directory
+    writable: the run journals there, and a TimerPolicy writes and masks units there."""
     return timer_values(
         {
             "name": UNIT_NAME,
@@ -39,15 +45,17 @@ def nightly_values(
             "success_exit_status": "75",
             "after": "docker.service",
             "hardening": True,
-            "read_write_paths": [str(state_dir)],
+            "read_write_paths": [str(state_dir), str(unit_dir)],
             "working_directory": str(working_directory),
         },
         policy="ccci systemd install",
     )
 
 
-def install(conn: Any, unit_dir: Path, files: dict[str, str]) -> list[str]:
-    """Write the unit files, reload systemd, enable and start the timer; returns the paths."""
+def install(conn: Any, unit_dir: Path, files: dict[str, str], state_dir: Path) -> list[str]:
+    """Write the unit files, reload systemd, enable and start the timer; returns the paths.
+    The state directory is made first: the first nightly run journals there."""
+    state_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for filename, content in files.items():
         path = str(unit_dir / filename)

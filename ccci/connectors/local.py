@@ -176,8 +176,14 @@ class LocalConnector:
 
     def systemctl(self, *args: str) -> str:
         """Run systemctl; a failure is an error naming the command and its message."""
+        # TZ=UTC: the timestamps systemctl prints as text are then in UTC.
         done = subprocess.run(
-            ["systemctl", *args], capture_output=True, text=True, check=False, timeout=120
+            ["systemctl", *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+            env={**os.environ, "TZ": "UTC"},
         )
         if done.returncode != 0:
             message = (done.stderr or done.stdout).strip().splitlines()

@@ -27,10 +27,17 @@ SHOW_PROPERTIES = (
 
 
 def _timestamp(value: str) -> datetime | None:
-    match = re.fullmatch(r"@(\d+(?:\.\d+)?)", value.strip())
-    if not match or float(match.group(1)) == 0:
+    """``@<seconds>``, or — systemd 252 ignores ``--timestamp=unix`` for some timer
+    properties — ``Sat 2026-11-28 00:12:23 UTC`` (systemctl runs with TZ=UTC)."""
+    text = value.strip()
+    match = re.fullmatch(r"@(\d+(?:\.\d+)?)", text)
+    if match:
+        seconds = float(match.group(1))
+        return datetime.fromtimestamp(seconds, tz=UTC) if seconds else None
+    try:
+        return datetime.strptime(text, "%a %Y-%m-%d %H:%M:%S UTC").replace(tzinfo=UTC)
+    except ValueError:
         return None
-    return datetime.fromtimestamp(float(match.group(1)), tz=UTC)
 
 
 def _calendars(value: str) -> tuple[str, ...]:

@@ -38,6 +38,7 @@ def _nixos_how(unit: str) -> str:
 def _present(policy: TimerPolicy, spec: TimerSpec, ctx: Context) -> RuleOutput:
     facts, name = ctx.facts, policy.meta.name
     files_change = False
+    read_only = False
     for filename, content in spec.files.items():
         path = posixpath.join(policy.unit_dir, filename)
         address = f"unit:{filename}"
@@ -45,7 +46,15 @@ def _present(policy: TimerPolicy, spec: TimerSpec, ctx: Context) -> RuleOutput:
         if current is None:
             yield Noop(address, path, "unit file not gathered", name, spec.source)
             continue
+        after = {"path": path, "content": content}
+        matches = current.exists and same_meaning(current.content, content)
         if not current.dir_writable or _read_only(current.link):
+            read_only = True
+            if matches:
+                yield Noop(address, path, "matches the policy (read-only)", name, spec.source)
+                continue
+            # Only a file that would need writing is work for an operator: once it is
+            # declared as told, the plan is clean again.
             yield Manual(
                 address,
                 path,
@@ -56,7 +65,6 @@ def _present(policy: TimerPolicy, spec: TimerSpec, ctx: Context) -> RuleOutput:
                 spec.source,
             )
             return
-        after = {"path": path, "content": content}
         if not current.exists:
             files_change = True
             yield Change(address, Action.CREATE, path, "missing", name, spec.source, after=after)
@@ -76,6 +84,19 @@ def _present(policy: TimerPolicy, spec: TimerSpec, ctx: Context) -> RuleOutput:
             yield Noop(address, path, "matches the policy", name, spec.source)
     timer = facts.unit(f"{spec.name}.timer")
     address = f"timer:{spec.name}.timer"
+    healthy = (
+        timer is not None and timer.unit_file_state == "enabled" and timer.active_state == "active"
+    )
+    if read_only and not healthy:
+        yield Manual(
+            address,
+            f"{spec.name}.timer",
+            "declared but not enabled and active, in a read-only unit directory",
+            "enable it in the NixOS configuration (wantedBy timers.target)",
+            name,
+            spec.source,
+        )
+        return
     if files_change:
         why = "unit files change: reload systemd, enable and restart the timer"
     elif timer is None or not timer.exists:

@@ -104,7 +104,7 @@ def nightly_spec() -> dict[str, Any]:
         "success_exit_status": "75",
         "after": "docker.service",
         "hardening": True,
-        "read_write_paths": [STATE_DIR],
+        "read_write_paths": [STATE_DIR, UNIT_DIR],
     }
 
 
@@ -322,13 +322,6 @@ def test_facts_match_systemctl_for_stock_and_calendar_timers(
     assert probe["fragment_path"] == f"{UNIT_DIR}/{FACTS_PROBE}.timer"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: systemd 252 (Debian bookworm) ignores --timestamp=unix for "
-    "NextElapseUSecRealtime/LastTriggerUSec ('Sat 2026-11-28 00:12:23 UTC'), and "
-    "ccci/facts/systemd.py:_timestamp (line 29) accepts only '@<seconds>', so next_elapse "
-    "and last_trigger are always null",
-)
 def test_facts_next_elapse_matches_systemctl(
     host: SystemdHost, facts_probe: dict[str, Any]
 ) -> None:
@@ -514,13 +507,6 @@ def test_read_only_unit_dir_yields_the_nixos_manual_action(
 RO_PROBE = "ccci-ro-probe"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: ccci/rules/timers.py:48 (_present) returns the manual action as soon as the "
-    "unit dir is read-only, before comparing the file: on NixOS, after the operator declared "
-    "the timer as told, the plan still says 'to do by hand' and --detailed-exitcode exits 2 "
-    "forever",
-)
 def test_read_only_unit_dir_with_the_units_as_declared_is_no_change(
     ro_host: SystemdHost, ro_ccci: Ccci, ro_units_dir: Path
 ) -> None:
@@ -675,17 +661,6 @@ def test_nightly_service_reconciles_against_the_private_engine(
     assert len(_recaps(host)) == 2
 
 
-SANDBOXED_UNIT_DIR = pytest.mark.xfail(
-    strict=True,
-    reason="bug: the installed ccci-reconcile.service has ProtectSystem=full "
-    "(ccci/templates/service.j2:14), so /etc/systemd/system is read-only inside the nightly "
-    "run; ccci/connectors/local.py:208 unit_file() then reports dir_writable=False and "
-    "ccci/rules/timers.py (:48 in _present before comparing, :132 in _absent) turns every "
-    "timer into a NixOS manual action: the nightly never converges on its own TimerPolicy",
-)
-
-
-@SANDBOXED_UNIT_DIR
 def test_nightly_service_converges_on_a_timer_policy_naming_itself(
     host: SystemdHost, nightly: Ccci
 ) -> None:
@@ -702,7 +677,6 @@ def test_nightly_service_converges_on_a_timer_policy_naming_itself(
     assert samples[f'ccci_drift{{host="{INVENTORY_HOST}"}}'] == 0
 
 
-@SANDBOXED_UNIT_DIR
 def test_nightly_service_masks_docker_prune_timer(host: SystemdHost, nightly: Ccci) -> None:
     install_docker_prune(host, VENDOR_DIR)
     props, journal = run_nightly(host)
@@ -741,12 +715,6 @@ def test_nightly_service_with_the_lock_held_is_a_success(host: SystemdHost, nigh
         host.systemctl("stop", holder, check=False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: on a fresh host /var/lib/ccci does not exist, and ReadWritePaths=/var/lib/ccci "
-    "(ccci/templates/service.j2:22) makes systemd fail the run with 226/NAMESPACE before ccci "
-    "starts; `ccci systemd install` (ccci/install.py:49 install()) never creates the state dir",
-)
 def test_nightly_service_runs_on_a_fresh_host_without_a_state_dir(
     host: SystemdHost, nightly: Ccci
 ) -> None:
@@ -756,13 +724,6 @@ def test_nightly_service_runs_on_a_fresh_host_without_a_state_dir(
     assert RECAP.search(journal), journal
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the seed policies/timers.yaml lacks `hardening: true` and `read_write_paths: "
-    "[/var/lib/ccci]` that `ccci systemd install` (ccci/install.py nightly_values) uses, so the "
-    "first nightly run rewrites ccci-reconcile.service without its sandboxing (docs/"
-    "operations.md:81 promises a TimerPolicy with the same values finds nothing to change)",
-)
 def test_seed_timer_policy_keeps_the_installed_nightly_units(host: SystemdHost, ccci: Ccci) -> None:
     forget(host, f"{NIGHTLY}.timer", f"{NIGHTLY}.service")
     host.exec("mkdir", "-p", STATE_DIR)
