@@ -549,6 +549,13 @@ def residual(
     sys.exit(1)
 
 
+# Policy review lives in its own package; importing its commands loads only click.
+from ccci.review.commands import policy, schema  # noqa: E402
+
+cli.add_command(policy)
+cli.add_command(schema)
+
+
 def main() -> None:
     # Honour NO_COLOR for click's own output as well.
     if "NO_COLOR" in os.environ:

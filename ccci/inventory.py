@@ -58,7 +58,11 @@ class Inventory:
         if term in self.groups:
             return set(self.groups[term])
         if term.startswith("~"):
-            regex = re.compile(term[1:])
+            try:
+                regex = re.compile(term[1:])
+            except re.error as exc:
+                where = Location(self.source or "pattern", 0, "hosts")
+                raise InputError(where, f"{term!r} is not a regular expression: {exc}") from None
             return {h for h in self.hosts if regex.search(h)}
         return {h for h in self.hosts if fnmatch.fnmatchcase(h, term)}
 

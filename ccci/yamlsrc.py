@@ -47,47 +47,89 @@ class Document:
         return Location(self.file, self.line_of(path), dotted(path))
 
 
-def _index(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], doc_file: str) -> None:
-    lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            if key in seen:
-                raise InputError(
-                    Location(doc_file, key_node.start_mark.line + 1, dotted((*path, key))),
-                    "duplicate key",
-                )
-            seen.add(key)
-            _index(value_node, (*path, key), lines, doc_file)
-            # Point at the key rather than the value: that is where a reader looks.
-            lines[(*path, key)] = key_node.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _index(item, (*path, i), lines, doc_file)
+# A policy file is small: more values than this is an alias bomb, not a policy.
+MAX_VALUES = 100_000
+
+
+class _Walk:
+    """Index every value's line once, refusing aliases that contain themselves and
+    documents that expand past MAX_VALUES (a few aliases can stand for millions)."""
+
+    def __init__(self, doc_file: str) -> None:
+        self.doc_file = doc_file
+        self.lines: dict[PathKey, int] = {}
+        self.count = 0
+
+    def fail(self, node: yaml.Node, message: str) -> InputError:
+        return InputError(Location(self.doc_file, node.start_mark.line + 1), message)
+
+    def index(self, node: yaml.Node, path: PathKey, ancestors: frozenset[int]) -> None:
+        self.count += 1
+        if self.count > MAX_VALUES:
+            raise self.fail(node, f"more than {MAX_VALUES} values (aliases expand too far)")
+        if id(node) in ancestors:
+            raise self.fail(node, "a YAML alias refers to a value that contains it")
+        self.lines[path] = node.start_mark.line + 1
+        inner = ancestors | {id(node)}
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                if key_node.tag != "tag:yaml.org,2002:str":
+                    # ``on:`` or ``yes:`` reads as a boolean, ``2024:`` as a number.
+                    value = yaml.constructor.SafeConstructor().construct_object(key_node)
+                    raise InputError(
+                        Location(self.doc_file, key_node.start_mark.line + 1, dotted((*path, key))),
+                        f"field names are text, but YAML reads {key} as "
+                        f"{type(value).__name__} {value} (quote it)",
+                    )
+                if key in seen:
+                    raise InputError(
+                        Location(self.doc_file, key_node.start_mark.line + 1, dotted((*path, key))),
+                        "duplicate key",
+                    )
+                seen.add(key)
+                self.index(value_node, (*path, key), inner)
+                # Point at the key rather than the value: that is where a reader looks.
+                self.lines[(*path, key)] = key_node.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self.index(item, (*path, i), inner)
 
 
 def load_text(text: str, file: str) -> Iterator[Document]:
-    """Yield each non-empty document of a YAML stream with its line map."""
-    loader = yaml.SafeLoader(text)
+    """Yield each non-empty document of a YAML stream with its line map.
+
+    Any input, however malformed, ends in an InputError with a location, never a crash.
+    """
+    loader: yaml.SafeLoader | None = None
     try:
+        loader = yaml.SafeLoader(text)
         index = 0
         while loader.check_node():
             node = loader.get_node()
             if node is None:
                 continue
-            lines: dict[PathKey, int] = {}
-            _index(node, (), lines, file)
+            walk = _Walk(file)
+            walk.index(node, (), frozenset())
             data = loader.construct_document(node)
             if data is not None:
-                yield Document(file, index, node.start_mark.line + 1, data, lines)
+                yield Document(file, index, node.start_mark.line + 1, data, walk.lines)
             index += 1
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
         raise InputError(Location(file, line), f"invalid YAML: {exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        # ReaderError (a control character) has a position, not a mark.
+        position = getattr(exc, "position", None)
+        line = text.count("\n", 0, position) + 1 if isinstance(position, int) else 0
+        raise InputError(Location(file, line), f"invalid YAML: {exc}") from None
+    except RecursionError:
+        raise InputError(Location(file, 0), "invalid YAML: nested too deeply") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def load_file(path: Path, display: str | None = None) -> list[Document]:

@@ -38,7 +38,7 @@ def _check_header(doc: Document) -> str:
     if not isinstance(doc.data, dict):
         raise InputError(doc.location(()), "a policy document is a mapping")
     kind = doc.data.get("kind")
-    if kind not in BUILDERS:
+    if not isinstance(kind, str) or kind not in BUILDERS:
         known = ", ".join(sorted(BUILDERS))
         raise InputError(doc.location(("kind",)), f"unknown kind {kind!r} (known: {known})")
     return str(kind)
@@ -70,7 +70,10 @@ def load_for_hosts(
         _check_header(doc)
     targeted: dict[int, list[Host]] = {}
     for i, doc in enumerate(docs):
-        targeted[i] = inventory.match(str(doc.data.get("hosts", "all")))
+        try:
+            targeted[i] = inventory.match(str(doc.data.get("hosts", "all")))
+        except InputError as exc:
+            raise InputError(doc.location(("hosts",)), exc.message) from None
     result = [
         HostPolicies(
             host,

@@ -57,7 +57,8 @@ def _describe(doc: Document, error: Any) -> tuple[PathKey, str]:
     kind = error.validator
     if kind == "additionalProperties" and isinstance(value, dict):
         allowed = sorted(sub.get("properties", {}))
-        extra = sorted(k for k in value if k not in sub.get("properties", {}))
+        # YAML reads a bare ``on``/``yes`` key as a boolean: sort by text, never by type.
+        extra = sorted((k for k in value if k not in sub.get("properties", {})), key=str)
         return (*path, extra[0]), f"unknown field (allowed: {', '.join(allowed)})"
     if kind == "required":
         missing = re.findall(r"'([^']+)' is a required property", error.message)

@@ -603,12 +603,6 @@ def test_a_partial_stack_whose_services_were_removed_by_hand_is_reaped(ccci: Ccc
     assert ccci.residual(OLD, expect=(0,)).stdout.strip() == f"Nothing of {OLD} is left."
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: reap_stack waits for the stack's task containers only when it removes "
-    "services itself (ccci/reap.py:84); a partial stack whose services were just removed "
-    "still has stopping task containers holding its volume, so the volume removal fails",
-)
 def test_a_partial_stack_is_reaped_while_its_task_containers_are_still_stopping(
     ccci: Ccci,
 ) -> None:
@@ -841,12 +835,6 @@ def secrets_only(cli: Ccci, stack: str) -> Path:
     return env_file
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: residual finds abra's secrets only through a labelled object of the stack "
-    "(ccci/reap.py:37 leftovers() uses facts.stack(), which only knows stacks that have a "
-    "labelled object); once only the secrets are left it says 'Nothing of … is left.'",
-)
 def test_residual_lists_abras_secrets_when_nothing_labelled_is_left(ccci: Ccci) -> None:
     env_file = secrets_only(ccci, OLD)
     env_file.unlink()  # only the secrets now
@@ -857,12 +845,6 @@ def test_residual_lists_abras_secrets_when_nothing_labelled_is_left(ccci: Ccci) 
     assert residual_lines(left.stdout) == {("secret", f"{OLD}_{s}_v1") for s in SECRETS}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a partial stack of which only abra's secrets (and env file) are left is "
-    "never seen as a stack (ccci/facts/model.py:355 Facts.stacks() names stacks only from "
-    "labelled objects), so it is never reaped, against docs/policies.md 'partial stack'",
-)
 def test_a_stack_of_which_only_abras_secrets_are_left_is_reaped(ccci: Ccci) -> None:
     engine = ccci.engine
     env_file = secrets_only(ccci, OLD)

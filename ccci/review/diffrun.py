@@ -1,0 +1,47 @@
+"""The facade of ``ccci policy diff``: two sides in, meanings (and impact) out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from ccci.review.gitrev import materialize
+from ccci.review.impact import HostImpact, impact
+from ccci.review.semantic_diff import SemanticDiff, diff
+from ccci.review.sides import load_side
+
+
+@dataclass(frozen=True)
+class DiffResult:
+    diff: SemanticDiff
+    impacts: tuple[HostImpact, ...] | None = None
+    facts_label: str = ""
+
+
+def run_diff(
+    base: str,
+    head: str,
+    policies: Sequence[str] = ("policies",),
+    inventory: str = "inventory.yaml",
+    facts: Path | None = None,
+    now: datetime | None = None,
+    cwd: Path | None = None,
+) -> DiffResult:
+    """Load BASE and HEAD (folders or git revisions), compare them, and with ``facts``
+    plan that snapshot under both."""
+    from ccci.workspace import read_snapshot
+
+    snapshot = read_snapshot(facts) if facts is not None else None
+    names = [*policies, inventory]
+    with ExitStack() as stack:
+        old_tree = stack.enter_context(materialize(base, names, cwd))
+        new_tree = stack.enter_context(materialize(head, names, cwd))
+        old = load_side(old_tree, policies, inventory)
+        new = load_side(new_tree, policies, inventory)
+    meanings = diff(old, new)
+    if snapshot is None or facts is None:
+        return DiffResult(meanings)
+    return DiffResult(meanings, impact(old, new, snapshot, facts, now), str(facts))
