@@ -11,8 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from ccci.facts.model import Facts
-from ccci.plan import GateResult, HostPlan, Manual
-from ccci.policy.model import GateKind, ImageRetention, Policy, PrunePolicy
+from ccci.plan import Action, GateResult, HostPlan, Manual
+from ccci.policy.model import GateKind, ImageRetention, Policy, PrunePolicy, TimerPolicy
 from ccci.rules.gates import converging_services
 from ccci.units import plural
 
@@ -30,6 +30,17 @@ class StackLine:
     services: int
     age_seconds: float | None
     converging: str = ""
+
+
+@dataclass(frozen=True)
+class TimerLine:
+    """A timer a TimerPolicy names: whether it should exist, and what systemd says."""
+
+    name: str
+    wanted: str
+    state: str
+    next_run: datetime | None
+    last_run: datetime | None
 
 
 @dataclass(frozen=True)
@@ -57,6 +68,8 @@ class HostStatus:
     pending: int
     manual: tuple[Manual, ...]
     last_run: LastRun | None
+    timers: tuple[TimerLine, ...] = ()
+    missing_images: tuple[str, ...] = ()
     problems: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -74,6 +87,33 @@ def _thresholds(policies: tuple[Policy, ...]) -> dict[str, list[tuple[str, float
             if gate.kind is GateKind.DISK_USAGE:
                 found.setdefault(gate.path, []).append((policy.meta.name, gate.at_least))
     return found
+
+
+def _timers(policies: tuple[Policy, ...], facts: Facts) -> tuple[TimerLine, ...]:
+    wanted: dict[str, str] = {}
+    for policy in policies:
+        if isinstance(policy, TimerPolicy):
+            wanted.update({f"{s.name}.timer": "present" for s in policy.present})
+            wanted.update({unit: "absent" for unit, _ in policy.absent})
+    lines = []
+    for name, want in wanted.items():
+        unit = facts.unit(name)
+        if unit is None:
+            state = f"unknown (systemd {facts.systemd or 'not asked'})"
+        elif not unit.exists:
+            state = "does not exist"
+        else:
+            state = f"{unit.unit_file_state or unit.load_state}, {unit.active_state}"
+        lines.append(
+            TimerLine(
+                name,
+                want,
+                state,
+                unit.next_elapse if unit else None,
+                unit.last_trigger if unit else None,
+            )
+        )
+    return tuple(lines)
 
 
 def last_run(entries: list[dict[str, Any]], host: str) -> LastRun | None:
@@ -114,6 +154,11 @@ def host_status(
         if s.live
     )
     orphans = tuple(c.address.split(":", 1)[1] for c in plan.changes if c.kind == "stack")
+    missing = tuple(
+        str((c.after or {}).get("ref", c.label))
+        for c in plan.changes
+        if c.kind == "image" and c.action is Action.CREATE
+    )
     run = last_run(journal, facts.host)
     problems: list[str] = []
     for disk in disks:
@@ -124,6 +169,8 @@ def host_status(
                 )
     if orphans:
         problems.append(f"{plural(len(orphans), 'orphaned stack')} to reap")
+    if missing:
+        problems.append(f"{plural(len(missing), 'image')} to keep warm missing from the cache")
     if plan.manual:
         problems.append(f"{plural(len(plan.manual), 'thing')} to do by hand")
     if run is not None and run.failed:
@@ -141,5 +188,7 @@ def host_status(
         pending=len(plan.changes),
         manual=plan.manual,
         last_run=run,
+        timers=_timers(policies, facts),
+        missing_images=missing,
         problems=tuple(problems),
     )

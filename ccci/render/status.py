@@ -8,7 +8,7 @@ from datetime import timedelta
 from ccci.render.style import Style
 from ccci.serde import to_jsonable
 from ccci.status import HostStatus
-from ccci.units import format_bytes, format_duration, format_percent, plural
+from ccci.units import format_bytes, format_duration, format_percent, format_time, plural
 
 
 def render_text(status: HostStatus, style: Style) -> str:
@@ -38,6 +38,18 @@ def render_text(status: HostStatus, style: Style) -> str:
     else:
         lines.append("  stacks   none live")
     lines.append(f"  orphans  {', '.join(status.orphans) if status.orphans else 'none'}")
+    for timer in status.timers:
+        runs = []
+        if timer.next_run:
+            runs.append(f"next {format_time(timer.next_run)}")
+        if timer.last_run:
+            runs.append(f"last {format_time(timer.last_run)}")
+        when = f"; {', '.join(runs)}" if runs else ""
+        lines.append(f"  timer    {timer.name} (wanted {timer.wanted}): {timer.state}{when}")
+    if status.missing_images:
+        lines.append(
+            f"  missing  {', '.join(status.missing_images)} (to keep warm; not in the cache)"
+        )
     for item in status.manual:
         lines.append(f"  by hand  {item.label}: {item.reason} — {item.how}")
     lines.append(
