@@ -109,7 +109,9 @@ def reset(
     # rm -f instead of waiting for task shutdown: busybox `sleep` as PID 1 ignores
     # SIGTERM, so a graceful stop would cost the full 10 s grace period.
     def others() -> list[str]:
-        hosts = set(_lines(engine, "ps", "-aq", "--filter", SYSTEMD_HOST_FILTER))
+        # Only a running host is kept: a stopped one (the engine was killed) is just a
+        # stopped container, and would otherwise be pruned by the tests' own policies.
+        hosts = set(_lines(engine, "ps", "-q", "--filter", SYSTEMD_HOST_FILTER))
         return [i for i in _lines(engine, "ps", "-aq") if i not in hosts]
 
     def containers_gone() -> bool:

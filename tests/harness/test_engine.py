@@ -157,7 +157,7 @@ volumes:
 
     assert listing("service", "ls", "-q") == []
     # Only the systemd test host outlives a reset (it takes seconds to boot).
-    hosts = listing("ps", "-aq", "--filter", swarm.SYSTEMD_HOST_FILTER)
+    hosts = listing("ps", "-q", "--filter", swarm.SYSTEMD_HOST_FILTER)
     assert [c for c in listing("ps", "-aq") if c not in hosts] == []
     assert listing("volume", "ls", "-q") == []
     assert listing("secret", "ls", "-q") == []
