@@ -7,36 +7,19 @@ Heavy modules (docker, jsonschema, jinja2) are imported inside the commands, so
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import sys
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from ccci import __version__
+from ccci.cliutil import F, errors, facts_option, output_option
 from ccci.errors import CcciError
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 EXIT_CHANGES = 2
-
-
-def _errors(func: F) -> F:
-    """Map ccci's one error base class to its one-line message and exit code."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except CcciError as exc:
-            click.echo(f"ccci: {exc}", err=True)
-            sys.exit(exc.exit_code)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _workspace_options(func: F) -> F:
@@ -145,9 +128,7 @@ def cli() -> None:
     is_flag=True,
     help="Exit 0 when in sync, 2 when changes are pending (after --apply: not converged).",
 )
-@click.option(
-    "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
+@output_option
 @click.option("--out", "out", type=click.Path(path_type=Path), help="Save the plan for ccci apply.")
 @click.option(
     "--facts",
@@ -157,7 +138,7 @@ def cli() -> None:
 )
 @click.option("--now", help="Plan as of this time (RFC 3339); default: the clock.")
 @click.option("-v", "--verbose", is_flag=True, help="List every object left alone, with why.")
-@_errors
+@errors
 def reconcile(
     policies: tuple[Path, ...],
     inventory: Path,
@@ -246,7 +227,7 @@ def _apply(
 @click.argument("plan_file", type=click.Path(path_type=Path))
 @_workspace_options
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when a host did not converge.")
-@_errors
+@errors
 def apply_cmd(
     plan_file: Path,
     policies: tuple[Path, ...],
@@ -272,10 +253,8 @@ def apply_cmd(
 
 @cli.command()
 @_workspace_options
-@click.option(
-    "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
-@_errors
+@output_option
+@errors
 def facts(
     policies: tuple[Path, ...],
     inventory: Path,
@@ -298,17 +277,10 @@ def facts(
 
 @cli.command()
 @_workspace_options
-@click.option(
-    "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
-@click.option(
-    "--facts",
-    "facts_file",
-    type=click.Path(path_type=Path),
-    help="Read a snapshot from ccci facts instead of the live host.",
-)
+@output_option
+@facts_option
 @click.option("--now", help="As of this time (RFC 3339); default: the clock.")
-@_errors
+@errors
 def status(
     policies: tuple[Path, ...],
     inventory: Path,
@@ -342,16 +314,9 @@ def status(
 
 @cli.command()
 @_workspace_options
-@click.option(
-    "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
-@click.option(
-    "--facts",
-    "facts_file",
-    type=click.Path(path_type=Path),
-    help="Read a snapshot from ccci facts instead of the live host.",
-)
-@_errors
+@output_option
+@facts_option
+@errors
 def images(
     policies: tuple[Path, ...],
     inventory: Path,
@@ -418,7 +383,7 @@ def systemd() -> None:
     default=Path("/var/lib/ccci"),
     show_default=True,
 )
-@_errors
+@errors
 def systemd_install(
     print_only: bool,
     fmt: str,
@@ -457,11 +422,9 @@ JANITOR_KINDS = frozenset({"OrphanStackPolicy", "StackSelector"})
 @cli.command()
 @_workspace_options
 @click.option("--plan", "plan_only", is_flag=True, help="Only show what would be reaped.")
-@click.option(
-    "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
+@output_option
 @click.option("--now", help="Judge ages as of this time (RFC 3339); default: the clock.")
-@_errors
+@errors
 def janitor(
     policies: tuple[Path, ...],
     inventory: Path,
@@ -518,7 +481,7 @@ def _janitor(workspace: Any, plan_only: bool, output: str, now: str | None) -> N
     type=click.Path(path_type=Path),
     help="abra's env file for the stack.  [default: from the OrphanStackPolicy]",
 )
-@_errors
+@errors
 def residual(
     stack: str,
     policies: tuple[Path, ...],

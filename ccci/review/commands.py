@@ -7,31 +7,13 @@ imported inside the commands. The lead adds them to the main CLI with
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _errors(func: F) -> F:
-    """ccci's one error base class becomes one line on stderr and its exit code."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from ccci.errors import CcciError
-
-        try:
-            return func(*args, **kwargs)
-        except CcciError as exc:
-            click.echo(f"ccci: {exc}", err=True)
-            sys.exit(exc.exit_code)
-
-    return wrapper  # type: ignore[return-value]
+from ccci.cliutil import errors
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -59,7 +41,7 @@ def policy() -> None:
     help="github: workflow annotations (::error file=…,line=…,col=…::…).",
 )
 @click.option("--fail-on-warn", is_flag=True, help="Exit 1 on warnings too.")
-@_errors
+@errors
 def check(paths: tuple[Path, ...], inventory: Path, fmt: str, fail_on_warn: bool) -> None:
     """Lint the policies and the inventory: every problem, at file:line:column.
 
@@ -111,7 +93,7 @@ def check(paths: tuple[Path, ...], inventory: Path, fmt: str, fail_on_warn: bool
     show_default=True,
     help="markdown: a PR comment (summary table, folded details, under 65,000 characters).",
 )
-@_errors
+@errors
 def diff(
     base: str,
     head: str,
@@ -164,7 +146,7 @@ def _parse_now(value: str | None) -> Any:
 
 @click.command()
 @click.argument("kind", required=False)
-@_errors
+@errors
 def schema(kind: str | None) -> None:
     """Print the JSON Schema of a policy KIND, or of every kind (an object by kind)."""
     import json

@@ -1,0 +1,45 @@
+"""What every ccci command shares: the error mapping and the common options. Imports only
+click, so any command module can use it without slowing ``ccci --help``."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ccci.errors import CcciError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def errors(func: F) -> F:
+    """Map ccci's one error base class to its one-line message and exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except CcciError as exc:
+            click.echo(f"ccci: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def output_option(func: F) -> F:
+    return click.option(
+        "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
+    )(func)
+
+
+def facts_option(func: F) -> F:
+    return click.option(
+        "--facts",
+        "facts_file",
+        type=click.Path(path_type=Path),
+        help="Read a snapshot from ccci facts instead of the live host.",
+    )(func)
