@@ -128,9 +128,6 @@ def client_config_paths(policies: Iterable[Policy]) -> list[str]:
 def inspect_cutoff(policies: Iterable[Policy], now: datetime) -> datetime | None:
     """Containers created after this cannot be old enough for any prune policy, so their
     finish time need not be inspected. None: inspect none (no policy prunes containers)."""
-    policies = tuple(policies)
-    if any(isinstance(p, ImageRetention) for p in policies):
-        return None  # last use needs every exited container's finish time
     ages = [
         p.stopped_containers
         for p in policies

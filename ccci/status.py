@@ -14,7 +14,7 @@ from ccci.facts.model import Facts
 from ccci.plan import Action, GateResult, HostPlan, Manual
 from ccci.policy.model import GateKind, ImageRetention, Policy, PrunePolicy, TimerPolicy
 from ccci.rules.gates import converging_services
-from ccci.units import plural
+from ccci.units import format_percent, plural
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,8 @@ def host_status(
         for policy, at_least in disk.thresholds:
             if disk.ratio >= at_least:
                 problems.append(
-                    f"disk {disk.ratio:.0%} on {disk.path} is over {policy}'s {at_least:.0%}"
+                    f"disk {format_percent(disk.ratio)} on {disk.path} is over "
+                    f"{policy}'s {format_percent(at_least)}"
                 )
     if orphans:
         problems.append(f"{plural(len(orphans), 'orphaned stack')} to reap")

@@ -262,11 +262,19 @@ class Workspace:
     def _record_last_use(self, facts_by_host: dict[str, Facts]) -> None:
         """Every apply (the nightly, the janitor's full runs) updates when images were used."""
         from ccci import lastuse
+        from ccci.facts.docker import add_finish_times
 
         now = datetime.now(UTC)
         for host, facts in facts_by_host.items():
-            if facts.scope != SCOPE_FULL:
+            if facts.scope != SCOPE_FULL or not facts.images:
                 continue
+            target = self._target_for(host)
+            if target is not None:
+                conn = connector_for(target.host)
+                try:
+                    facts = add_finish_times(conn, facts)
+                finally:
+                    conn.close()
             path = self.settings.last_use_path(host)
             lastuse.write(path, lastuse.updated(lastuse.read(path), facts, now))
 

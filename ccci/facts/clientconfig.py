@@ -34,8 +34,9 @@ def _user(entry: dict[str, Any]) -> str:
         decoded = base64.b64decode(blob, validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
         return ""
-    user, _, _ = decoded.partition(":")
-    return user
+    # "user:secret"; a blob with no colon is a bare token, and names no user.
+    user, sep, _ = decoded.partition(":")
+    return user if sep else ""
 
 
 def parse_client_config(path: str, text: str) -> ClientConfig:
@@ -46,6 +47,12 @@ def parse_client_config(path: str, text: str) -> ClientConfig:
         return ClientConfig(path=path, found=True, error=f"not JSON: {exc.msg}")
     if not isinstance(data, dict):
         return ClientConfig(path=path, found=True, error="not a JSON object")
+    for section in ("auths", "credHelpers"):
+        if not isinstance(data.get(section) or {}, dict):
+            return ClientConfig(path=path, found=True, error=f"{section} is not a JSON object")
+    store = data.get("credsStore") or ""
+    if not isinstance(store, str):
+        return ClientConfig(path=path, found=True, error="credsStore is not a string")
     auths: list[RegistryAuth] = []
     for key, entry in (data.get("auths") or {}).items():
         if isinstance(entry, dict):
@@ -56,7 +63,7 @@ def parse_client_config(path: str, text: str) -> ClientConfig:
         path=path,
         found=True,
         auths=tuple(auths),
-        creds_store=str(data.get("credsStore") or ""),
+        creds_store=store,
     )
 
 

@@ -304,6 +304,29 @@ def gather(
     )
 
 
+def add_finish_times(conn: DockerConnector, facts: Facts) -> Facts:
+    """Inspect the exited containers a lean gather left uninspected: the last-use record
+    wants when each finished. Only an apply records last use, so plans stay cheap."""
+    missing = [c.id for c in facts.containers if c.state in _INSPECT_STATES and not c.finished]
+    if not missing:
+        return facts
+
+    def finished(container_id: str) -> tuple[str, datetime | None]:
+        try:
+            return container_id, parse_finished(conn.api.inspect_container(container_id))
+        except Exception:  # removed meanwhile
+            return container_id, None
+
+    with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+        times = dict(pool.map(finished, missing))
+    return replace(
+        facts,
+        containers=tuple(
+            replace(c, finished=times[c.id]) if times.get(c.id) else c for c in facts.containers
+        ),
+    )
+
+
 def add_build_cache(conn: DockerConnector, facts: Facts) -> Facts:
     """Gather the build cache into facts that were gathered without it."""
     records = tuple(parse_build_cache(r) for r in _build_cache(conn))

@@ -18,6 +18,7 @@ def plan_document(plan: Plan) -> dict[str, Any]:
         "change": counts[Action.UPDATE],
         "remove": counts[Action.DELETE] + counts[Action.REPLACE],
         "bytes_freed": sum(h.bytes_freed() for h in plan.hosts),
+        "manual": plan.manual_count(),
         "empty": plan.is_empty(),
     }
     return document

@@ -162,8 +162,7 @@ def render_report(report: HostReport, style: Style) -> list[str]:
     else:
         lines.append(
             style(
-                f"{report.host}: not converged, "
-                f"{len(report.remaining)} planned change(s) still pending: ",
+                f"{report.host}: not converged, {len(report.remaining)} still to do: ",
                 "yellow",
             )
             + ", ".join(short(a) for a in report.remaining[:5])

@@ -176,13 +176,6 @@ def test_an_undecodable_auth_blob_is_an_entry_without_a_user(bad: str | bytes) -
     assert config.error == ""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: ccci/facts/clientconfig.py:37 takes the whole decoded blob as the user when "
-    "it has no ':' (a malformed entry that holds only a token), so the secret becomes "
-    "RegistryAuth.user and reaches facts, plans and the journal",
-)
 def test_an_auth_blob_without_a_colon_never_becomes_the_user() -> None:
     raw = base64.b64encode(SECRET.encode()).decode()
     config = parsed({"auths": {REGISTRY: {"auth": raw}}})
@@ -231,13 +224,6 @@ def test_json_that_is_not_an_object_is_an_error_fact(text: str) -> None:
     assert parsed(text) == ClientConfig(path=CONFIG, found=True, error="not a JSON object")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AttributeError,
-    reason="bug: ccci/facts/clientconfig.py:50,53 call .items() on `auths`/`credHelpers` "
-    "without checking they are objects: a config with one of them a list or a string "
-    "raises AttributeError out of fact gathering (a traceback) instead of an error fact",
-)
 @pytest.mark.parametrize(
     "data",
     [{"auths": ["registry.example.org"]}, {"auths": "x"}, {"credHelpers": ["pass"]}],

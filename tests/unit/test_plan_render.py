@@ -190,6 +190,7 @@ def test_json_output_is_pure_json_with_format_version_and_summary() -> None:
         "change": 0,
         "remove": 2,
         "bytes_freed": 41_000_000,
+        "manual": 0,
         "empty": False,
     }
     (host,) = document["hosts"]
