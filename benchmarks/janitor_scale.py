@@ -27,35 +27,46 @@ Runs against ``$CCCI_ENGINE_DIR`` (default /var/tmp/ccci-engine).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import cProfile
-import http.client
-import importlib
-import io
-import json
-import os
-import pstats
 import re
-import shutil
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.parse
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import FrameType
-from typing import Any
-from unittest import mock
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # harness/ is not installed; it lives beside ccci/
+
+from benchkit import (  # noqa: E402
+    PROFILE_TOP,
+    STRIP,
+    EngineApi,
+    ccci_args,
+    ccci_bin,
+    ccci_env,
+    help_row,
+    measure,
+    measure_help,
+    median,
+    not_wrapper,
+    plan_line,
+    print_rows,
+    print_timings,
+    profiled,
+    progress,
+    run_cli_in_process,
+    run_sequence,
+    run_timed,
+    time_calls,
+    time_phases,
+    top,
+    verdict,
+    write_inventory,
+)
 
 from harness import engine as harness_engine  # noqa: E402
 from harness.engine import Engine, ensure_engine  # noqa: E402
@@ -71,51 +82,10 @@ BENCH_SECRET = re.compile(r"^(j\d{3}-[0-9a-f]{6}_ci_bench_org)_")  # abra's: <st
 SECRETS = ("db_password", "admin_token")
 HOST = "cc-ci"
 SEED_WORKERS = 4
-HELP_REPEAT = 10
 JANITOR_TARGET = 1.0  # seconds, end to end
-HELP_TARGET = 0.15  # seconds
-PROFILE_TOP = 15
 ORPHANED_AHEAD = timedelta(hours=4)  # past orphan_after: every stack planned for reaping
 MAX_SPREAD = timedelta(hours=2)  # all seeded stacks must be young at one --now (3h policy)
-_STARTED = time.perf_counter()
-
-
-# ---- the engine API ---------------------------------------------------------------------
-
-
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self._path)
-        self.sock = sock
-
-
-class EngineApi:
-    """GETs over the unix socket: to read what is seeded, and to time the engine's side
-    of each read the janitor makes."""
-
-    def __init__(self, socket_path: str) -> None:
-        self.socket_path = socket_path
-
-    def get(self, path: str, **filters: list[str]) -> Any:
-        if filters:
-            sep = "&" if "?" in path else "?"
-            path = f"{path}{sep}filters={urllib.parse.quote(json.dumps(filters))}"
-        conn = _UnixConnection(self.socket_path, 60)
-        try:
-            conn.request("GET", path)
-            resp = conn.getresponse()
-            data = resp.read()
-        finally:
-            conn.close()
-        if resp.status >= 300:
-            raise RuntimeError(f"GET {path}: HTTP {resp.status} {data[:300]!r}")
-        return json.loads(data) if data.strip() else None
+_STRIP = (*STRIP, "/lib/python3")  # profile paths: stdlib ones cut too
 
 
 # ---- what to seed -----------------------------------------------------------------------
@@ -213,7 +183,7 @@ def ensure_seeded(engine: Engine, api: EngineApi, stacks: int, replicas: int) ->
     config_dir.mkdir(parents=True, exist_ok=True)
     config_file = config_dir / "app.conf"
     config_file.write_text("port = 6379\n", encoding="utf-8")
-    _progress(f"seeding {len(missing)} of {stacks} stacks")
+    progress(f"seeding {len(missing)} of {stacks} stacks")
     with ThreadPoolExecutor(max_workers=SEED_WORKERS) as pool:
         list(pool.map(lambda s: seed_one(engine, s, config_file, replicas, have), missing))
     wait_converged(api)
@@ -303,72 +273,13 @@ def clear(engine: Engine, api: EngineApi) -> int:
     return len(stacks)
 
 
-# ---- measuring --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Run:
-    seconds: float
-    max_rss_kib: int
-
-
-def run_timed(argv: Sequence[str], env: dict[str, str], cwd: Path, log: Path) -> Run:
-    """Run one command to completion; wall time plus the peak RSS of it alone (wait4)."""
-    with open(log, "wb") as out:
-        start = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd)
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)  # so Popen never waits again
-    if proc.returncode != 0:
-        tail = log.read_text(errors="replace")[-2000:]
-        raise SystemExit(f"janitor_scale: {' '.join(argv)} exited {proc.returncode}:\n{tail}")
-    return Run(seconds, usage.ru_maxrss)
-
-
-def run_sequence(cmds: Sequence[Sequence[str]], env: dict[str, str], cwd: Path) -> Run:
-    """Commands back to back, timed as one (the raw listing is three CLI calls)."""
-    runs = [run_timed(c, env, cwd, cwd / "listing.out") for c in cmds]
-    return Run(sum(r.seconds for r in runs), max(r.max_rss_kib for r in runs))
-
-
-def measure(once: Callable[[], Run], repeat: int, warmup: int = 1) -> list[Run]:
-    """Untimed warm-up first: a cold page cache or .pyc compile is not janitor time."""
-    for _ in range(warmup):
-        once()
-    return [once() for _ in range(repeat)]
-
-
-def median(runs: Sequence[Run]) -> float:
-    return statistics.median(r.seconds for r in runs)
-
-
 # ---- the ccci workspace -----------------------------------------------------------------
-
-
-def ccci_bin() -> str:
-    beside = Path(sys.executable).parent / "ccci"
-    found = str(beside) if beside.exists() else shutil.which("ccci")
-    if not found:
-        raise SystemExit("janitor_scale: no ccci executable; run `make venv` first")
-    return found
 
 
 def write_workspace(root: Path, engine: Engine, stacks: int) -> None:
     """Inventory aimed at the private engine, the run-app selector, the orphan policy as
     shipped (env files under abra_dir), and one abra env file per seeded stack."""
-    for sub in ("state", "policies", "abra"):
-        (root / sub).mkdir()
-    (root / "inventory.yaml").write_text(
-        "all:\n"
-        "  vars:\n"
-        f"    abra_dir: {json.dumps(str(root / 'abra'))}\n"
-        "  children:\n"
-        "    ci:\n"
-        "      hosts:\n"
-        f"        {HOST}: {{docker_host: {json.dumps(engine.docker_host)}}}\n",
-        encoding="utf-8",
-    )
+    write_inventory(root, engine, HOST, data_root=False)
     (root / "policies" / "janitor.yaml").write_text(
         "apiVersion: ccci/v1\n"
         "kind: StackSelector\n"
@@ -398,78 +309,15 @@ def write_workspace(root: Path, engine: Engine, stacks: int) -> None:
 
 
 def janitor_args(root: Path, anchor: str) -> list[str]:
-    return [
-        "janitor",
-        "--plan",
-        "-p",
-        str(root / "policies"),
-        "-i",
-        str(root / "inventory.yaml"),
-        "--state-dir",
-        str(root / "state"),
-        "--now",
-        anchor,
-    ]
+    return ccci_args(root, ["janitor", "--plan"], "--now", anchor)
 
 
 # ---- in-process profile -----------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _thread_profiles() -> Iterator[list[cProfile.Profile]]:
-    """A cProfile per new thread: ccci gathers facts in a thread pool."""
-    profiles: list[cProfile.Profile] = []
-
-    def hook(frame: FrameType, event: str, arg: Any) -> None:
-        prof = cProfile.Profile()
-        profiles.append(prof)
-        prof.enable()  # replaces this hook for the rest of the thread
-
-    threading.setprofile(hook)
-    try:
-        yield profiles
-    finally:
-        threading.setprofile(None)
-
-
-def _where(path: str, line: int, func: str) -> str:
-    if path == "~":  # a builtin
-        return func
-    for marker in ("site-packages/", f"{REPO}/", "/lib/python3"):
-        if marker in path:
-            path = path.split(marker, 1)[1]
-            break
-    return f"{func} ({path}:{line})"
-
-
-def _not_wrapper(where: str) -> bool:
-    """click's, ccci.cli's and this file's frames hold all the time and say nothing."""
-    return not any(w in where for w in ("click/", "ccci/cli.py", "benchmarks/"))
-
-
-def _top(profiles: Sequence[cProfile.Profile], keep: Callable[[str], bool]) -> list[str]:
-    stats = pstats.Stats(*profiles)
-    entries: dict[tuple[str, int, str], tuple[Any, ...]] = stats.stats  # type: ignore[attr-defined]
-    rows = []
-    for (path, line, func), (_, ncalls, tottime, cumtime, _) in entries.items():
-        where = _where(path, line, func)
-        if keep(where):
-            rows.append((cumtime, tottime, ncalls, where))
-    rows.sort(reverse=True)
-    head = f"  {'cumtime':>7} {'tottime':>7} {'ncalls':>6}  function"
-    return [head] + [f"  {c:7.3f} {t:7.3f} {n:6d}  {w}" for c, t, n, w in rows[:PROFILE_TOP]]
-
-
 def _run_in_process(root: Path, anchor: str) -> tuple[float, int]:
     """One janitor plan through click, output swallowed; returns (seconds, output bytes)."""
-    from ccci.cli import cli
-
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        start = time.perf_counter()
-        cli.main(args=janitor_args(root, anchor), prog_name="ccci", standalone_mode=False)
-        seconds = time.perf_counter() - start
-    return seconds, len(out.getvalue())
+    return run_cli_in_process(janitor_args(root, anchor))
 
 
 # Phases of a janitor plan, timed by wrapping these functions: (label, module, function).
@@ -480,35 +328,6 @@ PHASES = (
     ("rules (plan_hosts)", "ccci.planner", "plan_hosts"),
     ("render text", "ccci.render.text", "render_plan"),
 )
-
-
-def time_phases(root: Path, anchor: str) -> tuple[float, list[tuple[str, float]]]:
-    """One more in-process janitor plan, unprofiled, its phases wrapped in timers."""
-    spent = {label: 0.0 for label, _, _ in PHASES}
-
-    def timer(label: str, func: Callable[..., Any]) -> Callable[..., Any]:
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return func(*args, **kwargs)
-            finally:
-                spent[label] += time.perf_counter() - start
-
-        return timed
-
-    found = []
-    with contextlib.ExitStack() as stack:
-        for label, module_name, attr in PHASES:
-            owner: Any = importlib.import_module(module_name)
-            *path, name = attr.split(".")
-            for part in path:
-                owner = getattr(owner, part, None)
-            if owner is not None and hasattr(owner, name):  # ccci moves on: skip, not fail
-                found.append(label)
-                target = timer(label, getattr(owner, name))
-                stack.enter_context(mock.patch.object(owner, name, target))
-        total, _ = _run_in_process(root, anchor)
-    return total, [(label, spent[label]) for label in found]
 
 
 def engine_calls(api: EngineApi) -> list[tuple[str, float]]:
@@ -525,15 +344,7 @@ def engine_calls(api: EngineApi) -> list[tuple[str, float]]:
         ("GET /tasks", lambda: api.get("/tasks")),
         ("GET /secrets + /configs", lambda: [api.get("/secrets"), api.get("/configs")]),
     ]
-    timed = []
-    for name, call in calls:
-        seconds = []
-        for _ in range(3):
-            start = time.perf_counter()
-            call()
-            seconds.append(time.perf_counter() - start)
-        timed.append((name, statistics.median(seconds)))
-    return timed
+    return time_calls(calls)
 
 
 def profile_janitor(root: Path, anchor: str, api: EngineApi, env: dict[str, str]) -> None:
@@ -556,43 +367,26 @@ def profile_janitor(root: Path, anchor: str, api: EngineApi, env: dict[str, str]
     for micros, name in rows[:8]:
         print(f"  {micros / 1e6:6.3f} s  {name}")
 
-    main = cProfile.Profile()
-    with _thread_profiles() as workers:
-        main.enable()
-        try:
-            seconds, size = _run_in_process(root, anchor)
-        finally:
-            main.disable()
+    main, workers, seconds, size = profiled(lambda: _run_in_process(root, anchor))
     print(
         f"\nprofile: one in-process janitor --plan under cProfile, {seconds:.2f} s wall, {size} B"
     )
     print(f"\n-- main thread, top {PROFILE_TOP} by cumulative time (CLI wrappers left out) --")
-    print("\n".join(_top([main], _not_wrapper)))
+    print("\n".join(top([main], not_wrapper, _STRIP)))
     if workers:
         print(f"\n-- {len(workers)} gathering threads, summed, top {PROFILE_TOP} --")
-        print("\n".join(_top(workers, lambda w: "ccci/" in w or "docker/" in w)))
+        print("\n".join(top(workers, lambda w: "ccci/" in w or "docker/" in w, _STRIP)))
 
-    total, phases = time_phases(root, anchor)
+    total, phases = time_phases(PHASES, lambda: _run_in_process(root, anchor))
     print(
         f"\n-- one more in-process janitor --plan, unprofiled, modules imported: {total:.3f} s --"
     )
-    for label, secs in phases:
-        print(f"  {label:<48}{secs:6.3f} s")
+    print_timings(phases)
     print("\n-- the engine's time per read, one by one over the socket (median of 3) --")
-    for name, secs in engine_calls(api):
-        print(f"  {name:<48}{secs:6.3f} s")
+    print_timings(engine_calls(api))
 
 
 # ---- report -----------------------------------------------------------------------------
-
-
-def _progress(text: str) -> None:
-    elapsed = time.perf_counter() - _STARTED
-    print(f"  [{elapsed:5.1f} s] {text}", file=sys.stderr, flush=True)
-
-
-def _verdict(ok: bool) -> str:
-    return "ok" if ok else "OVER"
 
 
 def _summary(log: Path) -> str:
@@ -600,11 +394,6 @@ def _summary(log: Path) -> str:
     head = lines[0] if lines else "(no output)"
     alone = next((ln for ln in lines if "left alone" in ln), "")
     return f"{head} {alone}".strip()
-
-
-def _plan_line(log: Path) -> str:
-    lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.startswith("Plan:")]
-    return lines[-1] if lines else "no changes"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -622,7 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--stacks must be 1..999 and --repeat at least 1")
 
     engine = ensure_engine()
-    api = EngineApi(engine.socket_path)
+    api = EngineApi(engine.socket_path, timeout=60)
     if args.reset:
         print(f"janitor_scale: removed {clear(engine, api)} stacks")
         return 0
@@ -630,7 +419,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     seeded = ensure_seeded(engine, api, args.stacks, args.replicas)
     times = seeded_times(api, args.stacks)
     if max(times) - min(times) > MAX_SPREAD:  # seeded over hours: some would be orphans
-        _progress("seeded stacks span more than 2h: clearing and seeding afresh")
+        progress("seeded stacks span more than 2h: clearing and seeding afresh")
         clear(engine, api)
         seeded = ensure_seeded(engine, api, args.stacks, args.replicas)
         times = seeded_times(api, args.stacks)
@@ -649,10 +438,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "containers": len(api.get("/containers/json?all=1")),
     }
 
-    env = engine.env()
-    env["NO_COLOR"] = "1"
-    env.pop("CCCI_STATE_DIR", None)
-    env.pop("CCCI_INVENTORY", None)
+    env = ccci_env(engine, drop=("CCCI_STATE_DIR", "CCCI_INVENTORY"))
     with tempfile.TemporaryDirectory(prefix="ccci-janitor-scale-") as tmp:
         root = Path(tmp)
         write_workspace(root, engine, args.stacks)
@@ -676,9 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             lambda: run_timed([ccci, *janitor_args(root, ahead)], env, root, orphaned_log),
             args.repeat,
         )
-        helps = measure(
-            lambda: run_timed([ccci, "--help"], env, root, root / "help.out"), HELP_REPEAT
-        )
+        helps = measure_help(ccci, env, root)
         if "No changes." not in log.read_text(errors="replace"):
             print(log.read_text(errors="replace")[-3000:])
             raise SystemExit("janitor_scale: something was planned; every stack should be young")
@@ -706,23 +490,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 median(janitor),
                 f"(median of {args.repeat})",
                 f"ratio {median(janitor) / median(listing):.2f}x  target <= {JANITOR_TARGET:.0f} s "
-                f"end to end  {_verdict(median(janitor) <= JANITOR_TARGET)}",
+                f"end to end  {verdict(median(janitor) <= JANITOR_TARGET)}",
             ),
             (
                 f"ccci janitor --plan, all {args.stacks} orphaned",
                 median(orphaned),
                 f"(median of {args.repeat})",
-                f"as of {ahead}: {_plan_line(orphaned_log)}",
+                f"as of {ahead}: {plan_line(orphaned_log)}",
             ),
-            (
-                "ccci --help (start-up)",
-                median(helps),
-                f"(median of {HELP_REPEAT})",
-                f"target <= {HELP_TARGET} s  {_verdict(median(helps) <= HELP_TARGET)}",
-            ),
+            help_row(helps, "ccci --help (start-up)"),
         ]
-        for name, seconds, reps, note in rows:
-            print(f"  {name:<{width}}{seconds:5.2f} s  {reps:<15} {note}".rstrip())
+        print_rows(rows, width)
         spread = ", ".join(f"{r.seconds:.2f}" for r in janitor)
         print(f"  {'  janitor runs':<{width}}{spread}")
         print(f"  {'peak RSS (ccci janitor --plan)':<{width}}{rss_mib:5.0f} MiB")

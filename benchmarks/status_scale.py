@@ -31,41 +31,54 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
-import cProfile
 import hashlib
-import http.client
-import importlib
-import io
 import json
-import os
-import pstats
 import random
 import re
-import shutil
-import socket
-import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
-import threading
 import time
-import urllib.parse
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import FrameType
-from typing import IO, Any
-from unittest import mock
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # harness/ is not installed; it lives beside ccci/
 
+from benchkit import (  # noqa: E402
+    PROFILE_TOP,
+    EngineApi,
+    TarImage,
+    ccci_args,
+    ccci_bin,
+    ccci_env,
+    copy_policies,
+    create_container,
+    help_row,
+    load_images,
+    measure,
+    measure_help,
+    median,
+    print_rows,
+    print_timings,
+    profiled,
+    progress,
+    run_cli_in_process,
+    run_sequence,
+    run_timed,
+    time_phases,
+    top,
+    verdict,
+    with_filters,
+    write_inventory,
+)
+
 from harness import engine as harness_engine  # noqa: E402
 from harness.engine import Engine, ensure_engine  # noqa: E402
-from harness.images import BASE_TAG, CMD, PATH_ENV, base_layer, ensure_busybox_image  # noqa: E402
+from harness.images import BASE_TAG, ensure_busybox_image  # noqa: E402
 
 LABEL = "ccci.bench"
 LABEL_VALUE = "status"
@@ -79,58 +92,7 @@ IMAGE_BATCH = 150
 SEED_WORKERS = 8
 JOURNAL_NIGHTS = 365
 JOURNAL_CHANGES = 12  # changes per nightly run: 365 x 13 lines, about 4,700
-HELP_REPEAT = 10
 STATUS_TARGET = 0.5  # seconds, end to end
-HELP_TARGET = 0.15
-PROFILE_TOP = 15
-_MTIME = 946684800
-_STARTED = time.perf_counter()
-
-
-# ---- the engine API ---------------------------------------------------------------------
-
-
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self._path)
-        self.sock = sock
-
-
-class EngineApi:
-    """A few engine API calls over the unix socket: one request per object, no CLI."""
-
-    def __init__(self, socket_path: str) -> None:
-        self.socket_path = socket_path
-
-    def call(self, method: str, path: str, body: Any = None, timeout: float = 120) -> Any:
-        conn = _UnixConnection(self.socket_path, timeout)
-        try:
-            payload = None if body is None else json.dumps(body).encode()
-            headers = {"Content-Type": "application/json"} if payload is not None else {}
-            conn.request(method, path, body=payload, headers=headers)
-            resp = conn.getresponse()
-            data = resp.read()
-        finally:
-            conn.close()
-        if resp.status >= 300:
-            raise RuntimeError(f"{method} {path}: HTTP {resp.status} {data[:300]!r}")
-        return json.loads(data) if data.strip() else None
-
-    def get(self, path: str, **filters: list[str]) -> Any:
-        return self.call("GET", with_filters(path, filters))
-
-
-def with_filters(path: str, filters: dict[str, list[str]]) -> str:
-    if not filters:
-        return path
-    sep = "&" if "?" in path else "?"
-    return f"{path}{sep}filters={urllib.parse.quote(json.dumps(filters))}"
 
 
 BENCH = {"label": [f"{LABEL}={LABEL_VALUE}"]}
@@ -173,68 +135,6 @@ class Mix:
         ]
 
 
-def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _tar_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size, info.mode, info.mtime = len(data), 0o644, _MTIME
-    tar.addfile(info, io.BytesIO(data))
-
-
-def _top_layer(marker: str) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        _tar_bytes(tar, "ccci-marker", marker.encode())
-    return buf.getvalue()
-
-
-def write_image_tarball(
-    out: IO[bytes], specs: Sequence[tuple[int, str | None, datetime]], seed: str
-) -> list[str]:
-    """One `docker save` archive for a batch (the busybox layer stored once); returns ids."""
-    base = base_layer()
-    base_hex = hashlib.sha256(base).hexdigest()
-    manifest, ids = [], []
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        _tar_bytes(tar, f"{base_hex}/layer.tar", base)
-        for index, repo_tag, created in specs:
-            top = _top_layer(f"ccci-bench-status {index} {seed}")
-            top_hex = hashlib.sha256(top).hexdigest()
-            stamp = _rfc3339(created)
-            config = json.dumps(
-                {
-                    "architecture": "amd64",
-                    "os": "linux",
-                    "created": stamp,
-                    "config": {"Env": [PATH_ENV], "Cmd": CMD, "Labels": {LABEL: LABEL_VALUE}},
-                    "rootfs": {
-                        "type": "layers",
-                        "diff_ids": [f"sha256:{base_hex}", f"sha256:{top_hex}"],
-                    },
-                    "history": [
-                        {"created": stamp, "created_by": "ccci-bench busybox base"},
-                        {"created": stamp, "created_by": f"ccci-bench status image {index}"},
-                    ],
-                },
-                sort_keys=True,
-            ).encode()
-            config_hex = hashlib.sha256(config).hexdigest()
-            _tar_bytes(tar, f"{top_hex}/layer.tar", top)
-            _tar_bytes(tar, f"{config_hex}.json", config)
-            manifest.append(
-                {
-                    "Config": f"{config_hex}.json",
-                    "RepoTags": [repo_tag] if repo_tag else None,
-                    "Layers": [f"{base_hex}/layer.tar", f"{top_hex}/layer.tar"],
-                }
-            )
-            ids.append(f"sha256:{config_hex}")
-        _tar_bytes(tar, "manifest.json", json.dumps(manifest).encode())
-    return ids
-
-
 def seed_images(engine: Engine, mix: Mix, now: datetime) -> list[str]:
     """Tagged images up to 60 days old, dangling ones 1 hour to 90 days old; returns the
     refs containers use (tag, or id for dangling)."""
@@ -247,18 +147,22 @@ def seed_images(engine: Engine, mix: Mix, now: datetime) -> list[str]:
             specs.append((i, f"bench/status{i % 20:02d}:build-{i:04d}", now - age))
         else:
             specs.append((i, None, now - timedelta(hours=rng.uniform(1, 90 * 24))))
-    tmp = os.path.join(engine.state_dir, "tmp")
-    os.makedirs(tmp, exist_ok=True)
     refs: list[str] = []
     seed = now.isoformat()
     for start in range(0, len(specs), IMAGE_BATCH):
         batch = specs[start : start + IMAGE_BATCH]
-        with tempfile.NamedTemporaryFile(dir=tmp, suffix=".tar") as fh:
-            ids = write_image_tarball(fh, batch, seed)
-            fh.flush()
-            engine.docker("load", "-q", "-i", fh.name, timeout=900)
+        images = [
+            TarImage(
+                f"ccci-bench-status {index} {seed}",
+                tag,
+                created,
+                f"ccci-bench status image {index}",
+            )
+            for index, tag, created in batch
+        ]
+        ids = load_images(engine, images, {LABEL: LABEL_VALUE})
         refs += [tag or ident for (_, tag, _), ident in zip(batch, ids, strict=True)]
-        _progress(f"loaded {len(refs)}/{mix.n} images")
+        progress(f"loaded {len(refs)}/{mix.n} images")
     return refs
 
 
@@ -274,20 +178,12 @@ def seed_containers(api: EngineApi, mix: Mix, refs: list[str]) -> None:
         image = refs[i % max(tagged, 1)]
         if i < mix.exited and i % 25 == 0 and mix.dangling:
             image = refs[tagged + (i // 25) % mix.dangling]
-        body = {
-            "Image": image,
-            "Cmd": ["true"],
-            "Labels": {LABEL: LABEL_VALUE, "ci.job": f"job-{i}"},
-            "HostConfig": {"NetworkMode": "none"},
-        }
-        created = api.call("POST", f"/containers/create?name=ccci-bench-status-{i:04d}", body)
-        if i < mix.exited:
-            api.call("POST", f"/containers/{created['Id']}/start")
-            api.call("POST", f"/containers/{created['Id']}/wait?condition=not-running")
+        labels = {LABEL: LABEL_VALUE, "ci.job": f"job-{i}"}
+        create_container(api, f"ccci-bench-status-{i:04d}", image, labels, i < mix.exited)
 
     with ThreadPoolExecutor(max_workers=SEED_WORKERS) as pool:
         list(pool.map(make, range(mix.n)))
-    _progress(f"created {mix.n} containers ({mix.exited} exited)")
+    progress(f"created {mix.n} containers ({mix.exited} exited)")
 
 
 def seed_stacks(api: EngineApi, mix: Mix, replicas: int) -> None:
@@ -335,7 +231,7 @@ def seed_stacks(api: EngineApi, mix: Mix, replicas: int) -> None:
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(live, mix.live_names()))
         list(pool.map(leftover, mix.leftover_names()))
-    _progress(f"created {mix.live} live stacks and {mix.leftovers} leftover ones")
+    progress(f"created {mix.live} live stacks and {mix.leftovers} leftover ones")
 
 
 # ---- seeding, idempotent ----------------------------------------------------------------
@@ -408,7 +304,7 @@ def ensure_seeded(engine: Engine, api: EngineApi, mix: Mix, replicas: int) -> fl
         return 0.0
     start = time.perf_counter()
     if have != Counts(0, 0, 0, 0, 0, 0):
-        _progress(f"clearing a partial or different seed ({have})")
+        progress(f"clearing a partial or different seed ({have})")
         clear(api)
     ensure_busybox_image(engine)
     now = datetime.now(UTC)
@@ -463,148 +359,26 @@ def write_journal(path: Path, now: datetime) -> int:
     return len(lines)
 
 
-# ---- measuring --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Run:
-    seconds: float
-    max_rss_kib: int
-
-
-def run_timed(argv: Sequence[str], env: dict[str, str], cwd: Path, log: Path) -> Run:
-    """Wall time and this child's own peak RSS (os.wait4: exactly this process)."""
-    with open(log, "wb") as out:
-        start = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd)
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        tail = log.read_text(errors="replace")[-2000:]
-        raise SystemExit(f"status_scale: {' '.join(argv)} exited {proc.returncode}:\n{tail}")
-    return Run(seconds, usage.ru_maxrss)
-
-
-def run_sequence(cmds: Sequence[Sequence[str]], env: dict[str, str], cwd: Path) -> Run:
-    runs = [run_timed(c, env, cwd, cwd / "listing.out") for c in cmds]
-    return Run(sum(r.seconds for r in runs), max(r.max_rss_kib for r in runs))
-
-
-def measure(once: Callable[[], Run], repeat: int, warmup: int = 1) -> list[Run]:
-    """Untimed warm-up first: a cold page cache or .pyc compile is not status time."""
-    for _ in range(warmup):
-        once()
-    return [once() for _ in range(repeat)]
-
-
-def median(runs: Sequence[Run]) -> float:
-    return statistics.median(r.seconds for r in runs)
-
-
 # ---- the ccci workspace -----------------------------------------------------------------
-
-
-def ccci_bin() -> str:
-    beside = Path(sys.executable).parent / "ccci"
-    found = str(beside) if beside.exists() else shutil.which("ccci")
-    if not found:
-        raise SystemExit("status_scale: no ccci executable; run `make venv` first")
-    return found
 
 
 def write_workspace(root: Path, engine: Engine) -> int:
     """Inventory at the private engine, the shipped policies with the disk gate at 0%,
     an empty abra dir and a year of journal; returns the journal's lines."""
-    for sub in ("state", "policies", "abra"):
-        (root / sub).mkdir()
-    (root / "inventory.yaml").write_text(
-        "all:\n"
-        "  vars:\n"
-        f"    docker_data_root: {json.dumps(engine.data_root)}\n"
-        f"    abra_dir: {json.dumps(str(root / 'abra'))}\n"
-        "  children:\n"
-        "    ci:\n"
-        "      hosts:\n"
-        f"        {HOST}: {{docker_host: {json.dumps(engine.docker_host)}}}\n",
-        encoding="utf-8",
-    )
-    for path in sorted((REPO / "policies").glob("*.y*ml")):
-        text = path.read_text(encoding="utf-8")
-        if path.name == "prune.yaml":
-            opened = text.replace("at_least: 80%", "at_least: 0%")
-            if opened == text:
-                raise SystemExit("status_scale: policies/prune.yaml has no 'at_least: 80%'")
-            text = opened
-        (root / "policies" / path.name).write_text(text, encoding="utf-8")
+    write_inventory(root, engine, HOST)
+    copy_policies(root)
     return write_journal(root / "state" / "journal.jsonl", datetime.now(UTC))
 
 
 def status_args(root: Path, *extra: str) -> list[str]:
-    return [
-        "status",
-        "-p",
-        str(root / "policies"),
-        "-i",
-        str(root / "inventory.yaml"),
-        "--state-dir",
-        str(root / "state"),
-        *extra,
-    ]
+    return ccci_args(root, ["status"], *extra)
 
 
 # ---- in-process profile -----------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _thread_profiles() -> Iterator[list[cProfile.Profile]]:
-    """A cProfile per new thread: gathering runs in threads the main profile cannot see."""
-    profiles: list[cProfile.Profile] = []
-
-    def hook(frame: FrameType, event: str, arg: Any) -> None:
-        prof = cProfile.Profile()
-        profiles.append(prof)
-        prof.enable()
-
-    threading.setprofile(hook)
-    try:
-        yield profiles
-    finally:
-        threading.setprofile(None)
-
-
-def _where(path: str, line: int, func: str) -> str:
-    if path == "~":
-        return func
-    for marker in ("site-packages/", f"{REPO}/"):
-        if marker in path:
-            path = path.split(marker, 1)[1]
-            break
-    return f"{func} ({path}:{line})"
-
-
-def _top(profiles: Sequence[cProfile.Profile], keep: Callable[[str], bool]) -> list[str]:
-    stats = pstats.Stats(*profiles)
-    entries: dict[tuple[str, int, str], tuple[Any, ...]] = stats.stats  # type: ignore[attr-defined]
-    rows = []
-    for (path, line, func), (_, ncalls, tottime, cumtime, _) in entries.items():
-        where = _where(path, line, func)
-        if keep(where):
-            rows.append((cumtime, tottime, ncalls, where))
-    rows.sort(reverse=True)
-    head = f"  {'cumtime':>7} {'tottime':>7} {'ncalls':>6}  function"
-    return [head] + [f"  {c:7.3f} {t:7.3f} {n:6d}  {w}" for c, t, n, w in rows[:PROFILE_TOP]]
-
-
 def _run_in_process(root: Path) -> tuple[float, int]:
-    from ccci.cli import cli
-
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        start = time.perf_counter()
-        cli.main(args=status_args(root), prog_name="ccci", standalone_mode=False)
-        seconds = time.perf_counter() - start
-    return seconds, len(out.getvalue())
+    return run_cli_in_process(status_args(root))
 
 
 PHASES = (
@@ -615,32 +389,6 @@ PHASES = (
     ("build the status", "ccci.status", "host_status"),
     ("render text", "ccci.render.status", "render_text"),
 )
-
-
-def time_phases(root: Path) -> tuple[float, list[tuple[str, float]]]:
-    """One more in-process status, unprofiled, with its phases wrapped in timers."""
-    spent = {label: 0.0 for label, _, _ in PHASES}
-
-    def timer(label: str, func: Callable[..., Any]) -> Callable[..., Any]:
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return func(*args, **kwargs)
-            finally:
-                spent[label] += time.perf_counter() - start
-
-        return timed
-
-    found = []
-    with contextlib.ExitStack() as stack:
-        for label, module_name, attr in PHASES:
-            module = importlib.import_module(module_name)
-            if hasattr(module, attr):  # a renamed phase is skipped, not fatal
-                found.append(label)
-                patch = mock.patch.object(module, attr, timer(label, getattr(module, attr)))
-                stack.enter_context(patch)
-        total, _ = _run_in_process(root)
-    return total, [(label, spent[label]) for label in found]
 
 
 def profile_status(root: Path, env: dict[str, str]) -> None:
@@ -667,35 +415,19 @@ def profile_status(root: Path, env: dict[str, str]) -> None:
     for micros, name in top_level[:10]:
         print(f"  {micros / 1e6:6.3f} s  {name}")
 
-    main = cProfile.Profile()
-    with _thread_profiles() as workers:
-        main.enable()
-        try:
-            seconds, size = _run_in_process(root)
-        finally:
-            main.disable()
+    main, workers, seconds, size = profiled(lambda: _run_in_process(root))
     print(f"\nprofile: one in-process status under cProfile, {seconds:.2f} s, {size} B output")
     print(f"\n-- main thread, top {PROFILE_TOP} by cumulative time --")
-    print("\n".join(_top([main], lambda w: not any(x in w for x in ("click/", "benchmarks/")))))
+    print("\n".join(top([main], lambda w: not any(x in w for x in ("click/", "benchmarks/")))))
     if workers:
         print(f"\n-- {len(workers)} gathering threads, summed --")
-        print("\n".join(_top(workers, lambda w: "ccci/" in w or "docker/api/" in w)))
-    total, phases = time_phases(root)
+        print("\n".join(top(workers, lambda w: "ccci/" in w or "docker/api/" in w)))
+    total, phases = time_phases(PHASES, lambda: _run_in_process(root))
     print(f"\n-- one more in-process status, unprofiled, imports done: {total:.2f} s --")
-    for label, secs in phases:
-        print(f"  {label:<36}{secs:6.3f} s")
+    print_timings(phases, 36)
 
 
 # ---- report -----------------------------------------------------------------------------
-
-
-def _progress(text: str) -> None:
-    elapsed = time.perf_counter() - _STARTED
-    print(f"  [{elapsed:5.1f} s] {text}", file=sys.stderr, flush=True)
-
-
-def _verdict(ok: bool) -> str:
-    return "ok" if ok else "OVER"
 
 
 def _shape(log: Path) -> str:
@@ -743,10 +475,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     total_containers = len(api.call("GET", "/containers/json?all=1"))
     total_services = len(api.call("GET", "/services"))
 
-    env = engine.env()
-    env["NO_COLOR"] = "1"
-    for name in ("CCCI_STATE_DIR", "CCCI_INVENTORY", "CCCI_METRICS"):
-        env.pop(name, None)
+    env = ccci_env(engine, drop=("CCCI_STATE_DIR", "CCCI_INVENTORY", "CCCI_METRICS"))
     with tempfile.TemporaryDirectory(prefix="ccci-status-scale-") as tmp:
         root = Path(tmp)
         journal_lines = write_workspace(root, engine)
@@ -766,9 +495,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ),
             args.repeat,
         )
-        helps = measure(
-            lambda: run_timed([ccci, "--help"], env, root, root / "help.out"), HELP_REPEAT
-        )
+        helps = measure_help(ccci, env, root)
 
         width = 34
         print(
@@ -790,24 +517,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "ccci status",
                 median(text),
                 f"(median of {args.repeat})",
-                f"target <= {STATUS_TARGET} s  {_verdict(median(text) <= STATUS_TARGET)}"
+                f"target <= {STATUS_TARGET} s  {verdict(median(text) <= STATUS_TARGET)}"
                 f"  ({median(text) / median(listing):.1f}x the listing)",
             ),
             (
                 "ccci status --output json",
                 median(as_json),
                 f"(median of {args.repeat})",
-                f"target <= {STATUS_TARGET} s  {_verdict(median(as_json) <= STATUS_TARGET)}",
+                f"target <= {STATUS_TARGET} s  {verdict(median(as_json) <= STATUS_TARGET)}",
             ),
-            (
-                "ccci --help",
-                median(helps),
-                f"(median of {HELP_REPEAT})",
-                f"target <= {HELP_TARGET} s  {_verdict(median(helps) <= HELP_TARGET)}",
-            ),
+            help_row(helps),
         ]
-        for name, seconds, reps, note in rows:
-            print(f"  {name:<{width}}{seconds:5.2f} s  {reps:<15} {note}".rstrip())
+        print_rows(rows, width)
         rss = max(r.max_rss_kib for r in text) / 1024
         print(f"  {'peak RSS (ccci status)':<{width}}{rss:5.0f} MiB")
         if args.profile:

@@ -177,7 +177,10 @@ def ensure_packages() -> None:
 # ---- talking to the socket ---------------------------------------------------
 
 
-class _UnixHTTPConnection(http.client.HTTPConnection):
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP to the engine over its unix socket at ``path``, for any method: ``_http_get``
+    uses it for GETs, benchmarks/benchkit.py also for POSTs and DELETEs."""
+
     def __init__(self, path: str, timeout: float) -> None:
         super().__init__("localhost", timeout=timeout)
         self._path = path
@@ -190,7 +193,7 @@ class _UnixHTTPConnection(http.client.HTTPConnection):
 
 
 def _http_get(socket_path: str, path: str, timeout: float) -> bytes:
-    conn = _UnixHTTPConnection(socket_path, timeout)
+    conn = UnixHTTPConnection(socket_path, timeout)
     try:
         conn.request("GET", path)
         resp = conn.getresponse()
