@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -34,13 +35,33 @@ def _validator(kind: str) -> Any:
     return cls(schema(kind), format_checker=cls.FORMAT_CHECKER)
 
 
+@dataclass(frozen=True)
+class Problem:
+    """One schema error in ccci's words: where, what, and which JSON Schema keyword failed."""
+
+    path: PathKey
+    message: str
+    keyword: str
+    instance: Any
+    schema: dict[str, Any]
+
+
+def problems(doc: Document, kind: str) -> list[Problem]:
+    """Every schema error of ``doc``, described (``validate`` raises only the first;
+    ``ccci policy check`` lists them all)."""
+    return [
+        Problem(*_describe(doc, e), e.validator, e.instance, e.schema)
+        for e in _validator(kind).iter_errors(doc.data)
+    ]
+
+
 def validate(doc: Document, kind: str) -> None:
     """Raise InputError for the first problem in ``doc`` (by line), naming where it is."""
-    errors = list(_validator(kind).iter_errors(doc.data))
-    if not errors:
+    found = problems(doc, kind)
+    if not found:
         return
     # An unknown key explains a "missing" one (``spce:`` for ``spec:``), so it goes first.
-    located = [(e.validator != "additionalProperties", *_describe(doc, e)) for e in errors]
+    located = [(p.keyword != "additionalProperties", p.path, p.message) for p in found]
     _, path, message = min(located, key=lambda pm: (pm[0], doc.line_of(pm[1]), len(pm[1])))
     raise InputError(doc.location(path), message)
 

@@ -389,17 +389,17 @@ def schema_problems(doc: Document, kind: str) -> Iterator[tuple[PathKey, str]]:
     required field reported missing next to an unknown one is most likely the same field
     misspelt (``spce:``), so only the unknown one is reported.
     """
-    errors = list(schema._validator(kind).iter_errors(doc.data))
-    described = [(error, *schema._describe(doc, error)) for error in errors]
-    unknown_in = {path[:-1] for e, path, _ in described if e.validator == "additionalProperties"}
+    described = schema.problems(doc, kind)
+    unknown_in = {p.path[:-1] for p in described if p.keyword == "additionalProperties"}
     seen: set[tuple[PathKey, str]] = set()
-    for error, path, message in described:
-        if error.validator == "required" and path in unknown_in:
+    for problem in described:
+        path, message = problem.path, problem.message
+        if problem.keyword == "required" and path in unknown_in:
             continue
         paths = [path]
-        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-            allowed = error.schema.get("properties", {})
-            paths = [(*path[:-1], k) for k in error.instance if k not in allowed]
+        if problem.keyword == "additionalProperties" and isinstance(problem.instance, dict):
+            allowed = problem.schema.get("properties", {})
+            paths = [(*path[:-1], k) for k in problem.instance if k not in allowed]
         for each in paths:
             if (each, message) not in seen:
                 seen.add((each, message))
