@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ccci_cli import CliWorkspace
 
 from harness.engine import Engine
 from harness.images import make_dangling_image
@@ -40,25 +41,11 @@ EXIT_CHANGES = 2
 
 
 @dataclass
-class Ccci:
+class Ccci(CliWorkspace):
     """The CLI against the private engine, with policies and state under ``root``; every
     stdout and stderr it printed is kept, so a test can search all of them."""
 
-    engine: Engine
-    root: Path
     printed: list[tuple[str, str]] = field(default_factory=list)
-
-    @property
-    def inventory(self) -> Path:
-        return self.root / "inventory.yaml"
-
-    @property
-    def policies(self) -> Path:
-        return self.root / "policies"
-
-    @property
-    def state_dir(self) -> Path:
-        return self.root / "state"
 
     def write_inventory(self) -> None:
         self.inventory.write_text(
@@ -85,13 +72,6 @@ class Ccci:
             "hosts: ci\n"
             "spec:\n" + spec,
         )
-
-    def env(self) -> dict[str, str]:
-        env = self.engine.env()  # DOCKER_HOST = the private engine, foreign docker env dropped
-        for name in ("CCCI_STATE_DIR", "CCCI_INVENTORY", "CCCI_METRICS"):
-            env.pop(name, None)
-        env["NO_COLOR"] = "1"
-        return env
 
     def run(self, *args: str, expect: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[str]:
         """``ccci ARGS -i … -p … --state-dir …``; fail with its output on another exit."""
@@ -232,10 +212,7 @@ def test_no_auth_entry_for_the_registry_is_a_manual_action_and_exit_2(
     # Apply cannot do it: the run is recorded, the host is not converged until someone logs in.
     applied = ccci.run("reconcile", "--apply", "--yes", "--detailed-exitcode", expect=(2,))
     assert "cc-ci : ok=0 changed=0 failed=0 skipped=0" in applied.stdout.splitlines()
-    assert (
-        f"cc-ci: not converged, 1 still to do: daemon registry_auth:{REGISTRY}"
-        in applied.stdout
-    )
+    assert f"cc-ci: not converged, 1 still to do: daemon registry_auth:{REGISTRY}" in applied.stdout
     recap = [
         json.loads(line)
         for line in (ccci.state_dir / "journal.jsonl").read_text("utf-8").splitlines()

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ccci_cli import CliWorkspace
 
 from ccci.lock import hold
 from harness.engine import Engine
@@ -68,35 +69,12 @@ def domain(stack: str) -> str:
 
 
 @dataclass
-class Ccci:
+class Ccci(CliWorkspace):
     """The CLI, pointed at the private engine, with policies, state and abra_dir under root."""
-
-    engine: Engine
-    root: Path
-
-    @property
-    def inventory(self) -> Path:
-        return self.root / "inventory.yaml"
-
-    @property
-    def policies(self) -> Path:
-        return self.root / "policies"
-
-    @property
-    def state_dir(self) -> Path:
-        return self.root / "state"
 
     @property
     def abra_dir(self) -> Path:
         return self.root / "abra"
-
-    @property
-    def journal_path(self) -> Path:
-        return self.state_dir / "journal.jsonl"
-
-    @property
-    def lock_path(self) -> Path:
-        return self.state_dir / "ccci.lock"
 
     def write_inventory(self, abra_server: str | None = None) -> None:
         host_vars = [f"          docker_host: '{self.engine.docker_host}'"]
@@ -161,13 +139,6 @@ class Ccci:
     def env_file(self, stack: str, server: str = HOST) -> Path:
         return self.abra_dir / "servers" / server / f"{domain(stack)}.env"
 
-    def env(self) -> dict[str, str]:
-        env = self.engine.env()  # DOCKER_HOST = the private engine, foreign docker env dropped
-        env.pop("CCCI_STATE_DIR", None)
-        env.pop("CCCI_INVENTORY", None)
-        env["NO_COLOR"] = "1"
-        return env
-
     def argv(self, *args: str) -> list[str]:
         return [
             str(CCCI),
@@ -215,12 +186,6 @@ class Ccci:
         self, stack: str, *args: str, expect: tuple[int, ...] = (0, 1)
     ) -> subprocess.CompletedProcess[str]:
         return self.run("residual", stack, *args, expect=expect)
-
-    def journal(self) -> list[dict[str, Any]]:
-        if not self.journal_path.exists():
-            return []
-        lines = self.journal_path.read_text(encoding="utf-8").splitlines()
-        return [json.loads(line) for line in lines]
 
 
 @pytest.fixture

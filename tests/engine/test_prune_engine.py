@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ccci_cli import CliWorkspace
 
 from ccci.lock import hold
 from harness.disk import fill_to, small_filesystem, unmount
@@ -54,32 +55,10 @@ def stamp(moment: datetime) -> str:
 
 
 @dataclass
-class Ccci:
+class Ccci(CliWorkspace):
     """The CLI, pointed at the private engine with a policy and state under ``root``."""
 
-    engine: Engine
-    root: Path
     disk: str
-
-    @property
-    def inventory(self) -> Path:
-        return self.root / "inventory.yaml"
-
-    @property
-    def policies(self) -> Path:
-        return self.root / "policies"
-
-    @property
-    def state_dir(self) -> Path:
-        return self.root / "state"
-
-    @property
-    def journal_path(self) -> Path:
-        return self.state_dir / "journal.jsonl"
-
-    @property
-    def lock_path(self) -> Path:
-        return self.state_dir / "ccci.lock"
 
     def write_inventory(self, hosts: tuple[str, ...] = ("cc-ci",)) -> None:
         """Every host in group ``ci``, each reached at the private engine."""
@@ -112,12 +91,6 @@ class Ccci:
             f"    dangling_build_cache: {{older_than: {build_cache}}}\n",
             encoding="utf-8",
         )
-
-    def env(self) -> dict[str, str]:
-        env = self.engine.env()  # DOCKER_HOST = the private engine, foreign docker env dropped
-        env.pop("CCCI_STATE_DIR", None)
-        env["NO_COLOR"] = "1"
-        return env
 
     def argv(self, *args: str) -> list[str]:
         return [
@@ -159,12 +132,6 @@ class Ccci:
             args += ["--now", stamp(now)]
         data: dict[str, Any] = json.loads(self.run(*args).stdout)
         return data
-
-    def journal(self) -> list[dict[str, Any]]:
-        if not self.journal_path.exists():
-            return []
-        lines = self.journal_path.read_text(encoding="utf-8").splitlines()
-        return [json.loads(line) for line in lines]
 
 
 @pytest.fixture

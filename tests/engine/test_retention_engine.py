@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ccci_cli import CliWorkspace
 
 from ccci import lastuse
 from ccci.units import format_percent, parse_time
@@ -57,24 +58,10 @@ def stamp(moment: datetime) -> str:
 
 
 @dataclass
-class Ccci:
+class Ccci(CliWorkspace):
     """The CLI, pointed at the private engine, with policies and state under ``root``."""
 
-    engine: Engine
-    root: Path
     disk: str
-
-    @property
-    def inventory(self) -> Path:
-        return self.root / "inventory.yaml"
-
-    @property
-    def policies(self) -> Path:
-        return self.root / "policies"
-
-    @property
-    def state_dir(self) -> Path:
-        return self.root / "state"
 
     @property
     def last_use_path(self) -> Path:
@@ -109,12 +96,6 @@ class Ccci:
             "    dangling_images: {older_than: 24h}\n",
         )
 
-    def env(self) -> dict[str, str]:
-        env = self.engine.env()
-        env.pop("CCCI_STATE_DIR", None)
-        env["NO_COLOR"] = "1"
-        return env
-
     def run(self, *args: str, expect: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[str]:
         argv = [str(CCCI), *args, "-i", str(self.inventory), "-p", str(self.policies)]
         argv += ["--state-dir", str(self.state_dir)]
@@ -141,12 +122,6 @@ class Ccci:
         data = json.loads(self.run("images", "--output", "json").stdout)
         assert data["format_version"] == 1
         return {row["id"]: row for row in data["hosts"][HOST]}
-
-    def journal(self) -> list[dict[str, Any]]:
-        path = self.state_dir / "journal.jsonl"
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
     def record_last_use(self, record: dict[str, datetime]) -> None:
         """Set when images were last used, in ccci's own state file."""
