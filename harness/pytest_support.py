@@ -6,11 +6,27 @@ not start; a developer without a usable engine just gets a skip with the reason.
 
 from __future__ import annotations
 
+import fcntl
 import os
+from typing import IO
 
 from harness.engine import Engine, ensure_engine
 
 _start_error: BaseException | None = None
+# The private engine is one per machine: two pytest processes resetting it at once would
+# break each other's tests. The first engine-backed test of a process waits for this lock
+# and holds it until the process ends.
+LOCK_PATH = os.environ.get("CCCI_ENGINE_TEST_LOCK", "/tmp/ccci-engine-tests.lock")
+_lock: IO[str] | None = None
+
+
+def hold_engine_lock() -> None:
+    """Wait until no other test process uses the private engine, then keep it."""
+    global _lock
+    if _lock is None:
+        handle = open(LOCK_PATH, "a")  # noqa: SIM115 - held for the life of the process
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        _lock = handle
 
 
 def in_ci() -> bool:
@@ -27,6 +43,7 @@ def engine_or_fail() -> Engine:
     import pytest
 
     global _start_error
+    hold_engine_lock()
     if _start_error is None:
         try:
             return ensure_engine()
