@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ccci.errors import CcciError
+from ccci.render.escape import terminal
 
 
 @dataclass(frozen=True)
@@ -94,8 +95,35 @@ def materialize(spec: str, names: Sequence[str], cwd: Path | None = None) -> Ite
     with tempfile.TemporaryDirectory(prefix="ccci-diff-") as tmp:
         root = Path(tmp)
         for path in _blobs(commit.strip(), prefix, names, here):
-            inside = PurePosixPath(path)
-            target = root / (inside.relative_to(prefix) if prefix else inside)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(git(["cat-file", "blob", f"{commit.strip()}:{path}"], here))
+            target = _target(root, spec, path, prefix)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                # The blob is read by its object id, never by its (refused-if-odd) path.
+                target.write_bytes(git(["cat-file", "blob", f"{commit.strip()}:{path}"], here))
+            except OSError as exc:
+                raise CcciError(
+                    f"{spec}: cannot copy {terminal(path)!r} out of git: {exc.strerror}"
+                ) from None
         yield Tree(root, spec, revision=commit.strip())
+
+
+# Path parts a git tree can hold (``git mktree`` accepts them) that a checkout never writes:
+# each would lead out of the folder or into git's own.
+_ODD_PARTS = frozenset({"", ".", "..", ".git"})
+
+
+def _target(root: Path, spec: str, path: str, prefix: str) -> Path:
+    """Where a blob of the revision goes under ``root``; a tree entry that would leave
+    it (``..``, an absolute or empty part) refuses the whole side, naming the entry."""
+    parts = path.split("/")
+    if any(p in _ODD_PARTS for p in parts):
+        raise CcciError(
+            f"{spec}: refusing tree entry {terminal(path)!r}: "
+            "a path part is '..', '.', '.git' or empty (a crafted tree, not a checkout)"
+        )
+    inside = PurePosixPath(path)
+    target = root / (inside.relative_to(prefix) if prefix else inside)
+    # Belt and braces: whatever the parts, nothing is written outside the temp folder.
+    if not target.resolve().is_relative_to(root.resolve()):
+        raise CcciError(f"{spec}: refusing tree entry {terminal(path)!r}: it leaves the folder")
+    return target
