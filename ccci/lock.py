@@ -41,8 +41,16 @@ def hold(path: Path) -> Iterator[None]:
             "since": format_time(datetime.now(UTC)),
             "command": " ".join(["ccci", *sys.argv[1:]]),
         }
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            data = (json.dumps(holder) + "\n").encode()
+            written = 0
+            while written < len(data):  # a nearly full disk takes part of it, then refuses
+                written += os.pwrite(fd, data[written:], written)
+        except OSError as exc:
+            # A full state directory: refuse here, before anything is read or changed,
+            # rather than run with a lock that names nobody (and a journal with no room).
+            raise CcciError(f"{path}: cannot write the lock file: {exc.strerror}") from None
         yield
     finally:
         os.close(fd)

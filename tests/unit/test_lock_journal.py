@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import resource
+import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ccci import journal
+from ccci.atomic import write_atomic
 from ccci.errors import CcciError, LockBusy
 from ccci.journal import Journal
 from ccci.lock import hold
@@ -143,3 +148,91 @@ def test_the_entry_after_a_torn_line_is_kept(tmp_path: Path) -> None:
     log.write({"n": 3})
     log.close()
     assert journal.read(path) == [{"n": 1}, {"n": 3}]
+
+
+# ---- a disk that fills up ----------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def file_size_limit(limit: int) -> Iterator[None]:
+    """A real write failure, as on a full disk: the kernel takes writes up to ``limit``
+    bytes of file size (a short write) and refuses the rest (EFBIG). SIGXFSZ, which would
+    kill the process, is ignored meanwhile."""
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+
+
+def test_a_journal_line_the_disk_takes_only_part_of_is_cut_off_and_named(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    log = Journal(path)
+    log.write({"type": "change", "address": "image:sha256:aa", "status": "ok"})
+    whole = path.read_bytes()
+    entry = {"type": "change", "address": "stack:redi-3fa9c1_ci_example_org", "status": "ok"}
+    try:
+        with file_size_limit(len(whole) + 20), pytest.raises(CcciError) as caught:
+            log.write({**entry, "reason": "x" * 200})  # 20 bytes of it fit
+    finally:
+        log.close()
+
+    assert path.read_bytes() == whole  # the fragment was cut off: no torn line
+    assert str(caught.value) == (
+        f"{path}: cannot write the journal (stack:redi-3fa9c1_ci_example_org ok): "
+        "File too large; stopped there"
+    )
+    again = Journal(path)
+    again.write({"n": 2})
+    again.close()
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line) for line in lines] == [
+        {"type": "change", "address": "image:sha256:aa", "status": "ok"},
+        {"n": 2},
+    ]
+
+
+def test_a_recap_that_cannot_be_journalled_names_its_host(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    log = Journal(path)
+    try:
+        with file_size_limit(0), pytest.raises(CcciError) as caught:
+            log.write({"type": "recap", "host": "cc-ci", "changed": 3})
+    finally:
+        log.close()
+    assert "cannot write the journal (the recap of cc-ci): File too large" in str(caught.value)
+    assert path.read_bytes() == b""
+
+
+def test_closing_the_journal_twice_is_harmless(tmp_path: Path) -> None:
+    log = Journal(tmp_path / "journal.jsonl")
+    log.close()
+    log.close()
+
+
+def test_a_lock_whose_holder_cannot_be_written_is_a_one_line_error_and_released(
+    tmp_path: Path,
+) -> None:
+    lock = tmp_path / "ccci.lock"
+    with file_size_limit(10), pytest.raises(CcciError) as caught, hold(lock):
+        pytest.fail("held a lock that names nobody")
+    assert not isinstance(caught.value, LockBusy)
+    assert str(caught.value) == f"{lock}: cannot write the lock file: File too large"
+    with hold(lock):  # released: the next apply takes it
+        assert json.loads(lock.read_text(encoding="utf-8"))["pid"] == os.getpid()
+
+
+def test_a_file_that_cannot_be_written_atomically_is_a_one_line_error_naming_it(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "ccci.prom"
+    write_atomic(target, "old\n")
+    with file_size_limit(16), pytest.raises(CcciError) as caught:
+        write_atomic(target, "ccci_up 1\n" * 10)
+    assert str(caught.value) == f"{target}: cannot write: File too large"
+    assert isinstance(caught.value, OSError)  # callers that catch OSError still do
+    assert target.read_text(encoding="utf-8") == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["ccci.prom"]
