@@ -24,7 +24,10 @@ def errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except CcciError as exc:
-            click.echo(f"ccci: {exc}", err=True)
+            from ccci.render.escape import terminal
+
+            # One line, whatever engine name or input value the message quotes.
+            click.echo(f"ccci: {terminal(exc)}", err=True)
             sys.exit(exc.exit_code)
 
     return wrapper  # type: ignore[return-value]

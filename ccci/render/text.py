@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ccci.apply import ChangeResult, HostReport, Status
 from ccci.plan import Action, Change, HostPlan, Plan
+from ccci.render.escape import terminal
 from ccci.render.style import Style
 from ccci.units import format_bytes
 
@@ -16,17 +17,19 @@ _ACTION_COLOUR = {
 
 
 def short(address: str) -> str:
-    """``image:sha256:0123…`` → ``image sha256:0123456789ab``; other ids cut to 12."""
+    """``image:sha256:0123…`` → ``image sha256:0123456789ab``; other ids cut to 12.
+
+    Addresses hold engine names, so they are escaped here, once, for every renderer."""
     kind, _, ident = address.partition(":")
     if ident.startswith("sha256:"):
-        return f"{kind} {ident[:19]}"
-    return f"{kind} {ident[:12] if len(ident) == 64 else ident}"
+        return terminal(f"{kind} {ident[:19]}")
+    return terminal(f"{kind} {ident[:12] if len(ident) == 64 else ident}")
 
 
 def change_line(change: Change, style: Style) -> str:
     size = f"  ~{format_bytes(change.bytes_freed)}" if change.bytes_freed else ""
     head = style(f"{change.action.symbol} {short(change.address)}", _ACTION_COLOUR[change.action])
-    return f"{head} ({change.label}){size}"
+    return f"{head} ({terminal(change.label)}){size}"
 
 
 def summary_line(plan: HostPlan | Plan) -> str:
@@ -59,7 +62,7 @@ def _unit_diff(change: Change) -> list[str]:
         tofile=path,
         lineterm="",
     )
-    return [f"      {line}" for line in diff]
+    return [f"      {terminal(line)}" for line in diff]
 
 
 def _stack_objects(change: Change) -> list[str]:
@@ -67,7 +70,7 @@ def _stack_objects(change: Change) -> list[str]:
     from ccci.reap import SINGULAR
 
     return [
-        f"      {SINGULAR[kind]:<8} {name}"
+        f"      {SINGULAR[kind]:<8} {terminal(name)}"
         for kind, names in (change.before or {}).items()
         for name in names
     ]
@@ -81,8 +84,10 @@ def render_host(plan: HostPlan, style: Style, verbose: bool = False) -> list[str
         lines.append(change_line(change, style))
         lines.append(
             style(
-                f"  # (because {change.reason}; "
-                f"policy {change.policy} {change.source.file}:{change.source.line})",
+                terminal(
+                    f"  # (because {change.reason}; "
+                    f"policy {change.policy} {change.source.file}:{change.source.line})"
+                ),
                 "dim",
             )
         )
@@ -97,11 +102,18 @@ def render_host(plan: HostPlan, style: Style, verbose: bool = False) -> list[str
             else ["To do by hand (ccci does not change these):"]
         )
         for item in plan.manual:
-            lines.append(style(f"! {short(item.address)} ({item.label}): {item.reason}", "yellow"))
             lines.append(
                 style(
-                    f"  # do: {item.how}; policy {item.policy} "
-                    f"{item.source.file}:{item.source.line}",
+                    f"! {short(item.address)} {terminal(f'({item.label}): {item.reason}')}",
+                    "yellow",
+                )
+            )
+            lines.append(
+                style(
+                    terminal(
+                        f"  # do: {item.how}; policy {item.policy} "
+                        f"{item.source.file}:{item.source.line}"
+                    ),
                     "dim",
                 )
             )
@@ -109,17 +121,18 @@ def render_host(plan: HostPlan, style: Style, verbose: bool = False) -> list[str
         lines += ["", summary_line(plan)]
     if plan.gates:
         lines += ["", "Gates:"]
-        width = max(len(f"{g.policy} {g.gate.kind.value}") for g in plan.gates)
+        width = max(len(terminal(f"{g.policy} {g.gate.kind.value}")) for g in plan.gates)
         for g in plan.gates:
             state = style("open  ", "green") if g.open else style("closed", "yellow")
-            lines.append(f"  {f'{g.policy} {g.gate.kind.value}':<{width}}  {state}  {g.observed}")
+            name = terminal(f"{g.policy} {g.gate.kind.value}")
+            lines.append(f"  {name:<{width}}  {state}  {terminal(g.observed)}")
     policy_noops = [n for n in plan.noops if n.address.startswith("policy:")]
     for noop in policy_noops:
-        lines.append(f"Policy {noop.policy} does nothing: {noop.reason}.")
+        lines.append(terminal(f"Policy {noop.policy} does nothing: {noop.reason}."))
     others = [n for n in plan.noops if not n.address.startswith("policy:")]
     if others and verbose:
         lines += ["", "Left alone:"]
-        lines += [f"  {short(n.address)} ({n.label}): {n.reason}" for n in others]
+        lines += [f"  {short(n.address)} {terminal(f'({n.label}): {n.reason}')}" for n in others]
     elif others:
         lines += [
             "",
@@ -134,7 +147,7 @@ def render_plan(plan: Plan, style: Style, verbose: bool = False) -> str:
     many = len(plan.hosts) > 1
     for i, host in enumerate(plan.hosts):
         if many:
-            lines += ([""] if i else []) + [style(f"{host.host}:", "bold")]
+            lines += ([""] if i else []) + [style(f"{terminal(host.host)}:", "bold")]
         body = render_host(host, style, verbose)
         lines += [f"  {line}" if many and line else line for line in body]
     if many:
@@ -146,9 +159,10 @@ def result_line(host: str, result: ChangeResult, style: Style) -> str:
     colour = {Status.OK: "green", Status.FAILED: "red", Status.SKIPPED: "yellow"}[result.status]
     change = result.change
     return (
-        f"{host}: {change.action.symbol} {short(change.address)} ({change.label}): "
+        f"{terminal(host)}: {change.action.symbol} {short(change.address)} "
+        f"({terminal(change.label)}): "
         + style(f"{result.status.value}", colour)
-        + ("" if result.message == "done" else f" ({result.message})")
+        + ("" if result.message == "done" else f" ({terminal(result.message)})")
     )
 
 
@@ -156,13 +170,13 @@ def render_report(report: HostReport, style: Style) -> list[str]:
     lines = []
     if report.converged:
         lines.append(
-            f"{report.host}: converged"
+            f"{terminal(report.host)}: converged"
             + (f", freed about {format_bytes(report.bytes_freed)}" if report.bytes_freed else "")
         )
     else:
         lines.append(
             style(
-                f"{report.host}: not converged, {len(report.remaining)} still to do: ",
+                f"{terminal(report.host)}: not converged, {len(report.remaining)} still to do: ",
                 "yellow",
             )
             + ", ".join(short(a) for a in report.remaining[:5])

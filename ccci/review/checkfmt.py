@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from ccci.render.escape import terminal
 from ccci.review.findings import CheckReport, Finding, host_note
 from ccci.units import plural
 
@@ -25,7 +26,9 @@ def summary(report: CheckReport) -> str:
 
 def render_text(report: CheckReport) -> str:
     """``file:line:col: error: field: message [code]``, as compilers and linters print."""
-    lines = [f"{f.place}: {f.severity.value}: {_body(f)} [{f.code}]" for f in report.findings]
+    lines = [
+        terminal(f"{f.place}: {f.severity.value}: {_body(f)} [{f.code}]") for f in report.findings
+    ]
     return "\n".join([*lines, *([""] if lines else []), summary(report)])
 
 
@@ -56,7 +59,10 @@ def render_json(report: CheckReport) -> str:
 
 
 def _escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    # Newlines are GitHub's own escapes (%0A), so a message cannot start a second workflow
+    # command; every other control character is made visible.
+    encoded = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return terminal(encoded)
 
 
 def _escape_property(text: str) -> str:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from ccci.errors import Location
 from ccci.plan import Change
+from ccci.render.escape import terminal
 from ccci.render.style import Style
 from ccci.render.text import short
 from ccci.review.findings import host_note
@@ -24,7 +25,7 @@ PLAIN = Style(enabled=False)
 
 
 def where(source: Location | None) -> str:
-    return f"{source.file}:{source.line}" if source else ""
+    return terminal(f"{source.file}:{source.line}") if source else ""
 
 
 def risk_counts(diff: SemanticDiff) -> str:
@@ -36,7 +37,7 @@ def risk_counts(diff: SemanticDiff) -> str:
 def meaning_line(change: PolicyChange) -> str:
     """The meaning and, unless it holds on every host of the policy, where it holds."""
     hosts = "" if change.everywhere else host_note(change.hosts)
-    return f"{change.meaning.text}{hosts}"
+    return terminal(f"{change.meaning.text}{hosts}")
 
 
 def semantic_lines(diff: SemanticDiff, style: Style = PLAIN) -> list[str]:
@@ -46,13 +47,13 @@ def semantic_lines(diff: SemanticDiff, style: Style = PLAIN) -> list[str]:
     subject = None
     for change in diff.changes:
         if change.subject != subject:
-            subject = change.subject
+            subject = terminal(change.subject)
             place = f"  ({where(change.source)})" if change.source else ""
             lines.append(style(subject, "bold") + place)
         risk = change.meaning.risk
         label = style(f"{risk.value:<8}", _RISK_COLOUR[risk])
         lines.append(f"  {label} {meaning_line(change)}")
-        lines.append(style(f"           # {change.meaning.why}", "dim"))
+        lines.append(style(terminal(f"           # {change.meaning.why}"), "dim"))
     lines += ["", risk_counts(diff)]
     return lines
 
@@ -73,21 +74,22 @@ def headline(impact: HostImpact, risk: Risk | None) -> str:
     gated = f", {_differ(len(impact.gates), 'gate')}" if impact.gates else ""
     manual = f", {_differ(len(impact.manual), 'manual action')}" if impact.manual else ""
     shown = f"; risk: {risk.value}" if risk else ""
-    return f"{impact.host}: {counts}{bytes_note(impact)}{gated}{manual}{shown}"
+    return f"{terminal(impact.host)}: {counts}{bytes_note(impact)}{gated}{manual}{shown}"
 
 
 def _change_lines(delta: ChangeDelta) -> list[str]:
     change = delta.change
     size = f"  ~{format_bytes(change.bytes_freed)}" if change.bytes_freed else ""
-    head = f"{change.action.symbol} {short(change.address)} ({change.label}){size}"
+    head = f"{change.action.symbol} {short(change.address)} ({terminal(change.label)}){size}"
     if delta.status == "changed" and delta.base is not None:
         was = delta.base
         if (was.action, was.label) != (change.action, change.label):
-            head += f"  [was: {was.action.symbol} ({was.label})]"
+            head += f"  [was: {was.action.symbol} ({terminal(was.label)})]"
         elif was.bytes_freed != change.bytes_freed:
             head += f"  [was: ~{format_bytes(was.bytes_freed or 0)}]"
     source = f"{change.source.file}:{change.source.line}"
-    return [head, f"  # {change.reason}; policy {change.policy} {source}", *_unit_diff(change)]
+    reason = terminal(f"  # {change.reason}; policy {change.policy} {source}")
+    return [head, reason, *_unit_diff(change)]
 
 
 def _unit_diff(change: Change) -> list[str]:
@@ -97,7 +99,7 @@ def _unit_diff(change: Change) -> list[str]:
     before = str((change.before or {}).get("content", ""))
     after = str((change.after or {}).get("content", ""))
     lines = difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
-    return [f"    {line}" for line in lines if not line.startswith(("---", "+++", "@@"))]
+    return [f"    {terminal(line)}" for line in lines if not line.startswith(("---", "+++", "@@"))]
 
 
 def _gate_line(delta: GateDelta) -> str:
@@ -108,14 +110,16 @@ def _gate_line(delta: GateDelta) -> str:
 
     now = delta.head or delta.base
     observed = f" ({now.observed})" if now else ""
-    return f"{delta.policy} {delta.gate}: {state(delta.base)} → {state(delta.head)}{observed}"
+    return terminal(
+        f"{delta.policy} {delta.gate}: {state(delta.base)} → {state(delta.head)}{observed}"
+    )
 
 
 def _manual_line(delta: ManualDelta) -> str:
     item = delta.head or delta.base
     assert item is not None
     mark = "+" if delta.base is None else "-" if delta.head is None else "~"
-    return f"{mark} ! {short(item.address)} ({item.label}): {item.reason}"
+    return f"{mark} ! {short(item.address)} {terminal(f'({item.label}): {item.reason}')}"
 
 
 SECTIONS = (
@@ -159,7 +163,7 @@ def impact_section(
         lines += [f"  {line}" for line in impact_lines(impact)]
     unchanged = [i.host for i in impacts if i.is_unchanged()]
     if unchanged:
-        names = ", ".join(unchanged[:5]) + (
+        names = ", ".join(terminal(h) for h in unchanged[:5]) + (
             f" and {len(unchanged) - 5} more" if len(unchanged) > 5 else ""
         )
         lines.append(f"{plural(len(unchanged), 'host')} unchanged: {names}.")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ccci.render import escape
 from ccci.review.difftext import headline, impact_lines, meaning_line, risk_counts, where
 from ccci.review.impact import HostImpact
 from ccci.review.semantic_diff import SemanticDiff
@@ -23,13 +24,10 @@ _NOTE_ROOM = 600
 PER_SECTION = 50
 
 
-def _cell(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
-
-
-def _code(text: str) -> str:
-    """A line safe inside a fenced block."""
-    return text.replace("```", "`\u200b``")
+# Every value shown is escaped by the one helper: cells and text as literal characters,
+# the <summary> as HTML text, code lines unable to close their fence.
+_cell = escape.markdown_cell
+_code = escape.code_line
 
 
 def _signed_bytes(delta: int) -> str:
@@ -115,7 +113,8 @@ def _details(page: _Page, diff: SemanticDiff, impact: HostImpact) -> None:
     lines = impact_lines(impact, PER_SECTION)
     block = "\n".join(
         [
-            f"<details><summary>{_cell(headline(impact, diff.risk_for(impact.host)))}</summary>",
+            "<details><summary>"
+            f"{escape.html_text(headline(impact, diff.risk_for(impact.host)))}</summary>",
             "",
             "```text",
             *(_code(line) for line in lines),
@@ -143,9 +142,11 @@ def render_markdown(
     limit: int = LIMIT,
 ) -> str:
     page = _Page(limit - _NOTE_ROOM)
-    title = f"**ccci policy diff** `{diff.base}` → `{diff.head}`"
+    title = (
+        f"**ccci policy diff** {escape.inline_code(diff.base)} → {escape.inline_code(diff.head)}"
+    )
     if impacts is not None:
-        page.add(f"{title}, planned on the hosts in `{facts_label}`")
+        page.add(f"{title}, planned on the hosts in {escape.inline_code(facts_label)}")
         page.add("")
         _host_table(page, diff, impacts)
     else:
