@@ -1,34 +1,231 @@
-"""Image references as Docker reads them: ``repo[:tag][@digest]``, tag ``latest`` by default."""
+"""Image references, one model for the whole of ccci: parsed and normalised as Docker does.
+
+Docker's reference grammar (distribution/reference) names one image in many spellings:
+``redis`` = ``library/redis`` = ``docker.io/library/redis:latest`` =
+``index.docker.io/library/redis:latest``. Retain patterns, ``ensure_present``, service and
+task specs and the engine's own tags (short on the classic image store, long on the
+containerd one) are all compared in the canonical form, so each spelling names the same
+image. The grammar itself comes from ``docker-image-py``, a port of distribution/reference;
+this module adds what ccci needs on top: a typed result, strictness about whitespace and
+control characters (the port anchors with ``$``, which accepts a trailing newline), image-id
+references, and glob patterns.
+"""
 
 from __future__ import annotations
 
+import fnmatch
+import functools
+import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ccci.facts.model import Image
+
+DEFAULT_DOMAIN = "docker.io"
+LEGACY_DOMAIN = "index.docker.io"
+OFFICIAL_NAMESPACE = "library"
+DEFAULT_TAG = "latest"
+
+_ID = re.compile(r"\A(?:sha256:)?[0-9a-f]{64}\Z")
+_ID_PREFIX = re.compile(r"\Asha256:[0-9a-f]{1,64}\Z")
+_DIGEST = re.compile(r"\A[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,}\Z")
+_GLOB = re.compile(r"\[[^\]]*\]|[*?]")
+_PRINTABLE = re.compile(r"\A[\x21-\x7e]+\Z")
+
+
+class InvalidReference(ValueError):
+    """Text that Docker would not accept as an image reference (the message says why)."""
 
 
 @dataclass(frozen=True)
 class Ref:
+    """A normalised reference: ``repo`` is canonical (``docker.io/library/redis``); ``tag``
+    and ``digest`` are empty when the text gave none."""
+
     repo: str
-    tag: str
-    digest: str
+    tag: str = ""
+    digest: str = ""
 
     @property
     def name(self) -> str:
-        return f"{self.repo}:{self.tag}"
+        """``repo:tag`` with Docker's default tag: what a tag on an image is compared by."""
+        return f"{self.repo}:{self.tag or DEFAULT_TAG}"
+
+    @property
+    def familiar(self) -> str:
+        """The short form ``docker image ls`` shows: ``redis:7-alpine``."""
+        shown = familiar_repo(self.repo)
+        if self.tag:
+            shown += f":{self.tag}"
+        if self.digest:
+            shown += f"@{self.digest}"
+        return shown
 
 
-def parse_ref(ref: str) -> Ref:
-    """Split a reference; a ``library/`` prefix is dropped so ``library/redis`` = ``redis``."""
-    name, _, digest = ref.partition("@")
-    slash = name.rfind("/")
-    colon = name.rfind(":")
-    if colon > slash:
-        repo, tag = name[:colon], name[colon + 1 :]
-    else:
-        repo, tag = name, "latest" if name else ""
-    repo = repo.removeprefix("library/")
-    return Ref(repo=repo, tag=tag, digest=digest)
+def familiar_repo(repo: str) -> str:
+    """``docker.io/library/redis`` → ``redis``; ``docker.io/foo/bar`` → ``foo/bar``."""
+    if repo.startswith(f"{DEFAULT_DOMAIN}/"):
+        repo = repo[len(DEFAULT_DOMAIN) + 1 :]
+        if repo.startswith(f"{OFFICIAL_NAMESPACE}/") and repo.count("/") == 1:
+            repo = repo[len(OFFICIAL_NAMESPACE) + 1 :]
+    return repo
+
+
+def _check_text(text: str) -> None:
+    if not isinstance(text, str) or not text:
+        raise InvalidReference("an image reference cannot be empty")
+    if not _PRINTABLE.match(text):
+        raise InvalidReference(f"{text!r} holds whitespace or control characters")
+
+
+@functools.lru_cache(maxsize=65536)
+def parse_ref(text: str) -> Ref:
+    """Parse and normalise a reference as ``docker pull`` reads it; raise InvalidReference.
+
+    Upper case in a repository, a 64-hex repository name and malformed digests are refused
+    exactly as Docker refuses them. An image id is not a reference: see :func:`is_image_id`.
+    """
+    _check_text(text)
+    from docker_image import reference
+
+    try:
+        parsed = reference.Reference.parse_normalized_named(text)
+    except reference.InvalidReference as exc:
+        raise InvalidReference(f"{text!r} is not an image reference: {exc}") from None
+    name = str(parsed["name"])
+    if name.startswith(f"{LEGACY_DOMAIN}/"):
+        name = DEFAULT_DOMAIN + name[len(LEGACY_DOMAIN) :]
+    return Ref(repo=name, tag=str(parsed["tag"] or ""), digest=str(parsed["digest"] or ""))
+
+
+def try_ref(text: str) -> Ref | None:
+    """The reference, or None for text the engine reports that is not one (``<none>``)."""
+    try:
+        return parse_ref(text)
+    except InvalidReference:
+        return None
+
+
+def is_image_id(text: str) -> bool:
+    """``sha256:`` + hex (or a prefix of it) names an image by id, not by reference."""
+    return bool(_ID.match(text) or _ID_PREFIX.match(text))
 
 
 def digest_of(repo_digest: str) -> str:
     """``redis@sha256:ab…`` → ``sha256:ab…``."""
     return repo_digest.partition("@")[2]
+
+
+def repo_of(repo_digest: str) -> str:
+    """The canonical repository of a RepoDigests entry (``redis@sha256:…`` →
+    ``docker.io/library/redis``), or the text before ``@`` when it does not parse."""
+    ref = try_ref(repo_digest)
+    return ref.repo if ref is not None else repo_digest.partition("@")[0]
+
+
+def image_names(image: Image) -> frozenset[str]:
+    """Every canonical ``repo:tag`` the image is tagged as."""
+    names = set()
+    for tag in image.tags:
+        ref = try_ref(tag)
+        if ref is not None:
+            names.add(ref.name)
+    return frozenset(names)
+
+
+def image_repos(image: Image) -> frozenset[str]:
+    """The canonical repositories of the image's digests: where a digest pull came from."""
+    return frozenset(repo_of(d) for d in image.digests)
+
+
+def names_image(text: str, image: Image) -> bool:
+    """Whether a reference (a service or task spec, an ``ensure_present`` entry, a tag)
+    names ``image``: by digest when it has one (a digest is the content, whatever the
+    repository), by id when it is one, else by canonical ``repo:tag``."""
+    if is_image_id(text):
+        wanted = text if text.startswith("sha256:") else f"sha256:{text}"
+        return image.id.startswith(wanted)
+    ref = try_ref(text)
+    if ref is None:
+        return False
+    if ref.digest:
+        return any(digest_of(d) == ref.digest for d in image.digests)
+    return ref.name in image_names(image)
+
+
+@dataclass(frozen=True)
+class ImagePattern:
+    """A retain pattern: a glob over canonical ``repo:tag``, an image id (or prefix), or
+    ``repo@digest``. Built once, at load, by :func:`compile_pattern`."""
+
+    text: str
+    repo_glob: str = ""
+    tag_glob: str = ""
+    digest: str = ""
+    image_id: str = ""
+
+    def matches(self, image: Image) -> bool:
+        """By any tag, or by the repository of any digest (a digest-pulled image has no
+        tag to compare, so only the repository part of the pattern is checked: keeping
+        every cached image of a retained repository is the safe side)."""
+        if self.image_id:
+            return image.id.startswith(self.image_id) or any(
+                digest_of(d) == self.image_id for d in image.digests
+            )
+        if self.digest:
+            return any(digest_of(d) == self.digest for d in image.digests)
+        tag_names = image_names(image)
+        if any(fnmatch.fnmatchcase(n, f"{self.repo_glob}:{self.tag_glob}") for n in tag_names):
+            return True
+        return any(fnmatch.fnmatchcase(r, self.repo_glob) for r in image_repos(image))
+
+
+def _canonical_repo_glob(repo: str) -> str:
+    """Apply Docker's familiar-name rules to a repository glob: the first component is a
+    registry when it holds ``.`` or ``:`` or is ``localhost``; a glob in the first component
+    of a multi-component pattern matches any registry."""
+    first, slash, rest = repo.partition("/")
+    if slash and _GLOB.search(first):
+        return repo
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        domain = DEFAULT_DOMAIN if first == LEGACY_DOMAIN else first
+        path = rest
+    else:
+        domain, path = DEFAULT_DOMAIN, repo
+    if domain == DEFAULT_DOMAIN and "/" not in path:
+        path = f"{OFFICIAL_NAMESPACE}/{path}"
+    return f"{domain}/{path}"
+
+
+@functools.lru_cache(maxsize=4096)
+def compile_pattern(text: str) -> ImagePattern:
+    """Check and normalise a retain pattern; raise InvalidReference saying why not.
+
+    The pattern must be a valid reference once each glob (``*``, ``?``, ``[…]``) stands for
+    a plain character, so a typo such as an upper-case repository is an error at load,
+    not a pattern that silently matches nothing.
+    """
+    _check_text(text)
+    if _ID_PREFIX.match(text):
+        return ImagePattern(text, image_id=text)
+    name, at, digest = text.partition("@")
+    if at:
+        if _GLOB.search(text):
+            raise InvalidReference(f"{text!r}: a pattern with a digest cannot hold globs")
+        if not _DIGEST.match(digest):
+            raise InvalidReference(f"{text!r}: {digest!r} is not a digest")
+        parse_ref(text)
+        return ImagePattern(text, digest=digest)
+    colon = name.rfind(":")
+    repo, tag = (name[:colon], name[colon + 1 :]) if colon > name.rfind("/") else (name, "")
+    first, sep, rest = repo.partition("/")
+    # A glob standing for the registry is checked as if it named one.
+    plain_repo = f"example.org/{rest}" if sep and _GLOB.search(first) else repo
+    plain = _GLOB.sub("a", plain_repo) + (f":{_GLOB.sub('a', tag)}" if tag else "")
+    try:
+        parse_ref(plain)
+    except InvalidReference as exc:
+        why = str(exc).partition(": ")[2] or str(exc)
+        raise InvalidReference(f"{text!r} cannot name an image: {why}") from None
+    return ImagePattern(text, repo_glob=_canonical_repo_glob(repo), tag_glob=tag or DEFAULT_TAG)

@@ -22,7 +22,8 @@ class Context:
     """What a rule may read: the facts, the time, and what earlier rules already planned.
 
     ``reaping`` names stacks that an earlier rule in the same plan removes, so that gates
-    see the state after those changes (reap first, prune last).
+    see the state after those changes (reap first, prune next, evict last); ``planned``
+    holds every change planned so far, so eviction counts what they free.
     """
 
     facts: Facts
@@ -30,6 +31,7 @@ class Context:
     reaping: frozenset[str] = field(default_factory=frozenset)
     retained: dict[str, str] = field(default_factory=dict)
     policies: tuple[Any, ...] = ()
+    planned: tuple[Change, ...] = ()
 
 
 RuleOutput = Iterator[Outcome]

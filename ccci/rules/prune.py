@@ -1,19 +1,21 @@
 """PrunePolicy: the gated, surgical prune.
 
 Read as a chain of filters: a closed gate stops everything; then stopped containers, then
-dangling images (an image whose only user is a container removed here goes too), then
-dangling build cache, each older than the policy's age. Every exclusion says why.
+leftover images — no tag and no repo digest — (an image whose only user is a container
+removed here goes too), then dangling build cache, each older than the policy's age. An
+untagged image with a repo digest is the swarm's pull cache and never a candidate: that is
+stricter than ``docker image prune``, which removes it. Every exclusion says why.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from ccci.facts.model import Container
+from ccci.facts.model import Container, Image, ImageKind
 from ccci.plan import Action, Change, Noop, Precondition
 from ccci.policy.model import PrunePolicy
 from ccci.rules import Context, RuleOutput
-from ccci.rules.gates import evaluate
+from ccci.rules.gates import evaluate, missing_reason
 from ccci.rules.usage import image_users, parents
 from ccci.units import format_duration, format_spec_duration
 
@@ -26,13 +28,30 @@ def _age(now: datetime, moment: datetime, what: str, limit: timedelta) -> tuple[
     return old, f"{what} {format_duration(age)} ago {relation} {format_spec_duration(limit)}"
 
 
+def _needs(policy: PrunePolicy) -> tuple[str, ...]:
+    """The fact kinds without which the prune could remove what something still uses: an
+    image only a service or a task names loses its protection when they are not listed.
+    (Build cache is judged on its own, below.)"""
+    kinds: list[str] = []
+    if policy.stopped_containers is not None or policy.dangling_images is not None:
+        kinds.append("containers")
+    if policy.dangling_images is not None:
+        kinds += ["images", "services", "tasks"]
+    return tuple(kinds)
+
+
 def plan_prune(policy: PrunePolicy, ctx: Context) -> RuleOutput:
     facts, now, name = ctx.facts, ctx.now, policy.meta.name
-    results = [evaluate(name, gate, facts, ctx.reaping) for gate in policy.gates]
+    results = [evaluate(name, gate, facts, ctx.reaping, now) for gate in policy.gates]
     yield from results
     closed = [r for r in results if not r.open]
     if closed:
         why = "; ".join(f"gate {r.gate.kind.value} closed: {r.observed}" for r in closed)
+        yield Noop(f"policy:{name}", name, why, name, policy.meta.source)
+        return
+    lacking = missing_reason(facts, *_needs(policy))
+    if lacking:
+        why = f"needed facts missing: {lacking}"
         yield Noop(f"policy:{name}", name, why, name, policy.meta.source)
         return
 
@@ -72,13 +91,16 @@ def plan_prune(policy: PrunePolicy, ctx: Context) -> RuleOutput:
         before_removal = image_users(facts)
         has_children = parents(facts)
         for image in facts.images:
-            if not image.dangling:
+            if image.kind is ImageKind.TAGGED:
                 continue
             address = f"image:{image.id}"
-            label = f"{image.digests[0].partition('@')[0] if image.digests else '<none>'}:<none>"
+            label = untagged_label(image)
             old, phrase = _age(now, image.created, "created", policy.dangling_images)
             if image.id in ctx.retained:
                 yield Noop(address, label, ctx.retained[image.id], name, source)
+            elif image.kind is ImageKind.DIGEST:
+                # The swarm's cache: a prune never takes it (docker image prune would).
+                yield Noop(address, label, DIGEST_PULLED_NOOP, name, source)
             elif image.id in users:
                 yield Noop(
                     address,
@@ -136,6 +158,21 @@ def plan_prune(policy: PrunePolicy, ctx: Context) -> RuleOutput:
                 bytes_freed=record.size,
                 preconditions=(Precondition.BUILD_CACHE_UNUSED,),
             )
+
+
+DIGEST_PULLED_NOOP = (
+    "pulled by digest, untagged: the swarm's image cache, never a prune candidate "
+    "(ImageRetention keeps or evicts it by last use)"
+)
+
+
+def untagged_label(image: Image) -> str:
+    """``repo:<none>`` as ``docker image ls`` shows an untagged image: the repository of
+    its first digest, or ``<none>`` for a leftover."""
+    from ccci.refs import familiar_repo, repo_of
+
+    repo = familiar_repo(repo_of(image.digests[0])) if image.digests else "<none>"
+    return f"{repo}:<none>"
 
 
 def _short_image(ref: str) -> str:

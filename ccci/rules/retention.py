@@ -1,24 +1,28 @@
 """ImageRetention: keep the cache, warm it, and evict only by least recent use.
 
 Read as a chain of filters: retained and in-use images are taken out first (each with why),
-then tagged images unused for long enough are ordered by last use (ties: older created
-first, then id) and evicted until the projected usage reaches the low watermark.
+then cached images — tagged, or pulled by digest and untagged, as a swarm leaves them —
+unused for long enough are ordered by last use (ties: older created first, then id) and
+evicted until the projected usage reaches the low watermark. The projection starts from
+what the same plan's reaps and prune already free (kubelet's order: the cheap work first,
+the cache last), so nothing is evicted that the prune made unnecessary.
 """
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Iterable
 from datetime import datetime
 
-from ccci.facts.model import Facts, Image
+from ccci.facts.model import Facts, Image, ImageKind
 from ccci.plan import Action, Change, Noop, Precondition
 from ccci.policy.model import Gate, GateKind, ImageRetention, Policy, PrunePolicy
-from ccci.refs import digest_of, parse_ref
+from ccci.refs import DEFAULT_TAG, compile_pattern, familiar_repo, parse_ref
 from ccci.rules import Context, RuleOutput
-from ccci.rules.gates import evaluate
+from ccci.rules.gates import evaluate, missing_reason
+from ccci.rules.prune import untagged_label
 from ccci.rules.usage import image_users, resolve
 from ccci.units import (
+    format_bytes,
     format_duration,
     format_percent,
     format_spec_duration,
@@ -27,14 +31,10 @@ from ccci.units import (
 
 
 def pattern_matches(pattern: str, image: Image) -> bool:
-    """``redis`` = ``redis:latest`` = ``library/redis:latest``; globs on repo and tag;
-    ``sha256:…`` matches an image id (or its prefix) or a digest."""
-    if pattern.startswith("sha256:"):
-        return image.id.startswith(pattern) or any(digest_of(d) == pattern for d in image.digests)
-    wanted = parse_ref(pattern)
-    if wanted.digest:
-        return any(digest_of(d) == wanted.digest for d in image.digests)
-    return any(fnmatch.fnmatchcase(parse_ref(tag).name, wanted.name) for tag in image.tags)
+    """``redis`` = ``redis:latest`` = ``docker.io/library/redis:latest``; globs on repo and
+    tag; by any tag or the repository of any digest; ``sha256:…`` matches an image id (or
+    its prefix) or a digest. Patterns were checked at load (see ccci.refs)."""
+    return compile_pattern(pattern).matches(image)
 
 
 def retained_images(policies: Iterable[Policy], facts: Facts) -> dict[str, str]:
@@ -58,7 +58,15 @@ def retained_images(policies: Iterable[Policy], facts: Facts) -> dict[str, str]:
 
 
 def _label(image: Image) -> str:
-    return ", ".join(image.tags) if image.tags else "<none>:<none>"
+    return ", ".join(image.tags) if image.tags else untagged_label(image)
+
+
+def _pull_address(ref: str) -> str:
+    """``image:redis:latest``: the familiar name, with Docker's default tag spelled out."""
+    parsed = parse_ref(ref)
+    if parsed.digest:
+        return f"image:{parsed.familiar}"
+    return f"image:{familiar_repo(parsed.repo)}:{parsed.tag or DEFAULT_TAG}"
 
 
 def _ensure(policy: ImageRetention, facts: Facts) -> RuleOutput:
@@ -66,7 +74,7 @@ def _ensure(policy: ImageRetention, facts: Facts) -> RuleOutput:
     for ref in policy.ensure_present:
         source = policy.sources.get(f"ensure:{ref}", policy.meta.source)
         found = resolve(ref, facts.images)
-        address = f"image:{parse_ref(ref).name if not parse_ref(ref).digest else ref}"
+        address = _pull_address(ref)
         if found:
             yield Noop(address, ref, f"present ({found[0].short_id})", name, source)
         else:
@@ -86,7 +94,7 @@ def _evict(policy: ImageRetention, ctx: Context) -> RuleOutput:
     evict = policy.evict
     assert evict is not None
     facts, now, name = ctx.facts, ctx.now, policy.meta.name
-    results = [evaluate(name, evict.gate, facts, ctx.reaping)]
+    results = [evaluate(name, evict.gate, facts, ctx.reaping, now)]
     # Eviction waits for the prune policies' stack and convergence gates (a deploy or a
     # pull in flight), and for convergence even when no prune policy asks for it.
     extra: list[Gate] = [
@@ -98,21 +106,49 @@ def _evict(policy: ImageRetention, ctx: Context) -> RuleOutput:
     ]
     if not any(g.kind is GateKind.NO_CONVERGING_SERVICES for g in extra):
         extra.append(Gate(GateKind.NO_CONVERGING_SERVICES, evict.source))
-    results += [evaluate(name, g, facts, ctx.reaping) for g in extra]
+    results += [evaluate(name, g, facts, ctx.reaping, now) for g in extra]
     yield from results
     closed = [r for r in results if not r.open]
     if closed:
         why = "; ".join(f"gate {r.gate.kind.value} closed: {r.observed}" for r in closed)
         yield Noop(f"policy:{name}", name, f"eviction waits: {why}", name, evict.source)
         return
+    # An image only a container, a service or a task uses would look unused without them.
+    lacking = missing_reason(facts, "images", "containers", "services", "tasks")
+    if lacking:
+        why = f"eviction waits: needed facts missing: {lacking}"
+        yield Noop(f"policy:{name}", name, why, name, evict.source)
+        return
     disk = facts.disk(evict.gate.path)
     assert disk is not None  # the disk gate is open, so it was measured
-    users = image_users(facts)
+    total = disk.used + disk.available
+    # What the reaps and the prune of this same plan free comes off first. Their bytes are
+    # taken to be on the gate's filesystem; if they are not, ccci evicts less, never more.
+    earlier = [c for c in ctx.planned if c.action is Action.DELETE]
+    freed_first = sum(c.bytes_freed or 0 for c in earlier)
+    used = max(disk.used - freed_first, 0)
+    if freed_first:
+        projected = used / total if total else 0.0
+        if projected < evict.gate.at_least:
+            yield Noop(
+                f"policy:{name}",
+                name,
+                f"after the plan's prune frees ~{format_bytes(freed_first)}, usage is "
+                f"{format_percent(projected)} < {format_percent(evict.gate.at_least)}: "
+                "no eviction",
+                name,
+                evict.source,
+            )
+            return
+    removed_containers = frozenset(
+        c.address.split(":", 1)[1] for c in earlier if c.kind == "container"
+    )
+    users = image_users(facts, ignoring=removed_containers)
     candidates: list[tuple[Image, datetime]] = []
     for image in facts.images:
         address = f"image:{image.id}"
-        if image.dangling:
-            continue  # dangling images are the prune's to judge
+        if image.kind is ImageKind.LEFTOVER:
+            continue  # leftovers are the prune's to judge
         if image.id in ctx.retained:
             yield Noop(address, _label(image), ctx.retained[image.id], name, evict.source)
             continue
@@ -147,8 +183,6 @@ def _evict(policy: ImageRetention, ctx: Context) -> RuleOutput:
             continue
         candidates.append((image, last))
     candidates.sort(key=lambda c: (c[1], c[0].created, c[0].id))
-    used = disk.used
-    total = disk.used + disk.available
     planned = 0
     for image, last in candidates:
         ratio = used / total if total else 0.0
@@ -174,16 +208,22 @@ def _evict(policy: ImageRetention, ctx: Context) -> RuleOutput:
             continue
         freed = image.unique_size if image.unique_size is not None else image.size
         after = (used - freed) / total if total else 0.0
+        what = "unretained" if image.tags else "pulled by digest, unretained"
         yield Change(
             address,
             Action.DELETE,
             _label(image),
-            f"unretained, last used {format_time(last)} ({format_duration(now - last)} ago ≥ "
+            f"{what}, last used {format_time(last)} ({format_duration(now - last)} ago ≥ "
             f"{format_spec_duration(evict.unused_for)}); "
             f"projected disk {format_percent(ratio)} → {format_percent(after)}",
             name,
             evict.source,
-            before={"tags": list(image.tags), "size": image.size, "unique_size": image.unique_size},
+            before={
+                "tags": list(image.tags),
+                "digests": list(image.digests),
+                "size": image.size,
+                "unique_size": image.unique_size,
+            },
             bytes_freed=freed,
             preconditions=(Precondition.IMAGE_UNUSED,),
         )
@@ -192,6 +232,12 @@ def _evict(policy: ImageRetention, ctx: Context) -> RuleOutput:
 
 
 def plan_retention(policy: ImageRetention, ctx: Context) -> RuleOutput:
+    lacking = missing_reason(ctx.facts, "images")
+    if lacking:
+        # Without the image list every image would look missing, and evictable by none.
+        name, why = policy.meta.name, f"needed facts missing: {lacking}"
+        yield Noop(f"policy:{name}", name, why, name, policy.meta.source)
+        return
     yield from _ensure(policy, ctx.facts)
     if policy.evict is not None:
         yield from _evict(policy, ctx)

@@ -5,17 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ccci.facts.model import Facts, Image
-from ccci.refs import digest_of, parse_ref
+from ccci.refs import names_image
+
+# Tasks the orchestrator means to run, or is getting ready to run (``ready``: held back by a
+# restart delay or a rolling update). Their image is in use even while no container exists:
+# the node pulls it for them.
+TASK_DESIRED_USING = frozenset({"running", "ready"})
 
 
 def resolve(ref: str, images: Iterable[Image]) -> list[Image]:
-    """Local images a reference names: by digest when it has one, else by ``repo:tag``."""
-    wanted = parse_ref(ref)
-    if wanted.digest:
-        return [i for i in images if any(digest_of(d) == wanted.digest for d in i.digests)]
-    if wanted.repo.startswith("sha256:") or ref.startswith("sha256:"):
-        return [i for i in images if i.id == ref or i.id.startswith(ref)]
-    return [i for i in images if any(parse_ref(t).name == wanted.name for t in i.tags)]
+    """Local images a reference names (see :func:`ccci.refs.names_image`, the one owner of
+    "does this reference name this image")."""
+    return [i for i in images if names_image(ref, i)]
 
 
 def image_users(facts: Facts, ignoring: frozenset[str] = frozenset()) -> dict[str, list[str]]:
@@ -32,9 +33,9 @@ def image_users(facts: Facts, ignoring: frozenset[str] = frozenset()) -> dict[st
     named += [
         (t.image, f"task of service {by_service.get(t.service_id, t.service_id)}")
         for t in facts.tasks
-        if t.desired_state == "running" and t.image
+        if t.desired_state in TASK_DESIRED_USING and t.image
     ]
-    for ref, user in named:
+    for ref, user in dict.fromkeys(named):
         for image in resolve(ref, facts.images):
             if user not in users.get(image.id, []):
                 users.setdefault(image.id, []).append(user)

@@ -31,6 +31,7 @@ from ccci.facts.model import (
     DiskUsage,
     Facts,
     Image,
+    ImageKind,
     Network,
     Service,
     SwarmObject,
@@ -56,7 +57,7 @@ def utc(*parts: int) -> datetime:
 # Images
 
 
-def test_an_untagged_image_drops_the_none_placeholder_and_is_dangling() -> None:
+def test_an_untagged_image_with_a_digest_drops_the_none_placeholder_and_is_cache() -> None:
     image = parse_image(RECORDED["images"][0])
     assert image == Image(
         id=A1,
@@ -67,7 +68,9 @@ def test_an_untagged_image_drops_the_none_placeholder_and_is_dangling() -> None:
         parent="",
         labels={},
     )
-    assert image.dangling
+    # Untagged but with a repo digest: pulled by digest, the swarm's cache, not a leftover.
+    assert image.kind is ImageKind.DIGEST
+    assert not image.dangling
     assert image.short_id == "a1a1a1a1a1a1"
 
 

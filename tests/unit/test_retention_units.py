@@ -265,8 +265,9 @@ def test_the_record_round_trips_through_its_file(tmp_path: Path) -> None:
     assert lastuse.read(path) == record
     body = json.loads(path.read_text(encoding="utf-8"))
     assert body == {
-        "format_version": 1,
+        "format_version": 2,
         "images": {USED: "2026-11-24T03:00:00Z", IDLE: "2026-11-01T12:30:15.250000Z"},
+        "refs": {},
     }
     assert list(body["images"]) == sorted(body["images"])
 
