@@ -35,6 +35,23 @@ class Document:
     line: int
     data: Any
     lines: dict[PathKey, int] = field(default_factory=dict)
+    # Paths whose value Jinja2 rendered from a secret-looking inventory var
+    # (``{{ db_password }}``): no message echoes what they hold.
+    sensitive: frozenset[PathKey] = frozenset()
+
+    def is_sensitive(self, path: PathKey) -> bool:
+        """Whether the value at ``path`` (or a value it sits in) holds a rendered secret."""
+        return any(path[:end] in self.sensitive for end in range(len(path), -1, -1))
+
+    def value_at(self, path: PathKey) -> Any:
+        """The value at ``path``, or None when the document has none there."""
+        value = self.data
+        for part in path:
+            try:
+                value = value[part]
+            except (KeyError, IndexError, TypeError):
+                return None
+        return value
 
     def line_of(self, path: PathKey) -> int:
         """The line of ``path``, or of its nearest written ancestor."""

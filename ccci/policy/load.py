@@ -48,7 +48,22 @@ def build(doc: Document) -> Policy:
     """Validate one (rendered) document against its kind's schema and build it."""
     kind = _check_header(doc)
     schema.validate(doc, kind)
-    return BUILDERS[kind](doc)
+    try:
+        return BUILDERS[kind](doc)
+    except InputError as exc:
+        raise hide_sensitive(doc, exc) from None
+
+
+def hide_sensitive(doc: Document, exc: InputError) -> InputError:
+    """``exc`` without the values ``doc`` rendered from secret-looking vars: a builder's
+    message quotes the value it refused, and that message may reach a PR comment."""
+    message = exc.message
+    for path in doc.sensitive:
+        value = doc.value_at(path)
+        for form in (repr(value), str(value)):
+            if form and form in message:
+                message = message.replace(form, "the rendered value")
+    return exc if message == exc.message else InputError(exc.location, message)
 
 
 @dataclass(frozen=True)
@@ -125,7 +140,9 @@ def finalize(policies: tuple[Policy, ...], host: Host) -> tuple[Policy, ...]:
             raise InputError(source, f"unknown StackSelector {name!r} (known: {known})")
         return selectors[name]
 
-    server = str(host.vars.get("abra_server") or host.name)
+    # abra names a server's folder after the server, not after ccci's inventory host: any
+    # folder unless the host var abra_server names one.
+    server = str(host.vars.get("abra_server") or "")
     done: list[Policy] = []
     for policy in policies:
         if isinstance(policy, PrunePolicy):
@@ -139,9 +156,11 @@ def finalize(policies: tuple[Policy, ...], host: Host) -> tuple[Policy, ...]:
                 policy = replace(
                     policy, run_apps=pattern(policy.run_apps_selector, policy.run_apps_source)
                 )
-            policy = replace(policy, env_file=policy.env_file.replace("{server}", server))
+            policy = replace(policy, abra_server=server)
         done.append(policy)
-    return tuple(done)
+    from ccci.sandbox import finish_timers  # the nightly's writable paths need them all
+
+    return finish_timers(tuple(done))
 
 
 def _validate_untargeted(doc: Document, inventory: Inventory) -> None:

@@ -74,6 +74,8 @@ def _describe(doc: Document, error: Any) -> tuple[PathKey, str]:
     path: PathKey = tuple(error.absolute_path)
     sub = error.schema
     value = error.instance
+    # A value rendered from a secret-looking var is never echoed: errors reach PR comments.
+    shown = "the rendered value" if doc.is_sensitive(path) else repr(value)
     title = sub.get("title")
     kind = error.validator
     if kind == "additionalProperties" and isinstance(value, dict):
@@ -89,17 +91,17 @@ def _describe(doc: Document, error: Any) -> tuple[PathKey, str]:
         try:
             re.compile(value)
         except re.error as exc:
-            return path, f"{value!r} is not a regular expression: {exc}"
+            return path, f"{shown} is not a regular expression: {exc}"
     if kind in ("pattern", "format") and title:
-        return path, f"{value!r} is not {_article(title)}"
+        return path, f"{shown} is not {_article(title)}"
     if kind == "type":
         expected = str(title or error.validator_value)
-        return path, f"{value!r} is not {_article(expected)}"
+        return path, f"{shown} is not {_article(expected)}"
     if kind == "const":
-        return path, f"{value!r}: must be {error.validator_value!r}"
+        return path, f"{shown}: must be {error.validator_value!r}"
     if kind == "enum":
         choices = ", ".join(map(str, error.validator_value))
-        return path, f"{value!r}: must be one of {choices}"
+        return path, f"{shown}: must be one of {choices}"
     if kind == "oneOf":
         options = sorted(
             {k for branch in error.validator_value for k in branch.get("required", [])}
@@ -108,4 +110,6 @@ def _describe(doc: Document, error: Any) -> tuple[PathKey, str]:
     if kind == "minProperties":
         names = ", ".join(sorted(sub.get("properties", {})))
         return path, f"must name at least one of: {names}"
+    if doc.is_sensitive(path):
+        return path, f"{shown} does not fit the schema ({kind})"
     return path, error.message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from itertools import chain, islice
 from typing import Any
@@ -39,6 +40,16 @@ class _NativeSandbox(SandboxedEnvironment):
 _ENV = _NativeSandbox(undefined=StrictUndefined, autoescape=False)
 
 
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _names_a_secret(template: str) -> bool:
+    """Whether a template reads a secret-looking name (``db_password``, ``db.token``)."""
+    from ccci.redact import is_secret_name
+
+    return any(is_secret_name(word) for word in _IDENTIFIER.findall(template))
+
+
 def _is_template(value: str) -> bool:
     return "{{" in value or "{%" in value
 
@@ -46,12 +57,16 @@ def _is_template(value: str) -> bool:
 def render(doc: Document, variables: dict[str, Any], host: str) -> Document:
     """Render every templated string in ``doc``; errors name the value's file:line:field."""
 
+    sensitive: set[PathKey] = set()
+
     def walk(value: Any, path: PathKey) -> Any:
         if isinstance(value, dict):
             return {k: walk(v, (*path, k)) for k, v in value.items()}
         if isinstance(value, list):
             return [walk(v, (*path, i)) for i, v in enumerate(value)]
         if isinstance(value, str) and _is_template(value):
+            if _names_a_secret(value):
+                sensitive.add(path)
             try:
                 return _ENV.from_string(value).render(variables)
             except TemplateError as exc:
@@ -65,7 +80,8 @@ def render(doc: Document, variables: dict[str, Any], host: str) -> Document:
                 ) from None
         return value
 
-    return Document(doc.file, doc.index, doc.line, walk(doc.data, ()), doc.lines)
+    data = walk(doc.data, ())
+    return Document(doc.file, doc.index, doc.line, data, doc.lines, frozenset(sensitive))
 
 
 def has_templates(doc: Document) -> bool:

@@ -52,8 +52,11 @@ def _unit_diff(change: Change) -> list[str]:
     """A unit file change shows as a unified diff, as a reviewer reads file changes."""
     import difflib
 
-    before = str((change.before or {}).get("content", ""))
-    after = str((change.after or {}).get("content", ""))
+    from ccci.redact import mask_unit_pair
+
+    before, after = mask_unit_pair(
+        str((change.before or {}).get("content", "")), str((change.after or {}).get("content", ""))
+    )
     path = str((change.after or {}).get("path", change.label))
     diff = difflib.unified_diff(
         before.splitlines(),

@@ -23,6 +23,7 @@ from ccci.inventory import Host, Inventory
 from ccci.policy import load, schema, template
 from ccci.policy.build import BUILDERS
 from ccci.policy.model import Policy, StackSelector
+from ccci.redact import scrubber_for
 from ccci.review.findings import CheckReport, Finding, Severity, merge
 from ccci.review.lints import lint_host
 from ccci.review.yamlpos import DocIndex, FileIndex, Position, Problem, index_text
@@ -365,9 +366,10 @@ class Checker:
             else:
                 seen[key] = policy.meta.source
 
-    def report(self, files: list[Path]) -> CheckReport:
+    def report(self, files: list[Path], inventory: Inventory | None = None) -> CheckReport:
         findings = merge(self._without_obvious_hosts())
-        return CheckReport(findings, tuple(map(str, files)), self.documents)
+        hosts = inventory.hosts.values() if inventory else ()
+        return CheckReport(findings, tuple(map(str, files)), self.documents, scrubber_for(hosts))
 
     def _without_obvious_hosts(self) -> Iterator[Finding]:
         """A finding seen for every host its document targets says so by saying nothing."""
@@ -444,7 +446,7 @@ def _blank(doc: Document, path: PathKey) -> Document:
             return [walk(v, tail) if i == head else v for i, v in enumerate(value)]
         return value
 
-    return Document(doc.file, doc.index, doc.line, walk(doc.data, path), doc.lines)
+    return Document(doc.file, doc.index, doc.line, walk(doc.data, path), doc.lines, doc.sensitive)
 
 
 def run_check(paths: Iterable[Path], inventory_path: Path) -> CheckReport:
@@ -456,4 +458,4 @@ def run_check(paths: Iterable[Path], inventory_path: Path) -> CheckReport:
         for doc, index in checker.documents_of(path):
             checker.document(doc, index, inventory)
     checker.hosts(inventory)
-    return checker.report(files)
+    return checker.report(files, inventory)

@@ -54,7 +54,7 @@ def check(paths: tuple[Path, ...], inventory: Path, fmt: str, fail_on_warn: bool
     from ccci.review.checkfmt import RENDERERS
 
     report = run_check(paths or (Path("policies"),), inventory)
-    click.echo(RENDERERS[fmt](report))
+    click.echo(report.scrub(RENDERERS[fmt](report)))
     if report.failed(fail_on_warn):
         sys.exit(1)
 
@@ -114,20 +114,24 @@ def diff(
 
     moment = _parse_now(now)
     result = run_diff(base, head, policies or ("policies",), inventory, facts_file, moment)
+    # Every form goes through the scrubber of both sides' secret values.
     if output == "json":
         from ccci.review.diffjson import render_json
 
-        click.echo(render_json(result.diff, result.impacts))
+        click.echo(result.scrub(render_json(result.diff, result.impacts)))
     elif output == "markdown":
         from ccci.review.markdown import render_markdown
 
-        click.echo(render_markdown(result.diff, result.impacts, result.facts_label), nl=False)
+        text = render_markdown(result.diff, result.impacts, result.facts_label)
+        click.echo(result.scrub(text), nl=False)
     else:
         from ccci.render.style import Style, wants_colour
         from ccci.review.difftext import render_text
 
         style = Style(wants_colour(sys.stdout))
-        click.echo(render_text(result.diff, result.impacts, result.facts_label, style))
+        click.echo(
+            result.scrub(render_text(result.diff, result.impacts, result.facts_label, style))
+        )
 
 
 def _parse_now(value: str | None) -> Any:

@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from ccci.redact import mask_change_dict
 from ccci.review.impact import HostImpact
 from ccci.review.semantic_diff import SemanticDiff
 from ccci.serde import to_jsonable
@@ -29,8 +30,8 @@ def _impact(diff: SemanticDiff, impact: HostImpact) -> dict[str, Any]:
             {
                 "status": d.status,
                 "address": d.address,
-                "base": to_jsonable(d.base),
-                "head": to_jsonable(d.head),
+                "base": mask_change_dict(to_jsonable(d.base)),
+                "head": mask_change_dict(to_jsonable(d.head)),
             }
             for d in impact.changes
         ],

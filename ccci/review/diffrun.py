@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from ccci.redact import Scrubber, scrubber_for
 from ccci.review.gitrev import materialize
 from ccci.review.impact import HostImpact, impact
 from ccci.review.semantic_diff import SemanticDiff, diff
@@ -19,6 +20,8 @@ class DiffResult:
     diff: SemanticDiff
     impacts: tuple[HostImpact, ...] | None = None
     facts_label: str = ""
+    # Both sides' secret values, for every renderer of this result to pass its text through.
+    scrub: Scrubber = field(default_factory=Scrubber)
 
 
 def run_diff(
@@ -42,6 +45,7 @@ def run_diff(
         old = load_side(old_tree, policies, inventory)
         new = load_side(new_tree, policies, inventory)
     meanings = diff(old, new)
+    scrub = scrubber_for([*old.inventory.hosts.values(), *new.inventory.hosts.values()])
     if snapshot is None or facts is None:
-        return DiffResult(meanings)
-    return DiffResult(meanings, impact(old, new, snapshot, facts, now), str(facts))
+        return DiffResult(meanings, scrub=scrub)
+    return DiffResult(meanings, impact(old, new, snapshot, facts, now), str(facts), scrub)

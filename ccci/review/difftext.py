@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from ccci.errors import Location
 from ccci.plan import Change
+from ccci.redact import mask_unit_pair
 from ccci.render.escape import terminal
 from ccci.render.style import Style
 from ccci.render.text import short
@@ -96,8 +97,9 @@ def _unit_diff(change: Change) -> list[str]:
     """A unit file the plan writes, as a diff of what is on the host and what would be."""
     if change.kind != "unit":
         return []
-    before = str((change.before or {}).get("content", ""))
-    after = str((change.after or {}).get("content", ""))
+    before, after = mask_unit_pair(
+        str((change.before or {}).get("content", "")), str((change.after or {}).get("content", ""))
+    )
     lines = difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
     return [f"    {terminal(line)}" for line in lines if not line.startswith(("---", "+++", "@@"))]
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+
+from ccci.redact import Scrubber
 
 
 class Severity(enum.Enum):
@@ -77,6 +79,9 @@ class CheckReport:
     findings: tuple[Finding, ...]
     files: tuple[str, ...]
     documents: int
+    # The inventory's secret values: whatever renders the report passes its text through
+    # this, so a value a finding quotes never shows a secret.
+    scrub: Scrubber = field(default_factory=Scrubber)
 
     @property
     def errors(self) -> int:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from ccci.errors import Location
 from ccci.policy.model import Policy
+from ccci.redact import CHANGED_MASK, shown_var
 from ccci.review import meanings
 from ccci.review.meanings.base import Meaning, Risk, worst
 from ccci.review.sides import PolicyKey, PolicySet
@@ -148,8 +149,10 @@ def _inventory(base: PolicySet, head: PolicySet) -> list[PolicyChange]:
         for var in sorted(set(a) | set(b)):
             if var == "inventory_hostname" or a.get(var) == b.get(var):
                 continue
-            shown_a = repr(a[var]) if var in a else "(unset)"
-            shown_b = repr(b[var]) if var in b else "(unset)"
+            shown_a = shown_var(var, a[var]) if var in a else "(unset)"
+            shown_b = shown_var(var, b[var]) if var in b else "(unset)"
+            if shown_a == shown_b:  # both masked: say that it changed, never what to
+                shown_b = CHANGED_MASK
             meaning = Meaning(
                 f"vars.{var}",
                 f"var {var} {shown_a} → {shown_b}",

@@ -66,7 +66,7 @@ def test_a_stack_name_cannot_fake_the_in_sync_line_of_a_plan(tmp_path: Path) -> 
     assert "No changes. Host matches policy." in out  # shown, but inside the escaped name
     assert "No changes. Host matches policy." not in out.splitlines()
     assert "\x1b" not in out and "\x07" not in out
-    assert "stack redi-3fa9c1_ci_example_org\\nNo changes. Host matches policy.\\n\\e[2J" in out
+    assert "redi-3fa9c1_ci_example_org\\nNo changes. Host matches policy.\\n\\e[2J" in out
 
 
 def test_verbose_noops_and_gates_escape_names_too(tmp_path: Path) -> None:
@@ -82,7 +82,8 @@ def test_verbose_noops_and_gates_escape_names_too(tmp_path: Path) -> None:
 
 def test_policy_diff_text_and_markdown_escape_engine_names(tmp_path: Path) -> None:
     head = copy_base(tmp_path / "head")
-    edit(head, "policies/orphans.yaml", "orphan_after: 3h", "orphan_after: 30h")
+    # Without the live-stack gate, the diff shows the gate and the live stack it saw.
+    edit(head, "policies/prune.yaml", "    no_live_stacks: {selector: run-apps}\n", "")
     snapshot = _hostile_snapshot(tmp_path / "snap.json", "|<img src=x onerror=alert(1)>`@team\n")
 
     text = run_cli(["policy", "diff", str(BASE), str(head), "--facts", str(snapshot)])
