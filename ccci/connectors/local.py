@@ -16,7 +16,51 @@ DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 
 
 class ConnectionFailed(CcciError):
-    """The engine could not be reached; nothing was planned or changed."""
+    """The engine could not be reached, or stopped answering mid-run (a crash, a restart):
+    one line naming the host and the engine's address, never a traceback."""
+
+
+def _client_for(host: str, docker_host: str, timeout: int) -> Any:
+    """docker's APIClient, except that a lost connection or an unanswered call is a
+    ConnectionFailed. The SDK raises requests' own exceptions for those, which are no
+    DockerException: without this, an engine that dies mid-apply ends ccci in a traceback."""
+    import docker
+    import requests
+
+    class Client(docker.APIClient):
+        def request(self, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return super().request(*args, **kwargs)
+            except requests.exceptions.Timeout:
+                method, url = (*args, kwargs.get("method"), kwargs.get("url"))[:2]
+                # "timed out" in the words: fact gathering records such a kind as a timeout.
+                raise ConnectionFailed(
+                    f"{host}: the Docker engine at {docker_host} did not answer "
+                    f"{method} {_path(str(url))} within {timeout}s (timed out)"
+                ) from None
+            except requests.exceptions.ConnectionError as exc:
+                raise ConnectionFailed(
+                    f"{host}: cannot reach the Docker engine at {docker_host}: {_reason(exc)}"
+                ) from None
+
+    return Client(base_url=docker_host, version="auto", timeout=timeout)
+
+
+def _path(url: str) -> str:
+    """``/images/sha256:…`` of ``http+docker://localhost/v1.41/images/sha256:…?force=0``."""
+    path = "/" + url.split("://", 1)[-1].partition("/")[2].partition("?")[0]
+    version, _, rest = path[1:].partition("/")
+    return f"/{rest}" if version.startswith("v") and rest else path
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost cause in words (``Connection refused``, ``Remote end closed
+    connection without response``), not requests' nested reprs."""
+    while exc.args and isinstance(exc.args[-1], BaseException):
+        exc = exc.args[-1]
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 @dataclass
@@ -41,9 +85,7 @@ class LocalConnector:
             import docker.errors
 
             try:
-                self._client = docker.APIClient(
-                    base_url=self.docker_host, version="auto", timeout=self.timeout
-                )
+                self._client = _client_for(self.host, self.docker_host, self.timeout)
             except docker.errors.DockerException as exc:
                 raise ConnectionFailed(
                     f"{self.host}: cannot reach the Docker engine at {self.docker_host}: {exc}"

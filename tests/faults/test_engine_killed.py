@@ -1,0 +1,82 @@
+"""The private engine SIGKILLed in the middle of an apply, then started again.
+
+The proxy only says *when*: it kills the real engine (dockerd and containerd, as a crash or
+the OOM killer would) just before forwarding ccci's second removal, so that the kill falls
+between two changes of one apply. What ccci then sees is real: the engine's socket stops
+answering. Nothing the policies do not name may be lost, the apply must end with a one-line
+error and a journal of whole lines, and the first run after the restart must converge.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from faultkit import (
+    Ccci,
+    addresses,
+    changes_in,
+    container_names,
+    image_ids,
+    kill_engine,
+    now,
+    one_line_error,
+    recaps_in,
+    restart_engine,
+)
+
+from harness.faultproxy import FaultProxy, Request
+from harness.images import BASE_TAG, load_image, make_dangling_image
+
+pytestmark = pytest.mark.engine
+
+DAY = timedelta(days=1)
+NO_CHANGES = "No changes. Host matches policy."
+
+
+def test_an_engine_killed_mid_apply_loses_nothing_and_the_next_run_converges(
+    ccci: Ccci, proxy: FaultProxy
+) -> None:
+    engine = ccci.engine
+    leftovers = [make_dangling_image(engine, now() - (3 + n) * DAY) for n in range(4)]
+    kept_image = load_image(engine, "ccci-test/kept:1", now() - 30 * DAY)
+    engine.docker("run", "--name", "finished-job", BASE_TAG, "true")
+    engine.docker("volume", "create", "cache-data")
+    assert addresses(ccci.plan()) == {f"image:{i}" for i in leftovers}
+    removals: list[Request] = []
+
+    def kill_before_the_second(request: Request) -> None:
+        removals.append(request)
+        if len(removals) == 2:
+            kill_engine()
+
+    proxy.before("DELETE", r"/images/sha256:[0-9a-f]{64}", kill_before_the_second, times=2)
+
+    try:
+        crashed = ccci.run("reconcile", "--apply", "--yes", expect=(1,))
+    finally:
+        back = restart_engine()  # whatever happened, later tests find an engine
+
+    assert len(removals) == 2, "the engine was never killed mid-apply"
+    error = one_line_error(crashed.stderr)
+    assert "cannot reach the Docker engine" in error, error
+    journal = ccci.whole_journal()
+    statuses = [c["status"] for c in changes_in(journal)]
+    assert statuses[0] == "ok"
+    assert set(statuses[1:]) == {"failed"}
+
+    assert back.docker_host == engine.docker_host
+    # Nothing the policies do not name was lost, and one removal was done before the kill.
+    left = image_ids(back)
+    assert kept_image in left
+    assert "finished-job" in container_names(back)
+    assert "cache-data" in back.docker("volume", "ls", "--format", "{{.Name}}").stdout.split()
+    assert len(set(leftovers) & left) == 3
+
+    again = ccci.run("reconcile", "--apply", "--yes", expect=(0,))
+
+    assert "cc-ci: converged" in again.stdout
+    assert image_ids(back).isdisjoint(leftovers)
+    assert kept_image in image_ids(back)
+    assert recaps_in(ccci.whole_journal())[-1]["converged"] is True
+    assert ccci.run("reconcile", "--plan").stdout.splitlines()[0] == NO_CHANGES
