@@ -10,9 +10,9 @@ from click.testing import CliRunner
 
 from ccci.cli import cli
 from ccci.errors import InputError
+from ccci.facts.model import Image, ImageKind
 from ccci.inventory import Host, Inventory
 from ccci.policy.load import load_for_hosts
-from ccci.facts.model import Image, ImageKind
 from ccci.refs import InvalidReference, compile_pattern, names_image, parse_ref
 
 DIGEST = "sha256:" + "d4" * 32
