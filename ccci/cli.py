@@ -394,16 +394,27 @@ def systemd_install(
     state_dir: Path,
 ) -> None:
     """Install ccci-reconcile.service (Type=oneshot, SuccessExitStatus=75 for a busy lock,
-    hardened but able to reach the Docker socket) and ccci-reconcile.timer."""
+    hardened but able to reach the Docker socket and write where the policies in the
+    working directory write) and ccci-reconcile.timer."""
     from ccci.connectors.local import LocalConnector
-    from ccci.install import UNIT_NAME, install, nightly_values
+    from ccci.install import UNIT_NAME, install, nightly_args, nightly_policies, nightly_values
     from ccci.units_systemd import render_nixos_module, render_timer_units
 
+    where = working_directory.resolve()
+    policies, note = nightly_policies(where)
+    if note:
+        click.echo(f"note: {note}", err=True)
     values = nightly_values(
-        working_directory.resolve(), on_calendar, randomized_delay, state_dir, unit_dir
+        where,
+        on_calendar,
+        randomized_delay,
+        state_dir,
+        unit_dir,
+        policies,
+        unit_dir_writable=fmt != "nix",
     )
     if fmt == "nix":
-        click.echo(render_nixos_module(values), nl=False)
+        click.echo(render_nixos_module(values, nightly_args(state_dir)), nl=False)
         return
     units = render_timer_units(values)
     files = {f"{UNIT_NAME}.service": units.service, f"{UNIT_NAME}.timer": units.timer}

@@ -1,7 +1,8 @@
 """``ccci systemd install``: ccci's own nightly oneshot and its timer.
 
 The values are the ones a TimerPolicy ``present`` entry takes, so the installed units are
-exactly what such a policy would render (and a policy can then own them).
+exactly what such a policy would render (and a policy can then own them). Each value, the
+command's options included, passes the same checks a policy's values do.
 """
 
 from __future__ import annotations
@@ -9,12 +10,26 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ccci.errors import CcciError
 from ccci.policy.build import timer_values
+from ccci.policy.model import Policy
+from ccci.unitvalues import FieldError, check_timer
 
 UNIT_NAME = "ccci-reconcile"
+DEFAULT_STATE_DIR = Path("/var/lib/ccci")
+NIGHTLY_ARGS = "reconcile --apply --yes"
+# The options each field of the nightly's values comes from, to name in an error.
+_OPTIONS = {
+    "on_calendar": "--on-calendar",
+    "randomized_delay": "--randomized-delay",
+    "working_directory": "--working-directory",
+    "read_write_paths": "--state-dir or --unit-dir",
+    "exec": "the path of ccci itself",
+}
 
 
 def ccci_command() -> str:
@@ -25,31 +40,82 @@ def ccci_command() -> str:
     return f"{sys.executable} -m ccci"
 
 
+def nightly_args(state_dir: Path) -> str:
+    """What the nightly runs ccci with; the state dir only when it is not the default, so
+    the sandbox's writable state dir is the one the run uses."""
+    if Path(state_dir) == DEFAULT_STATE_DIR:
+        return NIGHTLY_ARGS
+    return f"{NIGHTLY_ARGS} --state-dir {state_dir}"
+
+
 def nightly_values(
     working_directory: Path,
     on_calendar: str,
     randomized_delay: str,
     state_dir: Path,
     unit_dir: Path = Path("/etc/systemd/system"),
+    policies: Iterable[Policy] = (),
+    unit_dir_writable: bool = True,
 ) -> dict[str, Any]:
-    """The nightly's values. The sandbox keeps the state directory and the unit directory
-    writable: the run journals there, and a TimerPolicy writes and masks units there."""
-    return timer_values(
-        {
-            "name": UNIT_NAME,
-            "description": "ccci: reconcile this Docker CI host with its policies",
-            "on_calendar": on_calendar,
-            "persistent": True,
-            "randomized_delay": randomized_delay,
-            "exec": f"{ccci_command()} reconcile --apply --yes",
-            "success_exit_status": "75",
-            "after": "docker.service",
-            "hardening": True,
-            "read_write_paths": [str(state_dir), str(unit_dir)],
-            "working_directory": str(working_directory),
-        },
-        policy="ccci systemd install",
-    )
+    """The nightly's values. The sandbox keeps writable the state directory, the unit
+    directory (a TimerPolicy writes and masks units there) and every folder the policies
+    write in (ccci.sandbox): the env-file folders an OrphanStackPolicy reaps from.
+    ``unit_dir_writable`` is False for NixOS, whose unit folders are the Nix store's."""
+    from ccci.sandbox import env_file_folders, writable_paths
+
+    listed = list(policies)
+    derived = writable_paths(listed) if unit_dir_writable else env_file_folders(listed)
+    paths = {str(state_dir), *derived}
+    if unit_dir_writable:
+        paths.add(str(unit_dir))
+    item = {
+        "name": UNIT_NAME,
+        "description": "ccci: reconcile this Docker CI host with its policies",
+        "on_calendar": on_calendar,
+        "persistent": True,
+        "randomized_delay": randomized_delay,
+        "exec": f"{ccci_command()} {nightly_args(state_dir)}",
+        "success_exit_status": "75",
+        "after": "docker.service",
+        "hardening": True,
+        "read_write_paths": sorted(paths),
+        "working_directory": str(working_directory),
+    }
+    check_install_values(item)
+    return timer_values(item, policy="ccci systemd install")
+
+
+def check_install_values(item: dict[str, Any]) -> None:
+    """The checks a TimerPolicy's values pass, naming the option a bad value came from."""
+    from ccci.units import parse_duration
+
+    try:
+        check_timer(item)
+        parse_duration(item["randomized_delay"])
+    except FieldError as exc:
+        option = _OPTIONS.get(str(exc.field[0]), str(exc.field[0]))
+        raise CcciError(f"ccci systemd install: {option}: {exc}") from None
+    except ValueError as exc:
+        raise CcciError(f"ccci systemd install: --randomized-delay: {exc}") from None
+
+
+def nightly_policies(working_directory: Path) -> tuple[list[Policy], str]:
+    """The policies the nightly will run (``policies/`` and ``inventory.yaml`` in its
+    working directory), every host's, and a note when there are none to read yet: their
+    folders then cannot be known, and the install says so rather than guess."""
+    from ccci import inventory as inventory_mod
+    from ccci.policy.load import load_for_hosts
+
+    folder = working_directory / "policies"
+    if not folder.exists():
+        note = (
+            f"no policies at {folder}: the nightly may write only the state and unit "
+            "folders; run this again once the policies are there"
+        )
+        return [], note
+    inventory = inventory_mod.load(working_directory / "inventory.yaml")
+    targets = load_for_hosts([folder], inventory, inventory.limit(None))
+    return [p for t in targets for p in t.policies], ""
 
 
 def install(conn: Any, unit_dir: Path, files: dict[str, str], state_dir: Path) -> list[str]:
@@ -62,5 +128,5 @@ def install(conn: Any, unit_dir: Path, files: dict[str, str], state_dir: Path) -
         conn.write_file(path, content)
         written.append(path)
     conn.systemctl("daemon-reload")
-    conn.systemctl("enable", "--now", f"{UNIT_NAME}.timer")
+    conn.systemctl("enable", f"{UNIT_NAME}.timer", options=("--now",))
     return written

@@ -13,6 +13,10 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from ccci.unitvalues import exit_statuses, nix_string, unit_value
+
+# The first line of every unit ccci writes (templates/*.j2): how ccci knows its own units.
+MANAGED_HEADER = "# Managed by ccci"
 # systemd.time(7): the shorthand calendar names and what they stand for.
 _CALENDAR_NAMES = {
     "minutely": "*-*-* *:*:00",
@@ -83,11 +87,29 @@ def _normal_value(key: str, value: str) -> str:
 Settings = dict[tuple[str, str], tuple[str, ...]]
 
 
+def _lines(text: str) -> list[str]:
+    """Lines as systemd reads them: split at newlines only (not at the other breaks Python
+    knows), a trailing backslash joining the next line with a space."""
+    joined: list[str] = []
+    pending = ""
+    for raw in text.split("\n"):
+        line = raw.removesuffix("\r")
+        stripped = line.rstrip()
+        if stripped.endswith("\\") and not stripped.lstrip().startswith(("#", ";")):
+            pending += stripped[:-1] + " "
+            continue
+        joined.append(pending + line)
+        pending = ""
+    if pending:
+        joined.append(pending)
+    return joined
+
+
 def parse_unit(text: str) -> Settings:
     """A unit file's settings by (section, key), comments and blank lines dropped."""
     settings: dict[tuple[str, str], list[str]] = {}
     section = ""
-    for raw in text.splitlines():
+    for raw in _lines(text):
         line = raw.strip()
         if not line or line.startswith(("#", ";")):
             continue
@@ -113,17 +135,43 @@ class TimerUnits:
     service: str
 
 
+def _nix(value: Any) -> str:
+    """A Python value as a Nix literal: numbers and booleans bare, text a quoted string."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return nix_string(str(value))
+
+
+def _nix_inner(value: Any) -> str:
+    """Text escaped for the inside of a Nix string that the template opens and closes."""
+    return nix_string(str(value))[1:-1]
+
+
 @cache
 def _template(name: str) -> Any:
     from jinja2 import Environment, StrictUndefined
 
     text = (resources.files("ccci") / "templates" / name).read_text(encoding="utf-8")
-    return Environment(undefined=StrictUndefined, keep_trailing_newline=True).from_string(text)
+    env = Environment(undefined=StrictUndefined, keep_trailing_newline=True)
+    # Values were checked at load (ccci.unitvalues); these escape what stays meaningful.
+    env.filters.update(unit_value=unit_value, nix=_nix, nix_inner=_nix_inner)
+    return env.from_string(text)
 
 
-def render_nixos_module(values: dict[str, Any]) -> str:
-    """The same timer as a NixOS module, for hosts whose units live in the Nix store."""
-    return str(_template("nixos.nix.j2").render(**values))
+def render_nixos_module(values: dict[str, Any], args: str) -> str:
+    """The same timer as a NixOS module, for hosts whose units live in the Nix store. The
+    command is the ccci of the module's ``services.ccci.package`` with ``args``: a path
+    found on this machine means nothing in a Nix configuration."""
+    return str(
+        _template("nixos.nix.j2").render(
+            **values,
+            args=args,
+            after_units=values["after"].split(),
+            exit_statuses=exit_statuses(values["success_exit_status"]),
+        )
+    )
 
 
 def render_timer_units(values: dict[str, Any]) -> TimerUnits:

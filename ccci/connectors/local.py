@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -216,11 +217,14 @@ class LocalConnector:
 
     # systemd: the host's own systemctl, and unit files in the unit directory.
 
-    def systemctl(self, *args: str) -> str:
-        """Run systemctl; a failure is an error naming the command and its message."""
+    def systemctl(self, verb: str, *units: str, options: Sequence[str] = ()) -> str:
+        """Run ``systemctl VERB OPTIONS -- UNITS``; a failure is an error naming the command
+        and its message. The ``--`` keeps a unit name that starts with ``-`` a unit name
+        (policies refuse such names; this holds even for a name from elsewhere)."""
+        argv = [verb, *options, *(("--", *units) if units else ())]
         # TZ=UTC: the timestamps systemctl prints as text are then in UTC.
         done = subprocess.run(
-            ["systemctl", *args],
+            ["systemctl", *argv],
             capture_output=True,
             text=True,
             check=False,
@@ -229,7 +233,8 @@ class LocalConnector:
         )
         if done.returncode != 0:
             message = (done.stderr or done.stdout).strip().splitlines()
-            raise CcciError(f"systemctl {' '.join(args)}: {message[-1] if message else 'failed'}")
+            said = message[-1] if message else "failed"
+            raise CcciError(f"systemctl {' '.join(argv)}: {said}")
         return done.stdout
 
     def units(self, names: list[str]) -> tuple[str, tuple[Unit, ...]]:
@@ -250,8 +255,15 @@ class LocalConnector:
         if state not in ("running", "degraded", "starting", "maintenance"):
             return state, ()
         props = [arg for p in SHOW_PROPERTIES for arg in ("-p", p)]
-        out = self.systemctl("show", "--timestamp=unix", *props, *names)
-        return state, parse_show(out, names)
+        out = self.systemctl("show", *names, options=("--timestamp=unix", *props))
+        found = parse_show(out, names)
+        from dataclasses import replace
+
+        return state, tuple(
+            replace(u, fragment_head=_first_line(u.fragment_path)) if u.fragment_path else u
+            for u in found
+        )
+
 
     def unit_file(self, path: str) -> UnitFile:
         folder = os.path.dirname(path)
@@ -273,3 +285,14 @@ class LocalConnector:
     def write_file(self, path: str, content: str) -> None:
         """Write atomically: systemd sees the old unit file or the new, never half."""
         write_atomic(path, content)
+
+
+def _first_line(path: str) -> str:
+    """A unit file's first line (at most 256 bytes), or '' when it cannot be read: the
+    header that tells whether ccci wrote it."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(256)
+    except OSError:
+        return ""
+    return head.split(b"\n", 1)[0].decode("utf-8", errors="replace")

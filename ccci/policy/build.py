@@ -156,7 +156,8 @@ def parse_api_version(text: str) -> tuple[int, int]:
 
 
 def timer_values(item: dict[str, Any], policy: str) -> dict[str, Any]:
-    """Template values for one present timer, defaults filled in."""
+    """Template values for one present timer, defaults filled in. Writable paths are a set:
+    sorted, so the same set renders the same unit whoever lists it."""
     name = item["name"]
     return {
         "policy": policy,
@@ -169,33 +170,46 @@ def timer_values(item: dict[str, Any], policy: str) -> dict[str, Any]:
         "success_exit_status": item.get("success_exit_status", ""),
         "after": item.get("after", ""),
         "hardening": item.get("hardening", False),
-        "read_write_paths": item.get("read_write_paths", []),
+        "read_write_paths": sorted(set(item.get("read_write_paths", []))),
         "working_directory": item.get("working_directory", ""),
     }
 
 
 def build_timers(doc: Document) -> TimerPolicy:
+    """Every value is checked before anything is rendered: what reaches a unit file is one
+    line that cannot end a field early nor start another (see ccci.unitvalues)."""
     from ccci.units_systemd import render_timer_units
+    from ccci.unitvalues import FieldError, check_absent_unit, check_path, check_timer
 
     spec = doc.data["spec"]
     name = doc.data["metadata"]["name"]
+    if "unit_dir" in spec:
+        _parse(doc, ("spec", "unit_dir"), check_path)
     present = []
     for i, item in enumerate(spec.get("present", [])):
+        where: PathKey = ("spec", "present", i)
+        try:
+            check_timer(item)
+        except FieldError as exc:
+            raise InputError(doc.location((*where, *exc.field)), str(exc)) from None
         if "randomized_delay" in item:
-            _parse(doc, ("spec", "present", i, "randomized_delay"), parse_duration)
-        units = render_timer_units(timer_values(item, name))
+            _parse(doc, (*where, "randomized_delay"), parse_duration)
+        values = timer_values(item, name)
+        units = render_timer_units(values)
         present.append(
             TimerSpec(
                 name=item["name"],
                 on_calendar=item["on_calendar"],
-                source=doc.location(("spec", "present", i, "name")),
+                source=doc.location((*where, "name")),
                 timer_unit=units.timer,
                 service_unit=units.service,
+                runs_ccci=bool(item.get("runs_ccci", False)),
+                values=values,
             )
         )
     absent = tuple(
-        (unit if "." in unit else f"{unit}.timer", doc.location(("spec", "absent", i)))
-        for i, unit in enumerate(spec.get("absent", []))
+        (_parse(doc, at, check_absent_unit), doc.location(at))
+        for at in (("spec", "absent", i) for i in range(len(spec.get("absent", []))))
     )
     return TimerPolicy(
         meta=_meta(doc),

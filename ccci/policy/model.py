@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
+from typing import Any
 
 from ccci.errors import Location
 
@@ -148,6 +149,11 @@ class TimerSpec:
     source: Location
     timer_unit: str
     service_unit: str
+    # The timer runs ccci itself: its sandbox also gets the folders the host's other
+    # policies write in (ccci.sandbox), added once every policy of the host is built.
+    runs_ccci: bool = False
+    # The template values the units were rendered from, to render them again then.
+    values: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def files(self) -> dict[str, str]:

@@ -16,7 +16,8 @@ from ccci.plan import Action, Change, Manual, Noop
 from ccci.policy.model import TimerPolicy, TimerSpec
 from ccci.rules import Context, RuleOutput
 from ccci.units import format_time
-from ccci.units_systemd import same_meaning
+from ccci.units_systemd import MANAGED_HEADER, same_meaning
+from ccci.unitvalues import PROTECTED_UNITS
 
 # What NixOS operators set instead of editing units the Nix store owns.
 NIXOS_OPTIONS = {
@@ -35,8 +36,42 @@ def _nixos_how(unit: str) -> str:
     return f"remove {unit} from the NixOS configuration and run nixos-rebuild switch"
 
 
+def _ours(first_line: str) -> bool:
+    return first_line.startswith(MANAGED_HEADER)
+
+
+def _not_ours(policy: TimerPolicy, spec: TimerSpec, ctx: Context) -> str | None:
+    """Why a unit of this timer belongs to someone else, or None. ccci writes over only
+    what it wrote: a same-named unit elsewhere (``/usr/lib/systemd/system/docker.service``)
+    would be shadowed by a file in the unit directory, and a mask is someone's decision."""
+    for filename in spec.files:
+        unit = ctx.facts.unit(filename)
+        in_dir = ctx.facts.unit_file(posixpath.join(policy.unit_dir, filename))
+        if unit is not None and unit.masked:
+            return f"{filename} is masked"
+        # A loaded unit's fragment is its file (a transient one's too, under /run).
+        if unit is not None and unit.fragment_path and not _ours(unit.fragment_head):
+            return f"{filename} exists at {unit.fragment_path} and ccci did not write it"
+        head = in_dir.content.partition("\n")[0] if in_dir is not None else ""
+        if in_dir is not None and in_dir.exists and not _ours(head):
+            return f"{filename} exists at {in_dir.path} and ccci did not write it"
+    return None
+
+
 def _present(policy: TimerPolicy, spec: TimerSpec, ctx: Context) -> RuleOutput:
     facts, name = ctx.facts, policy.meta.name
+    foreign = _not_ours(policy, spec, ctx)
+    if foreign:
+        yield Manual(
+            f"timer:{spec.name}.timer",
+            f"{spec.name}.timer",
+            f"{foreign} (no '{MANAGED_HEADER}' header): ccci does not write over it",
+            "give the timer another name in the policy, or remove that unit "
+            "if ccci should own it",
+            name,
+            spec.source,
+        )
+        return
     files_change = False
     read_only = False
     for filename, content in spec.files.items():
@@ -138,6 +173,10 @@ def _seen(unit: Unit) -> str:
 def _absent(policy: TimerPolicy, unit_name: str, ctx: Context, source: Location) -> RuleOutput:
     facts, name = ctx.facts, policy.meta.name
     address = f"timer:{unit_name}"
+    if not unit_name.endswith(".timer") or unit_name in PROTECTED_UNITS:
+        # The loader refuses these; a policy built some other way still masks no service.
+        yield Noop(address, unit_name, "not a timer: absent masks timers only", name, source)
+        return
     unit = facts.unit(unit_name)
     if unit is None:
         yield Noop(address, unit_name, "state unknown (systemd was not asked)", name, source)
