@@ -16,11 +16,14 @@ from typing import Any, Protocol
 from ccci.facts.model import (
     SCOPE_FULL,
     STACK_LABEL,
+    SWARM_KINDS,
     BuildCacheRecord,
     Container,
     Daemon,
     DiskUsage,
+    FactGap,
     Facts,
+    GapCause,
     Image,
     Network,
     Service,
@@ -112,6 +115,7 @@ def parse_service(raw: dict[str, Any]) -> Service:
     spec = raw.get("Spec") or {}
     container_spec = (spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}
     replicated = (spec.get("Mode") or {}).get("Replicated")
+    update = raw.get("UpdateStatus") or {}
     return Service(
         id=raw["ID"],
         name=spec.get("Name") or raw["ID"],
@@ -119,22 +123,31 @@ def parse_service(raw: dict[str, Any]) -> Service:
         labels=dict(spec.get("Labels") or {}),
         created=parse_time(raw["CreatedAt"]),
         updated=parse_time(raw.get("UpdatedAt") or raw["CreatedAt"]),
-        update_state=(raw.get("UpdateStatus") or {}).get("State") or "",
+        update_state=update.get("State") or "",
         replicas=replicated.get("Replicas") if replicated else None,
+        update_started=_time(update.get("StartedAt")),
+        update_message=update.get("Message") or "",
+        version=int((raw.get("Version") or {}).get("Index") or 0),
     )
 
 
 def parse_task(raw: dict[str, Any]) -> Task:
     status = raw.get("Status") or {}
     container_spec = ((raw.get("Spec") or {}).get("ContainerSpec")) or {}
+    container = status.get("ContainerStatus") or {}
+    exit_code = container.get("ExitCode")
     return Task(
         id=raw["ID"],
         service_id=raw.get("ServiceID") or "",
         state=status.get("State") or "",
         desired_state=raw.get("DesiredState") or "",
-        container_id=(status.get("ContainerStatus") or {}).get("ContainerID") or "",
+        container_id=container.get("ContainerID") or "",
         image=container_spec.get("Image") or "",
         error=status.get("Err") or "",
+        created=_time(raw.get("CreatedAt")),
+        changed=_time(status.get("Timestamp")),
+        message=status.get("Message") or "",
+        exit_code=int(exit_code) if isinstance(exit_code, int) else None,
     )
 
 
@@ -239,6 +252,53 @@ def _stack_containers(conn: DockerConnector) -> tuple[Container, ...]:
     return tuple(parse_container(r) for r in raws)
 
 
+def swarm_gap(daemon: Daemon) -> FactGap | None:
+    """Why this engine cannot list the swarm's objects, or None when it can. Only a manager
+    can: a worker, a locked manager or an engine outside any swarm would answer with empty
+    lists, which must never read as "no services"."""
+    state = daemon.swarm_state
+    if state == "active" and daemon.swarm_manager:
+        return None
+    if state == "active":
+        return FactGap("swarm", GapCause.NOT_MANAGER, "a worker node cannot list them")
+    if state == "locked":
+        return FactGap("swarm", GapCause.SWARM_LOCKED, "unlock it with docker swarm unlock")
+    if state == "inactive":
+        return FactGap("swarm", GapCause.SWARM_INACTIVE, "this engine is in no swarm")
+    return FactGap("swarm", GapCause.SWARM_UNAVAILABLE, f"swarm state {state or 'unknown'}")
+
+
+def failure_gap(kind: str, exc: BaseException) -> FactGap:
+    """A call that failed: the kind is missing, with the engine's own words on one line."""
+    name = type(exc).__name__.lower()
+    timed_out = isinstance(exc, TimeoutError) or "timeout" in name or "timed out" in str(exc)
+    detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+    return FactGap(kind, GapCause.TIMEOUT if timed_out else GapCause.API_ERROR, detail)
+
+
+def _collect(
+    pool: ThreadPoolExecutor, calls: dict[str, Callable[[], Any]], gaps: list[FactGap]
+) -> dict[str, Any]:
+    """Run calls concurrently; one that fails leaves its kind empty and recorded in ``gaps``,
+    so the rules that need it can refuse to act while the others go on."""
+    futures = {name: pool.submit(call) for name, call in calls.items()}
+    found: dict[str, Any] = {}
+    for name, future in futures.items():
+        try:
+            found[name] = future.result()
+        except Exception as exc:  # any failure of one list: that kind is not known
+            gaps.append(failure_gap(name, exc))
+            found[name] = ()
+    return found
+
+
+_STACK_SCOPE_GAPS = (
+    FactGap("images", GapCause.NOT_ASKED, "the janitor gathers only stacks"),
+    FactGap("containers", GapCause.NOT_ASKED, "only stack containers were listed"),
+    FactGap("build_cache", GapCause.NOT_ASKED, "the janitor gathers only stacks"),
+)
+
+
 def gather(
     conn: DockerConnector,
     disk_paths: Iterable[str] = (),
@@ -252,55 +312,60 @@ def gather(
     ``scope="stacks"`` gathers only what stacks are made of (swarm objects, volumes,
     networks, stack containers): the janitor runs before every deploy and must be cheap.
     ``build_cache=False`` skips the engine's disk-usage call, the slowest of all (before API
-    1.42 it sizes every image and container); the facts then list it in ``not_gathered``.
+    1.42 it sizes every image and container). Whatever was not gathered (skipped, refused by
+    a worker node or a locked swarm, failed, timed out) is recorded in ``Facts.gaps``.
     """
     api = conn.api
     full = scope == SCOPE_FULL
+    gaps: list[FactGap] = [] if full else list(_STACK_SCOPE_GAPS)
     calls: dict[str, Callable[[], Any]] = {
-        "info": api.info,
-        "version": api.version,
-        # all=True: untagged parents of other images are facts too (and are never removed
-        # while a child exists).
-        "images": (lambda: api.images(all=True)) if full else list,
-        "containers": (
-            (lambda: _containers(conn, inspect_created_before))
-            if full
-            else (lambda: _stack_containers(conn))
-        ),
-        "build_cache": (lambda: _build_cache(conn)) if full and build_cache else list,
         "volumes": lambda: (api.volumes() or {}).get("Volumes") or [],
         "networks": api.networks,
     }
+    if full:
+        # all=True: untagged parents of other images are facts too (and are never removed
+        # while a child exists).
+        calls["images"] = lambda: api.images(all=True)
+        calls["containers"] = lambda: _containers(conn, inspect_created_before)
+        if build_cache:
+            calls["build_cache"] = lambda: _build_cache(conn)
+        else:
+            gaps.append(FactGap("build_cache", GapCause.NOT_ASKED, "not needed by an open gate"))
+    else:
+        calls["containers"] = lambda: _stack_containers(conn)
     with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
-        futures = {name: pool.submit(call) for name, call in calls.items()}
-        raw = {name: future.result() for name, future in futures.items()}
-        daemon = parse_daemon(raw["info"], raw["version"])
-        swarm: dict[str, list[Any]] = {"services": [], "tasks": [], "secrets": [], "configs": []}
-        if daemon.swarm_state == "active" and daemon.swarm_manager:
-            swarm_calls = {
+        # Without info there is nothing to plan against: that failure is the run's error.
+        daemon_calls = {"info": pool.submit(api.info), "version": pool.submit(api.version)}
+        raw = _collect(pool, calls, gaps)
+        daemon = parse_daemon(daemon_calls["info"].result(), daemon_calls["version"].result())
+        blocked = swarm_gap(daemon)
+        if blocked is None:
+            swarm_calls: dict[str, Callable[[], Any]] = {
                 "services": lambda: api.services(status=True),
                 "tasks": api.tasks,
                 "secrets": api.secrets,
                 "configs": api.configs,
             }
-            swarm_futures = {n: pool.submit(c) for n, c in swarm_calls.items()}
-            swarm = {n: f.result() for n, f in swarm_futures.items()}
+            raw.update(_collect(pool, swarm_calls, gaps))
+        else:
+            raw.update({kind: () for kind in SWARM_KINDS})
+            gaps += [replace(blocked, kind=kind) for kind in SWARM_KINDS]
     return Facts(
         host=conn.host,
         gathered_at=now or datetime.now(UTC),
         daemon=daemon,
         disks=_disks(conn, [daemon.data_root, *disk_paths]),
-        images=tuple(sorted((parse_image(r) for r in raw["images"]), key=lambda i: i.id)),
+        images=tuple(sorted((parse_image(r) for r in raw.get("images", ())), key=lambda i: i.id)),
         containers=tuple(sorted(raw["containers"], key=lambda c: c.id)),
-        build_cache=tuple(parse_build_cache(r) for r in raw["build_cache"]),
-        services=tuple(sorted((parse_service(r) for r in swarm["services"]), key=lambda s: s.name)),
-        tasks=tuple(parse_task(r) for r in swarm["tasks"]),
+        build_cache=tuple(parse_build_cache(r) for r in raw.get("build_cache", ())),
+        services=tuple(sorted((parse_service(r) for r in raw["services"]), key=lambda s: s.name)),
+        tasks=tuple(parse_task(r) for r in raw["tasks"]),
         volumes=tuple(parse_volume(r) for r in raw["volumes"]),
         networks=tuple(parse_network(r) for r in raw["networks"]),
-        secrets=tuple(parse_swarm_object(r) for r in swarm["secrets"]),
-        configs=tuple(parse_swarm_object(r) for r in swarm["configs"]),
+        secrets=tuple(parse_swarm_object(r) for r in raw["secrets"]),
+        configs=tuple(parse_swarm_object(r) for r in raw["configs"]),
         scope=scope,
-        not_gathered=() if not full or build_cache else ("build_cache",),
+        gaps=tuple(sorted(gaps, key=lambda g: g.kind)),
     )
 
 
@@ -330,8 +395,8 @@ def add_finish_times(conn: DockerConnector, facts: Facts) -> Facts:
 def add_build_cache(conn: DockerConnector, facts: Facts) -> Facts:
     """Gather the build cache into facts that were gathered without it."""
     records = tuple(parse_build_cache(r) for r in _build_cache(conn))
-    left = tuple(k for k in facts.not_gathered if k != "build_cache")
-    return replace(facts, build_cache=records, not_gathered=left)
+    left = tuple(g for g in facts.gaps if g.kind != "build_cache")
+    return replace(facts, build_cache=records, gaps=left)
 
 
 def add_image_sizes(conn: DockerConnector, facts: Facts) -> Facts:
@@ -362,8 +427,8 @@ def _disks(conn: DockerConnector, paths: list[str]) -> tuple[DiskUsage, ...]:
 def refresh_swarm(conn: DockerConnector, facts: Facts) -> Facts:
     """The same facts with services and tasks read again: cheap enough before every change,
     and exactly what tells whether a deploy started since the last look."""
-    if not (facts.daemon.swarm_state == "active" and facts.daemon.swarm_manager):
-        return facts
+    if swarm_gap(facts.daemon) is not None:
+        return facts  # still not a manager's view: the gaps stay, and so do the refusals
     api = conn.api
     return replace(
         facts,
@@ -371,6 +436,7 @@ def refresh_swarm(conn: DockerConnector, facts: Facts) -> Facts:
             sorted((parse_service(r) for r in api.services(status=True)), key=lambda s: s.name)
         ),
         tasks=tuple(parse_task(r) for r in api.tasks()),
+        gaps=tuple(g for g in facts.gaps if g.kind not in ("services", "tasks")),
     )
 
 

@@ -6,6 +6,7 @@ saved snapshot (``ccci facts --output json``).
 
 from __future__ import annotations
 
+import enum
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -94,15 +95,33 @@ class Service:
     updated: datetime
     update_state: str = ""
     replicas: int | None = None
+    update_started: datetime | None = None
+    update_message: str = ""
+    version: int = 0
 
     @property
     def stack(self) -> str:
         return self.labels.get(STACK_LABEL, "")
 
+    @property
+    def spec_changed(self) -> datetime:
+        """When the service was last told to become something: created, updated, or its
+        update started. Its convergence clock starts here, not at its newest task, because
+        a crash loop keeps making new tasks and would otherwise never look old."""
+        moments = [self.created, self.updated]
+        if self.update_started is not None:
+            moments.append(self.update_started)
+        return max(moments)
+
 
 @dataclass(frozen=True)
 class Task:
-    """A swarm task: the unit whose state tells whether a service has converged."""
+    """A swarm task: the unit whose state tells whether a service has converged.
+
+    ``changed`` is Status.Timestamp, when the task last changed state; ``error`` and
+    ``message`` are the engine's words for why ("no suitable node …", "No such image …").
+    """
+
 
     id: str
     service_id: str
@@ -111,6 +130,10 @@ class Task:
     container_id: str = ""
     image: str = ""
     error: str = ""
+    created: datetime | None = None
+    changed: datetime | None = None
+    message: str = ""
+    exit_code: int | None = None
 
 
 @dataclass(frozen=True)
@@ -220,9 +243,6 @@ class Unit:
     randomized_delay_seconds: float | None = None
     next_elapse: datetime | None = None
     last_trigger: datetime | None = None
-    # The first line of the fragment file: ccci's units begin with its "Managed by ccci"
-    # header, and a unit without it is someone else's, never to be written over.
-    fragment_head: str = ""
 
     @property
     def exists(self) -> bool:
@@ -301,9 +321,43 @@ class Stack:
         return max(known) if known else None
 
 
+class GapCause(enum.Enum):
+    """Why a kind of fact is missing from a snapshot. A missing kind is never "none there":
+    a worker node lists no services although the swarm runs many."""
+
+    NOT_ASKED = "not asked"
+    SWARM_INACTIVE = "swarm inactive"
+    NOT_MANAGER = "not a swarm manager"
+    SWARM_LOCKED = "swarm locked"
+    SWARM_UNAVAILABLE = "swarm unavailable"
+    API_ERROR = "API error"
+    TIMEOUT = "timeout"
+
+
+@dataclass(frozen=True)
+class FactGap:
+    """One kind of fact (``services``, ``tasks``, ``build_cache``, …) that was not gathered."""
+
+    kind: str
+    cause: GapCause
+    detail: str = ""
+
+    def __str__(self) -> str:
+        detail = f": {self.detail}" if self.detail else ""
+        return f"{self.kind} not gathered ({self.cause.value}{detail})"
+
+
+# The kinds a swarm manager alone can list.
+SWARM_KINDS = ("services", "tasks", "secrets", "configs")
+
+
 @dataclass(frozen=True)
 class Facts:
-    """One host's snapshot; ``gathered_at`` is informational, rules take ``now`` separately."""
+    """One host's snapshot; ``gathered_at`` is informational, rules take ``now`` separately.
+
+    ``gaps`` names every kind that was not gathered and why, so a rule that needs it can say
+    so instead of reading an empty list as "nothing there".
+    """
 
     host: str
     gathered_at: datetime
@@ -325,8 +379,20 @@ class Facts:
     systemd: str = ""
     image_last_use: dict[str, datetime] = field(default_factory=dict)
     scope: str = SCOPE_FULL
-    not_gathered: tuple[str, ...] = ()
+    gaps: tuple[FactGap, ...] = ()
     format_version: int = FACTS_FORMAT
+
+    @property
+    def not_gathered(self) -> tuple[str, ...]:
+        """The kinds that were not gathered, by name."""
+        return tuple(g.kind for g in self.gaps)
+
+    def gap(self, kind: str) -> FactGap | None:
+        return next((g for g in self.gaps if g.kind == kind), None)
+
+    def missing(self, *kinds: str) -> tuple[FactGap, ...]:
+        """The gaps among ``kinds``: what a rule that needs them must not act without."""
+        return tuple(g for g in self.gaps if g.kind in kinds)
 
     def client_config(self, path: str) -> ClientConfig | None:
         return next((c for c in self.client_configs if c.path == path), None)
@@ -397,4 +463,11 @@ class Facts:
 
     @classmethod
     def from_dict(cls, data: Any) -> Facts:
+        if isinstance(data, dict) and "not_gathered" in data:
+            # Snapshots before ``gaps`` listed bare kind names: a lean gather's skips.
+            data = dict(data)
+            old = data.pop("not_gathered") or []
+            if not isinstance(old, list) or not all(isinstance(k, str) for k in old):
+                raise ValueError("Facts.not_gathered: expected a list of kind names")
+            data.setdefault("gaps", [{"kind": k, "cause": GapCause.NOT_ASKED.value} for k in old])
         return from_jsonable(cls, data)

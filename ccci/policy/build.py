@@ -52,15 +52,46 @@ def _parse(doc: Document, path: PathKey, parser: Callable[[str], Any]) -> Any:
 def build_prune(doc: Document) -> PrunePolicy:
     spec = doc.data["spec"]
     gates_spec = spec.get("gates") or {}
+MIN_STUCK_AFTER = timedelta(minutes=1)
+
+
+def _at_least(doc: Document, path: PathKey) -> float:
+    """A disk threshold; 0% would hold at any usage: a gate that is not one."""
+    ratio = float(_parse(doc, path, parse_percent))
+    if ratio <= 0:
+        raise InputError(
+            doc.location(path), "must be above 0% (leave the disk_usage gate out instead)"
+        )
+    return ratio
+
+
+def _converging_gate(doc: Document, value: Any) -> Gate:
+    """``true`` (the default ``stuck_after``) or ``{stuck_after: 30m}``."""
+    where: PathKey = ("spec", "gates", "no_converging_services")
+    if not isinstance(value, dict) or "stuck_after" not in value:
+        return Gate(GateKind.NO_CONVERGING_SERVICES, doc.location(where))
+    stuck_after = _parse(doc, (*where, "stuck_after"), parse_duration)
+    if stuck_after < MIN_STUCK_AFTER:
+        # Shorter than any pull: every deploy in flight would count as stuck.
+        raise InputError(doc.location((*where, "stuck_after")), "must be at least 1m")
+    return Gate(GateKind.NO_CONVERGING_SERVICES, doc.location(where), stuck_after=stuck_after)
+
+
     gates: list[Gate] = []
     if "disk_usage" in gates_spec:
+    if "gates" not in spec:
+        # A prune without gates runs at any disk usage, mid-deploy: it must be asked for.
+        raise InputError(
+            doc.location(("spec",)),
+            "missing 'gates' (write 'gates: {}' to prune unconditionally)",
+        )
         where: PathKey = ("spec", "gates", "disk_usage")
         gates.append(
             Gate(
                 GateKind.DISK_USAGE,
                 doc.location(where),
                 path=gates_spec["disk_usage"]["path"],
-                at_least=_parse(doc, (*where, "at_least"), parse_percent),
+                at_least=_at_least(doc, (*where, "at_least")),
             )
         )
     if "no_live_stacks" in gates_spec:
@@ -77,14 +108,18 @@ def build_prune(doc: Document) -> PrunePolicy:
             )
         )
     if gates_spec.get("no_converging_services"):
-        where = ("spec", "gates", "no_converging_services")
-        gates.append(Gate(GateKind.NO_CONVERGING_SERVICES, doc.location(where)))
+        gates.append(_converging_gate(doc, gates_spec["no_converging_services"]))
     prune = spec["prune"]
 
     def older_than(selector: str) -> Any:
         if selector not in prune:
             return None
-        return _parse(doc, ("spec", "prune", selector, "older_than"), parse_duration)
+        where: PathKey = ("spec", "prune", selector, "older_than")
+        age = _parse(doc, where, parse_duration)
+        if age <= timedelta(0):
+            # 0s selects what was made a moment ago: a build's layers, a job's container.
+            raise InputError(doc.location(where), "must be longer than 0s")
+        return age
 
     return PrunePolicy(
         meta=_meta(doc),
@@ -224,7 +259,7 @@ def build_retention(doc: Document) -> ImageRetention:
     evict = None
     if "evict" in spec:
         where: PathKey = ("spec", "evict")
-        high = _parse(doc, (*where, "when", "disk_usage", "at_least"), parse_percent)
+        high = _at_least(doc, (*where, "when", "disk_usage", "at_least"))
         low = _parse(doc, (*where, "down_to"), parse_percent)
         if low >= high:
             raise InputError(

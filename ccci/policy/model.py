@@ -20,8 +20,18 @@ class GateKind(enum.Enum):
 
 @dataclass(frozen=True)
 class Gate:
+# How long a service may converge after its spec last changed before it counts as stuck:
+# longer than any healthy deploy or pull of a CI host, short enough that one stuck deploy
+# does not hold the nightly prune back for a whole night.
+DEFAULT_STUCK_AFTER = timedelta(minutes=30)
+
+
     """A condition that must hold for a policy to act. Plain data, so plans can carry it
-    and apply can re-check it against fresh facts just before acting."""
+    and apply can re-check it against fresh facts just before acting.
+
+    ``stuck_after`` (convergence gates only): a service still converging this long after
+    its spec last changed is stuck, not in flight, and no longer holds the gate closed.
+    """
 
     kind: GateKind
     source: Location
@@ -31,6 +41,7 @@ class Gate:
     selector: str = ""
 
     @cached_property
+    stuck_after: timedelta = DEFAULT_STUCK_AFTER
     def pattern(self) -> re.Pattern[str]:
         return re.compile(self.match)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ccci.facts.model import Facts
-from ccci.rules.gates import converging_services
+from ccci.rules.convergence import unsettled
 from ccci.units import format_bytes, format_percent
 
 
@@ -27,9 +27,17 @@ def render_facts(facts: Facts) -> str:
         f"  containers  {len(facts.containers):>5}  ({len(stopped)} stopped)",
         f"  build cache {len(facts.build_cache):>5}  "
         f"({sum(1 for b in facts.build_cache if b.dangling)} dangling)",
-        f"  services    {len(facts.services):>5}  ({len(converging_services(facts))} converging)",
+        f"  services    {len(facts.services):>5}  ({_converging(facts)})",
         f"  stacks      {len(stacks):>5}  ({sum(1 for s in stacks if s.live)} live)",
         f"  volumes {len(facts.volumes)}, networks {len(facts.networks)}, "
         f"secrets {len(facts.secrets)}, configs {len(facts.configs)}",
     ]
+    lines += [f"  not gathered: {gap}" for gap in facts.gaps]
     return "\n".join(lines)
+
+
+def _converging(facts: Facts) -> str:
+    """As of gathering, with the default stuck_after: the facts alone name no policy."""
+    found = unsettled(facts, facts.gathered_at)
+    stuck = sum(1 for u in found if u.stuck)
+    return f"{len(found) - stuck} converging" + (f", {stuck} stuck" if stuck else "")

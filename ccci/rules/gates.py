@@ -1,39 +1,51 @@
-"""Evaluate policy gates against facts: open or closed, with the observed value."""
+"""Evaluate policy gates against facts: open or closed, with the observed value.
+
+A gate whose facts were not gathered is closed and says why: an empty service list from a
+worker node is not "no services".
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from datetime import datetime
 
-from ccci.facts.model import Facts, Service
+from ccci.facts.model import FactGap, Facts, Service
 from ccci.plan import GateResult
 from ccci.policy.model import Gate, GateKind
-from ccci.units import format_percent
+from ccci.rules.convergence import unsettled
+from ccci.units import format_percent, plural
 
-# Task states on the way to ``running``: a task in one of them means a deploy or a pull is
-# still in flight.
-PENDING_TASK_STATES = frozenset(
-    {"new", "pending", "assigned", "accepted", "preparing", "ready", "starting"}
-)
-CONVERGING_UPDATE_STATES = frozenset({"updating", "rollback_started"})
+# What each gate reads: without it the gate cannot be judged.
+GATE_NEEDS: dict[GateKind, tuple[str, ...]] = {
+    GateKind.DISK_USAGE: (),
+    GateKind.NO_LIVE_STACKS: ("services",),
+    GateKind.NO_CONVERGING_SERVICES: ("services", "tasks"),
+}
 
 
-def converging_services(facts: Facts) -> list[tuple[Service, str]]:
-    """Services still converging, each with what shows it."""
-    found: list[tuple[Service, str]] = []
-    pending: dict[str, list[str]] = {}
-    for task in facts.tasks:
-        if task.desired_state == "running" and task.state in PENDING_TASK_STATES:
-            pending.setdefault(task.service_id, []).append(task.state)
-    for service in facts.services:
-        if service.update_state in CONVERGING_UPDATE_STATES:
-            found.append((service, f"update {service.update_state}"))
-        elif service.id in pending:
-            states = ", ".join(sorted(set(pending[service.id])))
-            count = len(pending[service.id])
-            found.append(
-                (service, f"{count} task{'s' if count > 1 else ''} {states}, desired running")
-            )
-    return found
+def describe_gaps(gaps: Iterable[FactGap]) -> str:
+    """``services, tasks not gathered (not a swarm manager: a worker node cannot list them)``:
+    kinds missing for the same reason are named together."""
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for gap in gaps:
+        grouped.setdefault((gap.cause.value, gap.detail), []).append(gap.kind)
+    parts = []
+    for (cause, detail), kinds in grouped.items():
+        why = f"{cause}: {detail}" if detail else cause
+        parts.append(f"{', '.join(kinds)} not gathered ({why})")
+    return "; ".join(parts)
+
+
+def missing_reason(facts: Facts, *kinds: str) -> str:
+    """Why a rule that reads ``kinds`` cannot be judged on these facts, or ``""``."""
+    return describe_gaps(facts.missing(*kinds))
+
+
+def converging_services(facts: Facts, now: datetime | None = None) -> list[tuple[Service, str]]:
+    """Services still in flight (converging, not stuck), each with what shows it."""
+    moment = now or facts.gathered_at
+    return [(u.service, u.why) for u in unsettled(facts, moment) if not u.stuck]
 
 
 def _disk(gate: Gate, facts: Facts) -> tuple[bool, str]:
@@ -60,23 +72,38 @@ def _stacks(gate: Gate, facts: Facts, reaping: frozenset[str]) -> tuple[bool, st
     return True, f"no live stack matches {gate.match!r}{note}"
 
 
-def _converging(facts: Facts) -> tuple[bool, str]:
-    found = converging_services(facts)
-    if found:
-        service, why = found[0]
-        more = f" and {len(found) - 1} more" if len(found) > 1 else ""
-        return False, f"service {service.name} converging ({why}){more}"
+def _converging(gate: Gate, facts: Facts, now: datetime) -> tuple[bool, str]:
+    found = unsettled(facts, now, gate.stuck_after)
+    flying = [u for u in found if not u.stuck]
+    stuck = [u for u in found if u.stuck]
+    if flying:
+        first = flying[0]
+        more = f" and {len(flying) - 1} more" if len(flying) > 1 else ""
+        return False, f"service {first.service.name} converging ({first.why}){more}"
     count = len(facts.services)
-    return True, f"no service converging ({count} service{'' if count == 1 else 's'})"
+    observed = f"no service converging ({plural(count, 'service')}"
+    if stuck:
+        first = stuck[0]
+        more = f" and {len(stuck) - 1} more" if len(stuck) > 1 else ""
+        observed += f"; not waiting for {first.service.name}, {first.describe(now)}{more}"
+    return True, observed + ")"
 
 
 def evaluate(
-    policy: str, gate: Gate, facts: Facts, reaping: frozenset[str] = frozenset()
+    policy: str,
+    gate: Gate,
+    facts: Facts,
+    reaping: frozenset[str] = frozenset(),
+    now: datetime | None = None,
 ) -> GateResult:
-    if gate.kind is GateKind.DISK_USAGE:
+    """The gate on ``facts`` as of ``now`` (default: when they were gathered)."""
+    lacking = missing_reason(facts, *GATE_NEEDS[gate.kind])
+    if lacking:
+        is_open, observed = False, lacking
+    elif gate.kind is GateKind.DISK_USAGE:
         is_open, observed = _disk(gate, facts)
     elif gate.kind is GateKind.NO_LIVE_STACKS:
         is_open, observed = _stacks(gate, facts, reaping)
     else:
-        is_open, observed = _converging(facts)
+        is_open, observed = _converging(gate, facts, now or facts.gathered_at)
     return GateResult(policy=policy, gate=gate, open=is_open, observed=observed)

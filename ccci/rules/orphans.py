@@ -2,7 +2,8 @@
 
 A stack is a run-app when its name matches ``run_apps`` and no ``keep`` pattern; it is
 orphaned when past its own deadline label, or when its newest object is older than
-``orphan_after``. A converging stack is never reaped in the same run.
+``orphan_after``, even while its services still converge (a stuck deploy is not a run).
+Without the facts that tell a live stack from leftovers, no stack is judged at all.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from ccci.facts.model import Facts, Stack
-from ccci.plan import Action, Change, Noop, Precondition
+from ccci.plan import Action, Change, Manual, Noop, Precondition
 from ccci.policy.model import OrphanStackPolicy
 from ccci.rules import Context, RuleOutput
-from ccci.rules.gates import converging_services
+from ccci.rules.convergence import unsettled
+from ccci.rules.gates import missing_reason
 from ccci.units import format_duration, format_spec_duration, format_time
 
 
@@ -32,18 +34,40 @@ def _deadline(stack: Stack, label: str) -> tuple[datetime | None, str]:
     return (min(found) if found else None), bad
 
 
+# What the janitor must see to tell a live stack from leftovers and judge an age: without
+# the services every stack looks partial, and its volumes would look like an orphan's.
+ORPHAN_NEEDS = ("services", "secrets", "configs", "networks", "volumes")
+
+
 def orphan_verdict(
     policy: OrphanStackPolicy, stack: Stack, facts: Facts, now: datetime
 ) -> tuple[bool, str]:
-    """Whether a stack is an orphan to reap now, and the reason either way."""
+    """Whether a stack is an orphan to reap now, and the reason either way.
+
+    Convergence does not save a run-app past its deadline or ``orphan_after``: its run is
+    over, and removing its services is what ends a pull or a placement that never finishes.
+    One younger than that stays, converging or not (a deploy keeps its newest object fresh).
+    """
+    orphaned, why = _verdict(policy, stack, facts, now)
+    mine = [u for u in unsettled(facts, now) if u.service.stack == stack.name]
+    if not mine or not why.startswith("run-app"):
+        return orphaned, why
+    first = mine[0]
+    more = f" (and {len(mine) - 1} more)" if len(mine) > 1 else ""
+    state = f"service {first.service.name} {first.describe(now)}{more}"
+    if orphaned:
+        return True, f"{why}; reaped although {state}"
+    return False, f"{state}; {why}"
+
+
+def _verdict(
+    policy: OrphanStackPolicy, stack: Stack, facts: Facts, now: datetime
+) -> tuple[bool, str]:
     if not policy.run_apps_pattern.search(stack.name):
         return False, f"not a run-app (does not match {policy.run_apps!r})"
     kept = next((k for k in policy.keep_patterns if k.search(stack.name)), None)
     if kept is not None:
         return False, f"kept by pattern {kept.pattern!r}"
-    converging = [why for service, why in converging_services(facts) if service.stack == stack.name]
-    if converging:
-        return False, f"converging ({converging[0]}); never reaped in the same run"
     if policy.expires_label:
         deadline, bad = _deadline(stack, policy.expires_label)
         if deadline is not None and deadline <= now:
@@ -120,6 +144,10 @@ def _stacks(policy: OrphanStackPolicy, facts: Facts) -> list[Stack]:
 def plan_orphans(policy: OrphanStackPolicy, ctx: Context) -> RuleOutput:
     facts, now, name = ctx.facts, ctx.now, policy.meta.name
     source = policy.meta.source
+    lacking = missing_reason(facts, *ORPHAN_NEEDS)
+    if lacking:
+        yield Noop(f"policy:{name}", name, f"no stack judged: {lacking}", name, source)
+        return
     for stack in _stacks(policy, facts):
         address = f"stack:{stack.name}"
         orphaned, why = orphan_verdict(policy, stack, facts, now)
@@ -129,11 +157,14 @@ def plan_orphans(policy: OrphanStackPolicy, ctx: Context) -> RuleOutput:
             continue
         objects = reapable(policy, stack, facts)
         if not objects:
+            # An orphan left behind is drift, not a match: it keeps the host unconverged
+            # (recap, exit code, metrics) until someone removes it or widens ``reap``.
             left = ", ".join(k for k, v in stack.objects().items() if v)
-            yield Noop(
+            yield Manual(
                 address,
                 _label(stack, present),
                 f"{why}, but reaps none of what is left ({left})",
+                f"remove the stack's {left} by hand, or add them to the policy's reap list",
                 name,
                 source,
             )

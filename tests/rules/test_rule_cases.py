@@ -72,7 +72,7 @@ _DEFAULT_DAEMON = {
     "swarm_manager": True,
 }
 _CASE_KEYS = {"description", "now", "policy", "host_vars", "facts", "expect", "xfail"}
-_EXPECT_KEYS = {"changes", "noops", "gates", "bytes_freed"}
+_EXPECT_KEYS = {"changes", "noops", "gates", "bytes_freed", "manual"}
 _CHANGE_KEYS = {
     "address",
     "action",
@@ -92,6 +92,7 @@ _GATE_KEYS = {"policy", "kind", "open", "observed"}
 class FixtureError(Exception):
     """A fixture that does not describe a real case (unknown field, missing section)."""
 
+_MANUAL_KEYS = {"address", "reason", "label", "how", "policy"}
 
 def _plain(value: Any) -> Any:
     """YAML reads unquoted timestamps as datetimes; facts want RFC 3339 strings."""
@@ -177,6 +178,8 @@ def load_case(path: Path) -> dict[str, Any]:
 
 def _now(case: dict[str, Any]) -> datetime:
     value = case["now"]
+    for i, entry in enumerate(expect.get("manual", [])):
+        _only(_MANUAL_KEYS, entry, f"{path.name}: expect.manual[{i}]")
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     return parse_time(str(value))
@@ -266,6 +269,19 @@ def check_case(path: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize("path", CASES_BY_KIND["prune"])
 def test_prune(path: Path, tmp_path: Path) -> None:
     check_case(path, tmp_path)
+    # Optional: what the plan leaves to an operator (it keeps the host unconverged).
+    manual = [
+        {
+            "address": m.address,
+            "reason": _relative(m.reason, tmp_path),
+            "label": m.label,
+            "how": m.how,
+            "policy": m.policy,
+        }
+        for m in plan.manual
+    ]
+    if "manual" in expect:
+        assert _project(manual, expect["manual"], {"address", "reason"}) == expect["manual"]
 
 
 @pytest.mark.parametrize("path", CASES_BY_KIND["orphans"])

@@ -1,0 +1,139 @@
+"""Which services are still converging, which are stuck, and what their tasks say.
+
+One judgement shared by the convergence gate, the janitor, ``ccci status`` and the metrics,
+so they never disagree. A service's clock starts when its spec last changed (created,
+updated, or its update started), not at its newest task: a crash loop or a pending task
+that swarm retries keeps making new tasks and would otherwise look fresh for ever. Still
+converging ``stuck_after`` past that, it is *stuck*: nothing is in flight any more, so it
+neither holds the prune back nor saves its stack from the janitor.
+
+A crash loop is judged by the failures since its spec changed, not by the state of the task
+of the moment (running for a second between two crashes), so the answer does not flicker
+from one plan to the next.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from ccci.facts.model import Facts, Service, Task
+from ccci.policy.model import DEFAULT_STUCK_AFTER
+from ccci.units import format_duration, format_spec_duration, plural
+
+# Task states on the way to ``running``: a task in one of them means a deploy, a pull or a
+# restart is still in flight. ``allocated`` and a desired state of ``ready`` (a restart
+# waiting out its delay, a rolling update's next task) are on the way too.
+PENDING_TASK_STATES = frozenset(
+    {"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready", "starting"}
+)
+MEANT_TO_RUN = frozenset({"running", "ready"})
+FAILED_TASK_STATES = frozenset({"failed", "rejected"})
+UPDATING_STATES = frozenset({"updating", "rollback_started"})
+# An update swarm paused (its failure action) makes no progress until someone acts: stuck
+# from the start, whatever ``stuck_after`` says.
+PAUSED_STATES = frozenset({"paused", "rollback_paused"})
+# A failure this recent, since the spec last changed, means the service is restarting even
+# when the task of the moment happens to be running.
+RECENT_FAILURE = timedelta(minutes=10)
+_MAX_ERROR = 120
+
+
+class Progress(enum.Enum):
+    CONVERGING = "converging"
+    STUCK = "stuck"
+
+
+@dataclass(frozen=True)
+class Unsettled:
+    """A service that has not converged: in flight (``converging``) or ``stuck``."""
+
+    service: Service
+    progress: Progress
+    why: str
+    since: datetime
+    errors: tuple[str, ...] = ()
+
+    @property
+    def stuck(self) -> bool:
+        return self.progress is Progress.STUCK
+
+    @property
+    def error(self) -> str:
+        """What its tasks say, most frequent first (``non-zero exit (1) ×5``)."""
+        return "; ".join(self.errors)
+
+    def describe(self, now: datetime) -> str:
+        """``stuck (1 task pending, desired running) for 2 hours: no suitable node …``"""
+        text = f"{self.progress.value} ({self.why})"
+        if self.stuck:
+            text += f" for {format_duration(now - self.since)}"
+        return f"{text}: {self.error}" if self.error else text
+
+
+def _errors(tasks: Iterable[Task]) -> tuple[str, ...]:
+    """The tasks' error texts, counted: the engine repeats one per failed attempt."""
+    counts: Counter[str] = Counter()
+    for task in tasks:
+        text = (task.error or "").removeprefix("task: ").strip()
+        if not text and task.state == "starting":
+            text = "health check not passed yet"
+        if text:
+            counts[" ".join(text.split())[:_MAX_ERROR]] += 1
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return tuple(f"{text} ×{n}" if n > 1 else text for text, n in ordered)
+
+
+def _failed_since(task: Task, since: datetime, now: datetime) -> bool:
+    moment = task.changed or task.created
+    return (
+        task.state in FAILED_TASK_STATES
+        and moment is not None
+        and moment >= since
+        and now - moment <= RECENT_FAILURE
+    )
+
+
+def judge(
+    service: Service, tasks: list[Task], now: datetime, stuck_after: timedelta
+) -> Unsettled | None:
+    """The service's convergence, or None when it has converged."""
+    since = service.spec_changed
+    pending = [
+        t for t in tasks if t.desired_state in MEANT_TO_RUN and t.state in PENDING_TASK_STATES
+    ]
+    failed = [t for t in tasks if _failed_since(t, since, now)]
+    errors = _errors(pending + failed)
+    if service.update_state in PAUSED_STATES:
+        note = f": {service.update_message}" if service.update_message else ""
+        why = f"update {service.update_state}{note}"
+        return Unsettled(service, Progress.STUCK, why, since, errors)
+    if service.update_state in UPDATING_STATES:
+        why = f"update {service.update_state}"
+    elif pending:
+        states = ", ".join(sorted({t.state for t in pending}))
+        desired = ", ".join(sorted({t.desired_state for t in pending}))
+        why = f"{plural(len(pending), 'task')} {states}, desired {desired}"
+    elif failed:
+        why = (
+            f"restarting: {plural(len(failed), 'task')} failed in the last "
+            f"{format_spec_duration(RECENT_FAILURE)}"
+        )
+    else:
+        return None
+    progress = Progress.STUCK if now - since >= stuck_after else Progress.CONVERGING
+    return Unsettled(service, progress, why, since, errors)
+
+
+def unsettled(
+    facts: Facts, now: datetime, stuck_after: timedelta = DEFAULT_STUCK_AFTER
+) -> tuple[Unsettled, ...]:
+    """Every service that has not converged, in service-name order."""
+    by_service: dict[str, list[Task]] = {}
+    for task in facts.tasks:
+        by_service.setdefault(task.service_id, []).append(task)
+    found = (judge(s, by_service.get(s.id, []), now, stuck_after) for s in facts.services)
+    return tuple(u for u in found if u is not None)
