@@ -159,19 +159,16 @@ def wants_build_cache(plan: HostPlan, policies: Iterable[Policy]) -> bool:
 
 
 def file_globs(policies: Iterable[Policy]) -> list[str]:
-    """Patterns for abra's env files: one left without any engine object is still a stack."""
+    """Patterns for abra's env files, in every server folder unless ``abra_server`` names
+    one: a file left without any engine object is still a stack, and whose it is is read
+    from the file, so every file is looked at, not only those of stacks already known."""
     return sorted(
         {p.env_file_glob for p in policies if isinstance(p, OrphanStackPolicy) and p.env_file_glob}
     )
 
 
 def file_paths(policies: Iterable[Policy], facts: Facts) -> list[str]:
-    """Files the rules will ask about: each run-app stack's abra env file."""
-    paths = {
-        p.env_file_for(s.name)
-        for p in policies
-        if isinstance(p, OrphanStackPolicy) and "env_file" in p.reap
-        for s in facts.stacks()
-        if p.run_apps_pattern.search(s.name)
-    }
-    return sorted(paths)
+    """Files the rules will ask about beyond the globs: none. An env file's path is never
+    made from a stack name (a name is the recipe's to choose, a path is not); the globs
+    find every env file there is, and each says whose it is."""
+    return []

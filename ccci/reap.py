@@ -32,17 +32,20 @@ class ReapFailed(Exception):
 
 def leftovers(facts: Facts, stack: str, env_file: str = "") -> list[tuple[str, str]]:
     """Every (kind, name) of ``stack`` still present: labelled objects, abra's secrets by
-    name prefix, task containers, and the env file."""
+    name prefix, task containers, the env files that say they are its (see
+    ``ccci.facts.stacks``), and ``env_file`` when it is named."""
     found: list[tuple[str, str]] = []
     current = facts.stack(stack)
     if current is not None:
         for kind, names in current.objects().items():
             found += [(SINGULAR[kind], name) for name in names]
     found += [("container", c.name) for c in facts.containers if c.labels.get(STACK_LABEL) == stack]
-    if env_file:
+    owned = [f.path for f in current.env_files] if current is not None else []
+    if env_file and env_file not in owned:
         file = facts.file(env_file)
         if file is not None and file.exists:
-            found.append((SINGULAR["env_file"], env_file))
+            owned.append(env_file)
+    found += [(SINGULAR["env_file"], path) for path in owned]
     return found
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -196,12 +197,34 @@ class LocalConnector:
         return read_client_config(path)
 
     def stat_file(self, path: str) -> FileFact:
+        """An env file's size and time, and its ``DOMAIN``/``STACK_NAME``: whose it is.
+
+        Nothing else of the file is kept. A file over the read limit, or not a regular
+        file, or not text, is not read: its owner is then undecidable, and says why."""
+        from ccci.facts.stacks import ENV_READ_LIMIT, parse_env_keys
+
         try:
             st = os.stat(path)
         except FileNotFoundError:
             return FileFact(path=path, exists=False)
         modified = datetime.fromtimestamp(st.st_mtime, tz=UTC)
-        return FileFact(path=path, exists=True, size=st.st_size, modified=modified)
+        found = FileFact(path=path, exists=True, size=st.st_size, modified=modified)
+        if not stat.S_ISREG(st.st_mode):
+            return replace(found, error="not a regular file")
+        if st.st_size > ENV_READ_LIMIT:
+            return replace(found, error=f"larger than {ENV_READ_LIMIT // 1024} KiB")
+        try:
+            with open(path, "rb") as handle:
+                raw = handle.read(ENV_READ_LIMIT + 1)
+            text = raw.decode("utf-8")
+        except OSError as exc:
+            return replace(found, error=exc.strerror or "unreadable")
+        except UnicodeDecodeError:
+            return replace(found, error="not UTF-8 text")
+        if len(raw) > ENV_READ_LIMIT:
+            return replace(found, error=f"larger than {ENV_READ_LIMIT // 1024} KiB")
+        keys = parse_env_keys(text)
+        return replace(found, domain=keys.get("DOMAIN", ""), stack_name=keys.get("STACK_NAME", ""))
 
     def glob(self, pattern: str) -> list[str]:
         """Files matching a shell pattern (abra's env files of every app on a server)."""

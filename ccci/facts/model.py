@@ -266,12 +266,17 @@ class UnitFile:
 
 @dataclass(frozen=True)
 class FileFact:
-    """A file a policy names (abra's env files): whether it exists, and its size."""
+    """A file a policy names (abra's env files): whether it exists, its size, and the only
+    two keys ccci reads from it, ``DOMAIN`` and ``STACK_NAME`` (they say whose it is;
+    nothing else of an env file ever enters facts). ``error`` says why it was not read."""
 
     path: str
     exists: bool
     size: int = 0
     modified: datetime | None = None
+    domain: str = ""
+    stack_name: str = ""
+    error: str = ""
 
 
 @dataclass(frozen=True)
@@ -284,6 +289,7 @@ class Stack:
     networks: tuple[Network, ...]
     secrets: tuple[SwarmObject, ...]
     configs: tuple[SwarmObject, ...]
+    env_files: tuple[FileFact, ...] = ()
 
     @property
     def live(self) -> bool:
@@ -310,15 +316,25 @@ class Stack:
         ]
         return [o.labels for group in groups for o in group]
 
-    def newest(self) -> datetime | None:
-        """When the stack last changed: the newest creation or service update among its
-        objects. A run that is still going keeps this fresh."""
+    def _moments(self) -> list[datetime]:
         moments: list[datetime | None] = [s.updated for s in self.services]
         moments += [s.created for s in self.services]
         moments += [v.created for v in self.volumes] + [n.created for n in self.networks]
         moments += [s.created for s in self.secrets] + [c.created for c in self.configs]
-        known = [m for m in moments if m is not None]
+        moments += [f.modified for f in self.env_files]
+        return [m for m in moments if m is not None]
+
+    def newest(self) -> datetime | None:
+        """When the stack last changed: the newest creation or service update among its
+        objects, or its env file's last write. A run that is still going keeps this fresh."""
+        known = self._moments()
         return max(known) if known else None
+
+    def oldest(self) -> datetime | None:
+        """When the stack began: the oldest moment known of any of its objects. How long a
+        deadline label can keep it is counted from here."""
+        known = self._moments()
+        return min(known) if known else None
 
 
 class GapCause(enum.Enum):
@@ -407,9 +423,10 @@ class Facts:
         return next((f for f in self.files if f.path == path), None)
 
     def stack(self, name: str) -> Stack | None:
-        """The named stack, found even when only abra's unlabelled secrets are left of it."""
+        """The named stack, found even when only abra's unlabelled secrets or its env file
+        are left of it."""
         found = next((s for s in self.stacks((name,)) if s.name == name), None)
-        if found is None or not any(found.objects().values()):
+        if found is None or not (any(found.objects().values()) or found.env_files):
             return None
         return found
 
@@ -418,44 +435,23 @@ class Facts:
         return next((d for d in self.disks if d.path == path), None)
 
     def stacks(self, known: tuple[str, ...] = ()) -> tuple[Stack, ...]:
-        """Group labelled objects (and abra's external secrets, by name) into stacks.
+        """Group labelled objects, abra's external secrets (by name) and abra's env files
+        (by what they say) into stacks; ``ccci.facts.stacks`` owns the rules.
 
-        ``known`` adds stack names learnt elsewhere (abra's env files, a name asked for), so
-        a stack of which only unlabelled secrets are left is still found.
+        ``known`` adds stack names learnt elsewhere (a name asked for, or read from secrets
+        by the run-app pattern), so a stack of which only unlabelled secrets are left is
+        still found.
         """
-        labelled: list[Service | Volume | Network | SwarmObject] = [
-            *self.services,
-            *self.volumes,
-            *self.networks,
-            *self.configs,
-            *self.secrets,
-        ]
-        names = {o.stack for o in labelled}
-        names.discard("")
-        extra = {n for n in known if any(s.name.startswith(n + "_") for s in self.secrets)}
-        names |= extra
+        from ccci.facts.stacks import group
 
-        # abra's secrets are external and unlabelled: each belongs to the longest stack
-        # name it starts with, so ``x_org_uk``'s secrets are never counted as ``x_org``'s.
-        owner: dict[str, str] = {}
-        for secret in self.secrets:
-            prefixes = [n for n in names if secret.name.startswith(n + "_")]
-            if not secret.stack and prefixes:
-                owner[secret.id] = max(prefixes, key=len)
-
-        def owned_secret(secret: SwarmObject, stack: str) -> bool:
-            return secret.stack == stack or owner.get(secret.id) == stack
-
-        return tuple(
-            Stack(
-                name=name,
-                services=tuple(s for s in self.services if s.stack == name),
-                volumes=tuple(v for v in self.volumes if v.stack == name),
-                networks=tuple(n for n in self.networks if n.stack == name),
-                secrets=tuple(s for s in self.secrets if owned_secret(s, name)),
-                configs=tuple(c for c in self.configs if c.stack == name),
-            )
-            for name in sorted(names)
+        return group(
+            self.services,
+            self.volumes,
+            self.networks,
+            self.secrets,
+            self.configs,
+            self.files,
+            known,
         )
 
     def to_json(self) -> str:

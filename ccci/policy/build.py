@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import unicodedata
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -10,6 +12,7 @@ from ccci.errors import InputError
 from ccci.facts.clientconfig import registry_host
 from ccci.policy.model import (
     DEFAULT_CLIENT_CONFIG,
+    DEFAULT_MAX_LIFETIME,
     DEFAULT_UNIT_DIR,
     REAP_ORDER,
     DaemonPolicy,
@@ -137,20 +140,81 @@ def build_selector(doc: Document) -> StackSelector:
 
 DEFAULT_REAP_WAIT = timedelta(seconds=60)
 MIN_ORPHAN_AFTER = timedelta(minutes=1)
+# abra keeps each app's env file here (``ABRA_DIR`` moves the first part).
+DEFAULT_ENV_FILE = "{abra_dir}/servers/{server}/{domain}.env"
+
+
+def default_abra_dir() -> str:
+    """abra's default ``ABRA_DIR``: ``~/.abra`` of the user ccci runs as. The password
+    database, not ``$HOME``: a system service may run without one."""
+    import pwd
+
+    try:
+        home = pwd.getpwuid(os.getuid()).pw_dir
+    except KeyError:
+        home = os.path.expanduser("~")
+    return f"{home.rstrip('/')}/.abra"
+
+
+def _no_control(doc: Document, path: PathKey, value: str) -> None:
+    """A path with a control character (a newline, an escape) is refused, not trimmed."""
+    if any(unicodedata.category(ch).startswith("C") for ch in value):
+        raise InputError(doc.location(path), "must not hold control characters")
+
+
+def _abra_dir(doc: Document, spec: dict[str, Any]) -> str:
+    if "abra_dir" not in spec:
+        return default_abra_dir()
+    raw = str(spec["abra_dir"])
+    _no_control(doc, ("spec", "abra_dir"), raw)
+    if raw == "~" or raw.startswith("~/"):
+        raw = default_abra_dir().removesuffix("/.abra") + raw[1:]
+    if not raw.startswith("/") or "/../" in f"{raw}/" or "/./" in f"{raw}/":
+        raise InputError(
+            doc.location(("spec", "abra_dir")),
+            "must be an absolute path (or start with ~/) without '.' or '..' folders",
+        )
+    return raw.rstrip("/") or "/"
+
+
+def _env_file(doc: Document, spec: dict[str, Any]) -> str:
+    """The env file template; checked so that every path it matches stays in its folder
+    and its file name says which app it is."""
+    if "env_file" not in spec:
+        return DEFAULT_ENV_FILE
+    template = str(spec["env_file"])
+    _no_control(doc, ("spec", "env_file"), template)
+    where = doc.location(("spec", "env_file"))
+    folders, _, name = template.rpartition("/")
+    if "{domain}" not in name or template.count("{domain}") != 1:
+        raise InputError(where, "must name {domain} once, in the file name")
+    if any(ch in template for ch in "*?[]"):
+        raise InputError(where, "must not hold glob characters (* ? [ ])")
+    if any(part in (".", "..") for part in folders.split("/")[1:]):
+        raise InputError(where, "must not hold '.' or '..' folders")
+    return template
 
 
 def build_orphans(doc: Document) -> OrphanStackPolicy:
     spec = doc.data["spec"]
     reap = set(spec["reap"])
-    if "env_file" in reap and not spec.get("env_file"):
-        raise InputError(
-            doc.location(("spec", "reap")), "reaps env_file but spec.env_file is not set"
-        )
+    # Env files are read when the policy reaps them or names where they are; otherwise a
+    # policy that never mentions abra's folder does not look into it.
+    reads_env = "env_file" in reap or "env_file" in spec or "abra_dir" in spec
     wait = _parse(doc, ("spec", "wait"), parse_duration) if "wait" in spec else DEFAULT_REAP_WAIT
     orphan_after = _parse(doc, ("spec", "orphan_after"), parse_duration)
     if orphan_after < MIN_ORPHAN_AFTER:
         # Shorter than any CI run: it would reap runs that are still going.
         raise InputError(doc.location(("spec", "orphan_after")), "must be at least 1m")
+    if "max_lifetime" in spec:
+        max_lifetime = _parse(doc, ("spec", "max_lifetime"), parse_duration)
+        if max_lifetime < orphan_after:
+            raise InputError(
+                doc.location(("spec", "max_lifetime")),
+                f"must be at least orphan_after ({spec['orphan_after']})",
+            )
+    else:
+        max_lifetime = max(DEFAULT_MAX_LIFETIME, orphan_after)
     return OrphanStackPolicy(
         meta=_meta(doc),
         run_apps=spec["run_apps"].get("match", ""),
@@ -164,8 +228,10 @@ def build_orphans(doc: Document) -> OrphanStackPolicy:
         expires_label=spec.get("expires_label", ""),
         keep=tuple(spec.get("keep", ())),
         reap=tuple(kind for kind in REAP_ORDER if kind in reap),
-        env_file=spec.get("env_file", ""),
+        env_file=_env_file(doc, spec) if reads_env else "",
         wait=wait,
+        abra_dir=_abra_dir(doc, spec) if reads_env else "",
+        max_lifetime=max_lifetime,
     )
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import fnmatch
+import glob as globbing
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -83,12 +85,22 @@ class StackSelector:
 REAP_ORDER = ("services", "secrets", "configs", "networks", "volumes", "env_file")
 
 
+# How long a run's own deadline label can keep its stack, counted from the stack's oldest
+# object: longer than any CI run, short enough that a run stamping a far deadline (or one
+# killed right after stamping it) does not keep its stack for days.
+DEFAULT_MAX_LIFETIME = timedelta(hours=24)
+
+
 @dataclass(frozen=True)
 class OrphanStackPolicy:
     """Which stacks are CI run-apps, when one counts as orphaned, and what to reap.
 
     ``run_apps`` is the resolved pattern; ``run_apps_selector`` the StackSelector it came
-    from, if any. ``env_file`` has ``{server}`` filled in for the host, ``{domain}`` not.
+    from, if any. ``env_file`` is the template of abra's env files (``{abra_dir}``,
+    ``{server}``, ``{domain}``), or '' when the policy neither reaps nor reads them;
+    ``abra_server`` narrows ``{server}`` to one server folder (any folder when empty).
+    A deadline label ahead protects a stack for at most ``max_lifetime`` from its oldest
+    object.
     """
 
     meta: PolicyMeta
@@ -101,6 +113,9 @@ class OrphanStackPolicy:
     reap: tuple[str, ...]
     env_file: str
     wait: timedelta
+    abra_dir: str = ""
+    abra_server: str = ""
+    max_lifetime: timedelta = DEFAULT_MAX_LIFETIME
 
     @cached_property
     def run_apps_pattern(self) -> re.Pattern[str]:
@@ -112,24 +127,27 @@ class OrphanStackPolicy:
 
     @property
     def env_file_glob(self) -> str:
-        """The env file template as a shell pattern matching every app's file."""
-        return self.env_file.replace("{domain}", "*") if "env_file" in self.reap else ""
-
-    def stack_of_env_file(self, path: str) -> str:
-        """The stack an env file belongs to (its domain with '.' back to '_'), or ''."""
-        if not self.env_file or "{domain}" not in self.env_file:
-            return ""
-        head, _, tail = self.env_file.partition("{domain}")
-        if not (path.startswith(head) and path.endswith(tail)) or len(path) <= len(head + tail):
-            return ""
-        domain = path[len(head) : len(path) - len(tail)]
-        return "" if "/" in domain else domain.replace(".", "_")
-
-    def env_file_for(self, stack: str) -> str:
-        """abra's env file for a stack: its domain is the stack name with '_' back to '.'."""
+        """The env file template as a shell pattern matching every app's file in every
+        server folder (or only ``abra_server``'s), or '' when env files are not read."""
         if not self.env_file:
             return ""
-        return self.env_file.replace("{domain}", stack.replace("_", "."))
+        server = globbing.escape(self.abra_server) if self.abra_server else "*"
+        return (
+            self.env_file.replace("{abra_dir}", globbing.escape(self.abra_dir))
+            .replace("{server}", server)
+            .replace("{domain}", "*")
+        )
+
+    def owns_env_file(self, path: str) -> bool:
+        """Whether ``path`` is one of this policy's env files: it matches the pattern folder
+        by folder (a ``*`` never spans a ``/``) and has no ``.`` or ``..`` folder."""
+        pattern = self.env_file_glob
+        if not pattern:
+            return False
+        want, have = pattern.split("/"), path.split("/")
+        if len(want) != len(have) or any(part in (".", "..") for part in have[1:]):
+            return False
+        return all(fnmatch.fnmatchcase(h, w) for h, w in zip(have, want, strict=True))
 
 
 DEFAULT_CLIENT_CONFIG = "/root/.docker/config.json"

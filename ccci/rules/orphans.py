@@ -8,9 +8,11 @@ Without the facts that tell a live stack from leftovers, no stack is judged at a
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from ccci.facts.model import Facts, Stack
+from ccci.facts.stacks import run_app_secrets, undecided_env_files, unsafe_name
 from ccci.plan import Action, Change, Manual, Noop, Precondition
 from ccci.policy.model import OrphanStackPolicy
 from ccci.rules import Context, RuleOutput
@@ -18,20 +20,30 @@ from ccci.rules.convergence import unsettled
 from ccci.rules.gates import missing_reason
 from ccci.units import format_duration, format_spec_duration, format_time
 
+# A unix time is ASCII digits and nothing else: int() would also take '１２３', ' 12',
+# '+12' or '1_2', and a recipe chooses its own labels. Eleven digits reach the year 5138.
+_UNIX_TIME = re.compile(r"\A[0-9]{1,11}\Z")
+
 
 def _deadline(stack: Stack, label: str) -> tuple[datetime | None, str]:
-    """The earliest deadline stamped on any of the stack's objects, and any bad value."""
+    """The latest deadline stamped on any of the stack's objects, and a bad value if any.
+
+    The latest counts: a volume's labels never change, so a run extends its deadline only
+    by stamping a later one on another object (a service update, a new config)."""
     found: list[datetime] = []
     bad = ""
     for labels in stack.labels():
         raw = labels.get(label)
         if raw is None:
             continue
-        try:
-            found.append(datetime.fromtimestamp(int(raw), tz=UTC))
-        except (ValueError, OverflowError):
-            bad = raw
-    return (min(found) if found else None), bad
+        if _UNIX_TIME.match(raw):
+            try:
+                found.append(datetime.fromtimestamp(int(raw), tz=UTC))
+                continue
+            except (ValueError, OverflowError, OSError):
+                pass
+        bad = raw
+    return (max(found) if found else None), bad
 
 
 # What the janitor must see to tell a live stack from leftovers and judge an age: without
@@ -68,30 +80,14 @@ def _verdict(
     kept = next((k for k in policy.keep_patterns if k.search(stack.name)), None)
     if kept is not None:
         return False, f"kept by pattern {kept.pattern!r}"
+    note = ""
     if policy.expires_label:
         deadline, bad = _deadline(stack, policy.expires_label)
-        if deadline is not None and deadline <= now:
-            ago = format_duration(now - deadline)
-            return (
-                True,
-                f"run-app past its deadline {policy.expires_label}="
-                f"{format_time(deadline)} ({ago} ago)",
-            )
-        if bad and deadline is None:
+        if bad:
             note = f"; label {policy.expires_label}={bad!r} is not a unix time"
-        else:
-            note = ""
-    else:
-        note = ""
+        if deadline is not None:
+            return _by_deadline(policy, stack, deadline, now, note)
     newest = stack.newest()
-    env = facts.file(policy.env_file_for(stack.name)) if policy.env_file else None
-    if (
-        env is not None
-        and env.exists
-        and env.modified
-        and (newest is None or env.modified > newest)
-    ):
-        newest = env.modified
     if newest is None:
         return False, f"run-app of unknown age (no object has a creation time){note}"
     age = now - newest
@@ -105,16 +101,37 @@ def _verdict(
     )
 
 
+def _by_deadline(
+    policy: OrphanStackPolicy, stack: Stack, deadline: datetime, now: datetime, note: str
+) -> tuple[bool, str]:
+    """A run that stamped its deadline is judged by it, not by ``orphan_after``: past it,
+    it is over; ahead of it, it is kept, but never beyond ``max_lifetime``."""
+    stamp = f"{policy.expires_label}={format_time(deadline)}"
+    if deadline <= now:
+        ago = format_duration(now - deadline)
+        return True, f"run-app past its deadline {stamp} ({ago} ago){note}"
+    born = stack.oldest()
+    lifetime = format_spec_duration(policy.max_lifetime)
+    ahead = format_duration(deadline - now)
+    if born is not None and now - born >= policy.max_lifetime:
+        return (
+            True,
+            f"run-app {format_duration(now - born)} old ≥ max_lifetime {lifetime}: its "
+            f"deadline {stamp} (in {ahead}) keeps it no longer{note}",
+        )
+    return False, f"run-app before its deadline {stamp} (in {ahead}; at most {lifetime}){note}"
+
+
 def reapable(policy: OrphanStackPolicy, stack: Stack, facts: Facts) -> dict[str, list[str]]:
     """What of the stack this policy reaps, by kind, in reap order."""
     objects = stack.objects()
     plan: dict[str, list[str]] = {}
     for kind in policy.reap:
         if kind == "env_file":
-            path = policy.env_file_for(stack.name)
-            found = facts.file(path)
-            if found is not None and found.exists:
-                plan[kind] = [path]
+            # Only the files in this policy's folder that say they are this stack's.
+            paths = [f.path for f in stack.env_files if policy.owns_env_file(f.path)]
+            if paths:
+                plan[kind] = paths
         elif objects.get(kind):
             plan[kind] = list(objects[kind])
     return plan
@@ -131,14 +148,35 @@ def _label(stack: Stack, objects: dict[str, list[str]]) -> str:
     )
 
 
-def _stacks(policy: OrphanStackPolicy, facts: Facts) -> list[Stack]:
-    """Every stack, including run-apps known only from abra's env file (and maybe a few
-    unlabelled secrets): a run killed before its deploy leaves just those."""
-    from_env = {policy.stack_of_env_file(f.path) for f in facts.files if f.exists} - {""}
-    stacks = list(facts.stacks(tuple(sorted(from_env))))
-    known = {s.name for s in stacks}
-    stacks += [Stack(n, (), (), (), (), ()) for n in sorted(from_env - known)]
-    return sorted(stacks, key=lambda s: s.name)
+def _stacks(policy: OrphanStackPolicy, facts: Facts) -> tuple[Stack, ...]:
+    """Every stack, including run-apps known only from abra's env file or only from their
+    unlabelled secrets: a run killed before its deploy, or right after ``abra app secret
+    generate``, leaves just those. ``ccci.facts.stacks`` decides what is whose."""
+    known = {s.name for s in facts.stacks()}
+    learnt, _ = run_app_secrets(facts.secrets, known, policy.run_apps_pattern)
+    return facts.stacks(tuple(sorted(learnt)))
+
+
+def _undecided(policy: OrphanStackPolicy, facts: Facts) -> RuleOutput:
+    """Secrets and env files whose stack cannot be decided: left, and said so."""
+    name, source = policy.meta.name, policy.meta.source
+    known = {s.name for s in facts.stacks()}
+    _, ambiguous = run_app_secrets(facts.secrets, known, policy.run_apps_pattern)
+    for secret, candidates in sorted(ambiguous.items()):
+        yield Noop(
+            f"secret:{secret}",
+            "unlabelled secret",
+            "owner undecidable: its name starts like the run-app stacks "
+            f"{', '.join(candidates)}; left (a run-app pattern anchored at the stack "
+            "name's end decides it)",
+            name,
+            source,
+        )
+    for file, why in undecided_env_files(facts.files):
+        if policy.owns_env_file(file.path):
+            yield Noop(
+                f"env_file:{file.path}", "env file", f"owner undecidable: {why}; left", name, source
+            )
 
 
 def plan_orphans(policy: OrphanStackPolicy, ctx: Context) -> RuleOutput:
@@ -148,10 +186,18 @@ def plan_orphans(policy: OrphanStackPolicy, ctx: Context) -> RuleOutput:
     if lacking:
         yield Noop(f"policy:{name}", name, f"no stack judged: {lacking}", name, source)
         return
+    yield from _undecided(policy, facts)
     for stack in _stacks(policy, facts):
         address = f"stack:{stack.name}"
-        orphaned, why = orphan_verdict(policy, stack, facts, now)
         present = {k: list(v) for k, v in stack.objects().items() if v}
+        if stack.env_files:
+            present["env_file"] = [f.path for f in stack.env_files]
+        refused = unsafe_name(stack.name)
+        if refused:
+            # A recipe chose this name (a label, an env file's STACK_NAME): never act on it.
+            yield Noop(address, _label(stack, present), f"refused: {refused}", name, source)
+            continue
+        orphaned, why = orphan_verdict(policy, stack, facts, now)
         if not orphaned:
             yield Noop(address, _label(stack, present), why, name, source)
             continue

@@ -7,7 +7,8 @@ case instead of being quietly dropped. Its policy goes through ccci's own loader
 ``load_for_hosts`` runs it for one host: every document (a StackSelector and the policies
 that name it may share the text) is rendered with the host's vars (the fixture's optional
 ``host_vars``), validated, built, and then finalized for that host, so selectors resolve and
-``{server}`` is filled in. A fixture cannot hold a policy that ccci would refuse.
+``abra_server`` narrows the env files' folder. A fixture cannot hold a policy that ccci would
+refuse.
 """
 
 from __future__ import annotations
@@ -362,16 +363,16 @@ def test_a_fixture_policy_is_rendered_built_and_finalized_for_the_host(tmp_path:
     orphans = policies[1]
     assert isinstance(orphans, OrphanStackPolicy)
     assert orphans.run_apps == "^[a-z0-9]{1,4}-[0-9a-f]{6}_ci_"
-    assert orphans.env_file == "/root/.abra/servers/ci.example.org/{domain}.env"
+    assert orphans.env_file_glob == "/root/.abra/servers/ci.example.org/*.env"
 
 
-def test_a_fixture_without_abra_server_fills_in_the_host_name(tmp_path: Path) -> None:
+def test_a_fixture_without_abra_server_looks_in_every_server_folder(tmp_path: Path) -> None:
     policies = policies_from_text(
         _SELECTOR_AND_ORPHANS, tmp_path, fixture_host({"abra_dir": "/root/.abra"})
     )
     orphans = policies[1]
     assert isinstance(orphans, OrphanStackPolicy)
-    assert orphans.env_file == f"/root/.abra/servers/{HOST}/{{domain}}.env"
+    assert orphans.env_file_glob == "/root/.abra/servers/*/*.env"
 
 
 def test_a_fixture_policy_naming_an_unknown_selector_is_refused(tmp_path: Path) -> None:

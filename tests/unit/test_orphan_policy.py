@@ -8,6 +8,7 @@ edited one.
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -218,9 +219,30 @@ BAD_INPUTS = [
         id="reap_images",
     ),
     pytest.param(
-        edit(ENV_FILE, None),
-        "policy.yaml:17: spec.reap: reaps env_file but spec.env_file is not set",
-        id="reap_env_file_without_a_template",
+        edit(ENV_FILE, "  env_file: /root/.abra/servers/{domain}/app.env"),
+        "policy.yaml:18: spec.env_file: must name {domain} once, in the file name",
+        id="env_file_template_without_the_domain_in_its_file_name",
+    ),
+    pytest.param(
+        edit(ENV_FILE, "  env_file: /root/.abra/servers/*/{domain}.env"),
+        "policy.yaml:18: spec.env_file: '/root/.abra/servers/*/{domain}.env' "
+        "is not an env file template",
+        id="env_file_template_with_a_glob",
+    ),
+    pytest.param(
+        edit(ENV_FILE, "  env_file: /root/.abra/../../etc/{domain}.env"),
+        "policy.yaml:18: spec.env_file: must not hold '.' or '..' folders",
+        id="env_file_template_leaving_its_folder",
+    ),
+    pytest.param(
+        edit(ENV_FILE, "  env_file: '{domain}.env'\n  abra_dir: srv/abra"),
+        "policy.yaml:18: spec.env_file: '{domain}.env' is not an env file template",
+        id="env_file_template_neither_absolute_nor_under_abra_dir",
+    ),
+    pytest.param(
+        edit(ORPHAN_AFTER, "  orphan_after: 3h\n  max_lifetime: 1h"),
+        "policy.yaml:15: spec.max_lifetime: must be at least orphan_after (3h)",
+        id="max_lifetime_shorter_than_orphan_after",
     ),
     pytest.param(
         edit(ENV_FILE, "  env_file: .abra/servers/{server}/{domain}.env"),
@@ -250,8 +272,8 @@ BAD_INPUTS = [
     ),
     pytest.param(
         edit(WAIT, "  reap_after: 3h"),
-        "policy.yaml:19: spec.reap_after: unknown field (allowed: env_file, expires_label, "
-        "keep, orphan_after, reap, run_apps, wait)",
+        "policy.yaml:19: spec.reap_after: unknown field (allowed: abra_dir, env_file, "
+        "expires_label, keep, max_lifetime, orphan_after, reap, run_apps, wait)",
         id="unknown_field_in_the_orphan_spec",
     ),
     pytest.param(
@@ -368,7 +390,8 @@ def test_the_same_unknown_selector_is_refused_when_its_host_is_selected() -> Non
     )
 
 
-# finalize: {server} from abra_server or the host name; {domain} left for each stack.
+# finalize: abra_server from the host var (any server folder without it); the env files'
+# pattern has {abra_dir} filled, {server} narrowed by abra_server and {domain} any app.
 
 
 def _built() -> tuple[Policy, ...]:
@@ -383,20 +406,26 @@ def _finalized_orphans(host: Host) -> OrphanStackPolicy:
     return policy
 
 
-def test_finalize_fills_server_from_the_abra_server_var() -> None:
+def test_finalize_narrows_the_server_folder_to_the_abra_server_var() -> None:
     policy = _finalized_orphans(Host("cc-ci", {"abra_server": "ci.example.org"}, ("all",)))
-    assert policy.env_file == "/root/.abra/servers/ci.example.org/{domain}.env"
-    assert policy.env_file_for("redi-3fa9c1_ci_example_org") == (
-        "/root/.abra/servers/ci.example.org/redi-3fa9c1.ci.example.org.env"
-    )
+    assert policy.abra_server == "ci.example.org"
+    assert policy.env_file_glob == "/root/.abra/servers/ci.example.org/*.env"
+    assert policy.owns_env_file("/root/.abra/servers/ci.example.org/redi-3fa9c1.ci.example.org.env")
+    assert not policy.owns_env_file("/root/.abra/servers/default/redi-3fa9c1.ci.example.org.env")
 
 
-def test_finalize_fills_server_with_the_host_name_without_abra_server() -> None:
+def test_finalize_without_abra_server_looks_in_every_server_folder() -> None:
     policy = _finalized_orphans(Host("cc-ci", {}, ("all",)))
-    assert policy.env_file == "/root/.abra/servers/cc-ci/{domain}.env"
-    assert policy.env_file_for("word-0b1c2d_ci_example_org") == (
-        "/root/.abra/servers/cc-ci/word-0b1c2d.ci.example.org.env"
-    )
+    assert policy.env_file_glob == "/root/.abra/servers/*/*.env"
+    # abra's local server's folder is "default", whatever ccci's inventory calls the host.
+    assert policy.owns_env_file("/root/.abra/servers/default/word-0b1c2d.ci.example.org.env")
+
+
+def test_an_env_file_is_the_policys_only_folder_by_folder() -> None:
+    policy = _finalized_orphans(Host("cc-ci", {}, ("all",)))
+    assert not policy.owns_env_file("/root/.abra/servers/a/b/x.env")  # * never spans a /
+    assert not policy.owns_env_file("/root/.abra/servers/../x.env")
+    assert not policy.owns_env_file("/root/.abra/servers/default/x.conf")
 
 
 def test_a_built_policy_still_holds_the_placeholders_finalize_fills() -> None:
@@ -423,21 +452,49 @@ def test_finalize_with_an_unknown_selector_raises_at_the_policys_run_apps() -> N
     )
 
 
-def test_load_fills_server_per_host_from_the_inventory() -> None:
+def test_load_narrows_the_server_folder_per_host_from_the_inventory() -> None:
     inventory = _inventory({"cc-ci": {"abra_server": "ci.example.org"}, "cc-ci2": {}})
     loaded = {
         hp.host.name: one(hp.policies, OrphanStackPolicy)
         for hp in load({"policy.yaml": VALID}, inventory)
     }
-    assert {name: p.env_file for name, p in loaded.items() if isinstance(p, OrphanStackPolicy)} == {
-        "cc-ci": "/root/.abra/servers/ci.example.org/{domain}.env",
-        "cc-ci2": "/root/.abra/servers/cc-ci2/{domain}.env",
+    assert {
+        name: p.env_file_glob for name, p in loaded.items() if isinstance(p, OrphanStackPolicy)
+    } == {
+        "cc-ci": "/root/.abra/servers/ci.example.org/*.env",
+        "cc-ci2": "/root/.abra/servers/*/*.env",
     }
 
 
-def test_env_file_for_is_empty_without_a_template() -> None:
+def test_a_policy_that_never_mentions_env_files_reads_none() -> None:
     text = edit(ENV_FILE, None).replace(", env_file]", "]")
     (hp,) = load({"policy.yaml": text})
     orphans = one(hp.policies, OrphanStackPolicy)
     assert isinstance(orphans, OrphanStackPolicy)
-    assert orphans.env_file_for("redi-3fa9c1_ci_example_org") == ""
+    assert (orphans.env_file, orphans.env_file_glob) == ("", "")
+
+
+def test_reaping_env_files_without_a_template_uses_abras_layout_under_abra_dir() -> None:
+    text = edit(ENV_FILE, "  abra_dir: /srv/abra")
+    (hp,) = load({"policy.yaml": text})
+    orphans = one(hp.policies, OrphanStackPolicy)
+    assert isinstance(orphans, OrphanStackPolicy)
+    assert orphans.env_file_glob == "/srv/abra/servers/*/*.env"
+
+
+def test_abra_dir_defaults_to_abras_folder_of_the_user_ccci_runs_as() -> None:
+    import pwd
+
+    text = edit(ENV_FILE, None)
+    (hp,) = load({"policy.yaml": text})
+    orphans = one(hp.policies, OrphanStackPolicy)
+    assert isinstance(orphans, OrphanStackPolicy)
+    home = pwd.getpwuid(os.getuid()).pw_dir.rstrip("/")
+    assert orphans.env_file_glob == f"{home}/.abra/servers/*/*.env"
+
+
+def test_max_lifetime_defaults_to_a_day() -> None:
+    (hp,) = load({"policy.yaml": VALID})
+    orphans = one(hp.policies, OrphanStackPolicy)
+    assert isinstance(orphans, OrphanStackPolicy)
+    assert orphans.max_lifetime == timedelta(hours=24)
