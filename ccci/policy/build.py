@@ -52,9 +52,6 @@ def _parse(doc: Document, path: PathKey, parser: Callable[[str], Any]) -> Any:
         raise InputError(doc.location(path), str(exc)) from None
 
 
-def build_prune(doc: Document) -> PrunePolicy:
-    spec = doc.data["spec"]
-    gates_spec = spec.get("gates") or {}
 MIN_STUCK_AFTER = timedelta(minutes=1)
 
 
@@ -80,14 +77,17 @@ def _converging_gate(doc: Document, value: Any) -> Gate:
     return Gate(GateKind.NO_CONVERGING_SERVICES, doc.location(where), stuck_after=stuck_after)
 
 
-    gates: list[Gate] = []
-    if "disk_usage" in gates_spec:
+def build_prune(doc: Document) -> PrunePolicy:
+    spec = doc.data["spec"]
     if "gates" not in spec:
         # A prune without gates runs at any disk usage, mid-deploy: it must be asked for.
         raise InputError(
             doc.location(("spec",)),
             "missing 'gates' (write 'gates: {}' to prune unconditionally)",
         )
+    gates_spec = spec.get("gates") or {}
+    gates: list[Gate] = []
+    if "disk_usage" in gates_spec:
         where: PathKey = ("spec", "gates", "disk_usage")
         gates.append(
             Gate(

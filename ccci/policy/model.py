@@ -20,14 +20,14 @@ class GateKind(enum.Enum):
     NO_CONVERGING_SERVICES = "no_converging_services"
 
 
-@dataclass(frozen=True)
-class Gate:
 # How long a service may converge after its spec last changed before it counts as stuck:
 # longer than any healthy deploy or pull of a CI host, short enough that one stuck deploy
 # does not hold the nightly prune back for a whole night.
 DEFAULT_STUCK_AFTER = timedelta(minutes=30)
 
 
+@dataclass(frozen=True)
+class Gate:
     """A condition that must hold for a policy to act. Plain data, so plans can carry it
     and apply can re-check it against fresh facts just before acting.
 
@@ -41,9 +41,9 @@ DEFAULT_STUCK_AFTER = timedelta(minutes=30)
     at_least: float = 0.0
     match: str = ""
     selector: str = ""
+    stuck_after: timedelta = DEFAULT_STUCK_AFTER
 
     @cached_property
-    stuck_after: timedelta = DEFAULT_STUCK_AFTER
     def pattern(self) -> re.Pattern[str]:
         return re.compile(self.match)
 

@@ -88,12 +88,12 @@ _CHANGE_KEYS = {
 POLICY_FILE = "policies.yaml"
 _NOOP_KEYS = {"address", "reason", "label", "policy"}
 _GATE_KEYS = {"policy", "kind", "open", "observed"}
+_MANUAL_KEYS = {"address", "reason", "label", "how", "policy"}
 
 
 class FixtureError(Exception):
     """A fixture that does not describe a real case (unknown field, missing section)."""
 
-_MANUAL_KEYS = {"address", "reason", "label", "how", "policy"}
 
 def _plain(value: Any) -> Any:
     """YAML reads unquoted timestamps as datetimes; facts want RFC 3339 strings."""
@@ -174,13 +174,13 @@ def load_case(path: Path) -> dict[str, Any]:
             raise FixtureError(f"{path.name}: expect.{key} is required (use [] for none)")
         for i, entry in enumerate(expect[key]):
             _only(allowed, entry, f"{path.name}: expect.{key}[{i}]")
+    for i, entry in enumerate(expect.get("manual", [])):
+        _only(_MANUAL_KEYS, entry, f"{path.name}: expect.manual[{i}]")
     return case
 
 
 def _now(case: dict[str, Any]) -> datetime:
     value = case["now"]
-    for i, entry in enumerate(expect.get("manual", [])):
-        _only(_MANUAL_KEYS, entry, f"{path.name}: expect.manual[{i}]")
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     return parse_time(str(value))
@@ -265,11 +265,6 @@ def check_case(path: Path, tmp_path: Path) -> None:
     assert _project(gates, expect["gates"], {"kind", "open", "observed"}) == expect["gates"]
     if "bytes_freed" in expect:
         assert plan.bytes_freed() == expect["bytes_freed"]
-
-
-@pytest.mark.parametrize("path", CASES_BY_KIND["prune"])
-def test_prune(path: Path, tmp_path: Path) -> None:
-    check_case(path, tmp_path)
     # Optional: what the plan leaves to an operator (it keeps the host unconverged).
     manual = [
         {
@@ -283,6 +278,11 @@ def test_prune(path: Path, tmp_path: Path) -> None:
     ]
     if "manual" in expect:
         assert _project(manual, expect["manual"], {"address", "reason"}) == expect["manual"]
+
+
+@pytest.mark.parametrize("path", CASES_BY_KIND["prune"])
+def test_prune(path: Path, tmp_path: Path) -> None:
+    check_case(path, tmp_path)
 
 
 @pytest.mark.parametrize("path", CASES_BY_KIND["orphans"])
