@@ -17,7 +17,7 @@ from typing import Any
 from ccci.errors import CcciError
 from ccci.policy.build import timer_values
 from ccci.policy.model import Policy
-from ccci.unitvalues import FieldError, check_timer
+from ccci.unitvalues import FieldError, check_path, check_timer
 
 UNIT_NAME = "ccci-reconcile"
 DEFAULT_STATE_DIR = Path("/var/lib/ccci")
@@ -27,7 +27,7 @@ _OPTIONS = {
     "on_calendar": "--on-calendar",
     "randomized_delay": "--randomized-delay",
     "working_directory": "--working-directory",
-    "read_write_paths": "--state-dir or --unit-dir",
+    "read_write_paths": "the writable paths",
     "exec": "the path of ccci itself",
 }
 
@@ -63,6 +63,11 @@ def nightly_values(
     ``unit_dir_writable`` is False for NixOS, whose unit folders are the Nix store's."""
     from ccci.sandbox import env_file_folders, writable_paths
 
+    for option, path in (("--state-dir", state_dir), ("--unit-dir", unit_dir)):
+        try:
+            check_path(str(path))
+        except ValueError as exc:
+            raise CcciError(f"ccci systemd install: {option}: {exc}") from None
     listed = list(policies)
     derived = writable_paths(listed) if unit_dir_writable else env_file_folders(listed)
     paths = {str(state_dir), *derived}

@@ -76,9 +76,7 @@ def finish_timers(policies: tuple[Policy, ...]) -> tuple[Policy, ...]:
     policies added; once per host, after every policy is built."""
     from ccci.units_systemd import render_timer_units
 
-    wanted = [
-        s for p in policies if isinstance(p, TimerPolicy) for s in p.present if s.runs_ccci
-    ]
+    wanted = [s for p in policies if isinstance(p, TimerPolicy) for s in p.present if s.runs_ccci]
     if not wanted:
         return policies
     derived = writable_paths(policies)

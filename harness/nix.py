@@ -48,7 +48,8 @@ def ensure_nix_instantiate() -> str:
             except (OSError, subprocess.SubprocessError) as exc:
                 raise NixError(f"{' '.join(cmd)}: {exc}") from None
             if proc.returncode != 0:
-                raise NixError(f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+                said = f"{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+                raise NixError(f"{' '.join(cmd)} failed:\n{said}")
     finally:
         if made_policy:
             os.unlink(policy)

@@ -66,8 +66,7 @@ def _present(policy: TimerPolicy, spec: TimerSpec, ctx: Context) -> RuleOutput:
             f"timer:{spec.name}.timer",
             f"{spec.name}.timer",
             f"{foreign} (no '{MANAGED_HEADER}' header): ccci does not write over it",
-            "give the timer another name in the policy, or remove that unit "
-            "if ccci should own it",
+            "give the timer another name in the policy, or remove that unit if ccci should own it",
             name,
             spec.source,
         )

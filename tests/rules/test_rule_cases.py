@@ -35,6 +35,8 @@ from ccci.facts.model import (
     Service,
     SwarmObject,
     Task,
+    Unit,
+    UnitFile,
     Volume,
 )
 from ccci.inventory import Host
@@ -62,6 +64,8 @@ _FACT_TYPES: dict[str, type[Any]] = {
     "secrets": SwarmObject,
     "configs": SwarmObject,
     "files": FileFact,
+    "units": Unit,
+    "unit_files": UnitFile,
 }
 _DEFAULT_DAEMON = {
     "name": HOST,
@@ -214,7 +218,7 @@ def _case_params(kind: str, expected_failures: bool) -> list[Any]:
     return params
 
 
-KINDS = ("prune", "orphans", "retention")
+KINDS = ("prune", "orphans", "retention", "timers")
 CASES_BY_KIND = {kind: _case_params(kind, expected_failures=True) for kind in KINDS}
 PLANS = [p for kind in KINDS for p in _case_params(kind, expected_failures=False)]
 
@@ -292,6 +296,11 @@ def test_orphans(path: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("path", CASES_BY_KIND["retention"])
 def test_retention(path: Path, tmp_path: Path) -> None:
+    check_case(path, tmp_path)
+
+
+@pytest.mark.parametrize("path", CASES_BY_KIND["timers"])
+def test_timers(path: Path, tmp_path: Path) -> None:
     check_case(path, tmp_path)
 
 
