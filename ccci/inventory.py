@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ccci.errors import InputError, Location
+from ccci.saferegex import compile_policy
 from ccci.yamlsrc import Document, PathKey, load_file
 
 DEFAULT_HOST = "localhost"
@@ -59,10 +60,10 @@ class Inventory:
             return set(self.groups[term])
         if term.startswith("~"):
             try:
-                regex = re.compile(term[1:])
-            except re.error as exc:
+                regex = compile_policy(term[1:])
+            except ValueError as exc:
                 where = Location(self.source or "pattern", 0, "hosts")
-                raise InputError(where, f"{term!r} is not a regular expression: {exc}") from None
+                raise InputError(where, f"{term!r} is {exc}") from None
             return {h for h in self.hosts if regex.search(h)}
         return {h for h in self.hosts if fnmatch.fnmatchcase(h, term)}
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import enum
 import fnmatch
 import glob as globbing
-import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
 from ccci.errors import Location
+from ccci.saferegex import Matcher, compile_policy
 
 
 class GateKind(enum.Enum):
@@ -44,8 +44,8 @@ class Gate:
     stuck_after: timedelta = DEFAULT_STUCK_AFTER
 
     @cached_property
-    def pattern(self) -> re.Pattern[str]:
-        return re.compile(self.match)
+    def pattern(self) -> Matcher:
+        return compile_policy(self.match)
 
 
 @dataclass(frozen=True)
@@ -118,12 +118,12 @@ class OrphanStackPolicy:
     max_lifetime: timedelta = DEFAULT_MAX_LIFETIME
 
     @cached_property
-    def run_apps_pattern(self) -> re.Pattern[str]:
-        return re.compile(self.run_apps)
+    def run_apps_pattern(self) -> Matcher:
+        return compile_policy(self.run_apps)
 
     @cached_property
-    def keep_patterns(self) -> tuple[re.Pattern[str], ...]:
-        return tuple(re.compile(k) for k in self.keep)
+    def keep_patterns(self) -> tuple[Matcher, ...]:
+        return tuple(compile_policy(k) for k in self.keep)
 
     @property
     def env_file_glob(self) -> str:

@@ -10,6 +10,7 @@ from importlib import resources
 from typing import Any
 
 from ccci.errors import InputError
+from ccci.saferegex import compile_policy, compile_schema_pattern, problem
 from ccci.yamlsrc import Document, PathKey
 
 
@@ -31,8 +32,30 @@ def schema(kind: str) -> dict[str, Any]:
 def _validator(kind: str) -> Any:
     import jsonschema
 
-    cls = jsonschema.validators.validator_for(schema(kind))
-    return cls(schema(kind), format_checker=cls.FORMAT_CHECKER)
+    base = jsonschema.validators.validator_for(schema(kind))
+    cls = jsonschema.validators.extend(base, {"pattern": _pattern_keyword})
+    checker = jsonschema.FormatChecker()
+    # A policy regex must be one ccci can run in linear time (RE2), not just one Python
+    # can compile.
+    checker.checks("regex", raises=ValueError)(_policy_regex)
+    return cls(schema(kind), format_checker=checker)
+
+
+def _policy_regex(value: object) -> bool:
+    if isinstance(value, str):
+        compile_policy(value)
+    return True
+
+
+def _pattern_keyword(validator: Any, pattern: str, instance: Any, _schema: Any) -> Any:
+    """``pattern`` anchored as JSON Schema means it: ``^…$`` is the whole text, so no value
+    passes with a trailing newline (see ccci.saferegex.compile_schema_pattern)."""
+    from jsonschema import ValidationError
+
+    if not validator.is_type(instance, "string"):
+        return
+    if compile_schema_pattern(pattern).search(instance) is None:
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
 @dataclass(frozen=True)
@@ -88,10 +111,9 @@ def _describe(doc: Document, error: Any) -> tuple[PathKey, str]:
         name = missing[0] if missing else "?"
         return path, f"missing required field {name!r}"
     if kind == "format" and error.validator_value == "regex":
-        try:
-            re.compile(value)
-        except re.error as exc:
-            return path, f"{shown} is not a regular expression: {exc}"
+        why = problem(value) if isinstance(value, str) else None
+        if why:
+            return path, f"{shown} is {why}"
     if kind in ("pattern", "format") and title:
         return path, f"{shown} is not {_article(title)}"
     if kind == "type":

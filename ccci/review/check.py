@@ -27,6 +27,7 @@ from ccci.redact import scrubber_for
 from ccci.review.findings import CheckReport, Finding, Severity, merge
 from ccci.review.lints import lint_host
 from ccci.review.yamlpos import DocIndex, FileIndex, Position, Problem, index_text
+from ccci.saferegex import problem as regex_problem
 from ccci.yamlsrc import Document, PathKey, dotted, load_text
 
 NO_HOST = "(none)"
@@ -237,15 +238,10 @@ class Checker:
         for term in re.split(r"[,:]", pattern):
             regex = term.strip().lstrip("!&")
             if regex.startswith("~"):
-                try:
-                    re.compile(regex[1:])
-                except re.error as exc:
-                    self.add(
-                        Severity.ERROR,
-                        "hosts",
-                        doc.location(("hosts",)),
-                        f"{regex!r} is not a regular expression: {exc}",
-                    )
+                why = regex_problem(regex[1:])
+                if why:
+                    where = doc.location(("hosts",))
+                    self.add(Severity.ERROR, "hosts", where, f"{regex!r} is {why}")
                     return None
         targeted = inventory.match(pattern)
         if not targeted:

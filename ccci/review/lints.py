@@ -77,6 +77,15 @@ def keep_patterns(policies: tuple[Policy, ...]) -> Iterator[Lint]:
             continue
         for i, keep in enumerate(policy.keep):
             answer = regexlang.overlap(policy.run_apps, keep)
+            if answer.gave_up:
+                yield Lint(
+                    Severity.WARNING,
+                    "regex-budget",
+                    _at(policy.meta.source, f"spec.keep[{i}]"),
+                    f"gave up comparing keep {keep!r} with run_apps {policy.run_apps!r} "
+                    f"after {regexlang.BUDGET:,} steps: whether it protects any run-app "
+                    "is not known (simplify the patterns)",
+                )
             if answer.never:
                 yield Lint(
                     Severity.WARNING,

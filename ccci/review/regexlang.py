@@ -25,6 +25,9 @@ ALPHABET = string.ascii_lowercase + string.digits + "-_." + string.ascii_upperca
 
 _MAX_UNROLL = 64
 _MAX_STATES = 20_000
+# Edges followed in one comparison before it gives up: review runs on every PR commit,
+# so a pattern crafted to explode the subset construction costs a second, not minutes.
+BUDGET = 400_000
 
 _BEGIN = "^"
 _END = "$"
@@ -32,6 +35,22 @@ _END = "$"
 
 class Unsupported(Exception):
     """The pattern uses a construct this comparison does not model."""
+
+
+class _OverBudget(Exception):
+    """The comparison followed more than BUDGET edges."""
+
+
+class _Work:
+    """Edges followed so far in one comparison."""
+
+    def __init__(self, budget: int) -> None:
+        self.left = budget
+
+    def spend(self, count: int) -> None:
+        self.left -= count
+        if self.left < 0:
+            raise _OverBudget
 
 
 @dataclass(frozen=True)
@@ -181,11 +200,14 @@ def compile_pattern(pattern: str) -> Nfa | None:
     return Nfa(tuple(tuple(e) for e in builder.edges), accept)
 
 
-def _closure(nfa: Nfa, states: Iterable[int], at_start: bool, at_end: bool) -> frozenset[int]:
+def _closure(
+    nfa: Nfa, states: Iterable[int], at_start: bool, at_end: bool, work: _Work
+) -> frozenset[int]:
     seen = set(states)
     todo = list(seen)
     while todo:
         state = todo.pop()
+        work.spend(len(nfa.edges[state]) + 1)
         for label, target in nfa.edges[state]:
             passable = label is None or (label == _BEGIN and at_start) or (label == _END and at_end)
             if passable and target not in seen:
@@ -194,18 +216,19 @@ def _closure(nfa: Nfa, states: Iterable[int], at_start: bool, at_end: bool) -> f
     return frozenset(seen)
 
 
-def _step(nfa: Nfa, states: frozenset[int], char: str) -> frozenset[int]:
+def _step(nfa: Nfa, states: frozenset[int], char: str, work: _Work) -> frozenset[int]:
+    work.spend(sum(len(nfa.edges[s]) for s in states) + 1)
     moved = {
         target
         for state in states
         for label, target in nfa.edges[state]
         if isinstance(label, frozenset) and char in label
     }
-    return _closure(nfa, moved, at_start=False, at_end=False)
+    return _closure(nfa, moved, at_start=False, at_end=False, work=work)
 
 
-def _accepts(nfa: Nfa, states: frozenset[int], at_start: bool) -> bool:
-    return nfa.accept in _closure(nfa, states, at_start=at_start, at_end=True)
+def _accepts(nfa: Nfa, states: frozenset[int], at_start: bool, work: _Work) -> bool:
+    return nfa.accept in _closure(nfa, states, at_start=at_start, at_end=True, work=work)
 
 
 @dataclass(frozen=True)
@@ -215,6 +238,8 @@ class Answer:
 
     known: bool
     example: str | None = None
+    # Set when the comparison stopped at its budget rather than at something unmodelled.
+    gave_up: bool = False
 
     @property
     def exists(self) -> bool:
@@ -226,28 +251,39 @@ class Answer:
 
 
 UNKNOWN = Answer(known=False)
+GAVE_UP = Answer(known=False, gave_up=True)
 
 
-def _search(first: str, second: str, want: Callable[[bool, bool], bool]) -> Answer:
-    """The shortest name for which ``want(matches first, matches second)`` holds."""
+def _search(
+    first: str, second: str, want: Callable[[bool, bool], bool], budget: int | None = None
+) -> Answer:
+    """The shortest name for which ``want(matches first, matches second)`` holds; after
+    ``budget`` edges (default BUDGET) the answer is GAVE_UP, never a guess."""
+    try:
+        return _explore(first, second, want, _Work(BUDGET if budget is None else budget))
+    except _OverBudget:
+        return GAVE_UP
+
+
+def _explore(first: str, second: str, want: Callable[[bool, bool], bool], work: _Work) -> Answer:
     a, b = compile_pattern(first), compile_pattern(second)
     if a is None or b is None:
         return UNKNOWN
     start = (
-        _closure(a, {0}, at_start=True, at_end=False),
-        _closure(b, {0}, at_start=True, at_end=False),
+        _closure(a, {0}, at_start=True, at_end=False, work=work),
+        _closure(b, {0}, at_start=True, at_end=False, work=work),
     )
-    if want(_accepts(a, start[0], True), _accepts(b, start[1], True)):
+    if want(_accepts(a, start[0], True, work), _accepts(b, start[1], True, work)):
         return Answer(True, "")
     queue: deque[tuple[frozenset[int], frozenset[int], str]] = deque([(*start, "")])
     seen = {start}
     while queue:
         sa, sb, text = queue.popleft()
         for char in ALPHABET:
-            na, nb = _step(a, sa, char), _step(b, sb, char)
+            na, nb = _step(a, sa, char, work), _step(b, sb, char, work)
             if (na, nb) in seen:
                 continue
-            if want(_accepts(a, na, False), _accepts(b, nb, False)):
+            if want(_accepts(a, na, False, work), _accepts(b, nb, False, work)):
                 return Answer(True, text + char)
             seen.add((na, nb))
             if len(seen) > _MAX_STATES:
@@ -276,6 +312,10 @@ class Comparison:
     @property
     def known(self) -> bool:
         return self.gained.known and self.lost.known
+
+    @property
+    def gave_up(self) -> bool:
+        return self.gained.gave_up or self.lost.gave_up
 
     @property
     def same(self) -> bool:

@@ -78,6 +78,8 @@ def pattern_change(old: str, new: str) -> tuple[str, regexlang.Comparison]:
         notes.append(f"no longer matches e.g. {comparison.lost.example!r}")
     if comparison.same:
         notes.append("the same stack names")
-    if not comparison.known:
+    if comparison.gave_up:
+        notes.append(f"gave up comparing after {regexlang.BUDGET:,} steps")
+    elif not comparison.known:
         notes.append("too complex to compare")
     return f"{old!r} → {new!r} ({'; '.join(notes)})", comparison
