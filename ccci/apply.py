@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from ccci.errors import CcciError, explain
@@ -20,7 +20,8 @@ from ccci.journal import Journal
 from ccci.plan import Action, Change, GateResult, HostPlan, Precondition, subjects
 from ccci.policy.model import GateKind
 from ccci.reap import SINGULAR, leftovers, reap_stack
-from ccci.rules.gates import converging_services, evaluate
+from ccci.rules.convergence import redeployed
+from ccci.rules.gates import evaluate
 from ccci.rules.usage import resolve
 from ccci.units import format_time
 
@@ -94,11 +95,15 @@ class Executor:
         clock: Callable[[], datetime],
         on_result: Callable[[ChangeResult], None] = lambda _: None,
         refresh: Callable[..., Facts] | None = None,
+        planned_at: datetime | None = None,
     ) -> None:
         self.conn = conn
         self.journal = journal
         self.run_id = run_id
         self.clock = clock
+        # Gates are re-checked as of the plan's time when it is ahead of the clock (a plan
+        # made with --now): a service the plan judged stuck is still stuck at apply.
+        self.planned_at = planned_at
         self.on_result = on_result
         self.refresh = refresh
 
@@ -171,7 +176,8 @@ class Executor:
         for planned in gates:
             if kinds is not None and planned.gate.kind not in kinds:
                 continue
-            now = evaluate(planned.policy, planned.gate, facts)
+            as_of = max(self.clock(), self.planned_at or datetime.min.replace(tzinfo=UTC))
+            now = evaluate(planned.policy, planned.gate, facts, now=as_of)
             if not now.open and planned.policy not in closed:
                 closed[planned.policy] = f"gate {planned.gate.kind.value} closed: {now.observed}"
         return closed
@@ -220,11 +226,11 @@ class Executor:
                     return ChangeResult(change, Status.SKIPPED, f"now used by {', '.join(users)}")
         if Precondition.STACK_ORPHANED in checks:
             fresh = refresh_swarm(self.conn, facts)
-            converging = [why for s, why in converging_services(fresh) if s.stack == ident]
-            if converging:
-                return ChangeResult(
-                    change, Status.SKIPPED, f"stack is now converging ({converging[0]})"
-                )
+            # Converging is no reason to stop (a stuck orphan converges for ever); being
+            # deployed again since the plan is.
+            again = redeployed(ident, facts, fresh)
+            if again:
+                return ChangeResult(change, Status.SKIPPED, f"stack deployed again: {again}")
         if Precondition.CONTAINER_STOPPED in checks:
             raw = self.conn.inspect_container(ident)
             if raw is None:

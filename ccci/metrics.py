@@ -12,8 +12,10 @@ from pathlib import Path
 
 from ccci.apply import HostReport, Status
 from ccci.atomic import write_atomic
-from ccci.facts.model import Facts
+from ccci.facts.model import Facts, GapCause
 from ccci.plan import HostPlan
+from ccci.rules.convergence import unsettled
+from ccci.rules.gates import stuck_after_of
 
 _HELP = {
     "ccci_last_run_timestamp_seconds": "When the last ccci apply finished (unix time).",
@@ -24,6 +26,11 @@ _HELP = {
     "ccci_disk_usage_ratio": "Used share of the filesystems the policies measure.",
     "ccci_gates_closed": "Policy gates that were closed when the last apply planned.",
     "ccci_drift": "What still differs from policy after the last apply.",
+    "ccci_service_stuck_seconds": (
+        "Services still converging past stuck_after, by how long since their spec last "
+        "changed, with the task error."
+    ),
+    "ccci_facts_missing": "Fact kinds the last apply could not gather, and why (1 each).",
 }
 
 
@@ -57,11 +64,31 @@ def render(
         closed = len(plan.closed_gates()) if plan else 0
         samples["ccci_gates_closed"].append(f"{{{host}}} {closed}")
         samples["ccci_drift"].append(f"{{{host}}} {len(report.remaining)}")
+        seen = facts.get(report.host)
+        if seen is not None:
+            samples["ccci_service_stuck_seconds"] += _stuck(host, seen, plan, finished)
+            samples["ccci_facts_missing"] += [
+                f'{{{host},kind="{_label(g.kind)}",cause="{_label(g.cause.value)}"}} 1'
+                for g in seen.gaps
+                if g.cause is not GapCause.NOT_ASKED
+            ]
     lines: list[str] = []
     for name, values in samples.items():
         lines += [f"# HELP {name} {_HELP[name]}", f"# TYPE {name} gauge"]
         lines += [f"{name}{value}" for value in values]
     return "\n".join(lines) + "\n"
+
+
+def _stuck(host: str, facts: Facts, plan: HostPlan | None, now: datetime) -> list[str]:
+    """One sample per stuck service: a dashboard shows which deploy hangs and why."""
+    gates = [g.gate for g in plan.gates] if plan else []
+    found = unsettled(facts, now, stuck_after_of(gates))
+    return [
+        f'{{{host},service="{_label(u.service.name)}",stack="{_label(u.service.stack)}",'
+        f'error="{_label(u.error or u.why)}"}} {(now - u.since).total_seconds():.0f}'
+        for u in found
+        if u.stuck
+    ]
 
 
 def write(path: Path, text: str) -> None:

@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ccci.facts.model import Facts
+from ccci.facts.model import Facts, GapCause
 from ccci.plan import Action, GateResult, HostPlan, Manual
 from ccci.policy.model import GateKind, ImageRetention, Policy, PrunePolicy, TimerPolicy
-from ccci.rules.gates import converging_services
+from ccci.rules.convergence import unsettled
+from ccci.rules.gates import describe_gaps, stuck_after_of
 from ccci.units import format_percent, plural
 
 
@@ -30,6 +31,7 @@ class StackLine:
     services: int
     age_seconds: float | None
     converging: str = ""
+    stuck: str = ""
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,10 @@ class HostStatus:
     timers: tuple[TimerLine, ...] = ()
     missing_images: tuple[str, ...] = ()
     problems: tuple[str, ...] = field(default_factory=tuple)
+    # Services converging past stuck_after (``name: stuck (why) for …: task error``) and
+    # fact kinds that could not be gathered, each with why.
+    stuck: tuple[str, ...] = ()
+    not_gathered: tuple[str, ...] = ()
 
     @property
     def healthy(self) -> bool:
@@ -142,13 +148,25 @@ def host_status(
 ) -> HostStatus:
     thresholds = _thresholds(policies)
     disks = tuple(DiskLine(d.path, d.ratio, tuple(thresholds.get(d.path, ()))) for d in facts.disks)
-    converging = {s.stack: why for s, why in converging_services(facts) if s.stack}
+    found = unsettled(facts, now, stuck_after_of(g.gate for g in plan.gates))
+    converging: dict[str, str] = {}
+    stuck_in: dict[str, str] = {}
+    for u in reversed(found):  # the first service of a stack names it
+        if u.service.stack:
+            (stuck_in if u.stuck else converging)[u.service.stack] = (
+                f"{u.service.name} {u.describe(now)}" if u.stuck else u.why
+            )
+    stuck = tuple(f"service {u.service.name} {u.describe(now)}" for u in found if u.stuck)
+    # A lean gather's skips are not a problem; a kind the engine would not or could not
+    # list is: whatever needs it does nothing.
+    gaps = [g for g in facts.gaps if g.cause is not GapCause.NOT_ASKED]
     live = tuple(
         StackLine(
             s.name,
             len(s.services),
             (now - newest).total_seconds() if (newest := s.newest()) else None,
             converging.get(s.name, ""),
+            stuck_in.get(s.name, ""),
         )
         for s in facts.stacks()
         if s.live
@@ -168,6 +186,9 @@ def host_status(
                     f"disk {format_percent(disk.ratio)} on {disk.path} is over "
                     f"{policy}'s {format_percent(at_least)}"
                 )
+    if gaps:
+        problems.append(f"{describe_gaps(gaps)}: what needs them does nothing")
+    problems += stuck
     if orphans:
         problems.append(f"{plural(len(orphans), 'orphaned stack')} to reap")
     if missing:
@@ -192,4 +213,6 @@ def host_status(
         timers=_timers(policies, facts),
         missing_images=missing,
         problems=tuple(problems),
+        stuck=stuck,
+        not_gathered=tuple(str(g) for g in facts.gaps),
     )

@@ -336,6 +336,7 @@ class Workspace:
                             if target is not None
                             else None
                         ),
+                        planned_at=plan.now,
                     )
                     if host_plan.changes:
                         executor = executors[host.name]

@@ -135,7 +135,8 @@ def parse_task(raw: dict[str, Any]) -> Task:
     status = raw.get("Status") or {}
     container_spec = ((raw.get("Spec") or {}).get("ContainerSpec")) or {}
     container = status.get("ContainerStatus") or {}
-    exit_code = container.get("ExitCode")
+    # A task that never had a container reports ExitCode 0 too: that is not an exit.
+    exit_code = container.get("ExitCode") if container.get("ContainerID") else None
     return Task(
         id=raw["ID"],
         service_id=raw.get("ServiceID") or "",
@@ -147,7 +148,7 @@ def parse_task(raw: dict[str, Any]) -> Task:
         created=_time(raw.get("CreatedAt")),
         changed=_time(status.get("Timestamp")),
         message=status.get("Message") or "",
-        exit_code=int(exit_code) if isinstance(exit_code, int) else None,
+        exit_code=exit_code if isinstance(exit_code, int) else None,
     )
 
 

@@ -32,6 +32,7 @@ def render_text(status: HostStatus, style: Style) -> str:
                 else "age unknown"
             )
             note = f", converging: {stack.converging}" if stack.converging else ""
+            note += f", stuck: {stack.stuck}" if stack.stuck else ""
             lines.append(
                 f"  stack    {stack.name} ({plural(stack.services, 'service')}, {age} old{note})"
             )

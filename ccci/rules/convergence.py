@@ -137,3 +137,18 @@ def unsettled(
         by_service.setdefault(task.service_id, []).append(task)
     found = (judge(s, by_service.get(s.id, []), now, stuck_after) for s in facts.services)
     return tuple(u for u in found if u is not None)
+
+
+def redeployed(stack: str, before: Facts, after: Facts) -> str:
+    """Why the plan's verdict on ``stack`` no longer holds: one of its services was created
+    or had its spec changed since ``before`` was gathered (someone deployed it again).
+    Converging alone is no reason: a stuck orphan converges for ever."""
+    seen = {s.id: s.spec_changed for s in before.services if s.stack == stack}
+    for service in after.services:
+        if service.stack != stack:
+            continue
+        if service.id not in seen:
+            return f"service {service.name} was created since the plan"
+        if service.spec_changed > seen[service.id]:
+            return f"service {service.name} was updated since the plan"
+    return ""

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from ccci.facts.model import FactGap, Facts, Service
 from ccci.plan import GateResult
-from ccci.policy.model import Gate, GateKind
+from ccci.policy.model import DEFAULT_STUCK_AFTER, Gate, GateKind
 from ccci.rules.convergence import unsettled
 from ccci.units import format_percent, plural
 
@@ -40,6 +40,13 @@ def describe_gaps(gaps: Iterable[FactGap]) -> str:
 def missing_reason(facts: Facts, *kinds: str) -> str:
     """Why a rule that reads ``kinds`` cannot be judged on these facts, or ``""``."""
     return describe_gaps(facts.missing(*kinds))
+
+
+def stuck_after_of(gates: Iterable[Gate]) -> timedelta:
+    """The stuck threshold reports use: the shortest any of the host's convergence gates
+    names, so status and metrics call stuck what no gate waits for any more."""
+    found = [g.stuck_after for g in gates if g.kind is GateKind.NO_CONVERGING_SERVICES]
+    return min(found) if found else DEFAULT_STUCK_AFTER
 
 
 def converging_services(facts: Facts, now: datetime | None = None) -> list[tuple[Service, str]]:

@@ -172,8 +172,13 @@ def test_a_service_keeps_its_update_state_replicas_and_pinned_image() -> None:
         updated=datetime(2026, 11, 27, 2, 59, 30, 0, tzinfo=UTC),
         update_state="updating",
         replicas=1,
+        update_started=datetime(2026, 11, 27, 2, 59, 30, tzinfo=UTC),
+        update_message="update in progress",
+        version=4711,
     )
     assert service.stack == REDI
+    # Its convergence clock starts at the latest of creation, update and update start.
+    assert service.spec_changed == datetime(2026, 11, 27, 2, 59, 30, tzinfo=UTC)
 
 
 def test_a_global_service_without_an_update_has_no_replicas_and_no_state() -> None:
@@ -199,8 +204,13 @@ def test_tasks_keep_state_desired_state_container_image_and_error() -> None:
         container_id="",
         image="redis:7-alpine@sha256:" + "d4" * 32,
         error="",
+        created=datetime(2026, 11, 27, 2, 59, 30, tzinfo=UTC),
+        changed=datetime(2026, 11, 27, 2, 59, 31, 100000, tzinfo=UTC),
+        message="preparing",
+        exit_code=None,
     )
     assert running.container_id == "0c" * 32
+    assert running.exit_code == 0
     assert (running.state, running.desired_state) == ("running", "running")
     assert (rejected.state, rejected.desired_state) == ("rejected", "shutdown")
     assert rejected.error.startswith("No such image: redis:7-alpine@sha256:0707")

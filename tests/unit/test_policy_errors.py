@@ -181,7 +181,8 @@ BAD_INPUTS = [
     ),
     pytest.param(
         edit(13, "    no_converging_services: sometimes"),
-        "policy.yaml:13: spec.gates.no_converging_services: 'sometimes' is not a boolean",
+        "policy.yaml:13: spec.gates.no_converging_services: 'sometimes' is not a boolean or a "
+        "mapping with stuck_after",
         id="gate_flag_not_a_boolean",
     ),
 ]
