@@ -138,6 +138,11 @@ def cli() -> None:
 )
 @click.option("--now", help="Plan as of this time (RFC 3339); default: the clock.")
 @click.option("-v", "--verbose", is_flag=True, help="List every object left alone, with why.")
+@click.option(
+    "--allow-empty",
+    is_flag=True,
+    help="Accept a policy set with no policy at all (else an error: nothing would be checked).",
+)
 @errors
 def reconcile(
     policies: tuple[Path, ...],
@@ -153,9 +158,15 @@ def reconcile(
     facts_file: Path | None,
     now: str | None,
     verbose: bool,
+    allow_empty: bool,
 ) -> None:
     """Plan (and with --apply, apply) what the policies ask of each host."""
     from ccci.workspace import Workspace
+
+    if not allow_empty:
+        from ccci.policy.load import require_policies
+
+        require_policies(policies or (Path("policies"),))
 
     if mode == "apply" and facts_file is not None:
         raise CcciError("--facts plans offline and cannot be combined with --apply")
@@ -180,7 +191,7 @@ def _reconcile(
 
     plan, _ = workspace.plan(_parse_now(now), facts_file)
     if out is not None:
-        out.write_text(render_json.render_plan(plan) + "\n", encoding="utf-8")
+        _save_plan(out, render_json.render_plan(plan) + "\n")
     if output == "json":
         click.echo(render_json.render_plan(plan))
     else:
@@ -198,6 +209,21 @@ def _reconcile(
         return
     if detailed_exitcode and not plan.is_empty():
         sys.exit(EXIT_CHANGES)
+
+
+def _save_plan(out: Path, text: str) -> None:
+    """Write ``--out``; a folder, a missing folder or a full disk is one line, and a
+    failed write never leaves half a plan behind."""
+    from ccci.atomic import write_atomic
+
+    if out.is_dir():
+        raise CcciError(f"--out {out}: is a folder; name the file to save the plan in")
+    if out.exists() and not out.is_file():
+        # The plan is renamed into place: never over a device, a socket or a pipe.
+        raise CcciError(f"--out {out}: not a regular file; name the file to save the plan in")
+    if not out.parent.is_dir():
+        raise CcciError(f"--out {out}: no folder {out.parent} to save the plan in")
+    write_atomic(out, text)
 
 
 def _apply(

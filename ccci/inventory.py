@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ccci.errors import InputError, Location
+from ccci.render.escape import terminal
 from ccci.saferegex import compile_policy
 from ccci.yamlsrc import Document, PathKey, load_file
 
@@ -92,12 +93,33 @@ def load(path: Path) -> Inventory:
     docs = load_file(path, str(path))
     if not docs:
         return implicit()
+    if len(docs) > 1:
+        # A second document would be silently ignored: its hosts never managed, or a
+        # reviewer misled about which vars count.
+        raise InputError(
+            Location(str(path), docs[1].line), "an inventory is one YAML document, not several"
+        )
     doc = docs[0]
     if not isinstance(doc.data, dict) or set(doc.data) != {"all"}:
         raise InputError(doc.location(()), "an inventory has one top-level key: all")
     builder = _Builder(doc)
     builder.walk("all", doc.data["all"], ("all",))
     return builder.result(str(path))
+
+
+# A host name becomes part of file names (its last-use record under the state directory)
+# and of messages: one that is not a plain file name could write outside that directory.
+_HOST_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]{0,252}")
+
+
+def _check_host_name(doc: Document, host: Any, path: PathKey) -> None:
+    name = str(host)
+    if not isinstance(host, str) or not _HOST_NAME.fullmatch(name) or ".." in name:
+        raise InputError(
+            doc.location(path),
+            f"host name {terminal(name)!r} is not a safe file name "
+            "(letters, digits, '.', '_', '-', '@'; no '..' nor '/')",
+        )
 
 
 class _Builder:
@@ -134,6 +156,7 @@ class _Builder:
         )
         direct = self.direct.setdefault(group, [])
         for host, hvars in self._mapping(spec.get("hosts"), (*path, "hosts")).items():
+            _check_host_name(self.doc, host, (*path, "hosts", host))
             if host not in self.order:
                 self.order.append(host)
             if host not in direct:

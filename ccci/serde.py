@@ -8,14 +8,45 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import types
 import typing
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 from ccci.units import format_time, parse_time
 
 T = TypeVar("T")
+
+
+# A snapshot of a busy CI host is a few MiB; more is not a snapshot ccci wrote, and
+# parsing it would cost minutes (50 MB took 26 s).
+MAX_JSON_BYTES = 32 << 20
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file ccci wrote (a facts snapshot, a saved plan), as data; anything else (too
+    big, nested past Python's recursion limit, not JSON) is a one-line InputError."""
+    from ccci.errors import InputError, Location
+
+    where = Location(str(path), 0)
+    try:
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_JSON_BYTES + 1)
+    except OSError as exc:
+        raise InputError(where, f"cannot read: {exc.strerror}") from None
+    if len(raw) > MAX_JSON_BYTES:
+        raise InputError(where, f"larger than {MAX_JSON_BYTES >> 20} MiB: refused unread")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise InputError(where, "not JSON ccci wrote: nested too deeply") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(where, f"not UTF-8: {exc.reason}") from None
+    except ValueError as exc:
+        line = getattr(exc, "lineno", 0)
+        raise InputError(Location(str(path), line), f"not JSON: {exc}") from None
 
 
 def to_jsonable(value: Any) -> Any:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 _DURATION_PART = re.compile(r"(\d+)(w|d|h|m|s)")
 _DURATION = re.compile(r"^(?:\d+(?:w|d|h|m|s))+$")
+MAX_DURATION_SECONDS = 100 * 365 * 86400
 _UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _PERCENT = re.compile(r"^(\d{1,3}(?:\.\d+)?)%$")
 
@@ -16,6 +17,9 @@ def parse_duration(text: str) -> timedelta:
     if not _DURATION.match(text):
         raise ValueError(f"{text!r} is not a duration (like 30m, 24h, 14d)")
     seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
+    if seconds > MAX_DURATION_SECONDS:
+        # ``now - 9999999999w`` is before year 1: no rule could compute with it.
+        raise ValueError(f"{text!r} is longer than 100 years")
     return timedelta(seconds=seconds)
 
 

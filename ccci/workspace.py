@@ -141,14 +141,9 @@ def _gather(
 
 def read_snapshot(path: Path) -> dict[str, Facts]:
     """Facts saved by ``ccci facts --output json``, by host."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(Location(str(path), 0), f"cannot read: {exc.strerror}") from None
-    except ValueError as exc:
-        raise InputError(
-            Location(str(path), getattr(exc, "lineno", 0)), f"not JSON: {exc}"
-        ) from None
+    from ccci.serde import read_json
+
+    data = read_json(path)  # size, depth and syntax: one-line errors
     if not isinstance(data, dict) or not isinstance(data.get("hosts"), dict):
         raise InputError(Location(str(path), 1), "hosts: not a ccci facts snapshot")
     if data.get("format_version") != SNAPSHOT_FORMAT:

@@ -66,6 +66,9 @@ class Document:
 
 # A policy file is small: more values than this is an alias bomb, not a policy.
 MAX_VALUES = 100_000
+# And so is the file: a policy set or an inventory of a mebibyte is already far past any
+# real one, and refusing more keeps a hostile PR from costing minutes of parsing.
+MAX_FILE_BYTES = 1 << 20
 
 
 class _Walk:
@@ -152,8 +155,18 @@ def load_text(text: str, file: str) -> Iterator[Document]:
 def load_file(path: Path, display: str | None = None) -> list[Document]:
     """Read a YAML file; ``display`` is the name errors show (relative, as the user typed)."""
     name = display or str(path)
+    return list(load_text(read_text(path, name), name))
+
+
+def read_text(path: Path, name: str) -> str:
+    """A policy or inventory file's text; over MAX_FILE_BYTES it is refused unread."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            raise InputError(
+                Location(name, 0), f"larger than {MAX_FILE_BYTES // 1024} KiB: refused unread"
+            )
+        return raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(Location(name, 0), f"cannot read: {exc}") from None
-    return list(load_text(text, name))

@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from ccci.errors import InputError, Location
 from ccci.inventory import Host, Inventory
 from ccci.policy import schema, template
 from ccci.policy.build import BUILDERS
 from ccci.policy.model import OrphanStackPolicy, Policy, PrunePolicy, StackSelector
-from ccci.yamlsrc import Document, load_file
+from ccci.render.escape import has_unsafe
+from ccci.yamlsrc import Document, PathKey, load_file
 
 
 def discover(paths: Iterable[Path]) -> list[Path]:
@@ -34,6 +36,18 @@ def read(paths: Iterable[Path]) -> list[Document]:
     return docs
 
 
+def require_policies(paths: Iterable[Path]) -> None:
+    """Refuse an empty policy set: with no policy, every host "matches policy", so a
+    mistyped ``-p`` or a missing checkout would report a healthy host and exit 0."""
+    named = list(paths)
+    if not read(named):
+        where = ", ".join(str(p) for p in named) or "policies"
+        raise InputError(
+            Location(where, 0),
+            "no policy documents found (pass --allow-empty if an empty policy set is meant)",
+        )
+
+
 def _check_header(doc: Document) -> str:
     if not isinstance(doc.data, dict):
         raise InputError(doc.location(()), "a policy document is a mapping")
@@ -47,11 +61,35 @@ def _check_header(doc: Document) -> str:
 def build(doc: Document) -> Policy:
     """Validate one (rendered) document against its kind's schema and build it."""
     kind = _check_header(doc)
+    _refuse_control_characters(doc)
     schema.validate(doc, kind)
     try:
         return BUILDERS[kind](doc)
     except InputError as exc:
         raise hide_sensitive(doc, exc) from None
+
+
+def _refuse_control_characters(doc: Document) -> None:
+    """No policy value holds a control character (a newline, a tab, an escape, a bidi
+    override): each one that reaches a unit file, a path, a command line or a terminal
+    could end a field early or start another. Checked after rendering, so a var cannot
+    bring one in either."""
+
+    def walk(value: Any, path: PathKey) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(str(key), (*path, key))
+                walk(item, (*path, key))
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(item, (*path, i))
+        elif isinstance(value, str) and has_unsafe(value):
+            char = next(c for c in value if has_unsafe(c))
+            raise InputError(
+                doc.location(path), f"holds the control character U+{ord(char):04X}: refused"
+            )
+
+    walk(doc.data, ())
 
 
 def hide_sensitive(doc: Document, exc: InputError) -> InputError:

@@ -28,7 +28,7 @@ from ccci.review.findings import CheckReport, Finding, Severity, merge
 from ccci.review.lints import lint_host
 from ccci.review.yamlpos import DocIndex, FileIndex, Position, Problem, index_text
 from ccci.saferegex import problem as regex_problem
-from ccci.yamlsrc import Document, PathKey, dotted, load_text
+from ccci.yamlsrc import Document, PathKey, dotted, load_text, read_text
 
 NO_HOST = "(none)"
 
@@ -111,9 +111,9 @@ class Checker:
 
     def _read(self, path: Path, name: str) -> str | None:
         try:
-            return path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            self.add(Severity.ERROR, "read", Location(name, 0), f"cannot read: {exc}")
+            return read_text(path, name)
+        except InputError as exc:
+            self.add(Severity.ERROR, "read", exc.location, exc.message)
             return None
 
     def inventory(self) -> Inventory | None:
@@ -240,8 +240,8 @@ class Checker:
             if regex.startswith("~"):
                 why = regex_problem(regex[1:])
                 if why:
-                    where = doc.location(("hosts",))
-                    self.add(Severity.ERROR, "hosts", where, f"{regex!r} is {why}")
+                    at = doc.location(("hosts",))
+                    self.add(Severity.ERROR, "hosts", at, f"{regex!r} is {why}")
                     return None
         targeted = inventory.match(pattern)
         if not targeted:

@@ -93,6 +93,11 @@ def check(paths: tuple[Path, ...], inventory: Path, fmt: str, fail_on_warn: bool
     show_default=True,
     help="markdown: a PR comment (summary table, folded details, under 65,000 characters).",
 )
+@click.option(
+    "--allow-empty",
+    is_flag=True,
+    help="Accept a side with no policy at all (the PR that adds the first ones).",
+)
 @errors
 def diff(
     base: str,
@@ -102,6 +107,7 @@ def diff(
     facts_file: Path | None,
     now: str | None,
     output: str,
+    allow_empty: bool,
 ) -> None:
     """What changes from BASE to HEAD means for the hosts.
 
@@ -113,7 +119,15 @@ def diff(
     from ccci.review.diffrun import run_diff
 
     moment = _parse_now(now)
-    result = run_diff(base, head, policies or ("policies",), inventory, facts_file, moment)
+    result = run_diff(
+        base,
+        head,
+        policies or ("policies",),
+        inventory,
+        facts_file,
+        moment,
+        allow_empty=allow_empty,
+    )
     # Every form goes through the scrubber of both sides' secret values.
     if output == "json":
         from ccci.review.diffjson import render_json

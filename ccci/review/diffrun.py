@@ -32,6 +32,7 @@ def run_diff(
     facts: Path | None = None,
     now: datetime | None = None,
     cwd: Path | None = None,
+    allow_empty: bool = False,
 ) -> DiffResult:
     """Load BASE and HEAD (folders or git revisions), compare them, and with ``facts``
     plan that snapshot under both."""
@@ -42,8 +43,8 @@ def run_diff(
     with ExitStack() as stack:
         old_tree = stack.enter_context(materialize(base, names, cwd))
         new_tree = stack.enter_context(materialize(head, names, cwd))
-        old = load_side(old_tree, policies, inventory)
-        new = load_side(new_tree, policies, inventory)
+        old = load_side(old_tree, policies, inventory, allow_empty)
+        new = load_side(new_tree, policies, inventory, allow_empty)
     meanings = diff(old, new)
     scrub = scrubber_for([*old.inventory.hosts.values(), *new.inventory.hosts.values()])
     if snapshot is None or facts is None:

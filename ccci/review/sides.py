@@ -9,9 +9,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ccci import inventory as inventory_mod
-from ccci.errors import InputError
+from ccci.errors import CcciError, InputError
 from ccci.inventory import Inventory
-from ccci.policy.load import load_for_hosts
+from ccci.policy.load import load_for_hosts, read
 from ccci.policy.model import Policy
 from ccci.review.gitrev import Tree
 
@@ -33,16 +33,25 @@ class PolicySet:
         return self.by_host.get(host, {}).get(key)
 
 
-def load_side(tree: Tree, policies: Sequence[str], inventory: str) -> PolicySet:
+def load_side(
+    tree: Tree, policies: Sequence[str], inventory: str, allow_empty: bool = False
+) -> PolicySet:
     """Load a side from its folder; an error names the side (``origin/main:policies/…``).
 
-    A side without the policy folder has no policies (the PR that adds them); a side
-    without the inventory manages ``localhost``, as reconcile does.
+    A side without any policy document is refused: comparing against nothing says "no
+    change in meaning" or "everything added" about a side that was never read (a wrong
+    ``-p``, a wrong revision). ``allow_empty`` accepts it, for the PR that adds the first
+    policies. A side without the inventory manages ``localhost``, as reconcile does.
     """
     with contextlib.chdir(tree.root):
         try:
             inv = inventory_mod.load(Path(inventory))
             paths = [Path(p) for p in policies if Path(p).exists()]
+            if not allow_empty and not (paths and read(paths)):
+                raise CcciError(
+                    f"{tree.label}: no policy documents in {', '.join(policies)} "
+                    "(pass --allow-empty to compare against an empty policy set)"
+                )
             loaded = load_for_hosts(paths, inv, list(inv.hosts.values())) if paths else []
         except InputError as exc:
             where = replace(exc.location, file=tree.display(exc.location.file))
