@@ -112,7 +112,7 @@ def nightly_policies(working_directory: Path) -> tuple[list[Policy], str]:
     from ccci.policy.load import load_for_hosts
 
     folder = working_directory / "policies"
-    if not folder.exists():
+    if not folder.is_dir() or not any(folder.glob("*.y*ml")):
         note = (
             f"no policies at {folder}: the nightly may write only the state and unit "
             "folders; run this again once the policies are there"

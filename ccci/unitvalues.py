@@ -109,6 +109,8 @@ def check_absent_unit(name: str) -> str:
 def check_units_list(text: str) -> str:
     """A space-separated list of unit names (After=, Wants=)."""
     _plain(text, "the list")
+    if not text.split():
+        raise ValueError("the list of units is empty")
     for name in text.split():
         check_unit_name(name)
     return text

@@ -21,7 +21,7 @@ from ccci.unitvalues import PROTECTED_UNITS
 
 # What NixOS operators set instead of editing units the Nix store owns.
 NIXOS_OPTIONS = {
-    "docker-prune.timer": "virtualisation.docker.autoPrune.enable = false;",
+    "docker-prune.timer": "virtualisation.docker.autoPrune.enable = lib.mkForce false;",
 }
 
 

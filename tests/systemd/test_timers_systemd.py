@@ -487,7 +487,7 @@ def test_read_only_unit_dir_yields_the_nixos_manual_action(
     assert "ccci systemd install --format nix" in todo[f"unit:{NIGHTLY}.service"]["how"]
     assert "NixOS" in todo[f"unit:{NIGHTLY}.service"]["how"]
     prune_how = todo["timer:docker-prune.timer"]["how"]
-    assert "virtualisation.docker.autoPrune.enable = false;" in prune_how
+    assert "virtualisation.docker.autoPrune.enable = lib.mkForce false;" in prune_how
     assert "nixos-rebuild switch" in prune_how
     assert plan["summary"]["empty"] is False
 
@@ -770,12 +770,12 @@ def test_systemd_install_print_and_nix_formats() -> None:
     )
 
     nix = _host_ccci("systemd", "install", "--format", "nix", "--working-directory", "/etc/ccci")
-    assert "virtualisation.docker.autoPrune.enable = false;" in nix
+    assert "virtualisation.docker.autoPrune.enable = lib.mkForce false;" in nix
     assert 'Type = "oneshot";' in nix
-    assert 'SuccessExitStatus = "75";' in nix
-    assert 'OnCalendar = "daily";' in nix
-    assert "systemd.timers.ccci-reconcile" in nix
-    assert nix.count("{") == nix.count("}")
+    assert "SuccessExitStatus = [ 75 ];" in nix
+    assert 'startAt = "daily";' in nix
+    assert 'systemd.timers."ccci-reconcile".timerConfig' in nix
+    assert "/usr/local/bin" not in nix and "/etc/systemd/system" not in nix
 
 
 def test_printed_units_are_what_install_writes(host: SystemdHost, ccci: Ccci) -> None:
@@ -789,3 +789,151 @@ def test_printed_units_are_what_install_writes(host: SystemdHost, ccci: Ccci) ->
     for filename in (f"{NIGHTLY}.service", f"{NIGHTLY}.timer"):
         written = host.exec("cat", f"{UNIT_DIR}/{filename}").stdout
         assert f"# {UNIT_DIR}/{filename}\n{written}" in printed, filename
+
+
+# ---- 8. the nightly's sandbox is derived from its policies -------------------------------
+
+# A run-app prefix of this test only: the engine is shared, and the nightly reaps every
+# orphan its selector matches.
+ORPHAN_DOMAIN = "ccsd-0a1b2c.ci.example.org"
+ORPHAN_STACK = ORPHAN_DOMAIN.replace(".", "_")
+ABRA_SERVER = "default"  # abra's folder for a local server is named after the server
+ORPHAN_ENV = f"/root/.abra/servers/{ABRA_SERVER}/{ORPHAN_DOMAIN}.env"
+
+
+def orphan_policy() -> str:
+    """Reap killed runs of this test's prefix only, env files included (abra's layout)."""
+    doc = {
+        "apiVersion": "ccci/v1",
+        "kind": "OrphanStackPolicy",
+        "metadata": {"name": "reap-killed-runs"},
+        "hosts": "ci",
+        "spec": {
+            "run_apps": {"match": "^ccsd-[0-9a-f]{6}_ci_"},
+            "orphan_after": "1h",
+            "reap": ["services", "secrets", "configs", "networks", "volumes", "env_file"],
+            "env_file": "/root/.abra/servers/{server}/{domain}.env",
+        },
+    }
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def test_nightly_service_reaps_an_orphan_env_file_under_root_with_protect_home(
+    host: SystemdHost, ccci: Ccci
+) -> None:
+    forget(host, f"{NIGHTLY}.timer", f"{NIGHTLY}.service")
+    host.exec("rm", "-rf", STATE_DIR, "/root/.abra")
+    host.exec("mkdir", "-p", STATE_DIR)
+    ccci.set_policies(
+        prune=closed_prune_policy(),
+        timers=timer_policy(absent=["docker-prune.timer"]),
+        orphans=orphan_policy(),
+    )
+    # A run killed before its deploy leaves only the env file `abra app new` wrote.
+    host.write_file(ORPHAN_ENV, f"TYPE=redis\nDOMAIN={ORPHAN_DOMAIN}\n", mode="0600")
+    host.exec("touch", "-d", "2 days ago", ORPHAN_ENV)
+    systemd_install(ccci)
+    unit = host.exec("cat", f"{UNIT_DIR}/{NIGHTLY}.service").stdout.splitlines()
+    assert "ProtectHome=read-only" in unit
+    assert [line for line in unit if line.startswith("ReadWritePaths=")] == [
+        f"ReadWritePaths=-{UNIT_DIR}",
+        "ReadWritePaths=-/root/.abra/servers",
+        f"ReadWritePaths=-{STATE_DIR}",
+    ]
+    assert show(host, f"{NIGHTLY}.service", "ProtectHome")["ProtectHome"] == "read-only"
+    reap = changes(ccci.plan_json())[f"stack:{ORPHAN_STACK}"]
+    assert reap["before"]["env_file"] == [ORPHAN_ENV]
+
+    props, journal = run_nightly(host)
+    assert (props["Result"], props["ExecMainStatus"]) == ("success", "0"), journal
+    assert "Read-only file system" not in journal, journal
+    assert host.exec("test", "-e", ORPHAN_ENV, check=False).returncode != 0, journal
+    assert f"stack:{ORPHAN_STACK}" not in changes(ccci.plan_json())
+
+
+def test_a_sandbox_without_the_env_file_folder_cannot_reap_it(
+    host: SystemdHost, ccci: Ccci
+) -> None:
+    """The control: the same run with the writable paths ccci used to write (state and
+    unit directories only) fails on the read-only home, and the file stays."""
+    forget(host, f"{NIGHTLY}.timer", f"{NIGHTLY}.service")
+    host.exec("rm", "-rf", STATE_DIR, "/root/.abra")
+    host.exec("mkdir", "-p", STATE_DIR)
+    timers = timer_policy(present=[nightly_spec()], absent=["docker-prune.timer"])
+    # The nightly's units as the policy lists them (no runs_ccci), applied from outside the
+    # sandbox before the orphan policy exists: this apply must not reap the file itself.
+    ccci.set_policies(prune=closed_prune_policy(), timers=timers)
+    apply(ccci)
+    host.write_file(ORPHAN_ENV, f"TYPE=redis\nDOMAIN={ORPHAN_DOMAIN}\n", mode="0600")
+    host.exec("touch", "-d", "2 days ago", ORPHAN_ENV)
+    ccci.set_policies(prune=closed_prune_policy(), timers=timers, orphans=orphan_policy())
+    try:
+        _, journal = run_nightly(host)
+        assert host.exec("test", "-e", ORPHAN_ENV, check=False).returncode == 0, journal
+        assert "Read-only file system" in journal, journal
+    finally:
+        forget(host, f"{NIGHTLY}.timer", f"{NIGHTLY}.service")
+        host.exec("rm", "-rf", "/root/.abra")
+
+
+# ---- 9. timers cannot shadow or mask what ccci does not own ------------------------------
+
+SHADOW = "ccci-shadow-probe"
+VENDOR_SERVICE = (
+    "[Unit]\nDescription=a vendor unit\n\n[Service]\nType=oneshot\nExecStart=/bin/true\n"
+)
+
+
+def test_a_present_timer_named_like_a_unit_ccci_did_not_write_changes_nothing(
+    host: SystemdHost, ccci: Ccci
+) -> None:
+    forget(host, f"{SHADOW}.timer", f"{SHADOW}.service")
+    host.write_file(f"{VENDOR_DIR}/{SHADOW}.service", VENDOR_SERVICE)
+    host.systemctl("daemon-reload")
+    fragment = show(host, f"{SHADOW}.service", "FragmentPath")["FragmentPath"]
+    try:
+        spec = {"name": SHADOW, "on_calendar": "daily", "exec": "/bin/false"}
+        ccci.set_policies(timers=timer_policy(present=[spec]))
+        plan = ccci.plan_json()
+        assert changes(plan) == {}
+        todo = manual(plan)[f"timer:{SHADOW}.timer"]
+        assert todo["reason"] == (
+            f"{SHADOW}.service exists at {fragment} and ccci did not write it "
+            "(no '# Managed by ccci' header): ccci does not write over it"
+        )
+        ccci.run("reconcile", "--apply", "--yes", check=False)
+        assert host.exec("test", "-e", f"{UNIT_DIR}/{SHADOW}.service", check=False).returncode
+        assert host.exec("test", "-e", f"{UNIT_DIR}/{SHADOW}.timer", check=False).returncode
+        assert show(host, f"{SHADOW}.service", "FragmentPath")["FragmentPath"] == fragment
+        assert show(host, f"{SHADOW}.timer", "LoadState")["LoadState"] == "not-found"
+    finally:
+        forget(host, f"{SHADOW}.timer", f"{SHADOW}.service")
+
+
+def test_a_timer_named_docker_is_refused_before_anything_runs(
+    host: SystemdHost, ccci: Ccci
+) -> None:
+    spec = {"name": "docker", "on_calendar": "daily", "exec": "/bin/true"}
+    ccci.set_policies(timers=timer_policy(present=[spec]))
+    done = ccci.run("reconcile", "--plan", check=False)
+    assert done.returncode == 1
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("ccci: /etc/ccci/policies/timers.yaml:"), line
+    assert line.endswith(
+        "spec.present[0].name: 'docker' would replace docker.service, which runs the Docker engine"
+    ), line
+    assert host.exec("test", "-e", f"{UNIT_DIR}/docker.service", check=False).returncode != 0
+
+
+def test_absent_refuses_a_service_and_masks_nothing(host: SystemdHost, ccci: Ccci) -> None:
+    forget(host, f"{SHADOW}.timer", f"{SHADOW}.service")
+    host.write_file(f"{VENDOR_DIR}/{SHADOW}.service", VENDOR_SERVICE)
+    host.systemctl("daemon-reload")
+    try:
+        ccci.set_policies(timers=timer_policy(absent=[f"{SHADOW}.service"]))
+        done = ccci.run("reconcile", "--apply", "--yes", check=False)
+        assert done.returncode == 1
+        assert "spec.absent[0]: " in done.stderr and "absent masks timers only" in done.stderr
+        assert show(host, f"{SHADOW}.service", "LoadState")["LoadState"] == "loaded"
+    finally:
+        forget(host, f"{SHADOW}.timer", f"{SHADOW}.service")

@@ -109,7 +109,7 @@ def _written(spec: TimerSpec) -> Settings:
     found: dict[tuple[str, str], list[str]] = {}
     for text in (spec.service_unit, spec.timer_unit):
         section = ""
-        for raw in text.splitlines():
+        for raw in text.split("\n"):  # as systemd splits: at newlines only
             line = raw.strip()
             if line.startswith("[") and line.endswith("]"):
                 section = line[1:-1]
