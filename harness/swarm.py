@@ -32,16 +32,26 @@ def _wait(what: str, done: Callable[[], bool], timeout: float) -> None:
 
 
 def deploy_stack(
-    engine: Engine, name: str, compose_yaml: str, wait: bool = True, timeout: float = 60
+    engine: Engine,
+    name: str,
+    compose_yaml: str,
+    wait: bool = True,
+    timeout: float = 60,
+    resolve_image: str = "never",
 ) -> None:
-    """`docker stack deploy` from YAML text; optionally wait until replicas converge."""
+    """`docker stack deploy` from YAML text; optionally wait until replicas converge.
+
+    ``resolve_image="always"`` deploys as a real swarm host does (and abra does): the client
+    asks the registry for each image's digest and pins the service to ``ref@digest``, so the
+    node pulls by digest and keeps the image untagged after teardown (moby#28908).
+    """
     tmp = os.path.join(engine.state_dir, "tmp")
     os.makedirs(tmp, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=tmp, suffix=".yml") as fh:
         fh.write(compose_yaml)
         fh.flush()
-        # never: there is no registry to ask for digests, and asking costs a timeout
-        engine.docker("stack", "deploy", "--resolve-image", "never", "-c", fh.name, name)
+        # "never" by default: most tests have no registry to ask, and asking costs a timeout
+        engine.docker("stack", "deploy", "--resolve-image", resolve_image, "-c", fh.name, name)
     if wait:
         wait_for_services(engine, stack=name, timeout=timeout)
 

@@ -1,4 +1,5 @@
-"""``ccci images``: every image with why it stays — retained, in use, last used, size."""
+"""``ccci images``: every image with what it is and why it stays — tagged, pulled by digest
+(the swarm's untagged cache) or a leftover; retained, in use, last used, size."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ccci.facts.model import Facts
+from ccci.facts.model import Facts, Image, ImageKind
 from ccci.lastuse import seen_in_use
 from ccci.policy.model import Policy
 from ccci.rules.retention import retained_images
@@ -19,6 +20,8 @@ from ccci.units import format_bytes, format_duration
 class ImageRow:
     id: str
     tags: tuple[str, ...]
+    kind: str
+    digests: tuple[str, ...]
     size: int
     unique_size: int | None
     created: datetime
@@ -43,6 +46,8 @@ def image_rows(facts: Facts, policies: tuple[Policy, ...], now: datetime) -> lis
         ImageRow(
             id=i.id,
             tags=i.tags,
+            kind=i.kind.value,
+            digests=i.digests,
             size=i.size,
             unique_size=i.unique_size,
             created=i.created,
@@ -56,16 +61,41 @@ def image_rows(facts: Facts, policies: tuple[Policy, ...], now: datetime) -> lis
     return sorted(rows, key=lambda r: (r.last_used or epoch, r.created), reverse=True)
 
 
+def kind_note(row: ImageRow) -> str:
+    """What the image is to the cache, in words: the reason an untagged image stays or not."""
+    if row.kind == ImageKind.DIGEST.value:
+        repos = ", ".join(sorted({_repo(d) for d in row.digests}))
+        return f"pulled by digest from {repos}: cache, never pruned, evicted only by last use"
+    if row.kind == ImageKind.LEFTOVER.value:
+        return "leftover (no tag, no digest): the prune's to remove once old enough"
+    return ""
+
+
+def _repo(repo_digest: str) -> str:
+    from ccci.refs import familiar_repo, repo_of
+
+    return familiar_repo(repo_of(repo_digest))
+
+
+def _name(row: ImageRow) -> str:
+    if row.tags:
+        return ", ".join(row.tags)
+    probe = Image(row.id, (), row.digests, row.created, row.size)
+    from ccci.rules.prune import untagged_label
+
+    return untagged_label(probe)
+
+
 def render_text(host: str, rows: list[ImageRow], now: datetime) -> str:
     lines = [f"{host}: {len(rows)} images"]
     for row in rows:
-        name = ", ".join(row.tags) if row.tags else "<none>:<none>"
+        name = _name(row)
         used = (
             f"last used {format_duration(now - row.last_used)} ago"
             if row.last_used
             else "never seen in use"
         )
-        why = []
+        why = [kind_note(row)] if kind_note(row) else []
         if row.retained:
             why.append(row.retained)
         if row.used_by:

@@ -56,6 +56,10 @@ def _gate_filesystem() -> Iterator[str]:
 
 @pytest.fixture
 def gate_disk(_gate_filesystem: str) -> str:
-    """A real 64 MiB tmpfs for the disk gate to measure, filled to 90 % (under pressure)."""
+    """A real 64 MiB tmpfs for the disk gate to measure, filled to 90 % (under pressure).
+
+    Mounted again when gone: stopping the engine (a staged fault does) unmounts everything
+    under the engine's state directory, this filesystem included."""
+    small_filesystem(_gate_filesystem, DISK_MB)
     fill_to(_gate_filesystem, PRESSURE)
     return _gate_filesystem
