@@ -62,7 +62,8 @@ def ensure_nix_instantiate() -> str:
 def parse(binary: str, text: str) -> subprocess.CompletedProcess[str]:
     """``nix-instantiate --parse`` of ``text`` (read from stdin); never evaluates it."""
     return subprocess.run(
-        [binary, "--parse", "-"],
+        # dummy:// — no store at all: parsing needs none, and a fresh machine has no /nix.
+        [binary, "--parse", "--store", "dummy://", "-"],
         input=text,
         capture_output=True,
         text=True,

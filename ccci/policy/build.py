@@ -280,10 +280,11 @@ def build_timers(doc: Document) -> TimerPolicy:
     """Every value is checked before anything is rendered: what reaches a unit file is one
     line that cannot end a field early nor start another (see ccci.unitvalues)."""
     from ccci.units_systemd import render_timer_units
-    from ccci.unitvalues import FieldError, check_absent_unit, check_path, check_timer
+    from ccci.unitvalues import FieldError, check_absent_unit, check_path, check_text, check_timer
 
     spec = doc.data["spec"]
-    name = doc.data["metadata"]["name"]
+    # The name is written into each unit's header comment: one line there too.
+    name = _parse(doc, ("metadata", "name"), check_text)
     if "unit_dir" in spec:
         _parse(doc, ("spec", "unit_dir"), check_path)
     present = []

@@ -415,3 +415,12 @@ def test_the_local_connector_puts_a_double_dash_before_unit_names(
         ["systemctl", "enable", "--now", "--", "x.timer"],
         ["systemctl", "daemon-reload"],
     ]
+
+
+def test_a_policy_name_with_a_trailing_newline_cannot_reach_the_unit_header(
+    tmp_path: Path,
+) -> None:
+    doc = timer_doc([nightly_item()])
+    doc["metadata"]["name"] = "schedules\n"
+    error = load_error(tmp_path, doc)
+    assert ": metadata.name" in str(error), str(error)
