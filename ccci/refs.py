@@ -63,6 +63,17 @@ class Ref:
         return shown
 
 
+# Docker Hub's names: the client config keys it as ``https://index.docker.io/v1/``, images
+# name it ``docker.io`` or ``index.docker.io``, and its API host is ``registry-1.docker.io``.
+HUB_HOSTS = frozenset({DEFAULT_DOMAIN, LEGACY_DOMAIN, "registry-1.docker.io"})
+
+
+def canonical_registry(host: str) -> str:
+    """A registry host as one name: any of Docker Hub's names is ``docker.io``."""
+    host = host.strip().lower()
+    return DEFAULT_DOMAIN if host in HUB_HOSTS else host
+
+
 def familiar_repo(repo: str) -> str:
     """``docker.io/library/redis`` → ``redis``; ``docker.io/foo/bar`` → ``foo/bar``."""
     if repo.startswith(f"{DEFAULT_DOMAIN}/"):

@@ -542,7 +542,10 @@ def seed_parity(engine: Engine, moment: datetime) -> dict[str, str]:
     return ids
 
 
-def test_dangling_images_ccci_removes_are_those_docker_image_prune_removes(ccci: Ccci) -> None:
+def test_leftover_images_ccci_removes_are_those_docker_image_prune_removes(ccci: Ccci) -> None:
+    """On images with neither tag nor digest, ccci and ``docker image prune`` agree. Where a
+    swarm pulled by digest they do not: see test_swarm_cache_engine, where Docker's prune
+    takes the cache ccci keeps."""
     engine = ccci.engine
     moment = now()
     ids = seed_parity(engine, moment)

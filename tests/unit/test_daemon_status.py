@@ -1055,3 +1055,13 @@ def test_the_json_status_has_every_section_and_healthy() -> None:
     assert host["missing_images"] == ["redis:7-alpine"]
     assert {t["name"] for t in host["timers"]} == {"ccci-reconcile.timer", "docker-prune.timer"}
     assert host["now"].startswith("2026-11-27T03:00:00")
+
+
+def test_a_docker_io_policy_matches_the_hub_key_docker_login_writes() -> None:
+    # `docker login` (no registry) keys Docker Hub as https://index.docker.io/v1/; a policy
+    # says docker.io. Both are Docker Hub: the entry is found, no manual action.
+    policy = daemon_policy("  registry_auth: {registry: docker.io, user: ci-bot}\n")
+    config = parsed({"auths": {"https://index.docker.io/v1/": {"auth": blob("ci-bot")}}})
+    (noop,) = outcomes(policy, with_config(config))
+    assert isinstance(noop, Noop)
+    assert noop.reason == "auth entry present (user ci-bot)"

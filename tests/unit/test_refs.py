@@ -120,3 +120,15 @@ def test_a_retain_pattern_that_cannot_be_a_reference_is_a_located_error_at_load_
     with pytest.raises(InputError) as caught:
         load_for_hosts([Path("policies")], inventory, inventory.limit(None))
     assert str(caught.value).startswith("policies/retention.yaml:7: spec.retain[1]: 'Postgres:15'")
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io"],
+)
+def test_docker_hub_is_one_registry_under_any_of_its_names(key: str) -> None:
+    from ccci.facts.clientconfig import parse_client_config, registry_host
+
+    config = parse_client_config("config.json", '{"auths": {"%s": {"auth": "dTpw"}}}' % key)
+    assert [a.registry for a in config.auths] == [registry_host("docker.io")] == ["docker.io"]
+    assert registry_host("127.0.0.1:5000") == "127.0.0.1:5000"
