@@ -134,13 +134,8 @@ def host_facts(
         Image("sha256:" + "cc" * 32, (), (), _ago(now, hours=2), 10_000_000),
     ]
     images += [
-        Image(
-            f"sha256:{i:064x}",
-            (),
-            (f"redis@sha256:{i + 1:064x}",),
-            _ago(now, days=3),
-            120_000_000 + i,
-        )
+        # Leftovers (no tag, no digest): what the prune removes.
+        Image(f"sha256:{i:064x}", (), (), _ago(now, days=3), 120_000_000 + i)
         for i in range(dangling_images)
     ]
     service = Service(
