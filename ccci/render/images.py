@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from ccci.facts.model import Facts, Image, ImageKind
 from ccci.lastuse import seen_in_use
 from ccci.policy.model import Policy
+from ccci.render.escape import terminal
 from ccci.rules.retention import retained_images
 from ccci.rules.usage import image_users
 from ccci.serde import to_jsonable
@@ -87,7 +88,7 @@ def _name(row: ImageRow) -> str:
 
 
 def render_text(host: str, rows: list[ImageRow], now: datetime) -> str:
-    lines = [f"{host}: {len(rows)} images"]
+    lines = [terminal(f"{host}: {len(rows)} images")]
     for row in rows:
         name = _name(row)
         used = (
@@ -101,9 +102,13 @@ def render_text(host: str, rows: list[ImageRow], now: datetime) -> str:
         if row.used_by:
             why.append("in use by " + ", ".join(row.used_by))
         age = format_duration(timedelta(seconds=(now - row.created).total_seconds()))
+        # Tags, digests and the names in "in use by" are the engine's (chosen by recipes):
+        # escaped, so none can print as a line of its own.
         lines.append(
-            f"  {row.id.removeprefix('sha256:')[:12]}  {format_bytes(row.size):>10}  {name}  "
-            f"({used}; created {age} ago)" + (f"  [{'; '.join(why)}]" if why else "")
+            terminal(
+                f"  {row.id.removeprefix('sha256:')[:12]}  {format_bytes(row.size):>10}  {name}  "
+                f"({used}; created {age} ago)" + (f"  [{'; '.join(why)}]" if why else "")
+            )
         )
     return "\n".join(lines)
 
