@@ -1,4 +1,7 @@
-"""CLI: python3 -m harness start|stop [--purge]|status|env|systemd [start|stop]."""
+"""CLI: python3 -m harness start|stop [--purge]|status|env|systemd [start|stop]|fleet [...].
+
+`fleet start|stop [--purge]|status`: the three SSH test hosts (harness/fleet.py).
+"""
 
 from __future__ import annotations
 
@@ -35,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SRC:DST[:ro|rw]", help="extra bind mount (read-only by default); repeatable",
     )  # fmt: skip
     sd.add_argument("--timeout", type=float, default=120.0, help="boot bound, seconds")
+    fl = sub.add_parser("fleet", help="the three SSH test hosts in network namespaces (a swarm)")
+    fl.add_argument("action", nargs="?", choices=("start", "stop", "status"), default="start")
+    fl.add_argument("--purge", action="store_true", help="stop: also delete data-roots and keys")
+    fl.add_argument("--timeout", type=float, default=120.0, help="readiness bound, seconds")
     args = parser.parse_args(argv)
 
     try:
@@ -50,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if info["running"] else 3
         elif args.cmd == "systemd":
             _systemd(args)
+        elif args.cmd == "fleet":
+            return _fleet(args)
         else:
             print(f"export DOCKER_HOST={shlex.quote(engine_paths().docker_host)}")
     except EngineError as exc:
@@ -72,6 +81,28 @@ def _systemd(args: argparse.Namespace) -> None:
     state = host.systemctl("is-system-running", check=False).stdout.strip()
     print(f"systemd host {host.name} {state}: {host.container_id[:12]}")
     print(f"  DOCKER_HOST={engine.docker_host} docker exec -it {host.name} bash")
+
+
+def _fleet(args: argparse.Namespace) -> int:
+    """`fleet [start|stop|status]`: imported here, so the engine commands never pay for it."""
+    from harness import fleet
+
+    if args.action == "stop":
+        fleet.stop_fleet(purge=args.purge)
+        print("fleet stopped" + (" and purged" if args.purge else ""))
+    elif args.action == "status":
+        info = fleet.status()
+        print(json.dumps(info, indent=2))
+        return 0 if info["running"] else 3
+    else:
+        running = fleet.ensure_fleet(timeout=args.timeout)
+        for node in running.nodes:
+            print(
+                f"{node.name} {node.role} {node.node_id[:12]} ssh root@{node.address} "
+                f"-p {node.ssh_port}  DOCKER_HOST={node.engine.docker_host}"
+            )
+        print(f"  ssh options: {' '.join(running.ssh_options())}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,831 @@
+"""Three test hosts in network namespaces: a dockerd and an sshd each, joined into one swarm.
+
+Every node lives in a network namespace the harness creates (``ccci-fleet-N``) on a bridge
+it creates (``ccci-fleet0``), with an address of a private /24 that exists only there; the
+root namespace gets one address on the bridge so tests can ssh in. No node has a default
+route, so traffic only ever goes between the nodes and the root namespace.
+
+- dockerd is started with ``nsenter --net`` plus ``unshare --uts --mount``: ``ip netns exec``
+  remounts /sys and hides the cgroup tree ("Devices cgroup isn't mounted"); its own hostname
+  names its swarm node; its own mount namespace takes every mount it makes (overlays, netns
+  files) with it when it dies, so a SIGKILL leaves no mount in the root namespace.
+- sshd runs in the same network namespace with its own UTS and mount namespace, in which a
+  small tmpfs of the node's own size covers ``<state>/remote``: the one path at which files
+  and disk usage differ between the nodes and the machine, as they would between hosts.
+- Ownership: a process is ours when its pidfile and command line say so, or when it lives
+  in a network namespace the harness created (identified by its own names); nothing else
+  is ever signalled. Stop removes the namespaces, veths and bridge of our own names only.
+
+State lives in /var/tmp/ccci-fleet (``CCCI_FLEET_DIR`` moves it); data-roots are kept as a
+cache across stops, so a warm start only restarts the daemons and the swarm comes back.
+Stdlib only, like the rest of the harness.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from harness import mounts, procs
+from harness.engine import (
+    Engine,
+    EngineError,
+    Paths,
+    _clean_dirty_state,
+    _is_our_dockerd,
+    _kill_orphaned_containers,
+    _wait_ready,
+    _which,
+    ensure_packages,
+    our_containerd_pids,
+    our_dockerd_pid,
+    ping,
+)
+
+DEFAULT_DIR = "/var/tmp/ccci-fleet"
+# A /24 the machine does not use; checked at start. Only the bridge and the nodes have it.
+SUBNET = ipaddress.ip_network("10.213.77.0/24")
+HOST_ADDRESS = "10.213.77.1"
+BRIDGE = "ccci-fleet0"
+NODE_COUNT = 3
+NETNS_PREFIX = "ccci-fleet-"
+VETH_PREFIX = "cccifleet"  # + index: the root end; the namespace end is renamed eth0
+SSH_PORT = 2222
+SWARM_PORT = 2577  # neither 2377 (Docker's) nor 2477 (the private engine's)
+DATA_PATH_PORT = 4799  # overlay VXLAN, off Docker's 4789
+REMOTE_MB = (24, 32, 40)  # each node's own tmpfs at <state>/remote: distinct disk usage
+SSHD = "/usr/sbin/sshd"  # absolute: sshd re-executes itself per connection
+
+
+@dataclass(frozen=True)
+class NodePaths:
+    """Where node ``index`` (1-based) keeps its state, and the names that are its own."""
+
+    state_dir: str
+    index: int
+
+    @property
+    def name(self) -> str:
+        """The inventory name, the hostname and the network namespace's name."""
+        return f"{NETNS_PREFIX}{self.index}"
+
+    @property
+    def address(self) -> str:
+        return str(SUBNET.network_address + 10 + self.index)
+
+    @property
+    def veth(self) -> str:
+        return f"{VETH_PREFIX}{self.index}"
+
+    @property
+    def netns_path(self) -> str:
+        return f"/run/netns/{self.name}"
+
+    @property
+    def dir(self) -> str:
+        return os.path.join(self.state_dir, f"n{self.index}")
+
+    @property
+    def engine(self) -> Paths:
+        """dockerd's socket, data-root, exec-root, pidfile and log, as the private engine's."""
+        return Paths(self.dir)
+
+    @property
+    def sshd_config(self) -> str:
+        return os.path.join(self.dir, "sshd_config")
+
+    @property
+    def sshd_pidfile(self) -> str:
+        return os.path.join(self.dir, "sshd.pid")
+
+    @property
+    def sshd_log(self) -> str:
+        return os.path.join(self.dir, "sshd.log")
+
+    @property
+    def host_key(self) -> str:
+        return os.path.join(self.dir, "ssh_host_ed25519_key")
+
+    @property
+    def remote_mb(self) -> int:
+        return REMOTE_MB[(self.index - 1) % len(REMOTE_MB)]
+
+
+@dataclass(frozen=True)
+class FleetNode:
+    """One running test host: its engine (reached from the root namespace through its
+    socket) and its sshd; ``node_id`` is its swarm node ID (hostnames may repeat)."""
+
+    name: str
+    address: str
+    ssh_port: int
+    engine: Engine
+    role: str
+    node_id: str
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """The three running test hosts and what a client needs to reach them over SSH."""
+
+    state_dir: str
+    client_key: str
+    known_hosts: str
+    remote_dir: str
+    nodes: tuple[FleetNode, ...]
+
+    @property
+    def manager(self) -> FleetNode:
+        return next(n for n in self.nodes if n.role == "manager")
+
+    @property
+    def workers(self) -> tuple[FleetNode, ...]:
+        return tuple(n for n in self.nodes if n.role == "worker")
+
+    def ssh_options(self) -> list[str]:
+        """OpenSSH options that trust exactly the harness's host keys and key, and nothing
+        from the machine's own ssh configuration."""
+        return [
+            "-F", "/dev/null",
+            "-o", f"UserKnownHostsFile={self.known_hosts}",
+            "-o", "GlobalKnownHostsFile=/dev/null",
+            "-o", "StrictHostKeyChecking=yes",
+            "-o", "IdentitiesOnly=yes",
+            "-o", "BatchMode=yes",
+            "-i", self.client_key,
+        ]  # fmt: skip
+
+    def ssh_argv(self, node: FleetNode, command: str) -> list[str]:
+        return ["ssh", *self.ssh_options(), "-p", str(node.ssh_port), f"root@{node.address}",
+                command]  # fmt: skip
+
+    def host_vars(self, node: FleetNode) -> dict[str, str]:
+        """Ansible-style inventory vars that reach ``node`` over SSH."""
+        return {
+            "ansible_connection": "ssh",
+            "ansible_host": node.address,
+            "ansible_port": str(node.ssh_port),
+            "ansible_user": "root",
+            "ansible_ssh_private_key_file": self.client_key,
+            "ansible_ssh_common_args": (
+                f"-F /dev/null -o UserKnownHostsFile={self.known_hosts} "
+                "-o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes "
+                "-o IdentitiesOnly=yes"
+            ),
+            "docker_host": node.engine.docker_host,
+        }
+
+
+def fleet_dir() -> str:
+    return os.path.abspath(os.environ.get("CCCI_FLEET_DIR") or DEFAULT_DIR)
+
+
+def node_paths(state_dir: str | None = None) -> tuple[NodePaths, ...]:
+    root = state_dir or fleet_dir()
+    return tuple(NodePaths(root, i) for i in range(1, NODE_COUNT + 1))
+
+
+def _files(state_dir: str) -> tuple[str, str, str, str]:
+    """client key, authorized_keys, known_hosts, the remote-only mount point."""
+    join = os.path.join
+    return (
+        join(state_dir, "client_ed25519"),
+        join(state_dir, "authorized_keys"),
+        join(state_dir, "known_hosts"),
+        join(state_dir, "remote"),
+    )
+
+
+# ---- commands ------------------------------------------------------------------------
+
+
+def _run(*argv: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise EngineError(f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr.strip()}")
+    return proc
+
+
+def _engine(node: NodePaths, pid: int) -> Engine:
+    paths = node.engine
+    return Engine(
+        docker_host=paths.docker_host,
+        socket_path=paths.socket,
+        data_root=paths.data_root,
+        state_dir=paths.state_dir,
+        exec_root=paths.exec_root,
+        log_path=paths.log,
+        pid=pid,
+    )
+
+
+def _ensure_sshd_package() -> None:
+    """Debian's openssh-server when sshd is missing; its postinst must not start the
+    machine's own sshd, so a policy-rc.d refuses every service start meanwhile."""
+    if os.path.exists(SSHD) and _which("ssh") and _which("ssh-keygen"):
+        return
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    policy = "/usr/sbin/policy-rc.d"
+    made_policy = not os.path.exists(policy)
+    if made_policy:
+        with open(policy, "w") as fh:
+            fh.write("#!/bin/sh\nexit 101\n")
+        os.chmod(policy, 0o755)
+    try:
+        for cmd in (
+            ["apt-get", "update", "-q"],
+            ["apt-get", "install", "-y", "-q", "--no-install-recommends",
+             "openssh-server", "openssh-client"],
+        ):  # fmt: skip
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise EngineError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
+    finally:
+        if made_policy:
+            os.unlink(policy)
+    if not os.path.exists(SSHD):
+        raise EngineError("sshd still missing after installing openssh-server")
+
+
+# ---- network -------------------------------------------------------------------------
+
+
+def _netns_inode(node: NodePaths) -> int | None:
+    try:
+        return os.stat(node.netns_path).st_ino
+    except OSError:
+        return None
+
+
+def _pids_in_netns(node: NodePaths) -> list[int]:
+    """Every live process inside the node's network namespace: all of them are ours, since
+    the namespace is, and nothing but the harness enters it."""
+    inode = _netns_inode(node)
+    if inode is None:
+        return []
+    want, found = f"net:[{inode}]", []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{name}/ns/net") == want and procs.alive(int(name)):
+                    found.append(int(name))
+    return found
+
+
+def _link_exists(name: str, netns: str | None = None) -> bool:
+    prefix = ["-n", netns] if netns else []
+    return _run("ip", *prefix, "link", "show", "dev", name, check=False).returncode == 0
+
+
+def _check_subnet_unused() -> None:
+    """Refuse to start when the machine routes our /24 anywhere but our own bridge."""
+    routes = json.loads(_run("ip", "-j", "route", "show", "table", "all").stdout or "[]")
+    for route in routes:
+        dst = route.get("dst", "")
+        if dst in ("", "default") or route.get("dev") == BRIDGE:
+            continue
+        with contextlib.suppress(ValueError):
+            if ipaddress.ip_network(dst, strict=False).overlaps(SUBNET):
+                raise EngineError(
+                    f"{SUBNET} is already in use on this machine ({dst} dev "
+                    f"{route.get('dev')}); the fleet harness needs it for itself"
+                )
+
+
+def _ensure_network(nodes: tuple[NodePaths, ...]) -> None:
+    """Bridge, namespaces, veths and addresses; each step only if missing (idempotent)."""
+    _check_subnet_unused()
+    if not _link_exists(BRIDGE):
+        _run("ip", "link", "add", BRIDGE, "type", "bridge")
+    have = _run("ip", "-j", "addr", "show", "dev", BRIDGE).stdout
+    if f'"{HOST_ADDRESS}"' not in have:
+        _run("ip", "addr", "add", f"{HOST_ADDRESS}/{SUBNET.prefixlen}", "dev", BRIDGE)
+    _run("ip", "link", "set", BRIDGE, "up")
+    for node in nodes:
+        if _netns_inode(node) is None:
+            _run("ip", "netns", "add", node.name)
+        if not _link_exists("eth0", node.name):
+            if _link_exists(node.veth):  # its peer went with a deleted namespace: start over
+                _run("ip", "link", "del", node.veth)
+            _run("ip", "link", "add", node.veth, "type", "veth", "peer", "name", f"{node.veth}p")
+            _run("ip", "link", "set", f"{node.veth}p", "netns", node.name)
+            _run("ip", "-n", node.name, "link", "set", f"{node.veth}p", "name", "eth0")
+        _run("ip", "link", "set", node.veth, "master", BRIDGE, "up")
+        inside = _run("ip", "-n", node.name, "-j", "addr", "show", "dev", "eth0").stdout
+        if f'"{node.address}"' not in inside:
+            _run("ip", "-n", node.name, "addr", "add", f"{node.address}/{SUBNET.prefixlen}",
+                 "dev", "eth0")  # fmt: skip
+        _run("ip", "-n", node.name, "link", "set", "eth0", "up")
+        _run("ip", "-n", node.name, "link", "set", "lo", "up")
+
+
+def _remove_network(nodes: tuple[NodePaths, ...]) -> None:
+    for node in nodes:
+        if _netns_inode(node) is not None:
+            _run("ip", "netns", "del", node.name)  # takes eth0, and so its veth peer, along
+        if _link_exists(node.veth):
+            _run("ip", "link", "del", node.veth)
+    if _link_exists(BRIDGE):
+        _run("ip", "link", "del", BRIDGE)
+
+
+# ---- keys ----------------------------------------------------------------------------
+
+
+def _ensure_keys(state_dir: str, nodes: tuple[NodePaths, ...]) -> None:
+    """A client key, one host key per node, and the authorized_keys and known_hosts
+    files that trust exactly those (rewritten every start: cheap, and never stale)."""
+    client, authorized, known, _ = _files(state_dir)
+    for key, comment in ((client, "ccci-fleet-client"), *((n.host_key, n.name) for n in nodes)):
+        if not os.path.exists(key):
+            os.makedirs(os.path.dirname(key), mode=0o700, exist_ok=True)
+            _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", key)
+    with open(client + ".pub") as fh:
+        client_pub = fh.read()
+    _write(authorized, client_pub)
+    lines = []
+    for node in nodes:
+        with open(node.host_key + ".pub") as fh:
+            kind, blob = fh.read().split()[:2]
+        lines.append(f"[{node.address}]:{SSH_PORT} {kind} {blob}\n")
+    _write(known, "".join(lines))
+
+
+def _write(path: str, text: str) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as fh:
+        fh.write(text)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+# ---- daemons -------------------------------------------------------------------------
+
+
+def _background(log: str, argv: list[str]) -> int:
+    """Start argv detached (sh backgrounds it and exits, so it is nobody's child here and a
+    test that kills it leaves no zombie); returns its pid, which the exec chain keeps."""
+    with open(log, "a") as fh:
+        fh.write(f"\n==== harness fleet start {time.strftime('%Y-%m-%dT%H:%M:%S')} ====\n")
+    script = 'log=$1; shift; "$@" </dev/null >>"$log" 2>&1 & echo $!'
+    out = subprocess.run(
+        ["/bin/sh", "-c", script, "sh", log, *argv],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        check=True,
+        text=True,
+    )
+    return int(out.stdout.strip())
+
+
+def _in_node(node: NodePaths, setup: str, argv: list[str]) -> list[str]:
+    """argv run in the node's network namespace with its own hostname and mount
+    namespace; ``setup`` is shell run first (``$0`` is the node name)."""
+    return [
+        "nsenter", f"--net={node.netns_path}",
+        "unshare", "--uts", "--mount", "--propagation", "private",
+        "/bin/sh", "-c", f'hostname "$0" && {setup} && exec "$@"', node.name, *argv,
+    ]  # fmt: skip
+
+
+def _launch_dockerd(node: NodePaths) -> int:
+    dockerd = _which("dockerd")
+    if not dockerd:
+        raise EngineError("dockerd not found")
+    paths = node.engine
+    os.makedirs(paths.data_root, mode=0o710, exist_ok=True)
+    os.makedirs(paths.exec_root, mode=0o700, exist_ok=True)
+    with open(paths.config, "w") as fh:
+        fh.write("{}\n")  # keeps the machine's /etc/docker/daemon.json out
+    argv = [
+        dockerd,
+        "--host", paths.docker_host,
+        "--data-root", paths.data_root,
+        "--exec-root", paths.exec_root,
+        "--pidfile", paths.pidfile,
+        "--config-file", paths.config,
+        "--iptables=false",
+        "--ip-masq=false",
+        "--ip-forward=false",
+        "--bridge=none",
+    ]  # fmt: skip
+    return _background(paths.log, _in_node(node, "true", argv))
+
+
+def _sshd_conf(node: NodePaths, state_dir: str) -> str:
+    _, authorized, _, _ = _files(state_dir)
+    return "\n".join([
+        f"ListenAddress {node.address}:{SSH_PORT}",
+        f"HostKey {node.host_key}",
+        f"PidFile {node.sshd_pidfile}",
+        f"AuthorizedKeysFile {authorized}",
+        "PermitRootLogin prohibit-password",
+        "AllowUsers root",
+        "PubkeyAuthentication yes",
+        "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no",
+        "UsePAM no",
+        # The keys live under /var/tmp, whose mode (1777) StrictModes would refuse.
+        "StrictModes no",
+        "PermitUserEnvironment no",
+        "X11Forwarding no",
+        "AllowAgentForwarding no",
+        "AllowTcpForwarding no",
+        # -L to the engine's unix socket: the Docker API over the SSH connection.
+        "AllowStreamLocalForwarding local",
+        "MaxSessions 32",
+        "MaxStartups 32:50:64",
+        "PrintMotd no",
+        "PrintLastLog no",
+        "LogLevel VERBOSE",
+        "",
+    ])  # fmt: skip
+
+
+def _is_our_sshd(node: NodePaths, pid: int) -> bool:
+    """sshd rewrites its command line, so: an sshd in the node's own namespace."""
+    argv = procs.cmdline(pid)
+    inode = _netns_inode(node)
+    try:
+        in_ours = inode is not None and os.readlink(f"/proc/{pid}/ns/net") == f"net:[{inode}]"
+    except OSError:
+        return False
+    return in_ours and bool(argv) and os.path.basename(argv[0].split()[0]).startswith("sshd")
+
+
+def _sshd_pid(node: NodePaths) -> int | None:
+    pid = procs.read_pidfile(node.sshd_pidfile)
+    return pid if pid and procs.alive(pid) and _is_our_sshd(node, pid) else None
+
+
+def _launch_sshd(node: NodePaths, state_dir: str) -> int:
+    _write(node.sshd_config, _sshd_conf(node, state_dir))
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege-separation dir
+    remote = _files(state_dir)[3]
+    os.makedirs(remote, mode=0o755, exist_ok=True)
+    test = _run(SSHD, "-t", "-f", node.sshd_config, check=False)
+    if test.returncode != 0:
+        raise EngineError(f"sshd -t -f {node.sshd_config}: {test.stderr.strip()}")
+    mount = f"mount -t tmpfs -o size={node.remote_mb}m,mode=0755 {node.name} {remote}"
+    argv = [SSHD, "-D", "-f", node.sshd_config, "-E", node.sshd_log]
+    return _background(node.sshd_log, _in_node(node, mount, argv))
+
+
+def _port_open(address: str, port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((address, port), timeout=1):
+        return True
+    return False
+
+
+def _wait_sshd(node: NodePaths, pid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not _port_open(node.address, SSH_PORT):
+        if not procs.alive(pid) or time.monotonic() >= deadline:
+            raise EngineError(f"{node.name}: sshd not listening; log tail:\n{_tail(node)}")
+        time.sleep(0.1)
+
+
+def _tail(node: NodePaths) -> str:
+    try:
+        with open(node.sshd_log, errors="replace") as fh:
+            return "".join(fh.readlines()[-15:])
+    except OSError:
+        return "(no sshd.log)"
+
+
+def _stop_node_processes(node: NodePaths, grace: float) -> None:
+    """Containers first (busybox ``sleep`` ignores SIGTERM), then dockerd, then whatever
+    else lives in the node's namespace (containerd, shims, sshd and its sessions)."""
+    paths = node.engine
+    pid = our_dockerd_pid(paths)
+    _kill_orphaned_containers(paths)
+    if pid:
+        procs.terminate(pid, lambda p: _is_our_dockerd(paths, procs.cmdline(p)), grace=grace)
+    _clean_dirty_state(paths)
+    inode = _netns_inode(node)
+    for left in _pids_in_netns(node):
+        procs.terminate(left, lambda p: _still_in(p, inode), grace=5)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(node.sshd_pidfile)
+
+
+def _still_in(pid: int, inode: int | None) -> bool:
+    try:
+        return inode is not None and os.readlink(f"/proc/{pid}/ns/net") == f"net:[{inode}]"
+    except OSError:
+        return False
+
+
+# ---- swarm ---------------------------------------------------------------------------
+
+
+def _info(engine: Engine) -> dict[str, object]:
+    info = engine.api("/info")
+    swarm = info.get("Swarm") if isinstance(info, dict) else None
+    return swarm if isinstance(swarm, dict) else {}
+
+
+def _listen_addr(node: NodePaths) -> str | None:
+    try:
+        with open(os.path.join(node.engine.data_root, "swarm", "docker-state.json")) as fh:
+            addr = json.load(fh).get("ListenAddr")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return addr if isinstance(addr, str) else None
+
+
+def _manager_ok(node: NodePaths, swarm: dict[str, object]) -> bool:
+    return (
+        swarm.get("LocalNodeState") == "active"
+        and bool(swarm.get("ControlAvailable"))
+        and swarm.get("NodeAddr") == node.address
+        and _listen_addr(node) == f"{node.address}:{SWARM_PORT}"
+    )
+
+
+def _worker_ok(node: NodePaths, swarm: dict[str, object], manager: NodePaths) -> bool:
+    managers = swarm.get("RemoteManagers")
+    return (
+        swarm.get("LocalNodeState") == "active"
+        and not swarm.get("ControlAvailable")
+        and swarm.get("NodeAddr") == node.address
+        and _listen_addr(node) == f"{node.address}:{SWARM_PORT}"
+        and isinstance(managers, list)
+        and any(
+            isinstance(m, dict) and m.get("Addr") == f"{manager.address}:{SWARM_PORT}"
+            for m in managers
+        )
+    )
+
+
+def _cluster_nodes(manager: Engine) -> list[dict[str, object]]:
+    nodes = manager.api("/nodes")
+    return nodes if isinstance(nodes, list) else []
+
+
+def _ready_ids(manager: Engine) -> dict[str, str]:
+    """Swarm node ID → role, of the nodes the manager sees as ready."""
+    ready = {}
+    for n in _cluster_nodes(manager):
+        status, spec = n.get("Status") or {}, n.get("Spec") or {}
+        if isinstance(status, dict) and status.get("State") == "ready" and isinstance(spec, dict):
+            ready[str(n.get("ID"))] = str(spec.get("Role"))
+    return ready
+
+
+def _swarm_healthy(nodes: tuple[NodePaths, ...], engines: list[Engine]) -> bool:
+    manager, *workers = nodes
+    if not _manager_ok(manager, _info(engines[0])):
+        return False
+    ids = []
+    for node, engine in zip(workers, engines[1:], strict=True):
+        swarm = _info(engine)
+        if not _worker_ok(node, swarm, manager):
+            return False
+        ids.append(str(swarm.get("NodeID")))
+    ready = _ready_ids(engines[0])
+    return all(ready.get(i) == "worker" for i in ids) and list(ready.values()).count("manager") == 1
+
+
+def _settle(done: Callable[[], bool], timeout: float) -> bool:
+    """Poll until done() (errors count as not yet: a restarting engine refuses a while)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(EngineError, OSError):
+            if done():
+                return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.5)
+
+
+def _ensure_swarm(nodes: tuple[NodePaths, ...], engines: list[Engine], timeout: float) -> None:
+    """Keep the swarm the data-roots bring back when it is ours; otherwise init on the first
+    node and join the others as workers, on our addresses and ports only."""
+    if _settle(lambda: _swarm_healthy(nodes, engines), 20.0):
+        return
+    manager, *workers = nodes
+    boss = engines[0]
+    if not _manager_ok(manager, _info(boss)):
+        boss.docker("swarm", "leave", "--force", check=False)
+        boss.docker(
+            "swarm", "init",
+            "--listen-addr", f"{manager.address}:{SWARM_PORT}",
+            "--advertise-addr", manager.address,
+            "--data-path-port", str(DATA_PATH_PORT),
+        )  # fmt: skip
+        if not _settle(lambda: _manager_ok(manager, _info(boss)), timeout):
+            raise EngineError(f"swarm manager not active on {manager.address}:{SWARM_PORT}")
+    token = boss.docker("swarm", "join-token", "-q", "worker").stdout.strip()
+    for node, engine in zip(workers, engines[1:], strict=True):
+        swarm = _info(engine)
+        if _worker_ok(node, swarm, manager) and str(swarm.get("NodeID")) in _ready_ids(boss):
+            continue
+        engine.docker("swarm", "leave", "--force", check=False)
+        engine.docker(
+            "swarm", "join", "--token", token,
+            "--listen-addr", f"{node.address}:{SWARM_PORT}",
+            "--advertise-addr", node.address,
+            f"{manager.address}:{SWARM_PORT}",
+        )  # fmt: skip
+    if not _settle(lambda: _swarm_healthy(nodes, engines), timeout):
+        raise EngineError(f"swarm did not become 1 manager + {len(workers)} ready workers")
+    _forget_departed(engines)
+
+
+def _forget_departed(engines: list[Engine]) -> None:
+    """Drop node entries earlier joins left behind, so the manager lists exactly ours."""
+    current = {str(_info(e).get("NodeID")) for e in engines}
+    for n in _cluster_nodes(engines[0]):
+        if str(n.get("ID")) not in current:
+            engines[0].docker("node", "rm", "--force", str(n.get("ID")), check=False)
+
+
+# ---- the public face -----------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _locked(state_dir: str) -> Iterator[None]:
+    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    with open(os.path.join(state_dir, "fleet.lock"), "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _fleet(state_dir: str, nodes: tuple[NodePaths, ...], engines: list[Engine]) -> Fleet:
+    client, _, known, remote = _files(state_dir)
+    members = []
+    for node, engine in zip(nodes, engines, strict=True):
+        swarm = _info(engine)
+        role = "manager" if swarm.get("ControlAvailable") else "worker"
+        members.append(
+            FleetNode(node.name, node.address, SSH_PORT, engine, role, str(swarm.get("NodeID")))
+        )
+    return Fleet(state_dir, client, known, remote, tuple(members))
+
+
+def _warm(state_dir: str, nodes: tuple[NodePaths, ...]) -> Fleet | None:
+    """The running fleet when everything is up and healthy (a few ms), else None."""
+    engines = []
+    for node in nodes:
+        pid = our_dockerd_pid(node.engine)
+        if not (pid and ping(node.engine.socket) and _sshd_pid(node)):
+            return None
+        engines.append(_engine(node, pid))
+    if not os.path.exists(_files(state_dir)[2]):
+        return None
+    try:
+        healthy = _swarm_healthy(nodes, engines)
+    except (EngineError, OSError):
+        return None
+    return _fleet(state_dir, nodes, engines) if healthy else None
+
+
+def ensure_fleet(timeout: float = 120.0) -> Fleet:
+    """Return the running fleet, starting or repairing whatever part of it is missing."""
+    from harness.images import ensure_busybox_image
+
+    state_dir, nodes = fleet_dir(), node_paths()
+    if fleet := _warm(state_dir, nodes):
+        return fleet
+    ensure_packages()
+    _ensure_sshd_package()
+    with _locked(state_dir):
+        _ensure_network(nodes)
+        _ensure_keys(state_dir, nodes)
+        started = {}
+        for node in nodes:
+            pid = our_dockerd_pid(node.engine)
+            if pid and not ping(node.engine.socket):
+                with contextlib.suppress(EngineError):
+                    _wait_ready(node.engine, pid, min(timeout, 20.0))
+                if not ping(node.engine.socket):
+                    _stop_node_processes(node, grace=10)
+                    pid = None
+            if not pid:
+                _clean_dirty_state(node.engine)
+                pid = _launch_dockerd(node)
+            started[node.index] = pid
+        engines = []
+        for node in nodes:
+            _wait_ready(node.engine, started[node.index], timeout)
+            engines.append(_engine(node, started[node.index]))
+            if not _sshd_pid(node):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(node.sshd_pidfile)
+                _wait_sshd(node, _launch_sshd(node, state_dir), timeout=20)
+        for engine in engines:
+            ensure_busybox_image(engine)
+        _ensure_swarm(nodes, engines, timeout)
+        return _fleet(state_dir, nodes, engines)
+
+
+def stop_fleet(purge: bool = False, grace: float = 20.0) -> None:
+    """Stop every daemon of ours, drop our namespaces, veths and bridge; purge drops the
+    data-roots (the image and swarm cache) and the keys too."""
+    state_dir, nodes = fleet_dir(), node_paths()
+    if not os.path.isdir(state_dir):
+        return
+    with _locked(state_dir):
+        for node in nodes:
+            _stop_node_processes(node, grace)
+        _remove_network(nodes)
+        mounts.unmount_under(state_dir)
+        if purge:
+            for node in nodes:
+                shutil.rmtree(node.dir, ignore_errors=True)
+            for path in _files(state_dir):
+                with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                    os.unlink(path)
+
+
+def status() -> dict[str, object]:
+    """Read-only view for ``python3 -m harness fleet status``."""
+    state_dir, nodes = fleet_dir(), node_paths()
+    out: dict[str, object] = {"state_dir": state_dir, "bridge": _link_exists(BRIDGE)}
+    rows = []
+    for node in nodes:
+        pid = our_dockerd_pid(node.engine)
+        rows.append({
+            "name": node.name,
+            "address": node.address,
+            "netns": _netns_inode(node) is not None,
+            "dockerd": pid,
+            "engine": bool(pid) and ping(node.engine.socket),
+            "sshd": _sshd_pid(node),
+            "docker_host": node.engine.docker_host,
+        })  # fmt: skip
+    out["nodes"] = rows
+    out["running"] = _warm(state_dir, nodes) is not None
+    return out
+
+
+def kill_dockerd(node: FleetNode) -> None:
+    """SIGKILL one node's dockerd (tests of recovery): only if it is provably ours."""
+    paths = Paths(node.engine.state_dir)
+    pid = our_dockerd_pid(paths)
+    if pid and _is_our_dockerd(paths, procs.cmdline(pid)):
+        os.kill(pid, signal.SIGKILL)
+        procs.wait_dead(pid, 10)
+
+
+def leftovers() -> list[str]:
+    """What of ours still exists after a stop (for tests): processes, links, namespaces."""
+    found = []
+    for node in node_paths():
+        if _netns_inode(node) is not None:
+            found.append(f"netns {node.name}")
+        if _link_exists(node.veth):
+            found.append(f"link {node.veth}")
+        if pid := our_dockerd_pid(node.engine):
+            found.append(f"dockerd {pid}")
+        found += [f"containerd {p}" for p in our_containerd_pids(node.engine)]
+        found += [f"process {pid} in {node.name}" for pid in _pids_in_netns(node)]
+    if _link_exists(BRIDGE):
+        found.append(f"link {BRIDGE}")
+    return found
+
+
+def reset(fleet: Fleet, timeout: float = 60) -> None:
+    """Back to "swarm + busybox base image only" between tests: cluster objects through
+    the manager, then each node's own containers, volumes, networks and other images."""
+    from harness import swarm
+    from harness.images import BASE_TAG
+
+    boss = fleet.manager.engine
+    swarm.remove_all_stacks(boss, timeout)
+    swarm.remove_all_services(boss, timeout)
+    for kind in ("secret", "config"):
+        ids = boss.docker(kind, "ls", "-q").stdout.split()
+        if ids:
+            boss.docker(kind, "rm", *ids, check=False)
+    for node in fleet.nodes:
+        engine = node.engine
+        ids = engine.docker("ps", "-aq").stdout.split()
+        if ids:
+            engine.docker("rm", "-f", "-v", *ids, check=False)
+        rows = engine.docker("network", "ls", "--format", "{{.ID}} {{.Name}}").stdout.split("\n")
+        nets = [r.split()[0] for r in rows if r and r.split()[1] not in swarm.BUILTIN_NETWORKS]
+        if nets:
+            engine.docker("network", "rm", *nets, check=False)
+        vols = engine.docker("volume", "ls", "-q").stdout.split()
+        if vols:
+            engine.docker("volume", "rm", "-f", *vols, check=False)
+        keep = engine.docker("image", "inspect", "-f", "{{.Id}}", BASE_TAG).stdout.strip()
+        images = set(engine.docker("image", "ls", "-aq", "--no-trunc").stdout.split()) - {keep}
+        if images:
+            engine.docker("rmi", "-f", *sorted(images), check=False)
