@@ -95,6 +95,7 @@ class Executor:
         clock: Callable[[], datetime],
         on_result: Callable[[ChangeResult], None] = lambda _: None,
         refresh: Callable[..., Facts] | None = None,
+        scope: str = SCOPE_FULL,
         planned_at: datetime | None = None,
     ) -> None:
         self.conn = conn
@@ -105,20 +106,25 @@ class Executor:
         # made with --now): a service the plan judged stuck is still stuck at apply.
         self.planned_at = planned_at
         self.on_result = on_result
+        # ``refresh(scope=…, plan_at=…)`` gathers as the policies do; ``scope`` is what
+        # they were planned on, so the check after apply sees what the plan saw.
         self.refresh = refresh
+        self.scope = scope
 
     def run(
         self,
         plan: HostPlan,
         facts: Facts | None,
         replan: Callable[[Facts], tuple[str, ...]] | None = None,
+        replan_at: datetime | None = None,
     ) -> HostReport:
         """Apply ``plan``; then gather again and report what is not yet as the policies want.
 
-        ``replan`` plans the fresh facts with the same policies and time: a change can make
-        new work (removing an image unshares its build cache), so the host has converged only
-        when that plan is empty too. Without it (a saved plan) only the planned objects are
-        checked.
+        ``replan`` plans the fresh facts with the same policies at ``replan_at``: a change
+        can make new work (removing an image unshares its build cache), so the host has
+        converged only when that plan is empty too. Those facts are gathered as the policies
+        need them (images too when a policy keeps images present), never only what the
+        changes touched, or a janitor's apply would report every kept image missing.
         """
         results = []
         if plan.changes and facts is not None:
@@ -130,7 +136,10 @@ class Executor:
                 results.append(result)
         remaining: tuple[str, ...] = ()
         if plan.changes:
-            after = self.current(plan, scope_for(plan))
+            if replan is not None:
+                after = self.current(plan, self.scope, plan_at=replan_at)
+            else:
+                after = self.current(plan, scope_for(plan))
             remaining = tuple(c.address for c in plan.changes if _still_there(c, after))
             if replan is not None:
                 remaining += tuple(a for a in replan(after) if a not in remaining)
@@ -155,16 +164,17 @@ class Executor:
         )
         return report
 
-    def current(self, plan: HostPlan, scope: str) -> Facts:
-        """Fresh facts: as the policies gather them when known, else what the plan's
-        changes name (engine objects, gate paths, env files)."""
+    def current(self, plan: HostPlan, scope: str, plan_at: datetime | None = None) -> Facts:
+        """Fresh facts: as the policies gather them (for planning at ``plan_at`` when
+        given) when known, else what the plan's changes name (engine objects, gate paths,
+        env files)."""
         if self.refresh is not None:
-            facts = self.refresh(scope=scope)
+            facts = self.refresh(scope=scope, plan_at=plan_at)
         else:
             facts = gather(self.conn, gate_paths(plan), scope=scope)
         # A reaped stack's env file is no longer found through its stack: ask for it by name.
         known = {f.path for f in facts.files}
-        named = sorted({p for c in plan.changes for p in (c.before or {}).get("env_file", [])})
+        named = sorted({t.name for c in plan.changes for t in c.targets if t.kind == "env_file"})
         extra = tuple(self.conn.stat_file(p) for p in named if p not in known)
         return replace(facts, files=facts.files + extra)
 
@@ -199,9 +209,12 @@ class Executor:
             blocker = self._blocker(change, fresh)
             if blocker is not None:
                 return blocker
-            freed = self._act(change, plan)
+            freed, notes = self._act(change, plan)
         except Exception as exc:  # the engine's refusal is the message; go on with the rest
             return ChangeResult(change, Status.FAILED, explain(exc))
+        if notes:
+            left = ", ".join(notes)
+            return ChangeResult(change, Status.OK, f"done; left, not in the plan: {left}", freed)
         return ChangeResult(change, Status.OK, "done", freed)
 
     def _blocker(self, change: Change, facts: Facts) -> ChangeResult | None:
@@ -258,7 +271,23 @@ class Executor:
         self.conn.systemctl("mask", unit)
         self.conn.systemctl("daemon-reload")
 
-    def _act(self, change: Change, plan: HostPlan) -> int:
+    def _act(self, change: Change, plan: HostPlan) -> tuple[int, list[str]]:
+        """Act; the bytes freed, and what was left alone that the change met on the way."""
+        if change.kind == "stack":
+            ident = change.address.split(":", 1)[1]
+            kinds = change.params.get("reap") or list(change.before or {})
+            notes = reap_stack(
+                self.conn,
+                ident,
+                change.targets,
+                tuple(str(k) for k in kinds),
+                float(change.params.get("wait_seconds", 60)),
+                lambda: self.current(plan, SCOPE_STACKS),
+            )
+            return 0, notes
+        return self._act_one(change), []
+
+    def _act_one(self, change: Change) -> int:
         ident = change.address.split(":", 1)[1]
         kind = change.kind
         if kind == "unit":
@@ -282,15 +311,6 @@ class Executor:
             if self.conn.inspect_image(ident) is not None:
                 raise CcciError(f"{ident[:19]} is still present: its tags changed since the plan")
             return change.bytes_freed or 0
-        if kind == "stack":
-            reap_stack(
-                self.conn,
-                ident,
-                dict(change.before or {}),
-                float(change.params.get("wait_seconds", 60)),
-                lambda: self.current(plan, SCOPE_STACKS),
-            )
-            return 0
         if change.action is not Action.DELETE:
             raise NotImplementedError(f"{change.action.value} {kind}")
         if kind == "image":
@@ -326,11 +346,14 @@ class Executor:
 
 def _still_there(change: Change, facts: Facts) -> bool:
     """Whether a planned delete's subject is still present; for a stack, whether any of
-    what the change reaps is left (kinds it does not reap may stay)."""
+    the kinds the policy reaps is left of it, planned or joined since (kinds it does not
+    reap may stay)."""
     ident = change.address.split(":", 1)[1]
     if change.kind == "stack":
-        before = change.before or {}
-        env_file = (before.get("env_file") or [""])[0]
-        wanted = {SINGULAR[k] for k in before} | ({"container"} if "services" in before else set())
-        return any(kind in wanted for kind, _ in leftovers(facts, ident, env_file))
+        kinds = change.params.get("reap") or list(change.before or {})
+        env_files = [t.name for t in change.targets if t.kind == "env_file"]
+        wanted = {SINGULAR[k] for k in kinds if k in SINGULAR}
+        wanted |= {"container"} if "services" in kinds else set()
+        left = leftovers(facts, ident, env_files[0] if env_files else "")
+        return any(kind in wanted for kind, _ in left)
     return change.address in subjects(facts)

@@ -170,6 +170,8 @@ def reconcile(
 
     if mode == "apply" and facts_file is not None:
         raise CcciError("--facts plans offline and cannot be combined with --apply")
+    if mode == "apply":
+        _can_ask(yes)
     workspace = Workspace(_settings(policies, inventory, limit, state_dir, journal))
     with workspace.locked() if mode == "apply" else contextlib.nullcontext():
         _reconcile(workspace, mode, yes, detailed_exitcode, output, out, facts_file, now, verbose)
@@ -199,10 +201,7 @@ def _reconcile(
         if out is not None:
             click.echo(f"\nSaved the plan to {out}; apply exactly it with: ccci apply {out}")
     if mode == "apply":
-        if plan.can_apply() and not yes:
-            if not sys.stdin.isatty():
-                raise CcciError("refusing to apply without --yes when not on a terminal")
-            click.confirm("Apply these changes?", abort=True, err=True)
+        _confirm(plan, yes)
         # Applied even with nothing to do: the journal's recap and the metrics then show
         # that the nightly run happened and found the host in order.
         _apply(workspace, plan, saved=False, detailed_exitcode=detailed_exitcode, output=output)
@@ -224,6 +223,32 @@ def _save_plan(out: Path, text: str) -> None:
     if not out.parent.is_dir():
         raise CcciError(f"--out {out}: no folder {out.parent} to save the plan in")
     write_atomic(out, text)
+
+
+def _can_ask(yes: bool) -> None:
+    """Without --yes, apply asks first; with nobody at a terminal to answer, it refuses
+    before doing any work (a script or timer says --yes, as the nightly unit does)."""
+    if not yes and not sys.stdin.isatty():
+        raise CcciError(
+            "refusing to apply without --yes when stdin is not a terminal; nothing was done"
+        )
+
+
+def _confirm(plan: Any, yes: bool) -> None:
+    """Ask before acting, after the plan (every object to remove, by name) is shown."""
+    if yes or not plan.can_apply():
+        return
+    from ccci.plan import Action
+
+    counts = plan.counts()
+    removals = counts[Action.DELETE] + counts[Action.REPLACE]
+    others = sum(counts.values()) - removals
+    hosts = ", ".join(h.host for h in plan.hosts if h.changes)
+    click.confirm(
+        f"Apply {removals} removal(s) and {others} other change(s) on {hosts}?",
+        abort=True,
+        err=True,
+    )
 
 
 def _apply(
@@ -252,6 +277,7 @@ def _apply(
 @cli.command("apply")
 @click.argument("plan_file", type=click.Path(path_type=Path))
 @_workspace_options
+@click.option("--yes", is_flag=True, help="Apply without asking (scripts and timers).")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when a host did not converge.")
 @errors
 def apply_cmd(
@@ -261,20 +287,29 @@ def apply_cmd(
     limit: str | None,
     state_dir: Path,
     journal: Path | None,
+    yes: bool,
     detailed_exitcode: bool,
 ) -> None:
-    """Apply exactly a saved plan; refuse it if the facts it was made from have moved."""
+    """Apply a saved plan, as a claim: plan again with the policies (-p, -i) on fresh facts
+    and apply only the saved changes that plan makes too; anything else in the file, or
+    any fact that moved, refuses the whole plan."""
     from ccci.render import text as render_text
     from ccci.workspace import Workspace, read_plan
 
-    plan = read_plan(plan_file)
-    if not plan.can_apply():
+    saved = read_plan(plan_file)
+    if not saved.can_apply():
         click.echo("No changes. Host matches policy.")
         return
-    click.echo(render_text.render_plan(plan, _style()))
-    click.echo("")
+    _can_ask(yes)
     workspace = Workspace(_settings(policies, inventory, limit, state_dir, journal))
-    _apply(workspace, plan, saved=True, detailed_exitcode=detailed_exitcode)
+    with workspace.locked():
+        # What is shown, asked about and applied is the fresh plan's own version of each
+        # saved change: never the file's paths, contents, objects or gates.
+        plan = workspace.rederive(saved)
+        click.echo(render_text.render_plan(plan, _style()))
+        click.echo("")
+        _confirm(plan, yes)
+        _apply(workspace, plan, saved=True, detailed_exitcode=detailed_exitcode)
 
 
 @cli.command()

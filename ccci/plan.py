@@ -20,7 +20,14 @@ from ccci.facts.model import Facts
 from ccci.policy.model import Gate
 from ccci.serde import from_jsonable, to_jsonable
 
-PLAN_FORMAT = 1
+# 2: changes name the exact objects they act on (``targets``), every change kind has a
+# fingerprint, and ``ccci apply`` re-derives a saved plan instead of executing it.
+PLAN_FORMAT = 2
+
+# Parts of ``before``/``after`` that only estimate (what a removal frees): they explain a
+# change and may be measured differently from one gathering to the next, so a saved change
+# is not compared on them.
+_ESTIMATES = frozenset({"size", "unique_size"})
 
 
 class Action(enum.Enum):
@@ -47,6 +54,20 @@ class Precondition(enum.Enum):
 
 
 @dataclass(frozen=True)
+class Target:
+    """One object a change acts on, exactly: apply removes this one and nothing else.
+
+    ``kind`` is the stack's kind (``services``, ``secrets``, ``configs``, ``networks``,
+    ``volumes``, ``env_file``); ``id`` is the engine's id where there is one, so an object
+    re-created under the same name since the plan is not taken for the planned one.
+    """
+
+    kind: str
+    name: str
+    id: str = ""
+
+
+@dataclass(frozen=True)
 class Change:
     """One action on one object; ``reason`` explains and is never used to decide."""
 
@@ -64,11 +85,42 @@ class Change:
     # Whether the policy's gates hold this change back: a pull that warms the cache does
     # not wait for the eviction's disk watermark.
     gated: bool = True
+    targets: tuple[Target, ...] = ()
 
     @property
     def kind(self) -> str:
         """The object kind, from the address: ``image``, ``container``, ``build_cache``…"""
         return self.address.split(":", 1)[0]
+
+    def claim(self) -> dict[str, Any]:
+        """What this change asserts the policies would do: everything apply acts on or
+        decides by. A saved change is applied only when a fresh plan makes the same claim.
+        Label, reason, source and size estimates only explain, so they are left out."""
+        claim: dict[str, Any] = to_jsonable(
+            {
+                "address": self.address,
+                "action": self.action,
+                "policy": self.policy,
+                "gated": self.gated,
+                "preconditions": self.preconditions,
+                "params": self.params,
+                "targets": self.targets,
+                "before": _without_estimates(self.before),
+                "after": _without_estimates(self.after),
+            }
+        )
+        return claim
+
+    def differs_from(self, other: Change) -> list[str]:
+        """The claim fields in which ``other`` (a fresh plan's change) differs."""
+        mine, theirs = self.claim(), other.claim()
+        return [key for key in mine if mine[key] != theirs.get(key)]
+
+
+def _without_estimates(values: dict[str, Any] | None) -> dict[str, Any] | None:
+    if values is None:
+        return None
+    return {k: v for k, v in values.items() if k not in _ESTIMATES}
 
 
 @dataclass(frozen=True)
@@ -176,6 +228,129 @@ def fingerprint(record: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+SWARM_KEY = "swarm"
+
+
+def swarm_fingerprint(facts: Facts) -> str:
+    """Services and their update state: a deploy since the plan makes the plan stale."""
+    return fingerprint(sorted((s.name, s.image, s.update_state) for s in facts.services))
+
+
+def _image_record(facts: Facts, image_id: str) -> Any:
+    """What an image removal depends on: its identity, names and parent. Its unique size
+    is left out: the engine reports it only from a slow call that is made when an eviction
+    needs it, so two gatherings of an unchanged image may differ in it."""
+    image = next((i for i in facts.images if i.id == image_id), None)
+    if image is None:
+        return None
+    return {
+        "id": image.id,
+        "tags": sorted(image.tags),
+        "digests": sorted(image.digests),
+        "created": image.created,
+        "parent": image.parent,
+    }
+
+
+def _pull_record(facts: Facts, change: Change) -> Any:
+    """A pull depends on the reference naming no local image: which images it names now."""
+    from ccci.refs import names_image
+
+    ref = str((change.after or {}).get("ref", ""))
+    return {"ref": ref, "named": sorted(i.id for i in facts.images if names_image(ref, i))}
+
+
+def _unit_state(facts: Facts, name: str) -> Any:
+    """A unit as systemd reports it, without the times that move each time a timer fires."""
+    unit = facts.unit(name)
+    if unit is None:
+        return None
+    return {
+        "name": unit.name,
+        "load_state": unit.load_state,
+        "active_state": unit.active_state,
+        "unit_file_state": unit.unit_file_state,
+        "fragment_path": unit.fragment_path,
+        "calendars": unit.calendars,
+        "persistent": unit.persistent,
+        "randomized_delay_seconds": unit.randomized_delay_seconds,
+    }
+
+
+def _unit_record(facts: Facts, change: Change) -> Any:
+    """A unit file write depends on the file's content and on the unit's state."""
+    name = change.address.split(":", 1)[1]
+    path = str((change.after or change.before or {}).get("path", ""))
+    return {"file": facts.unit_file(path), "unit": _unit_state(facts, name)}
+
+
+def _timer_record(facts: Facts, change: Change) -> Any:
+    """Starting or masking a timer depends on its state and on its unit file's content."""
+    name = change.address.split(":", 1)[1]
+    files = sorted(
+        (f for f in facts.unit_files if f.path.rsplit("/", 1)[-1] == name), key=lambda f: f.path
+    )
+    return {"unit": _unit_state(facts, name), "files": files}
+
+
+def stack_record(facts: Facts, name: str, env_files: tuple[str, ...] = ()) -> Any:
+    """Every object of the stack with its id, and its env files: an object appearing,
+    going, or re-created under the same name makes a saved reap stale."""
+    stack = facts.stack(name)
+    objects: list[tuple[str, str, str]] = []
+    if stack is not None:
+        groups: dict[str, tuple[Any, ...]] = {
+            "services": stack.services,
+            "secrets": stack.secrets,
+            "configs": stack.configs,
+            "networks": stack.networks,
+        }
+        for kind, members in groups.items():
+            objects += [(kind, m.name, m.id) for m in members]
+        objects += [("volumes", v.name, v.name) for v in stack.volumes]
+    return {"objects": sorted(objects), "files": [facts.file(p) for p in sorted(env_files)]}
+
+
+def _record_of(facts: Facts, change: Change) -> tuple[bool, Any]:
+    """(known kind, what the change depends on in ``facts``)."""
+    kind, ident = change.kind, change.address.split(":", 1)[1]
+    if kind == "image" and change.action is Action.CREATE:
+        return True, _pull_record(facts, change)
+    if kind == "image":
+        return True, _image_record(facts, ident)
+    if kind == "container":
+        return True, next((c for c in facts.containers if c.id == ident), None)
+    if kind == "build_cache":
+        return True, next((b for b in facts.build_cache if b.id == ident), None)
+    if kind == "stack":
+        files = tuple(t.name for t in change.targets if t.kind == "env_file")
+        return True, stack_record(facts, ident, files)
+    if kind == "unit":
+        return True, _unit_record(facts, change)
+    if kind == "timer":
+        return True, _timer_record(facts, change)
+    return False, None
+
+
+def fingerprints_for(facts: Facts, changes: tuple[Change, ...]) -> dict[str, str]:
+    """Per change, a hash of the facts it depends on; a kind ccci cannot fingerprint gets
+    none, and a saved plan holding such a change is refused."""
+    prints = {}
+    for change in changes:
+        known, record = _record_of(facts, change)
+        if known:
+            prints[change.address] = fingerprint(record)
+    prints[SWARM_KEY] = swarm_fingerprint(facts)
+    return prints
+
+
+def moved(plan: HostPlan, facts: Facts) -> list[str]:
+    """Addresses whose facts differ from when the plan was made (``swarm`` for services)."""
+    now_prints = fingerprints_for(facts, plan.changes)
+    wanted = [c.address for c in plan.changes] + [SWARM_KEY]
+    return sorted(a for a in wanted if now_prints.get(a) != plan.fingerprints.get(a))
+
+
 def subjects(facts: Facts) -> dict[str, Any]:
     """Every addressable object in the facts, by the address changes use."""
     found: dict[str, Any] = {}
@@ -187,22 +362,84 @@ def subjects(facts: Facts) -> dict[str, Any]:
     return found
 
 
-def swarm_fingerprint(facts: Facts) -> str:
-    """Services and their update state: a deploy since the plan makes the plan stale."""
-    return fingerprint(sorted((s.name, s.image, s.update_state) for s in facts.services))
+@dataclass(frozen=True)
+class Verdict:
+    """A saved host plan judged against a fresh one: what may be applied, and why not."""
+
+    host: HostPlan
+    refused: tuple[str, ...] = ()
+    stale: tuple[str, ...] = ()
 
 
-SWARM_KEY = "swarm"
+def judge_saved(saved: HostPlan, fresh: HostPlan, facts: Facts) -> Verdict:
+    """Keep the saved changes the fresh plan (same policies, fresh ``facts``) makes too.
+
+    A saved plan is data to compare, never orders: what is applied is the fresh plan's own
+    change (its paths, unit contents, stack objects and gates). ``refused`` names each
+    claim the policies do not make now, or that cannot be checked (no fingerprint);
+    ``stale`` each fingerprint that moved. Either refuses the whole plan.
+    """
+    refused: list[str] = []
+    stale: list[str] = []
+    fresh_changes = {c.address: c for c in fresh.changes}
+    accepted: set[str] = set()
+    for change in saved.changes:
+        address = change.address
+        if address in accepted:
+            refused.append(f"{address}: listed twice")
+            continue
+        if address not in saved.fingerprints:
+            refused.append(f"{address}: has no fingerprint, so its facts cannot be checked")
+            continue
+        now = fresh_changes.get(address)
+        prints = fresh.fingerprints if now is not None else fingerprints_for(facts, (change,))
+        if prints.get(address) != saved.fingerprints[address]:
+            stale.append(address)
+            continue
+        if now is None:
+            refused.append(f"{address}: {_why_not(fresh, change)}")
+            continue
+        differ = change.differs_from(now)
+        if differ:
+            refused.append(f"{address}: {', '.join(differ)} differ from what the policies plan now")
+            continue
+        accepted.add(address)
+    if SWARM_KEY not in saved.fingerprints:
+        refused.append(f"{SWARM_KEY}: has no fingerprint, so its facts cannot be checked")
+    elif saved.fingerprints[SWARM_KEY] != fresh.fingerprints.get(SWARM_KEY):
+        stale.append(SWARM_KEY)
+    for policy in dict.fromkeys(c.policy for c in saved.changes):
+        mine = [to_jsonable(g.gate) for g in saved.gates_for(policy)]
+        theirs = [to_jsonable(g.gate) for g in fresh.gates_for(policy)]
+        if sorted(mine, key=json.dumps) != sorted(theirs, key=json.dumps):
+            refused.append(
+                f"policy {policy}: gates {_gate_kinds(saved, policy)} are not the "
+                f"policies' ({_gate_kinds(fresh, policy)})"
+            )
+    kept = HostPlan(
+        host=fresh.host,
+        changes=tuple(c for c in fresh.changes if c.address in accepted),
+        noops=fresh.noops,
+        gates=fresh.gates,
+        fingerprints=fresh.fingerprints,
+        manual=fresh.manual,
+    )
+    return Verdict(kept, tuple(refused), tuple(stale))
 
 
-def fingerprints_for(facts: Facts, changes: tuple[Change, ...]) -> dict[str, str]:
-    known = subjects(facts)
-    prints = {c.address: fingerprint(known.get(c.address)) for c in changes}
-    prints[SWARM_KEY] = swarm_fingerprint(facts)
-    return prints
+def _gate_kinds(plan: HostPlan, policy: str) -> str:
+    kinds = [g.gate.kind.value for g in plan.gates_for(policy)]
+    return ", ".join(kinds) if kinds else "none"
 
 
-def moved(plan: HostPlan, facts: Facts) -> list[str]:
-    """Addresses whose facts differ from when the plan was made (``swarm`` for services)."""
-    now_prints = fingerprints_for(facts, plan.changes)
-    return sorted(a for a, fp in plan.fingerprints.items() if now_prints.get(a) != fp)
+def _why_not(fresh: HostPlan, change: Change) -> str:
+    """Why the fresh plan has no such change: a closed gate, a noop's reason, or nothing."""
+    closed = [g for g in fresh.gates_for(change.policy) if not g.open]
+    if change.gated and closed:
+        gate = closed[0]
+        kind = gate.gate.kind.value
+        return f"policy {change.policy} holds it now: gate {kind} closed ({gate.observed})"
+    noop = next((n for n in fresh.noops if n.address == change.address), None)
+    if noop is not None:
+        return f"the policies would not do this now: {noop.reason} (policy {noop.policy})"
+    return "no policy plans this now"

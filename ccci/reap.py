@@ -12,7 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ccci.errors import explain
-from ccci.facts.model import STACK_LABEL, Facts
+from ccci.facts.model import STACK_LABEL, Facts, FileFact
+from ccci.plan import Target
 
 _POLL_SECONDS = 0.25
 SINGULAR = {
@@ -24,6 +25,10 @@ SINGULAR = {
     "containers": "container",
     "env_file": "env file",
 }
+
+
+_PLURAL = {singular: plural for plural, singular in SINGULAR.items()}
+_GONE = FileFact(path="", exists=False)
 
 
 class ReapFailed(Exception):
@@ -59,33 +64,61 @@ def _wait_until(done: Callable[[], bool], seconds: float) -> bool:
         time.sleep(_POLL_SECONDS)
 
 
+def _present(facts: Facts, kind: str, name: str) -> str | None:
+    """The id of the object of that kind and name the engine holds now, or None."""
+    if kind == "volumes":
+        return name if any(v.name == name for v in facts.volumes) else None
+    pool: tuple[Any, ...] = {
+        "services": facts.services,
+        "secrets": facts.secrets,
+        "configs": facts.configs,
+        "networks": facts.networks,
+    }.get(kind, ())
+    return next((o.id for o in pool if o.name == name), None)
+
+
 def reap_stack(
     conn: Any,
     stack: str,
-    kinds: dict[str, list[str]],
+    targets: tuple[Target, ...],
+    kinds: tuple[str, ...],
     wait_seconds: float,
     current: Callable[[], Facts],
-) -> None:
-    """Remove what ``kinds`` names of ``stack`` as the host has it now; raise ReapFailed.
+) -> list[str]:
+    """Remove exactly ``targets`` of ``stack``, then prove they are gone; raise ReapFailed.
 
-    ``current`` gathers fresh stack facts; objects are taken from it, not from the plan,
-    so an object that appeared since is reaped too and one already gone is no error.
+    Each target is re-checked on fresh facts and removed by its id, so an object that is
+    gone already is no error and one re-created under the same name since the plan is left
+    alone. Whatever of the kinds the policy reaps (``kinds``) joined the stack since the
+    plan is not removed either: it is returned, one "kind name" each, to be reported.
+    What belongs to the stack after the reap is asked of the facts' one owner of that
+    (``leftovers``), so a sibling's secret (``<stack>_uk_…``) is not taken for one that
+    joined this stack: the facts hold abra's env files, which name the sibling.
     """
     errors: list[str] = []
-    env_file = (kinds.get("env_file") or [""])[0]
     facts = current()
-    now = facts.stack(stack)
-    objects = now.objects() if now is not None else {}
+    planned = {(t.kind, t.name) for t in targets}
+    ids: dict[str, list[tuple[str, str]]] = {}
+    skipped: list[str] = []
+    for target in targets:
+        if target.kind == "env_file":
+            continue
+        now_id = _present(facts, target.kind, target.name)
+        if now_id is None:
+            continue  # gone already: nothing to do
+        if target.id and now_id != target.id:
+            skipped.append(f"{SINGULAR[target.kind]} {target.name} (re-created since the plan)")
+            continue
+        ids.setdefault(target.kind, []).append((target.name, now_id))
 
     def remove_all(kind: str) -> None:
-        for name in objects.get(kind, ()):
+        for name, ident in ids.get(kind, ()):
             try:
-                conn.remove_object(kind, name)
+                conn.remove_object(kind, ident)
             except Exception as exc:
                 errors.append(f"{SINGULAR[kind]} {name}: {explain(exc)}")
 
-    if "services" in kinds:
-        remove_all("services")
+    remove_all("services")
     if not conn.stack_services(stack):
         # No service left (reaped now, or removed by a teardown killed halfway): its task
         # containers still hold volumes and networks for a few seconds; wait them out.
@@ -98,35 +131,50 @@ def reap_stack(
             raise ReapFailed(
                 f"tasks of {stack} still present after {wait_seconds:.0f}s: {', '.join(names)}"
             )
-    for kind in ("secrets", "configs"):
-        if kind in kinds:
-            remove_all(kind)
-    if "networks" in kinds:
-        pending = list(objects.get("networks", ()))
-        last: dict[str, str] = {}
+    remove_all("secrets")
+    remove_all("configs")
+    pending = list(ids.get("networks", ()))
+    last: dict[str, str] = {}
 
-        def networks_removed() -> bool:
-            for name in list(pending):
-                try:
-                    conn.remove_object("networks", name)
-                    pending.remove(name)
-                except Exception as exc:  # still attached for a moment after its containers go
-                    last[name] = explain(exc)
-            return not pending
+    def networks_removed() -> bool:
+        for name, ident in list(pending):
+            try:
+                conn.remove_object("networks", ident)
+                pending.remove((name, ident))
+            except Exception as exc:  # still attached for a moment after its containers go
+                last[name] = explain(exc)
+        return not pending
 
-        if not _wait_until(networks_removed, wait_seconds):
-            errors += [f"network {n}: {last.get(n, 'still present')}" for n in pending]
-    if "volumes" in kinds:
-        remove_all("volumes")
-    if env_file:
+    if pending and not _wait_until(networks_removed, wait_seconds):
+        errors += [f"network {n}: {last.get(n, 'still present')}" for n, _ in pending]
+    remove_all("volumes")
+    env_files = [t.name for t in targets if t.kind == "env_file"]
+    for env_file in env_files:
         try:
             conn.remove_file(env_file)
         except OSError as exc:
             errors.append(f"env file {env_file}: {exc.strerror}")
-    left = leftovers(current(), stack, env_file)
-    wanted = {SINGULAR[k] for k in kinds} | {"container"}
-    left = [(kind, name) for kind, name in left if kind in wanted]
+    after = current()
+    removed = {(kind, name) for kind, pairs in ids.items() for name, _ in pairs}
+    left = [
+        f"{SINGULAR[t.kind]} {t.name}"
+        for t in targets
+        if (t.kind, t.name) in removed and _present(after, t.kind, t.name) is not None
+    ]
+    left += [f"env file {p}" for p in env_files if (after.file(p) or _GONE).exists]
+    left += [
+        f"container {name}"
+        for kind, name in leftovers(after, stack)
+        if kind == "container" and "services" in kinds
+    ]
     if left or errors:
         named = {e.split(":", 1)[0] for e in errors}
-        detail = errors + [f"{k} {n} is left" for k, n in left if f"{k} {n}" not in named]
+        detail = errors + [f"{item} is left" for item in left if item not in named]
         raise ReapFailed(f"{stack} not fully reaped: {'; '.join(detail)}")
+    wanted = {SINGULAR[k] for k in kinds if k in SINGULAR}
+    appeared = [
+        f"{kind} {name}"
+        for kind, name in leftovers(after, stack)
+        if kind in wanted and kind != "env file" and (_PLURAL[kind], name) not in planned
+    ]
+    return skipped + appeared

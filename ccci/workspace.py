@@ -18,6 +18,7 @@ from ccci.facts.model import SCOPE_FULL, Facts
 from ccci.inventory import Host, Inventory
 from ccci.plan import Plan, moved
 from ccci.policy.load import HostPolicies, load_for_hosts
+from ccci.units import format_time
 
 SNAPSHOT_FORMAT = 1
 
@@ -244,15 +245,8 @@ class Workspace:
         return plan, facts_by_host
 
     def _target_for(self, host: str) -> HostPolicies | None:
-        """The host's policies: from the plan just made, else (a saved plan) as loaded now;
-        without policies, apply still gathers what the plan's own changes need."""
-        if host in self._planned:
-            return self._planned[host]
-        try:
-            found = {t.host.name: t for t in self.targets()}
-        except CcciError:
-            return None
-        return found.get(host)
+        """The host's policies, as the plan being applied was made (or re-derived) with."""
+        return self._planned.get(host)
 
     def _record_last_use(self, facts_by_host: dict[str, Facts]) -> None:
         """Every apply (the nightly, the janitor's full runs) updates when images were used."""
@@ -295,8 +289,66 @@ class Workspace:
             c.address for c in plan_host(target.host.name, target.policies, facts, plan.now).changes
         )
 
+    def rederive(self, saved: Plan) -> Plan:
+        """A saved plan is a claim, not an order: plan every host it names afresh, with the
+        policies and fresh facts, and keep exactly the saved changes the fresh plan makes
+        too, as the fresh plan has them. Anything else refuses the whole plan, before
+        anything is done.
+
+        The fresh plan is made at the clock's time, never at the saved ``now``: a ``now``
+        written into the file would otherwise widen every age rule. Ages only grow, so a
+        change planned earlier is planned again now unless something moved.
+        """
+        from ccci.plan import PLAN_FORMAT, judge_saved
+        from ccci.planner import plan_host
+
+        if saved.format_version != PLAN_FORMAT:
+            raise PlanRefused(
+                f"saved plan refused: format_version {saved.format_version} is not "
+                f"{PLAN_FORMAT}; make a new plan with ccci reconcile --plan --out"
+            )
+        moment = datetime.now(UTC)
+        targets = {t.host.name: t for t in self.targets()}
+        refused: list[str] = []
+        stale: list[str] = []
+        hosts = []
+        facts_by_host: dict[str, Facts] = {}
+        for saved_host in saved.hosts:
+            name = saved_host.host
+            target = targets.get(name)
+            if name in facts_by_host:
+                refused.append(f"{name}: host listed twice")
+                continue
+            if target is None:
+                refused.append(f"{name}: not a host {self.settings.inventory} and --limit select")
+                continue
+            facts = self.gather(target, plan_at=moment)
+            facts_by_host[name] = facts
+            fresh = plan_host(name, target.policies, facts, moment)
+            verdict = judge_saved(saved_host, fresh, facts)
+            refused += [f"{name}: {why}" for why in verdict.refused]
+            stale += [f"{name}: {address}" for address in verdict.stale]
+            hosts.append(verdict.host)
+        if refused and not stale:
+            more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+            ahead = saved.now - moment
+            note = (
+                f"; it was made as of {format_time(saved.now)}, ahead of the clock, and apply "
+                "plans at the clock's time"
+                if ahead.total_seconds() > 60
+                else ""
+            )
+            raise PlanRefused(f"saved plan refused: {refused[0]}{more}{note}; nothing was done")
+        if stale:
+            raise StalePlan(_stale_message(stale))
+        self._planned = {n: targets[n] for n in facts_by_host}
+        self._facts = facts_by_host
+        return Plan(now=moment, hosts=tuple(hosts))
+
     def apply(self, plan: Plan, saved: bool, on_result: Callable[[str, Any], None]) -> list[Any]:
-        """Apply under the lock; a saved plan is refused whole if any host has moved."""
+        """Apply under the lock. A saved plan must come through :meth:`rederive` first; its
+        facts are gathered once more before acting (an operator may have taken minutes to
+        say yes), and any fingerprint that moved since refuses it whole."""
         from ccci.apply import Executor, scope_for
         from ccci.journal import Journal
 
@@ -308,39 +360,37 @@ class Workspace:
             try:
                 for host_plan in plan.hosts:
                     host = self.inventory.hosts.get(host_plan.host)
-                    if host is None:
+                    target = self._target_for(host_plan.host)
+                    if host is None or target is None:
                         raise CcciError(
                             f"{host_plan.host}: host is not in {self.settings.inventory}"
                         )
                     conn = connector_for(host)
-                    target = self._target_for(host.name)
                     executors[host.name] = Executor(
                         conn,
                         journal,
                         run_id,
                         clock=lambda: datetime.now(UTC),
                         on_result=functools.partial(on_result, host.name),
-                        refresh=(
-                            functools.partial(
-                                gather_with,
-                                conn,
-                                target,
-                                plan_at=None,
-                                last_use=self.settings.last_use_path(host.name),
-                            )
-                            if target is not None
-                            else None
+                        refresh=functools.partial(
+                            gather_with,
+                            conn,
+                            target,
+                            last_use=self.settings.last_use_path(host.name),
                         ),
+                        scope=self.settings.scope,
                         planned_at=plan.now,
                     )
                     if host_plan.changes:
                         executor = executors[host.name]
-                        fresh[host.name] = executor.current(host_plan, scope_for(host_plan))
+                        at = plan.now if saved else None
+                        scope = self.settings.scope if saved else scope_for(host_plan)
+                        fresh[host.name] = executor.current(host_plan, scope, plan_at=at)
                 if saved:
                     _refuse_if_stale(plan, fresh)
                 reports = [
                     executors[h.host].run(
-                        h, fresh.get(h.host), None if saved else self._replan(h, plan)
+                        h, fresh.get(h.host), self._replan(h, plan), replan_at=plan.now
                     )
                     for h in plan.hosts
                 ]
@@ -353,28 +403,48 @@ class Workspace:
                     executor.conn.close()
 
 
+class PlanRefused(CcciError):
+    """A saved plan claims something the policies would not do now: refused whole."""
+
+
+def _stale_message(moved: list[str]) -> str:
+    shown = ", ".join(moved[:3]) + (f" and {len(moved) - 3} more" if len(moved) > 3 else "")
+    return (
+        f"saved plan is stale: the facts it was made from have moved ({shown}); "
+        "make a new plan with ccci reconcile --plan"
+    )
+
+
 def _refuse_if_stale(plan: Plan, fresh: dict[str, Facts]) -> None:
-    problems = []
-    for host_plan in plan.hosts:
-        changed = moved(host_plan, fresh[host_plan.host])
-        if changed:
-            shown = ", ".join(changed[:3]) + (
-                f" and {len(changed) - 3} more" if len(changed) > 3 else ""
-            )
-            problems.append(f"{host_plan.host}: {shown}")
-    if problems:
-        raise StalePlan(
-            "saved plan is stale: the facts it was made from have moved ("
-            + "; ".join(problems)
-            + "); make a new plan with ccci reconcile --plan"
-        )
+    found = [
+        f"{host_plan.host}: {address}"
+        for host_plan in plan.hosts
+        if host_plan.host in fresh
+        for address in moved(host_plan, fresh[host_plan.host])
+    ]
+    if found:
+        raise StalePlan(_stale_message(found))
 
 
 def read_plan(path: Path) -> Plan:
+    """A saved plan's data, checked only for form: :meth:`Workspace.rederive` decides what
+    of it may be applied."""
+    from ccci.plan import PLAN_FORMAT
+
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return Plan.from_dict(data)
     except OSError as exc:
         raise InputError(Location(str(path), 0), f"cannot read: {exc.strerror}") from None
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, RecursionError) as exc:
+        raise InputError(Location(str(path), 1), f"not a ccci plan: {exc}") from None
+    version = data.get("format_version") if isinstance(data, dict) else None
+    if version != PLAN_FORMAT:
+        raise InputError(
+            Location(str(path), 1),
+            f"format_version: {version!r} is not {PLAN_FORMAT}; make a new plan with "
+            "ccci reconcile --plan --out",
+        )
+    try:
+        return Plan.from_dict(data)
+    except (ValueError, TypeError, KeyError, RecursionError) as exc:
         raise InputError(Location(str(path), 1), f"not a ccci plan: {exc}") from None

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from ccci.facts.model import Facts, Stack
 from ccci.facts.stacks import run_app_secrets, undecided_env_files, unsafe_name
-from ccci.plan import Action, Change, Manual, Noop, Precondition
+from ccci.plan import Action, Change, Manual, Noop, Precondition, Target
 from ccci.policy.model import OrphanStackPolicy
 from ccci.rules import Context, RuleOutput
 from ccci.rules.convergence import unsettled
@@ -224,5 +224,21 @@ def plan_orphans(policy: OrphanStackPolicy, ctx: Context) -> RuleOutput:
             source=source,
             before={kind: names for kind, names in objects.items()},
             preconditions=(Precondition.STACK_ORPHANED,),
-            params={"wait_seconds": policy.wait.total_seconds()},
+            params={"wait_seconds": policy.wait.total_seconds(), "reap": list(policy.reap)},
+            targets=_targets(stack, objects),
         )
+
+
+def _targets(stack: Stack, objects: dict[str, list[str]]) -> tuple[Target, ...]:
+    """The exact objects the reap removes, with their engine ids: apply removes these and
+    nothing that joins the stack after the plan."""
+    ids = {("services", s.name): s.id for s in stack.services}
+    ids |= {("secrets", s.name): s.id for s in stack.secrets}
+    ids |= {("configs", c.name): c.id for c in stack.configs}
+    ids |= {("networks", n.name): n.id for n in stack.networks}
+    ids |= {("volumes", v.name): v.name for v in stack.volumes}
+    return tuple(
+        Target(kind, name, ids.get((kind, name), ""))
+        for kind, names in objects.items()
+        for name in names
+    )

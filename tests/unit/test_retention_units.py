@@ -421,7 +421,9 @@ def plan_for(policy_text: str, current: Facts, tmp_path: Path) -> HostPlan:
 def apply_plan(plan: HostPlan, current: Facts, conn: FakeConnector, tmp_path: Path) -> Any:
     journal = Journal(tmp_path / "journal.jsonl")
     try:
-        executor = Executor(conn, journal, "run1", clock=lambda: NOW, refresh=lambda scope: current)
+        executor = Executor(
+            conn, journal, "run1", clock=lambda: NOW, refresh=lambda scope, plan_at=None: current
+        )
         return executor.run(plan, current)
     finally:
         journal.close()
