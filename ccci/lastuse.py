@@ -167,8 +167,13 @@ def events_since(source: EventSource, record: Record, now: datetime) -> dict[str
     if since is None or since >= now:
         return {}
     since = max(since, now - MAX_EVENT_WINDOW)
+    # A plan made with --now ahead of the clock must not wait for the engine to stream
+    # events until then: the read ends at the real present at the latest.
+    until = min(now, datetime.now(UTC))
+    if since >= until:
+        return {}
     try:
-        return used_in_events(source.events(since, now))
+        return used_in_events(source.events(since, until))
     except Exception:  # an engine that cannot list events is no reason to fail the run
         return {}
 

@@ -87,14 +87,14 @@ def _errors(tasks: Iterable[Task]) -> tuple[str, ...]:
     return tuple(f"{text} ×{n}" if n > 1 else text for text, n in ordered)
 
 
-def _failed_since(task: Task, since: datetime, now: datetime) -> bool:
+def _failed_since(task: Task, since: datetime) -> bool:
     moment = task.changed or task.created
-    return (
-        task.state in FAILED_TASK_STATES
-        and moment is not None
-        and moment >= since
-        and now - moment <= RECENT_FAILURE
-    )
+    return task.state in FAILED_TASK_STATES and moment is not None and moment >= since
+
+
+def _recent(task: Task, now: datetime) -> bool:
+    moment = task.changed or task.created
+    return moment is not None and now - moment <= RECENT_FAILURE
 
 
 def judge(
@@ -105,7 +105,10 @@ def judge(
     pending = [
         t for t in tasks if t.desired_state in MEANT_TO_RUN and t.state in PENDING_TASK_STATES
     ]
-    failed = [t for t in tasks if _failed_since(t, since, now)]
+    failed = [t for t in tasks if _failed_since(t, since)]
+    # Every failure since the spec changed explains; only a recent one shows a crash loop
+    # between two of its restarts (a service that failed once long ago has recovered).
+    recent = [t for t in failed if _recent(t, now)]
     errors = _errors(pending + failed)
     if service.update_state in PAUSED_STATES:
         note = f": {service.update_message}" if service.update_message else ""
@@ -117,9 +120,9 @@ def judge(
         states = ", ".join(sorted({t.state for t in pending}))
         desired = ", ".join(sorted({t.desired_state for t in pending}))
         why = f"{plural(len(pending), 'task')} {states}, desired {desired}"
-    elif failed:
+    elif recent:
         why = (
-            f"restarting: {plural(len(failed), 'task')} failed in the last "
+            f"restarting: {plural(len(recent), 'task')} failed in the last "
             f"{format_spec_duration(RECENT_FAILURE)}"
         )
     else:

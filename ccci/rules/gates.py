@@ -79,8 +79,11 @@ def _stacks(gate: Gate, facts: Facts, reaping: frozenset[str]) -> tuple[bool, st
     return True, f"no live stack matches {gate.match!r}{note}"
 
 
-def _converging(gate: Gate, facts: Facts, now: datetime) -> tuple[bool, str]:
-    found = unsettled(facts, now, gate.stuck_after)
+def _converging(
+    gate: Gate, facts: Facts, now: datetime, reaping: frozenset[str]
+) -> tuple[bool, str]:
+    # A service of a stack this plan reaps is gone before the gated changes run.
+    found = [u for u in unsettled(facts, now, gate.stuck_after) if u.service.stack not in reaping]
     flying = [u for u in found if not u.stuck]
     stuck = [u for u in found if u.stuck]
     if flying:
@@ -112,5 +115,5 @@ def evaluate(
     elif gate.kind is GateKind.NO_LIVE_STACKS:
         is_open, observed = _stacks(gate, facts, reaping)
     else:
-        is_open, observed = _converging(gate, facts, now or facts.gathered_at)
+        is_open, observed = _converging(gate, facts, now or facts.gathered_at, reaping)
     return GateResult(policy=policy, gate=gate, open=is_open, observed=observed)
