@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import ipaddress
 import json
 import os
@@ -441,8 +442,10 @@ def _sshd_conf(node: NodePaths, state_dir: str) -> str:
         "PermitUserEnvironment no",
         "X11Forwarding no",
         "AllowAgentForwarding no",
-        "AllowTcpForwarding no",
-        # -L to the engine's unix socket: the Docker API over the SSH connection.
+        # -L to the engine's unix socket carries the Docker API over the SSH connection.
+        # sshd lets a socket path through only when TCP forwarding is allowed too (one
+        # permission for both); the namespace reaches no other host, so nothing leaks.
+        "AllowTcpForwarding local",
         "AllowStreamLocalForwarding local",
         "MaxSessions 32",
         "MaxStartups 32:50:64",
@@ -467,6 +470,15 @@ def _is_our_sshd(node: NodePaths, pid: int) -> bool:
 def _sshd_pid(node: NodePaths) -> int | None:
     pid = procs.read_pidfile(node.sshd_pidfile)
     return pid if pid and procs.alive(pid) and _is_our_sshd(node, pid) else None
+
+
+def _sshd_current(node: NodePaths) -> bool:
+    """Whether the running sshd's configuration is the one this harness writes now."""
+    try:
+        with open(node.sshd_config) as fh:
+            return fh.read() == _sshd_conf(node, node.state_dir)
+    except OSError:
+        return False
 
 
 def _launch_sshd(node: NodePaths, state_dir: str) -> int:
@@ -683,7 +695,7 @@ def _warm(state_dir: str, nodes: tuple[NodePaths, ...]) -> Fleet | None:
     engines = []
     for node in nodes:
         pid = our_dockerd_pid(node.engine)
-        if not (pid and ping(node.engine.socket) and _sshd_pid(node)):
+        if not (pid and ping(node.engine.socket) and _sshd_pid(node) and _sshd_current(node)):
             return None
         engines.append(_engine(node, pid))
     if not os.path.exists(_files(state_dir)[2]):
@@ -724,7 +736,11 @@ def ensure_fleet(timeout: float = 120.0) -> Fleet:
         for node in nodes:
             _wait_ready(node.engine, started[node.index], timeout)
             engines.append(_engine(node, started[node.index]))
-            if not _sshd_pid(node):
+            sshd = _sshd_pid(node)
+            if sshd and not _sshd_current(node):
+                procs.terminate(sshd, functools.partial(_is_our_sshd, node), grace=5)
+                sshd = None
+            if not sshd:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(node.sshd_pidfile)
                 _wait_sshd(node, _launch_sshd(node, state_dir), timeout=20)

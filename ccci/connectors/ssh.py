@@ -1,0 +1,511 @@
+"""The SSH connector: a remote host through the system's OpenSSH client.
+
+Everything of the host is read and changed on the host: the Docker API goes to the remote
+engine's unix socket, and disk usage, env files, the client config, systemd and unit files
+are remote commands. Nothing of a remote host is read or written on the machine ccci runs on.
+
+- One multiplexed master per host (``ControlMaster``), its control socket in a private
+  0700 folder; every command is a session on that one connection.
+- The Docker API: the master forwards a local socket in that folder to the remote engine's
+  socket (``-L local.sock:remote.sock``), and the docker SDK talks to the local end as to
+  any engine. Chosen over ``ssh -W`` per connection (a process and a handshake per HTTP
+  connection, and a socket adapter of our own) and over the SDK's ``ssh://`` (it runs
+  ``docker system dial-stdio`` on the remote, so it needs the docker CLI there and always
+  reaches the remote's default engine, not the one ``docker_host`` names): the forward is
+  one channel per HTTP connection on a connection already made, streams (events, pulls)
+  work unchanged, and the SDK's timeouts and errors are the local ones.
+- The user's ``~/.ssh/config``, agent and ``known_hosts`` apply; host keys are checked as
+  configured and never turned off here. A changed host key is one line, and no action.
+- Every remote argument is shell-quoted; writes go to a temporary file in the same folder,
+  then ``mv`` over the target, so a reader sees the old file or the new.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import stat
+import subprocess
+import tempfile
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from ccci.atomic import WriteFailed
+from ccci.connectors.local import (
+    DEFAULT_DOCKER_HOST,
+    ConnectionFailed,
+    LocalConnector,
+    _path,
+    _reason,
+)
+from ccci.errors import CcciError
+from ccci.facts.model import ClientConfig, DiskUsage, FileFact, Unit, UnitFile
+
+# At most this many commands at once on one master: OpenSSH's sshd allows 10 sessions per
+# connection (MaxSessions), and a refused session is an error, not a wait.
+MAX_SESSIONS = 8
+# A master left behind by a killed ccci goes away by itself after this long unused.
+CONTROL_PERSIST = "120s"
+COMMAND_TIMEOUT = 120
+CLIENT_CONFIG_LIMIT = 1024 * 1024
+# ssh's own exit status for "the connection failed" (every other status is the command's).
+SSH_FAILED = 255
+
+
+class HostKeyMismatch(ConnectionFailed):
+    """The host's key is not the one known_hosts holds (or none is known, and checking is
+    strict): ccci neither connects nor acts."""
+
+
+class RemoteCommandFailed(CcciError, OSError):
+    """A remote command exited non-zero: an OSError too, as the local connector's file and
+    statvfs failures are, so callers that treat "cannot be measured" alike keep doing so."""
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    """How to reach one inventory host with ssh, from Ansible's connection variables."""
+
+    host: str
+    address: str
+    port: int | None = None
+    user: str = ""
+    key_file: str = ""
+    common_args: tuple[str, ...] = ()
+    extra_args: tuple[str, ...] = ()
+
+    @classmethod
+    def from_vars(cls, host: str, host_vars: Mapping[str, Any]) -> SshTarget:
+        """``ansible_host`` (default: the inventory name), ``ansible_port``,
+        ``ansible_user``, ``ansible_ssh_private_key_file``, ``ansible_ssh_common_args`` and
+        ``ansible_ssh_extra_args``; a bad value is one line naming the host and variable."""
+        address = _word(host, "ansible_host", host_vars.get("ansible_host") or host)
+        user = _word(host, "ansible_user", host_vars.get("ansible_user") or "")
+        port = host_vars.get("ansible_port")
+        if port not in (None, ""):
+            text = str(port)
+            if not text.isdigit() or not 0 < int(text) < 65536:
+                raise CcciError(f"{host}: ansible_port: not a port number: {text!r}")
+            port = int(text)
+        key = str(host_vars.get("ansible_ssh_private_key_file") or "")
+        if key:
+            key = os.path.expanduser(key)
+        return cls(
+            host=host,
+            address=address,
+            port=port or None,
+            user=user,
+            key_file=key,
+            common_args=_args(host, "ansible_ssh_common_args", host_vars),
+            extra_args=_args(host, "ansible_ssh_extra_args", host_vars),
+        )
+
+    def describe(self) -> str:
+        """``user@address:port`` as far as the inventory says it."""
+        who = f"{self.user}@" if self.user else ""
+        return f"{who}{self.address}" + (f":{self.port}" if self.port else "")
+
+    def options(self, control_path: str, master: bool = False) -> list[str]:
+        """ssh's options, before the ``--`` and the address. ssh takes the first value it
+        is given for an option: the connection sharing and BatchMode (a prompt would hang a
+        nightly) come first and are ours; the inventory's own options come next and win
+        over the defaults after them; host key checking is never set here at all."""
+        ours = [
+            "-o", f"ControlPath={control_path}",
+            "-o", f"ControlMaster={'yes' if master else 'no'}",
+            "-o", f"ControlPersist={CONTROL_PERSIST}",
+            "-o", "BatchMode=yes",
+        ]  # fmt: skip
+        defaults = [
+            "-o", "ConnectTimeout=15",
+            "-o", "ServerAliveInterval=15",
+            "-o", "ServerAliveCountMax=3",
+        ]  # fmt: skip
+        who = [
+            *(["-i", self.key_file] if self.key_file else []),
+            *(["-p", str(self.port)] if self.port else []),
+            *(["-l", self.user] if self.user else []),
+        ]
+        return [*ours, *self.common_args, *self.extra_args, *defaults, *who]
+
+
+def _word(host: str, name: str, value: object) -> str:
+    """A host or user name: no blank, no control character, not an option (``-oProxy…``)."""
+    text = str(value)
+    if text.startswith("-") or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in text):
+        raise CcciError(f"{host}: {name}: not a host or user name: {text!r}")
+    return text
+
+
+def _args(host: str, name: str, host_vars: Mapping[str, Any]) -> tuple[str, ...]:
+    """Split as Ansible does (shell words)."""
+    try:
+        return tuple(shlex.split(str(host_vars.get(name) or "")))
+    except ValueError as exc:
+        raise CcciError(f"{host}: {name}: {exc}") from None
+
+
+def remote_command(argv: Sequence[str]) -> str:
+    """One command line for the remote shell, each argument quoted: sshd hands the
+    command to the user's shell as a string, so an unquoted ``;`` or ``$(…)`` in a path
+    would run."""
+    return " ".join(shlex.quote(str(a)) for a in argv)
+
+
+def sh_script(script: str, *args: str) -> list[str]:
+    """argv that runs ``script`` with ``args`` as ``$1…``: the values never become code."""
+    return ["sh", "-c", script, "sh", *args]
+
+
+def unix_socket_path(docker_host: str) -> str:
+    """The remote socket of ``unix:///path``; anything else cannot be forwarded."""
+    if not docker_host.startswith("unix:///"):
+        raise CcciError(
+            f"docker_host {docker_host!r}: over SSH the engine must be a unix:///path on the host"
+        )
+    return docker_host.removeprefix("unix://")
+
+
+def ssh_failure(target: SshTarget, stderr: str) -> ConnectionFailed:
+    """ssh's own failure as one line naming the host; a host key problem is its own error."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip() and set(ln.strip()) != {"@"}]
+    text = " ".join(lines)
+    where = f"{target.host} ({target.describe()})"
+    if "REMOTE HOST IDENTIFICATION HAS CHANGED" in text or "Host key for" in text:
+        return HostKeyMismatch(
+            f"{where}: the SSH host key does not match known_hosts; refusing to connect "
+            "(check the host, then fix known_hosts)"
+        )
+    if "host key is known" in text or "Host key verification failed" in text:
+        return HostKeyMismatch(
+            f"{where}: the SSH host key is not in known_hosts and checking is strict; "
+            "refusing to connect"
+        )
+    said = lines[-1] if lines else "ssh failed"
+    return ConnectionFailed(f"{where}: cannot connect over SSH: {said}")
+
+
+# Scripts run on the remote host with their values as $1, $2…: never spliced into the text.
+_STAT_FILE = (
+    'info=$(stat -L -c "%f %s %Y" -- "$1" 2>/dev/null) || { echo absent; exit 0; }\n'
+    'echo "$info"\n'
+    '[ -f "$1" ] || exit 0\n'
+    'head -c "$2" -- "$1" || exit 3\n'
+)
+_GLOB = 'IFS=; for f in $1; do { [ -e "$f" ] || [ -L "$f" ]; } && printf "%s\\0" "$f"; done; :'
+_READ = '[ -e "$1" ] || exit 4\nhead -c "$2" -- "$1"\n'
+_FIRST_LINES = (
+    'for p; do printf "%s\\n" "$(head -c 256 -- "$p" 2>/dev/null | head -n 1 | tr -d "\\0")"; done'
+)
+_UNIT_FILE = (
+    'w=0; [ -w "$2" ] && w=1\n'
+    'r=$(realpath -m -- "$2" 2>/dev/null) || r=$2\n'
+    'e=0; { [ -e "$1" ] || [ -L "$1" ]; } && e=1\n'
+    'l=; [ -L "$1" ] && l=$(readlink -- "$1")\n'
+    'printf \'%s\\0%s\\0%s\\0%s\\0\' "$w" "$r" "$e" "$l"\n'
+    '[ -f "$1" ] && cat -- "$1" 2>/dev/null; :\n'
+)
+_WRITE = (
+    "set -e\n"
+    'mkdir -p -- "$2"\n'
+    't=$(mktemp -- "$2/.$3.XXXXXX")\n'
+    "trap 'rm -f -- \"$t\"' EXIT\n"
+    'cat >"$t"\n'
+    # The rename must not be seen before the data is on disk (see ccci.atomic).
+    'sync -- "$t" 2>/dev/null || sync\n'
+    'chmod 0644 -- "$t"\n'
+    'mv -f -- "$t" "$1"\n'
+    "trap - EXIT\n"
+)
+
+
+def _docker_client(host: str, socket: str, shown: str, timeout: int) -> Any:
+    """docker's APIClient on the forwarded socket, whose failures are ConnectionFailed
+    naming the remote engine (as the local connector's client does for a local one)."""
+    import docker
+    import requests
+
+    class Client(docker.APIClient):
+        def request(self, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return super().request(*args, **kwargs)
+            except requests.exceptions.Timeout:
+                method, url = (*args, kwargs.get("method"), kwargs.get("url"))[:2]
+                raise ConnectionFailed(
+                    f"{host}: the Docker engine at {shown} did not answer "
+                    f"{method} {_path(str(url))} within {timeout}s (timed out)"
+                ) from None
+            except requests.exceptions.ConnectionError as exc:
+                raise ConnectionFailed(
+                    f"{host}: cannot reach the Docker engine at {shown}: {_reason(exc)}"
+                ) from None
+
+    return Client(base_url=f"unix://{socket}", version="auto", timeout=timeout)
+
+
+@dataclass
+class SshConnector(LocalConnector):
+    """One remote host. The Docker API methods are the local connector's, on an API client
+    reaching the remote engine; every method that touches the host itself is a remote
+    command here (tests/fleet/test_ssh_commands.py keeps it so for every new method)."""
+
+    target: SshTarget = field(default_factory=lambda: SshTarget(host="", address=""))
+    _dir: str = field(default="", init=False, repr=False)
+    _sessions: threading.BoundedSemaphore = field(
+        default_factory=lambda: threading.BoundedSemaphore(MAX_SESSIONS), init=False, repr=False
+    )
+    _master_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    @classmethod
+    def for_host(cls, host: str, host_vars: dict[str, Any]) -> SshConnector:
+        """``docker_host`` names a socket on the remote host (default its
+        ``/var/run/docker.sock``); the local ``DOCKER_HOST`` is about this machine and is
+        never used for a remote one."""
+        docker_host = str(host_vars.get("docker_host") or DEFAULT_DOCKER_HOST)
+        unix_socket_path(docker_host)
+        return cls(host=host, docker_host=docker_host, target=SshTarget.from_vars(host, host_vars))
+
+    # ---- the connection ---------------------------------------------------------------
+
+    @property
+    def control_path(self) -> str:
+        return os.path.join(self._dir, "control")
+
+    @property
+    def forwarded_socket(self) -> str:
+        return os.path.join(self._dir, "docker.sock")
+
+    def connect(self) -> None:
+        """Start the master (once), with the engine's socket forwarded; a refused host key
+        or an unreachable host is a ConnectionFailed naming the host."""
+        with self._master_lock:
+            if self._dir:
+                return
+            folder = tempfile.mkdtemp(prefix="ccci-ssh-")  # 0700: the sockets are ours alone
+            argv = [
+                "ssh", *self.target.options(os.path.join(folder, "control"), master=True),
+                "-o", "ExitOnForwardFailure=yes",
+                "-o", "StreamLocalBindUnlink=yes",
+                "-o", "StreamLocalBindMask=0177",
+                "-L", f"{os.path.join(folder, 'docker.sock')}:{unix_socket_path(self.docker_host)}",
+                "-N", "-f", "--", self.target.address,
+            ]  # fmt: skip
+            log = os.path.join(folder, "master.log")
+            # A file, not a pipe: the backgrounded master keeps its stderr open for its life.
+            with open(log, "w+") as err:
+                try:
+                    done = subprocess.run(
+                        argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                        timeout=COMMAND_TIMEOUT, check=False,
+                    )  # fmt: skip
+                except (OSError, subprocess.TimeoutExpired) as exc:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    raise ConnectionFailed(
+                        f"{self.host} ({self.target.describe()}): cannot start ssh: {exc}"
+                    ) from None
+                err.seek(0)
+                said = err.read()
+            if done.returncode != 0:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise ssh_failure(self.target, said)
+            self._dir = folder
+
+    def close(self) -> None:
+        """The API client, then the master (``-O exit``), then the private folder."""
+        super().close()
+        with self._master_lock:
+            if not self._dir:
+                return
+            subprocess.run(
+                ["ssh", *self.target.options(self.control_path), "-O", "exit", "--",
+                 self.target.address],
+                capture_output=True, timeout=30, check=False,
+            )  # fmt: skip
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = ""
+
+    def run(
+        self, argv: Sequence[str], input: bytes | None = None, timeout: float = COMMAND_TIMEOUT
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Run argv on the host (each argument quoted) through the master; a failed
+        connection raises, the command's own exit status is the caller's to judge."""
+        self.connect()
+        command = remote_command(argv)
+        ssh = ["ssh", *self.target.options(self.control_path), "--", self.target.address, command]
+        with self._sessions:
+            try:
+                done = subprocess.run(
+                    ssh, input=input, capture_output=True, timeout=timeout, check=False,
+                    stdin=None if input is not None else subprocess.DEVNULL,
+                )  # fmt: skip
+            except subprocess.TimeoutExpired:
+                raise ConnectionFailed(
+                    f"{self.host} ({self.target.describe()}): {argv[0]} did not finish "
+                    f"within {timeout:.0f}s (timed out)"
+                ) from None
+        if done.returncode == SSH_FAILED:
+            raise ssh_failure(self.target, done.stderr.decode("utf-8", errors="replace"))
+        return done
+
+    def _check(self, argv: Sequence[str], what: str, input: bytes | None = None) -> bytes:
+        done = self.run(argv, input=input)
+        if done.returncode != 0:
+            raise RemoteCommandFailed(f"{self.host}: {what}: {_said(done)}")
+        return done.stdout
+
+    @property
+    def api(self) -> Any:
+        if self._client is None:
+            import docker.errors
+
+            self.connect()
+            shown = f"{self.docker_host} on {self.target.describe()} (over SSH)"
+            try:
+                self._client = _docker_client(self.host, self.forwarded_socket, shown, self.timeout)
+            except docker.errors.DockerException as exc:
+                raise ConnectionFailed(
+                    f"{self.host}: cannot reach the Docker engine at {shown}: {exc}"
+                ) from exc
+        return self._client
+
+    # ---- the host itself: all remote ------------------------------------------------
+
+    def disk_usage(self, path: str) -> DiskUsage:
+        """statvfs on the host (``stat -f``), counted as the local connector counts it."""
+        out = self._check(["stat", "-f", "-c", "%S %b %f %a", "--", path], f"stat -f {path}")
+        frsize, blocks, free, avail = (int(v) for v in out.split())
+        return DiskUsage(
+            path=path,
+            total=blocks * frsize,
+            used=(blocks - free) * frsize,
+            available=avail * frsize,
+        )
+
+    def stat_file(self, path: str) -> FileFact:
+        """As the local connector's: size, time, and only ``DOMAIN``/``STACK_NAME`` of the
+        file's text, read on the host (at most the read limit and one byte travels)."""
+        from ccci.facts.stacks import ENV_READ_LIMIT, parse_env_keys
+
+        done = self.run(sh_script(_STAT_FILE, path, str(ENV_READ_LIMIT + 1)))
+        head, _, raw = done.stdout.partition(b"\n")
+        if done.returncode not in (0, 3) or not head:
+            raise RemoteCommandFailed(f"{self.host}: stat {path}: {_said(done)}")
+        if head == b"absent":
+            return FileFact(path=path, exists=False)
+        mode, size, mtime = head.decode().split()
+        modified = datetime.fromtimestamp(int(mtime), tz=UTC)
+        found = FileFact(path=path, exists=True, size=int(size), modified=modified)
+        if not stat.S_ISREG(int(mode, 16)):
+            return replace(found, error="not a regular file")
+        if int(size) > ENV_READ_LIMIT or len(raw) > ENV_READ_LIMIT:
+            return replace(found, error=f"larger than {ENV_READ_LIMIT // 1024} KiB")
+        if done.returncode == 3:
+            return replace(found, error=_said(done) or "unreadable")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return replace(found, error="not UTF-8 text")
+        keys = parse_env_keys(text)
+        return replace(found, domain=keys.get("DOMAIN", ""), stack_name=keys.get("STACK_NAME", ""))
+
+    def glob(self, pattern: str) -> list[str]:
+        """The host's shell expands the pattern (no word splitting); existing paths only."""
+        out = self._check(sh_script(_GLOB, pattern), f"glob {pattern}")
+        return sorted(p.decode("utf-8", errors="surrogateescape") for p in out.split(b"\0") if p)
+
+    def remove_file(self, path: str) -> None:
+        """``rm -f``: already gone is fine, as locally."""
+        self._check(["rm", "-f", "--", path], f"rm {path}")
+
+    def client_config(self, path: str) -> ClientConfig:
+        """The host's Docker client config, names only (the secrets are dropped on parse)."""
+        from ccci.facts.clientconfig import parse_client_config
+
+        done = self.run(sh_script(_READ, path, str(CLIENT_CONFIG_LIMIT + 1)))
+        if done.returncode == 4:
+            return ClientConfig(path=path, found=False)
+        if done.returncode != 0:
+            return ClientConfig(path=path, found=False, error=_said(done) or "unreadable")
+        if len(done.stdout) > CLIENT_CONFIG_LIMIT:
+            return ClientConfig(path=path, found=False, error="larger than 1 MiB")
+        try:
+            text = done.stdout.decode("utf-8")
+        except UnicodeDecodeError:
+            return ClientConfig(path=path, found=False, error="not UTF-8 text")
+        return parse_client_config(path, text)
+
+    def systemctl(self, verb: str, *units: str, options: Sequence[str] = ()) -> str:
+        """The host's ``systemctl VERB OPTIONS -- UNITS`` (TZ=UTC, as locally)."""
+        argv = [verb, *options, *(("--", *units) if units else ())]
+        done = self.run(["env", "TZ=UTC", "systemctl", *argv])
+        if done.returncode != 0:
+            raise CcciError(f"{self.host}: systemctl {' '.join(argv)}: {_said(done) or 'failed'}")
+        return done.stdout.decode("utf-8", errors="replace")
+
+    def units(self, names: list[str]) -> tuple[str, tuple[Unit, ...]]:
+        """The host's systemd state and the named units, as the local connector reads them."""
+        from ccci.facts.systemd import SHOW_PROPERTIES, parse_show
+
+        if not names:
+            return "", ()
+        asked = self.run(["systemctl", "is-system-running"])
+        if asked.returncode == 127:
+            return "not available (systemctl not found)", ()
+        state = asked.stdout.decode("utf-8", errors="replace").strip() or "unknown"
+        if state not in ("running", "degraded", "starting", "maintenance"):
+            return state, ()
+        props = [arg for p in SHOW_PROPERTIES for arg in ("-p", p)]
+        shown = self.systemctl("show", *names, options=("--timestamp=unix", *props))
+        found = parse_show(shown, names)
+        paths = [u.fragment_path for u in found if u.fragment_path]
+        heads = dict(zip(paths, self._first_lines(paths), strict=True)) if paths else {}
+        return state, tuple(
+            replace(u, fragment_head=heads[u.fragment_path]) if u.fragment_path else u
+            for u in found
+        )
+
+    def _first_lines(self, paths: list[str]) -> list[str]:
+        """Each file's first line (of its first 256 bytes), '' when unreadable: one command."""
+        out = self._check(sh_script(_FIRST_LINES, *paths), "read unit headers")
+        lines = out.decode("utf-8", errors="replace").split("\n")
+        return (lines + [""] * len(paths))[: len(paths)]
+
+    def unit_file(self, path: str) -> UnitFile:
+        folder = os.path.dirname(path)
+        done = self.run(sh_script(_UNIT_FILE, path, folder))
+        fields = done.stdout.split(b"\0", 4)
+        if done.returncode != 0 or len(fields) < 5:
+            raise RemoteCommandFailed(f"{self.host}: read {path}: {_said(done)}")
+        writable, real, exists, link, raw = fields
+        dir_writable = writable == b"1" and not real.decode(errors="replace").startswith(
+            "/nix/store"
+        )
+        found = UnitFile(
+            path=path,
+            exists=exists == b"1",
+            link=link.decode("utf-8", errors="replace"),
+            dir_writable=dir_writable,
+        )
+        if not raw:
+            return found
+        try:
+            return replace(found, content=raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            return found
+
+    def write_file(self, path: str, content: str) -> None:
+        """Atomic on the host: a temporary file in the same folder, synced, then ``mv``."""
+        folder, name = os.path.dirname(path) or ".", os.path.basename(path)
+        done = self.run(sh_script(_WRITE, path, folder, name), input=content.encode("utf-8"))
+        if done.returncode != 0:
+            raise WriteFailed(f"{self.host}:{path}: cannot write: {_said(done) or 'failed'}")
+
+
+def _said(done: subprocess.CompletedProcess[bytes]) -> str:
+    """The last line the command wrote to stderr."""
+    lines = done.stderr.decode("utf-8", errors="replace").strip().splitlines()
+    return lines[-1].strip() if lines else f"exit status {done.returncode}"
