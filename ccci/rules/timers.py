@@ -60,7 +60,11 @@ def _not_ours(policy: TimerPolicy, spec: TimerSpec, ctx: Context) -> str | None:
 
 def _present(policy: TimerPolicy, spec: TimerSpec, ctx: Context) -> RuleOutput:
     facts, name = ctx.facts, policy.meta.name
-    foreign = _not_ours(policy, spec, ctx)
+    # Where ccci cannot write (NixOS), nothing can be shadowed: the read-only path below
+    # says what to declare instead. Everywhere else, only ccci's own units are written.
+    in_dir = [facts.unit_file(posixpath.join(policy.unit_dir, f)) for f in spec.files]
+    writable = all(u is None or (u.dir_writable and not _read_only(u.link)) for u in in_dir)
+    foreign = _not_ours(policy, spec, ctx) if writable else None
     if foreign:
         yield Manual(
             f"timer:{spec.name}.timer",
