@@ -63,6 +63,11 @@ class Ccci(CliWorkspace):
 
     disk: str
     docker_host: str
+    state: Path | None = None  # another state directory (a tiny filesystem) than root/state
+
+    @property
+    def state_dir(self) -> Path:
+        return self.state or self.root / "state"
 
     @property
     def abra_dir(self) -> Path:
