@@ -937,3 +937,17 @@ def test_absent_refuses_a_service_and_masks_nothing(host: SystemdHost, ccci: Ccc
         assert show(host, f"{SHADOW}.service", "LoadState")["LoadState"] == "loaded"
     finally:
         forget(host, f"{SHADOW}.timer", f"{SHADOW}.service")
+
+
+def test_a_unit_name_starting_with_a_dash_reaches_systemctl_as_a_unit_name(
+    host: SystemdHost, ccci: Ccci
+) -> None:
+    """ccci's connector puts ``--`` before unit names: ``-H.timer`` is a unit that does not
+    exist, not ``systemctl -H`` (connect to another host)."""
+    script = (
+        "from ccci.connectors.local import LocalConnector\n"
+        "print(LocalConnector(host='x').systemctl('show', '-H.timer', options=('-pLoadState',)))"
+    )
+    done = host.exec(f"{VENV}/bin/python", "-c", script, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "LoadState=not-found"

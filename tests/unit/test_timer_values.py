@@ -391,32 +391,6 @@ def test_the_nix_module_is_written_as_nixos_modules_are(tmp_path: Path) -> None:
     assert "/usr/local/bin" not in nix
 
 
-def test_the_local_connector_puts_a_double_dash_before_unit_names(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The argv systemctl gets (recorded: the point is what would run, not systemd)."""
-    import subprocess
-
-    from ccci.connectors.local import LocalConnector
-
-    seen: list[list[str]] = []
-
-    def record(argv: list[str], **_: Any) -> subprocess.CompletedProcess[str]:
-        seen.append(argv)
-        return subprocess.CompletedProcess(argv, 0, "", "")
-
-    monkeypatch.setattr(subprocess, "run", record)
-    conn = LocalConnector(host="localhost")
-    conn.systemctl("mask", "-H.timer")
-    conn.systemctl("enable", "x.timer", options=("--now",))
-    conn.systemctl("daemon-reload")
-    assert seen == [
-        ["systemctl", "mask", "--", "-H.timer"],
-        ["systemctl", "enable", "--now", "--", "x.timer"],
-        ["systemctl", "daemon-reload"],
-    ]
-
-
 def test_a_policy_name_with_a_trailing_newline_cannot_reach_the_unit_header(
     tmp_path: Path,
 ) -> None:
