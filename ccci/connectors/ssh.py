@@ -413,9 +413,11 @@ class SshConnector(LocalConnector):
         return replace(found, domain=keys.get("DOMAIN", ""), stack_name=keys.get("STACK_NAME", ""))
 
     def glob(self, pattern: str) -> list[str]:
-        """The host's shell expands the pattern (no word splitting); existing paths only."""
+        """The host's shell expands the pattern (no word splitting); existing paths only,
+        and never ``.`` or ``..`` (a shell's ``.*`` has them, Python's glob has not)."""
         out = self._check(sh_script(_GLOB, pattern), f"glob {pattern}")
-        return sorted(p.decode("utf-8", errors="surrogateescape") for p in out.split(b"\0") if p)
+        found = (p.decode("utf-8", errors="surrogateescape") for p in out.split(b"\0") if p)
+        return sorted(p for p in found if os.path.basename(p) not in (".", ".."))
 
     def remove_file(self, path: str) -> None:
         """``rm -f``: already gone is fine, as locally."""

@@ -1,0 +1,190 @@
+"""The SSH connector against the three test hosts: facts, disk usage and files are each
+host's own, read and written there and never on the machine running the tests."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from ccci.connectors.local import ConnectionFailed
+from ccci.connectors.ssh import HostKeyMismatch, SshConnector
+from ccci.facts.docker import gather
+from harness.fleet import Fleet, FleetNode
+from harness.images import load_image
+
+
+def _connector(fleet: Fleet, node: FleetNode, **overrides: str) -> SshConnector:
+    return SshConnector.for_host(node.name, {**fleet.host_vars(node), **overrides})
+
+
+@pytest.fixture
+def connectors(fleet: Fleet) -> Iterator[dict[str, SshConnector]]:
+    made = {n.name: _connector(fleet, n) for n in fleet.nodes}
+    yield made
+    for conn in made.values():
+        conn.close()
+
+
+@pytest.fixture
+def remote_files(fleet: Fleet) -> Iterator[str]:
+    """A fresh folder at the same path on every node (each node's own tmpfs)."""
+    folder = os.path.join(fleet.remote_dir, f"t-{os.getpid()}-{time.monotonic_ns()}")
+    yield folder
+    for node in fleet.nodes:
+        conn = _connector(fleet, node)
+        conn.run(["rm", "-rf", "--", folder])
+        conn.close()
+
+
+def _logins(node: FleetNode) -> int:
+    with open(os.path.join(node.engine.state_dir, "sshd.log")) as fh:
+        return sum("Accepted publickey" in line for line in fh)
+
+
+def test_facts_gathered_over_ssh_are_each_nodes_own(
+    clean_fleet: Fleet, connectors: dict[str, SshConnector]
+) -> None:
+    created = datetime.now(UTC) - timedelta(days=3)
+    marked = {
+        n.name: load_image(n.engine, f"fleet-own/{n.name}:1", created) for n in clean_fleet.nodes
+    }
+    for node in clean_fleet.nodes:
+        facts = gather(connectors[node.name], disk_paths=[clean_fleet.remote_dir])
+        assert facts.daemon.name == node.name
+        assert facts.daemon.swarm_manager is (node.role == "manager")
+        ids = {i.id for i in facts.images}
+        assert marked[node.name] in ids
+        assert not ids & {v for k, v in marked.items() if k != node.name}
+        remote = next(d for d in facts.disks if d.path == clean_fleet.remote_dir)
+        assert remote.total == node_mb(clean_fleet, node) * 1024 * 1024
+
+
+def node_mb(fleet: Fleet, node: FleetNode) -> int:
+    from harness.fleet import node_paths
+
+    return next(p.remote_mb for p in node_paths(fleet.state_dir) if p.name == node.name)
+
+
+def test_remote_disk_usage_is_the_remotes_filesystem_not_the_local_one(
+    fleet: Fleet, connectors: dict[str, SshConnector], remote_files: str
+) -> None:
+    first = fleet.nodes[0]
+    conn = connectors[first.name]
+    conn.write_file(f"{remote_files}/fill", "x" * (4 * 1024 * 1024))
+    usage = conn.disk_usage(fleet.remote_dir)
+    local = os.statvfs(fleet.remote_dir)
+    assert usage.total == node_mb(fleet, first) * 1024 * 1024 != local.f_blocks * local.f_frsize
+    assert usage.used >= 4 * 1024 * 1024
+    other = connectors[fleet.nodes[1].name].disk_usage(fleet.remote_dir)
+    assert other.used < usage.used
+
+
+def test_files_are_written_read_and_removed_on_the_remote_and_never_locally(
+    fleet: Fleet, connectors: dict[str, SshConnector], remote_files: str
+) -> None:
+    first, second = fleet.nodes[:2]
+    # A name a shell would run if it were ever unquoted.
+    path = f"{remote_files}/servers/ci.example.org/redi-3fa9c1 $(touch pwned); x.env"
+    conn = connectors[first.name]
+    text = "DOMAIN=redi-3fa9c1.ci.example.org\nSTACK_NAME=redi_x\nSECRET=1\n"
+    conn.write_file(path, text)
+    found = conn.stat_file(path)
+    assert found.exists and found.domain == "redi-3fa9c1.ci.example.org"
+    assert found.stack_name == "redi_x" and found.size == len(text)
+    assert conn.glob(f"{remote_files}/servers/*/*.env") == [path]
+    assert conn.unit_file(path).content.startswith("DOMAIN=")
+    assert not os.path.exists(path) and not os.path.exists(remote_files)
+    assert not connectors[second.name].stat_file(path).exists
+    assert connectors[second.name].glob(f"{remote_files}/servers/*/*.env") == []
+    assert conn.run(["sh", "-c", "ls -A ~ /var/tmp | grep -cx pwned"]).stdout.strip() == b"0"
+    conn.remove_file(path)
+    assert not conn.stat_file(path).exists
+    conn.remove_file(path)  # already gone is fine
+
+
+def test_a_remote_write_replaces_the_file_whole_and_leaves_no_temporary_file(
+    fleet: Fleet, connectors: dict[str, SshConnector], remote_files: str
+) -> None:
+    conn = connectors[fleet.nodes[2].name]
+    unit = f"{remote_files}/units/ci-docker-prune.timer"
+    conn.write_file(unit, "[Timer]\nOnCalendar=daily\n")
+    conn.write_file(unit, "[Timer]\nOnCalendar=weekly\n")
+    seen = conn.unit_file(unit)
+    assert seen.exists and seen.dir_writable and seen.content == "[Timer]\nOnCalendar=weekly\n"
+    assert conn.glob(f"{remote_files}/units/.*") == []
+    assert conn.run(["stat", "-c", "%a", unit]).stdout.strip() == b"644"
+
+
+def test_one_ssh_connection_per_host_carries_every_command_and_the_docker_api(
+    fleet: Fleet, remote_files: str
+) -> None:
+    node = fleet.nodes[1]
+    before = _logins(node)
+    conn = _connector(fleet, node)
+    try:
+        for i in range(5):
+            conn.write_file(f"{remote_files}/{i}", str(i))
+            conn.stat_file(f"{remote_files}/{i}")
+        conn.api.version()
+        conn.get_json("/info")
+        folder = os.path.dirname(conn.control_path)
+        assert os.stat(folder).st_mode & 0o777 == 0o700
+    finally:
+        conn.close()
+    assert _logins(node) == before + 1
+    assert not os.path.exists(folder)
+
+
+def test_the_engines_events_stream_through_the_forwarded_socket(
+    clean_fleet: Fleet, connectors: dict[str, SshConnector]
+) -> None:
+    node = clean_fleet.workers[-1]
+    since = datetime.now(UTC) - timedelta(seconds=2)
+    node.engine.docker("create", "--name", "fleet-event", "ccci-test/busybox:1")
+    node.engine.docker("rm", "fleet-event")
+    until = datetime.now(UTC) + timedelta(seconds=2)
+    events = connectors[node.name].events(since, until)
+    names = {
+        (e.get("Action"), e.get("Actor", {}).get("Attributes", {}).get("name")) for e in events
+    }
+    assert {("create", "fleet-event"), ("destroy", "fleet-event")} <= names
+
+
+def test_a_host_key_mismatch_is_refused_with_one_line_and_nothing_is_left_behind(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    first, second = fleet.nodes[:2]
+    with open(fleet.known_hosts) as fh:
+        key = next(line for line in fh if line.startswith(f"[{second.address}]"))
+    wrong = tmp_path / "known_hosts"
+    wrong.write_text(key.replace(second.address, first.address, 1))
+    args = fleet.host_vars(first)["ansible_ssh_common_args"].replace(fleet.known_hosts, str(wrong))
+    conn = _connector(fleet, first, ansible_ssh_common_args=args)
+    before = set(os.listdir(tempfile.gettempdir()))
+    with pytest.raises(HostKeyMismatch) as caught:
+        conn.disk_usage("/")
+    assert str(caught.value) == (
+        f"{first.name} (root@{first.address}:{first.ssh_port}): the SSH host key does not "
+        "match known_hosts; refusing to connect (check the host, then fix known_hosts)"
+    )
+    assert set(os.listdir(tempfile.gettempdir())) == before
+    with pytest.raises(HostKeyMismatch, match="not in known_hosts"):
+        empty = tmp_path / "empty"
+        empty.write_text("")
+        unknown = args.replace(str(wrong), str(empty))
+        _connector(fleet, first, ansible_ssh_common_args=unknown).glob("/*")
+
+
+def test_a_host_nobody_answers_for_is_a_one_line_connection_failure(fleet: Fleet) -> None:
+    node = fleet.nodes[0]
+    conn = _connector(fleet, node, ansible_port="2223")
+    with pytest.raises(ConnectionFailed) as caught:
+        conn.stat_file("/etc/hostname")
+    assert str(caught.value).startswith(f"{node.name} (root@{node.address}:2223): cannot connect")
+    assert "Connection refused" in str(caught.value) and "\n" not in str(caught.value)
