@@ -1,0 +1,299 @@
+"""abra's real layout on the private engine: recipes deployed as abra deploys them, runs
+killed at every phase, and the janitor finding each object the way abra named it.
+
+The recipes are tests/data/recipes (shaped like Co-op Cloud's: several services, external
+secrets ``<stack>_<secret>_<version>``, versioned configs, named volumes, the ``proxy``
+network); harness/abra.py does what ``abra app new``, ``abra app secret generate`` and
+``abra app deploy`` do, with env files under ``$ABRA_DIR/servers/default`` (abra's folder
+for a local server, whatever ccci's inventory calls the host). What is left on the engine
+is read with the docker CLI, independently of ccci; the stack names with harness.abra's own
+copy of abra's naming rule.
+
+Ages: a stack cannot be backdated, so killed runs are judged four hours ahead (``--now``;
+the policy's ``orphan_after`` is 3h) or by a ``ci.expires`` deadline already past. Each
+test applies once per state folder.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ccci_cli import CliWorkspace
+
+from harness.abra import (
+    AbraApp,
+    Recipe,
+    app_new,
+    deploy,
+    secret_generate,
+    stack_name,
+    undeploy_services,
+)
+from harness.engine import Engine
+
+pytestmark = pytest.mark.engine
+
+CCCI = Path(sys.executable).parent / "ccci"
+STACK_LABEL = "com.docker.stack.namespace"
+HOST = "cc-ci"
+# Anchored at the CI domain: a run of which only secrets are left is then one stack for
+# sure (a prefix-only pattern matches several prefixes of a secret's name).
+ANCHORED = "^[a-z0-9]{1,4}-[0-9a-f]{6}_ci_example_org$"
+PREFIX = "^[a-z0-9]{1,4}-[0-9a-f]{6}_ci_"
+AHEAD = timedelta(hours=4)
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def unix(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+@dataclass
+class Ccci(CliWorkspace):
+    """The real CLI against the private engine; abra's folder under ``root``."""
+
+    @property
+    def abra_dir(self) -> Path:
+        return self.root / "abra"
+
+    def write(self, run_apps: str, abra_server: str = "") -> None:
+        server = f"          abra_server: '{abra_server}'\n" if abra_server else ""
+        self.inventory.write_text(
+            "all:\n"
+            "  vars:\n"
+            f"    abra_dir: '{self.abra_dir}'\n"
+            "  children:\n"
+            "    ci:\n"
+            "      hosts:\n"
+            f"        {HOST}:\n"
+            f"          docker_host: '{self.engine.docker_host}'\n" + server,
+            encoding="utf-8",
+        )
+        self.policies.mkdir(exist_ok=True)
+        (self.policies / "orphans.yaml").write_text(
+            "apiVersion: ccci/v1\n"
+            "kind: StackSelector\n"
+            "metadata: {name: run-apps}\n"
+            "hosts: ci\n"
+            f"spec: {{match: '{run_apps}'}}\n"
+            "---\n"
+            "apiVersion: ccci/v1\n"
+            "kind: OrphanStackPolicy\n"
+            "metadata: {name: reap-killed-runs}\n"
+            "hosts: ci\n"
+            "spec:\n"
+            "  run_apps: {selector: run-apps}\n"
+            "  orphan_after: 3h\n"
+            "  expires_label: ci.expires\n"
+            "  reap: [services, secrets, configs, networks, volumes, env_file]\n"
+            "  abra_dir: '{{ abra_dir }}'\n"
+            "  wait: 60s\n",
+            encoding="utf-8",
+        )
+
+    def run(self, *args: str, expect: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[str]:
+        argv = [str(CCCI), *args, "-i", str(self.inventory), "-p", str(self.policies)]
+        argv += ["--state-dir", str(self.state_dir)]
+        done = subprocess.run(
+            argv, cwd=self.root, env=self.env(), capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode in expect, (
+            f"ccci {' '.join(args)} exited {done.returncode}, expected {expect}\n"
+            f"--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
+        )
+        return done
+
+    def plan(self, at: datetime | None = None) -> dict[str, Any]:
+        when = ["--now", stamp(at)] if at else []
+        data: dict[str, Any] = json.loads(
+            self.run("janitor", "--plan", "--output", "json", *when).stdout
+        )
+        return data
+
+    def janitor(self, at: datetime | None = None) -> None:
+        self.run("janitor", *(["--now", stamp(at)] if at else []))
+
+    def residual(self, stack: str) -> subprocess.CompletedProcess[str]:
+        return self.run("residual", stack, expect=(0, 1))
+
+
+@pytest.fixture
+def ccci(clean_engine: Engine, tmp_path: Path) -> Ccci:
+    cli = Ccci(clean_engine, tmp_path)
+    cli.write(ANCHORED)
+    return cli
+
+
+# ---- reading the engine and abra's folder, independently of ccci ------------------------
+
+
+def _names(engine: Engine, *args: str) -> set[str]:
+    return {ln for ln in engine.docker(*args).stdout.splitlines() if ln.strip()}
+
+
+def on_host(engine: Engine, app: AbraApp) -> set[tuple[str, str]]:
+    """Everything of the app the engine and abra's folder hold: labelled services,
+    configs, networks, volumes and task containers; its secrets by abra's names; its env
+    file."""
+    label = f"label={STACK_LABEL}={app.stack}"
+    found: set[tuple[str, str]] = set()
+    for kind in ("service", "config", "network", "volume"):
+        listed = _names(engine, kind, "ls", "--filter", label, "--format", "{{.Name}}")
+        found |= {(kind, n) for n in listed}
+    listed = _names(engine, "ps", "-a", "--filter", label, "--format", "{{.Names}}")
+    found |= {("container", n) for n in listed}
+    secrets = _names(engine, "secret", "ls", "--format", "{{.Name}}")
+    found |= {("secret", n) for n in secrets if n.startswith(f"{app.stack}_")}
+    if app.env_file.exists():
+        found.add(("env file", str(app.env_file)))
+    return found
+
+
+def kinds(found: set[tuple[str, str]]) -> set[str]:
+    return {kind for kind, _ in found}
+
+
+def changes(plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["address"]: c for host in plan["hosts"] for c in host["changes"]}
+
+
+def noops(plan: dict[str, Any]) -> dict[str, str]:
+    return {n["address"]: n["reason"] for host in plan["hosts"] for n in host["noops"]}
+
+
+def new_app(cli: Ccci, recipe: str, domain: str, **kw: Any) -> AbraApp:
+    return app_new(cli.abra_dir, Recipe.named(recipe), domain, **kw)
+
+
+# ---- the tests ---------------------------------------------------------------------------
+
+
+def test_runs_killed_at_every_phase_are_reaped_completely_and_a_live_run_and_another_app_stay(
+    ccci: Ccci,
+) -> None:
+    engine, start = ccci.engine, now()
+
+    after_secrets = new_app(ccci, "notes", "note-1a2b3c.ci.example.org")
+    secret_generate(engine, after_secrets)
+
+    mid_deploy = new_app(ccci, "forum", "foru-4d5e6f.ci.example.org")
+    secret_generate(engine, mid_deploy)
+    deploy(engine, mid_deploy, services=("db", "cache"))  # killed before web and app
+
+    after_deploy = new_app(ccci, "board", "boar-7a8b9c.ci.example.org")
+    secret_generate(engine, after_deploy)
+    deploy(engine, after_deploy, expires=unix(start + timedelta(hours=1)))
+
+    mid_teardown = new_app(ccci, "notes", "note-0d0e0f.ci.example.org")
+    secret_generate(engine, mid_teardown)
+    deploy(engine, mid_teardown)
+    undeploy_services(engine, mid_teardown)  # stack rm killed after its services went
+
+    live = new_app(ccci, "forum", "foru-aa11bb.ci.example.org")
+    secret_generate(engine, live)
+    deploy(engine, live, expires=unix(start + timedelta(hours=6)))
+
+    other = new_app(ccci, "board", "board.example.org")  # an app, but not a CI run-app
+    secret_generate(engine, other)
+    deploy(engine, other)
+
+    killed = (after_secrets, mid_deploy, after_deploy, mid_teardown)
+    before = {app.stack: on_host(engine, app) for app in (*killed, live, other)}
+    assert kinds(before[after_secrets.stack]) == {"secret", "env file"}
+    left_by_teardown = {"secret", "config", "network", "volume", "env file"}
+    assert kinds(before[mid_teardown.stack]) == left_by_teardown
+
+    later = start + AHEAD
+    plan = ccci.plan(later)
+    planned = changes(plan)
+    assert set(planned) == {f"stack:{app.stack}" for app in killed}
+    for app in killed:
+        reaped = planned[f"stack:{app.stack}"]["before"]
+        listed = {(kind.rstrip("s"), n) for kind, names in reaped.items() for n in names}
+        listed = {("env file" if k == "env_file" else k, n) for k, n in listed}
+        assert listed == {o for o in before[app.stack] if o[0] != "container"}, app.stack
+    assert noops(plan)[f"stack:{live.stack}"].startswith("run-app before its deadline ci.expires=")
+    assert noops(plan)[f"stack:{other.stack}"].startswith("not a run-app")
+
+    ccci.janitor(later)
+
+    for app in killed:
+        assert on_host(engine, app) == set(), app.stack
+        done = ccci.residual(app.stack)
+        assert (done.returncode, done.stdout) == (0, f"Nothing of {app.stack} is left.\n")
+    assert on_host(engine, live) == before[live.stack]
+    assert on_host(engine, other) == before[other.stack]
+    left = ccci.residual(live.stack)
+    assert left.returncode == 1 and f"env file\t{live.env_file}" in left.stdout.splitlines()
+
+
+def test_abras_own_names_lead_to_the_env_file_a_long_domain_and_a_set_stack_name(
+    ccci: Ccci,
+) -> None:
+    engine, start = ccci.engine, now()
+    ccci.write(PREFIX)
+    past = unix(start - timedelta(minutes=5))
+
+    long_domain = "boar-5f5f5f.ci.a-rather-long-continuous-integration.example.org"
+    shortened = new_app(ccci, "board", long_domain)
+    assert len(shortened.stack) == 45 and shortened.stack == stack_name(long_domain)
+    secret_generate(engine, shortened)
+    deploy(engine, shortened, expires=past)
+
+    renamed = new_app(ccci, "notes", "note-9e9e9e.ci.example.org", stack="note-9e9e9e_ci_x")
+    secret_generate(engine, renamed)
+    deploy(engine, renamed, expires=past)
+
+    plan = ccci.plan()
+    planned = changes(plan)
+    assert set(planned) == {f"stack:{shortened.stack}", f"stack:{renamed.stack}"}
+    assert planned[f"stack:{shortened.stack}"]["before"]["env_file"] == [str(shortened.env_file)]
+    assert planned[f"stack:{renamed.stack}"]["before"]["env_file"] == [str(renamed.env_file)]
+
+    ccci.janitor()
+
+    for app in (shortened, renamed):
+        assert on_host(engine, app) == set(), app.stack
+        assert ccci.residual(app.stack).returncode == 0
+
+
+def test_names_a_recipe_chose_to_leave_their_folder_are_refused_and_shown(ccci: Ccci) -> None:
+    engine, start = ccci.engine, now()
+    ccci.write(PREFIX)
+    escape = "redi-3fa9c1_ci_/../../etc"
+    engine.docker("volume", "create", "--label", f"{STACK_LABEL}={escape}", "crafted_data")
+
+    # Only the env file: Docker itself refuses such a name for a secret or a service.
+    hostile = new_app(ccci, "board", "boar-c0c0c0.ci.example.org", stack="boar-c0c0c0_ci_\x1b[2Jx")
+
+    wide = new_app(ccci, "board", "boar-d1d1d1.ci.example.org")
+    secret_generate(engine, wide)
+    deploy(engine, wide, expires="１２３")  # full-width digits: not a unix time
+
+    plan = ccci.plan(start + timedelta(minutes=30))
+    assert changes(plan) == {}
+    reasons = noops(plan)
+    assert reasons[f"stack:{escape}"] == "refused: it holds a path separator"
+    assert reasons[f"stack:{hostile.stack}"] == "refused: it holds the control character U+001B"
+    assert reasons[f"stack:{wide.stack}"].endswith("; label ci.expires='１２３' is not a unix time")
+    assert reasons[f"stack:{wide.stack}"].startswith("run-app, newest object")
+
+    ccci.janitor(start + timedelta(minutes=30))
+
+    assert "crafted_data" in _names(engine, "volume", "ls", "--format", "{{.Name}}")
+    assert hostile.env_file.exists()
+    assert kinds(on_host(engine, wide)) >= {"service", "config", "volume", "env file"}
