@@ -398,3 +398,28 @@ def test_a_policy_name_with_a_trailing_newline_cannot_reach_the_unit_header(
     doc["metadata"]["name"] = "schedules\n"
     error = load_error(tmp_path, doc)
     assert ": metadata.name" in str(error), str(error)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "folder"),
+    [
+        ("/root/.abra/servers/*/*.env", "/root/.abra/servers"),
+        ("/root/.abra/servers/default/*.env", "/root/.abra/servers/default"),
+        ("/srv/abra/servers/[[]x]/*.env", "/srv/abra/servers"),
+        ("/srv//abra/./servers/*/*.env", "/srv/abra/servers"),
+        ("/*/*.env", "/"),
+    ],
+)
+def test_the_folder_above_every_env_file_is_the_patterns_fixed_part(
+    pattern: str, folder: str
+) -> None:
+    from ccci.sandbox import fixed_folder
+
+    assert fixed_folder(pattern) == folder
+
+
+def test_env_files_anywhere_under_root_cannot_be_sandboxed(tmp_path: Path) -> None:
+    orphans = {**ORPHANS, "spec": {**ORPHANS["spec"], "env_file": "/{server}/{domain}.env"}}
+    error = load_error(tmp_path, timer_doc([nightly_item(runs_ccci=True)]), orphans)
+    assert "env_file: the nightly's sandbox cannot hold it" in str(error), str(error)
+    assert "would leave all of it writable" in str(error)
