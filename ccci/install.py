@@ -125,7 +125,19 @@ def nightly_policies(working_directory: Path) -> tuple[list[Policy], str]:
 
 def install(conn: Any, unit_dir: Path, files: dict[str, str], state_dir: Path) -> list[str]:
     """Write the unit files, reload systemd, enable and start the timer; returns the paths.
-    The state directory is made first: the first nightly run journals there."""
+    A file there that ccci did not write (no header, or a mask) is refused before anything
+    is written: it is someone else's. The state directory is made first: the first nightly
+    run journals there."""
+    from ccci.units_systemd import MANAGED_HEADER
+
+    for filename in files:
+        current = conn.unit_file(str(unit_dir / filename))
+        if current.exists and not current.content.startswith(MANAGED_HEADER):
+            what = f"a mask ({current.link})" if current.link == "/dev/null" else "a unit file"
+            raise CcciError(
+                f"{unit_dir / filename} is {what} ccci did not write (no '{MANAGED_HEADER}' "
+                "header): remove it first, or choose another --unit-dir; nothing was written"
+            )
     state_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for filename, content in files.items():

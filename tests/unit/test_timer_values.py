@@ -423,3 +423,31 @@ def test_env_files_anywhere_under_root_cannot_be_sandboxed(tmp_path: Path) -> No
     error = load_error(tmp_path, timer_doc([nightly_item(runs_ccci=True)]), orphans)
     assert "env_file: the nightly's sandbox cannot hold it" in str(error), str(error)
     assert "would leave all of it writable" in str(error)
+
+
+@pytest.mark.parametrize("kind", ["hand-written", "mask"])
+def test_systemd_install_does_not_write_over_a_unit_ccci_did_not_write(
+    tmp_path: Path, kind: str
+) -> None:
+    units = tmp_path / "units"
+    units.mkdir()
+    theirs = units / "ccci-reconcile.service"
+    if kind == "mask":
+        theirs.symlink_to("/dev/null")
+    else:
+        theirs.write_text("[Service]\nExecStart=/usr/local/bin/their-own\n", encoding="utf-8")
+    result = CliRunner().invoke(
+        cli,
+        [
+            "systemd", "install", "--working-directory", str(tmp_path),
+            "--unit-dir", str(units), "--state-dir", str(tmp_path / "state"),
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"ccci: {theirs} is "), line
+    assert line.endswith("nothing was written"), line
+    assert sorted(p.name for p in units.iterdir()) == ["ccci-reconcile.service"]
+    assert not (tmp_path / "state").exists()
+    if kind == "hand-written":
+        assert "their-own" in theirs.read_text(encoding="utf-8")
