@@ -764,7 +764,8 @@ def stop_fleet(purge: bool = False, grace: float = 20.0) -> None:
         if purge:
             for node in nodes:
                 shutil.rmtree(node.dir, ignore_errors=True)
-            for path in _files(state_dir):
+            client, *others = _files(state_dir)
+            for path in (client, f"{client}.pub", *others):
                 with contextlib.suppress(FileNotFoundError, IsADirectoryError):
                     os.unlink(path)
 

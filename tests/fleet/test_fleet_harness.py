@@ -7,11 +7,13 @@ The stop test stops the whole fleet (and starts it again), so it is kept last in
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 
 from harness import fleet as fleet_mod
 from harness import procs
+from harness.engine import Engine
 from harness.fleet import Fleet
 
 
@@ -28,6 +30,35 @@ def _swarm_nodes(fleet: Fleet) -> dict[str, tuple[str, str]]:
         n["ID"]: (n["Spec"]["Role"], n["Status"]["State"])
         for n in fleet.manager.engine.api("/nodes")
     }
+
+
+def _global_service(fleet: Fleet, name: str) -> None:
+    """A global service on an overlay network: one task on every node."""
+    boss = fleet.manager.engine
+    boss.docker("network", "create", "--driver", "overlay", f"{name}-net")
+    boss.docker(
+        "service", "create", "--quiet", "--detach", "--no-resolve-image",
+        "--name", name, "--mode", "global", "--network", f"{name}-net",
+        "ccci-test/busybox:1", "sleep", "3600",
+    )  # fmt: skip
+    _running_on(boss, name)
+
+
+def _running_on(boss: Engine, service: str, timeout: float = 90) -> set[str]:
+    """Node IDs with a running task of the service, once every node has one (or timeout)."""
+    want = {n["ID"] for n in boss.api("/nodes")}
+    deadline = time.monotonic() + timeout
+    while True:
+        tasks = boss.api(f'/tasks?filters={{"service":["{service}"]}}')
+        running = {t["NodeID"] for t in tasks if t["Status"]["State"] == "running"}
+        if running == want or time.monotonic() > deadline:
+            return running
+        time.sleep(0.5)
+
+
+def _shims(node: fleet_mod.NodePaths) -> list[int]:
+    socket = node.engine.containerd_socket
+    return procs.find(lambda argv: procs.flag_value(argv, "-address") == socket)
 
 
 def test_each_node_answers_over_ssh_from_the_root_namespace_as_its_own_host(
@@ -89,20 +120,8 @@ def test_a_global_service_on_an_overlay_network_runs_a_task_on_each_node(
     clean_fleet: Fleet,
 ) -> None:
     boss = clean_fleet.manager.engine
-    boss.docker("network", "create", "--driver", "overlay", "fleet-test-net")
-    boss.docker(
-        "service", "create", "--quiet", "--detach", "--no-resolve-image",
-        "--name", "fleet-test-global", "--mode", "global", "--network", "fleet-test-net",
-        "ccci-test/busybox:1", "sleep", "3600",
-    )  # fmt: skip
-    deadline = time.monotonic() + 90
-    while True:
-        tasks = boss.api('/tasks?filters={"service":["fleet-test-global"]}')
-        running = {t["NodeID"] for t in tasks if t["Status"]["State"] == "running"}
-        if running == {n.node_id for n in clean_fleet.nodes} or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    assert running == {n.node_id for n in clean_fleet.nodes}
+    _global_service(clean_fleet, "fleet-test-global")
+    assert _running_on(boss, "fleet-test-global") == {n.node_id for n in clean_fleet.nodes}
     for node in clean_fleet.nodes:
         mine = node.engine.docker("ps", "-q", "--filter", "name=fleet-test-global").stdout.split()
         assert len(mine) == 1
@@ -118,6 +137,32 @@ def test_a_node_whose_dockerd_was_sigkilled_comes_back_into_the_swarm(fleet: Fle
     assert back.node_id == worker.node_id
     assert _swarm_nodes(again)[worker.node_id] == ("worker", "ready")
     assert _ssh(again, back, "hostname").strip() == worker.name
+
+
+def test_start_cleans_what_a_killed_run_left_of_a_node_and_its_task_runs_there_again(
+    clean_fleet: Fleet,
+) -> None:
+    boss = clean_fleet.manager.engine
+    _global_service(clean_fleet, "fleet-test-dirty")
+    worker = clean_fleet.workers[-1]
+    node = next(p for p in fleet_mod.node_paths(clean_fleet.state_dir) if p.name == worker.name)
+    shims_before = _shims(node)
+    assert shims_before
+    # A killed session: the daemons die at once; the shims and their containers live on,
+    # and the node's namespace is gone too.
+    for pid in (worker.engine.pid, *fleet_mod.our_containerd_pids(node.engine)):
+        os.kill(pid, signal.SIGKILL)
+    sshd = procs.read_pidfile(node.sshd_pidfile)
+    assert sshd is not None
+    os.kill(sshd, signal.SIGKILL)
+    procs.wait_dead(worker.engine.pid, 10)
+    subprocess.run(["ip", "netns", "del", worker.name], check=True)
+    again = fleet_mod.ensure_fleet()
+    back = next(n for n in again.nodes if n.name == worker.name)
+    assert _ssh(again, back, "hostname").strip() == worker.name
+    assert _swarm_nodes(again)[worker.node_id] == ("worker", "ready")
+    assert not any(procs.alive(p) for p in shims_before)
+    assert _running_on(boss, "fleet-test-dirty") == {n.node_id for n in again.nodes}
 
 
 def test_stop_leaves_nothing_of_ours_running_and_start_brings_the_same_swarm_back(
