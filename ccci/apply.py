@@ -116,11 +116,10 @@ class Executor:
         plan: HostPlan,
         facts: Facts | None,
         replan: Callable[[Facts], tuple[str, ...]] | None = None,
-        replan_at: datetime | None = None,
     ) -> HostReport:
         """Apply ``plan``; then gather again and report what is not yet as the policies want.
 
-        ``replan`` plans the fresh facts with the same policies at ``replan_at``: a change
+        ``replan`` plans the fresh facts with the same policies and time: a change
         can make new work (removing an image unshares its build cache), so the host has
         converged only when that plan is empty too. Those facts are gathered as the policies
         need them (images too when a policy keeps images present), never only what the
@@ -137,7 +136,9 @@ class Executor:
         remaining: tuple[str, ...] = ()
         if plan.changes:
             if replan is not None:
-                after = self.current(plan, self.scope, plan_at=replan_at)
+                # Gathered whole, not lean for the plan's time: a superset of what the plan
+                # was made from.
+                after = self.current(plan, self.scope)
             else:
                 after = self.current(plan, scope_for(plan))
             remaining = tuple(c.address for c in plan.changes if _still_there(c, after))

@@ -389,9 +389,7 @@ class Workspace:
                 if saved:
                     _refuse_if_stale(plan, fresh)
                 reports = [
-                    executors[h.host].run(
-                        h, fresh.get(h.host), self._replan(h, plan), replan_at=plan.now
-                    )
+                    executors[h.host].run(h, fresh.get(h.host), self._replan(h, plan))
                     for h in plan.hosts
                 ]
                 self._write_metrics(reports, plan, {**self._facts, **fresh})
