@@ -170,6 +170,34 @@ def _env_file(old: OrphanStackPolicy, new: OrphanStackPolicy) -> list[Meaning]:
     ]
 
 
+def _abra(old: OrphanStackPolicy, new: OrphanStackPolicy) -> list[Meaning]:
+    """Where env files are looked for (abra_dir, the host's abra_server) and how long a
+    deadline ahead keeps a run-app."""
+    found = []
+    if old.env_file_glob != new.env_file_glob and old.env_file == new.env_file:
+        found.append(
+            Meaning(
+                "spec.abra_dir",
+                f"env files {old.env_file_glob or '(none)'} → {new.env_file_glob or '(none)'}",
+                Risk.NEUTRAL,
+                "it reads and deletes env files in another folder: check it is abra's",
+            )
+        )
+    if old.max_lifetime != new.max_lifetime:
+        longer = new.max_lifetime > old.max_lifetime
+        found.append(
+            Meaning(
+                "spec.max_lifetime",
+                f"max_lifetime {dur(old.max_lifetime)} → {dur(new.max_lifetime)}",
+                Risk.NEUTRAL,
+                "a run's own deadline can keep its stack longer"
+                if longer
+                else "a run's own deadline keeps its stack for less time",
+            )
+        )
+    return found
+
+
 def _wait(old: OrphanStackPolicy, new: OrphanStackPolicy) -> list[Meaning]:
     if old.wait == new.wait:
         return []
@@ -188,7 +216,8 @@ def _wait(old: OrphanStackPolicy, new: OrphanStackPolicy) -> list[Meaning]:
 
 def changed(old: OrphanStackPolicy, new: OrphanStackPolicy) -> list[Meaning]:
     found = _run_apps(old, new) + _orphan_after(old, new) + _expires(old, new)
-    return found + _keep(old, new) + _reap(old, new) + _env_file(old, new) + _wait(old, new)
+    found += _keep(old, new) + _reap(old, new) + _env_file(old, new) + _abra(old, new)
+    return found + _wait(old, new)
 
 
 def summary(policy: OrphanStackPolicy) -> str:
