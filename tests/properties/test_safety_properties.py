@@ -25,6 +25,7 @@ from snapshots import NOW, fact_snapshots
 from ccci.facts.model import (
     STACK_LABEL,
     Facts,
+    FileFact,
     Image,
     ImageKind,
     Network,
@@ -165,6 +166,10 @@ def test_no_cached_image_is_removed_except_by_an_eviction(
             assert policy.evict is not None
             last = facts.image_last_use.get(image.id)
             assert last is not None and NOW - last >= policy.evict.unused_for, change.reason
+    for policy in policies:
+        if isinstance(policy, ImageRetention) and policy.evict is not None:
+            evicted = [c for c in _removals(plan, "image") if c.policy == policy.meta.name]
+            assert len(evicted) <= policy.evict.max_per_run
 
 
 @given(SCENARIOS)
@@ -182,6 +187,21 @@ def test_no_plan_removes_a_running_container_or_a_young_one(
         assert NOW - (container.finished or container.created) >= policy.stopped_containers
 
 
+@given(SCENARIOS)
+@SAFETY
+def test_no_plan_removes_build_cache_in_use_shared_or_used_lately(
+    scenario: tuple[tuple[Policy, ...], Facts],
+) -> None:
+    policies, facts = scenario
+    plan = _plan(policies, facts)
+    by_id = {r.id: r for r in facts.build_cache}
+    for change in _removals(plan, "build_cache"):
+        record, policy = by_id[_subject(change)], _policy(policies, change)
+        assert not record.in_use and not record.shared, f"{change.address}: {record}"
+        assert isinstance(policy, PrunePolicy) and policy.dangling_build_cache is not None
+        assert NOW - (record.last_used or record.created) >= policy.dangling_build_cache
+
+
 def _known_stacks(facts: Facts) -> set[str]:
     """Stack names the facts show plainly: a namespace label, or an env file's owner."""
     names = {
@@ -189,13 +209,23 @@ def _known_stacks(facts: Facts) -> set[str]:
         for group in (facts.services, facts.volumes, facts.networks, facts.secrets, facts.configs)
         for o in group
     }
-    names |= {_env_owner(f.path, f.stack_name) for f in facts.files if f.exists and not f.error}
+    names |= {_env_owner(f) for f in facts.files}
     names.discard("")
     return names
 
 
-def _env_owner(path: str, stack_name: str) -> str:
-    return stack_name or abra_stack_name(app_name(path))
+def _env_owner(file: FileFact) -> str:
+    """Whose an existing env file says it is: its STACK_NAME, else its file name as abra
+    turns an app name into a stack name, unless its DOMAIN names another app; '' when it
+    cannot be read or says nothing consistent (such a file is left, never reaped)."""
+    if not file.exists or file.error:
+        return ""
+    if file.stack_name:
+        return file.stack_name
+    by_name = abra_stack_name(app_name(file.path))
+    if file.domain and abra_stack_name(file.domain) != by_name:
+        return ""
+    return by_name
 
 
 def _owned(facts: Facts, stack: str, kind: str, name: str) -> bool:
@@ -208,7 +238,7 @@ def _owned(facts: Facts, stack: str, kind: str, name: str) -> bool:
     """
     if kind == "env_file":
         file = facts.file(name)
-        return bool(file and file.exists and _env_owner(file.path, file.stack_name) == stack)
+        return file is not None and _env_owner(file) == stack
     group = {
         "services": facts.services,
         "volumes": facts.volumes,
@@ -234,6 +264,18 @@ def _objects(facts: Facts, stack: str) -> list[Service | Volume | Network | Swar
     return found + [s for s in facts.secrets if _owned(facts, stack, "secrets", s.name)]
 
 
+def _ids(facts: Facts, kind: str, name: str) -> set[str]:
+    if kind == "volumes":
+        return {v.name for v in facts.volumes if v.name == name}
+    group = {
+        "services": facts.services,
+        "networks": facts.networks,
+        "configs": facts.configs,
+        "secrets": facts.secrets,
+    }[kind]
+    return {o.id for o in group if o.name == name}
+
+
 def _moments(facts: Facts, stack: str) -> list[datetime]:
     """Every creation and update time of the stack's objects and env files."""
     found: list[datetime | None] = []
@@ -241,9 +283,7 @@ def _moments(facts: Facts, stack: str) -> list[datetime]:
         found.append(thing.created)
         if isinstance(thing, Service):
             found.append(thing.updated)
-    found += [
-        f.modified for f in facts.files if f.exists and _env_owner(f.path, f.stack_name) == stack
-    ]
+    found += [f.modified for f in facts.files if _env_owner(f) == stack]
     return [m for m in found if m is not None]
 
 
@@ -297,6 +337,10 @@ def test_no_plan_removes_anything_of_a_stack_that_is_not_an_orphan(
             )
             if target.kind == "env_file":
                 assert policy.owns_env_file(target.name), target.name
+            else:
+                # The engine's id of the very object, so one re-created under the same
+                # name after the plan is not taken for it.
+                assert target.id in _ids(facts, target.kind, target.name), target
 
 
 @given(SCENARIOS)
