@@ -29,7 +29,7 @@ import stat
 import subprocess
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -223,14 +223,18 @@ _WRITE = (
 )
 
 
-def _docker_client(host: str, socket: str, shown: str, timeout: int) -> Any:
+def _docker_client(
+    host: str, socket: str, shown: str, timeout: int, before: Callable[[], None]
+) -> Any:
     """docker's APIClient on the forwarded socket, whose failures are ConnectionFailed
-    naming the remote engine (as the local connector's client does for a local one)."""
+    naming the remote engine (as the local connector's client does for a local one);
+    ``before`` runs ahead of every request (it restarts an expired master)."""
     import docker
     import requests
 
     class Client(docker.APIClient):
         def request(self, *args: Any, **kwargs: Any) -> Any:
+            before()
             try:
                 return super().request(*args, **kwargs)
             except requests.exceptions.Timeout:
@@ -280,39 +284,49 @@ class SshConnector(LocalConnector):
         return os.path.join(self._dir, "docker.sock")
 
     def connect(self) -> None:
-        """Start the master (once), with the engine's socket forwarded; a refused host key
-        or an unreachable host is a ConnectionFailed naming the host."""
+        """Start the master, with the engine's socket forwarded, unless it runs; a refused
+        host key or an unreachable host is a ConnectionFailed naming the host.
+
+        A master unused for ``ControlPersist`` exits and removes its control socket; the
+        next command or API request starts it again in the same folder, so the forwarded
+        socket's path, which the API client holds, stays the same."""
         with self._master_lock:
-            if self._dir:
+            if self._dir and os.path.exists(self.control_path):
                 return
-            folder = tempfile.mkdtemp(prefix="ccci-ssh-")  # 0700: the sockets are ours alone
-            argv = [
-                "ssh", *self.target.options(os.path.join(folder, "control"), master=True),
-                "-o", "ExitOnForwardFailure=yes",
-                "-o", "StreamLocalBindUnlink=yes",
-                "-o", "StreamLocalBindMask=0177",
-                "-L", f"{os.path.join(folder, 'docker.sock')}:{unix_socket_path(self.docker_host)}",
-                "-N", "-f", "--", self.target.address,
-            ]  # fmt: skip
-            log = os.path.join(folder, "master.log")
-            # A file, not a pipe: the backgrounded master keeps its stderr open for its life.
-            with open(log, "w+") as err:
-                try:
-                    done = subprocess.run(
-                        argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
-                        timeout=COMMAND_TIMEOUT, check=False,
-                    )  # fmt: skip
-                except (OSError, subprocess.TimeoutExpired) as exc:
-                    shutil.rmtree(folder, ignore_errors=True)
-                    raise ConnectionFailed(
-                        f"{self.host} ({self.target.describe()}): cannot start ssh: {exc}"
-                    ) from None
-                err.seek(0)
-                said = err.read()
-            if done.returncode != 0:
+            # 0700: the control socket and the forwarded engine socket are ours alone.
+            folder = self._dir or tempfile.mkdtemp(prefix="ccci-ssh-")
+            try:
+                self._start_master(folder)
+            except BaseException:
                 shutil.rmtree(folder, ignore_errors=True)
-                raise ssh_failure(self.target, said)
+                self._dir = ""
+                raise
             self._dir = folder
+
+    def _start_master(self, folder: str) -> None:
+        argv = [
+            "ssh", *self.target.options(os.path.join(folder, "control"), master=True),
+            "-o", "ExitOnForwardFailure=yes",
+            "-o", "StreamLocalBindUnlink=yes",
+            "-o", "StreamLocalBindMask=0177",
+            "-L", f"{os.path.join(folder, 'docker.sock')}:{unix_socket_path(self.docker_host)}",
+            "-N", "-f", "--", self.target.address,
+        ]  # fmt: skip
+        # A file, not a pipe: the backgrounded master keeps its stderr open for its life.
+        with open(os.path.join(folder, "master.log"), "w+") as err:
+            try:
+                done = subprocess.run(
+                    argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                    timeout=COMMAND_TIMEOUT, check=False,
+                )  # fmt: skip
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                raise ConnectionFailed(
+                    f"{self.host} ({self.target.describe()}): cannot start ssh: {exc}"
+                ) from None
+            err.seek(0)
+            said = err.read()
+        if done.returncode != 0:
+            raise ssh_failure(self.target, said)
 
     def close(self) -> None:
         """The API client, then the master (``-O exit``), then the private folder."""
@@ -320,11 +334,12 @@ class SshConnector(LocalConnector):
         with self._master_lock:
             if not self._dir:
                 return
-            subprocess.run(
-                ["ssh", *self.target.options(self.control_path), "-O", "exit", "--",
-                 self.target.address],
-                capture_output=True, timeout=30, check=False,
-            )  # fmt: skip
+            if os.path.exists(self.control_path):
+                subprocess.run(
+                    ["ssh", *self.target.options(self.control_path), "-O", "exit", "--",
+                     self.target.address],
+                    capture_output=True, timeout=30, check=False,
+                )  # fmt: skip
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = ""
 
@@ -365,7 +380,9 @@ class SshConnector(LocalConnector):
             self.connect()
             shown = f"{self.docker_host} on {self.target.describe()} (over SSH)"
             try:
-                self._client = _docker_client(self.host, self.forwarded_socket, shown, self.timeout)
+                self._client = _docker_client(
+                    self.host, self.forwarded_socket, shown, self.timeout, self.connect
+                )
             except docker.errors.DockerException as exc:
                 raise ConnectionFailed(
                     f"{self.host}: cannot reach the Docker engine at {shown}: {exc}"

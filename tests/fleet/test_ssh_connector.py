@@ -4,6 +4,7 @@ host's own, read and written there and never on the machine running the tests.""
 from __future__ import annotations
 
 import os
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ import pytest
 from ccci.connectors.local import ConnectionFailed
 from ccci.connectors.ssh import HostKeyMismatch, SshConnector
 from ccci.facts.docker import gather
+from ccci.facts.model import FileFact
 from harness.fleet import Fleet, FleetNode
 from harness.images import load_image
 
@@ -188,3 +190,60 @@ def test_a_host_nobody_answers_for_is_a_one_line_connection_failure(fleet: Fleet
         conn.stat_file("/etc/hostname")
     assert str(caught.value).startswith(f"{node.name} (root@{node.address}:2223): cannot connect")
     assert "Connection refused" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_master_that_expired_while_idle_is_started_again_for_commands_and_the_api(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ccci.connectors import ssh
+
+    monkeypatch.setattr(ssh, "CONTROL_PERSIST", "1s")
+    node = fleet.nodes[2]
+    conn = _connector(fleet, node)
+    try:
+        assert conn.api.version()["Version"]
+        forwarded = conn.forwarded_socket
+        conn.api.close()  # no channel open: the master may now expire
+        deadline = time.monotonic() + 30
+        while os.path.exists(conn.control_path) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not os.path.exists(conn.control_path)
+        assert conn.api.info()["Name"] == node.name
+        assert conn.forwarded_socket == forwarded
+        assert conn.run(["hostname"]).stdout.decode().strip() == node.name
+    finally:
+        conn.close()
+
+
+def test_env_files_that_cannot_say_whose_they_are_say_why_as_locally(
+    fleet: Fleet, connectors: dict[str, SshConnector], remote_files: str
+) -> None:
+    from ccci.facts.stacks import ENV_READ_LIMIT
+
+    conn = connectors[fleet.nodes[0].name]
+    conn.write_file(f"{remote_files}/big.env", "A=" + "x" * ENV_READ_LIMIT + "\n")
+    conn.run(["mkdir", "-p", "--", f"{remote_files}/dir.env"])
+    conn.run(["sh", "-c", 'printf "DOMAIN=\\377\\n" > "$1"', "sh", f"{remote_files}/bin.env"])
+    assert conn.stat_file(f"{remote_files}/big.env").error == "larger than 64 KiB"
+    assert conn.stat_file(f"{remote_files}/dir.env").error == "not a regular file"
+    assert conn.stat_file(f"{remote_files}/bin.env").error == "not UTF-8 text"
+    assert conn.stat_file(f"{remote_files}/none.env") == FileFact(
+        path=f"{remote_files}/none.env", exists=False
+    )
+    missing = conn.unit_file(f"{remote_files}/units/absent.timer")
+    assert not missing.exists and missing.content == "" and missing.dir_writable is False
+
+
+def test_systemd_is_asked_on_the_host_and_a_host_without_it_has_units_unknown(
+    fleet: Fleet, connectors: dict[str, SshConnector]
+) -> None:
+    state, units = connectors[fleet.nodes[1].name].units(["docker.service"])
+    asked = fleet_ssh(fleet, fleet.nodes[1], "systemctl is-system-running || true")
+    assert state == (asked.strip() or "unknown")
+    assert units == ()
+
+
+def fleet_ssh(fleet: Fleet, node: FleetNode, command: str) -> str:
+    return subprocess.run(
+        fleet.ssh_argv(node, command), capture_output=True, text=True, check=True, timeout=60
+    ).stdout
