@@ -243,6 +243,9 @@ class Unit:
     randomized_delay_seconds: float | None = None
     next_elapse: datetime | None = None
     last_trigger: datetime | None = None
+    # The first line of the fragment file: ccci's units begin with its "Managed by ccci"
+    # header, and a unit without it is someone else's, never to be written over.
+    fragment_head: str = ""
 
     @property
     def exists(self) -> bool:
