@@ -428,13 +428,9 @@ def read_plan(path: Path) -> Plan:
     """A saved plan's data, checked only for form: :meth:`Workspace.rederive` decides what
     of it may be applied."""
     from ccci.plan import PLAN_FORMAT
+    from ccci.serde import read_json
 
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(Location(str(path), 0), f"cannot read: {exc.strerror}") from None
-    except (ValueError, RecursionError) as exc:
-        raise InputError(Location(str(path), 1), f"not a ccci plan: {exc}") from None
+    data = read_json(path)  # size, depth and syntax: one-line errors
     version = data.get("format_version") if isinstance(data, dict) else None
     if version != PLAN_FORMAT:
         raise InputError(
