@@ -25,14 +25,15 @@ from ccci.rules.retention import plan_retention, retained_images
 from ccci.rules.timers import plan_timers
 
 # Rules run in this order: reaping orphans first lets the prune gates see the host as it
-# will be after the reaps (reap first, prune last). Kinds without a rule (StackSelector)
-# only feed other policies.
+# will be after the reaps; the prune's leftovers go before any cached image is evicted, and
+# eviction counts what they free (reap, prune, then evict). Kinds without a rule
+# (StackSelector) only feed other policies.
 RULES: dict[type[Any], Callable[[Any, Context], RuleOutput]] = {
     DaemonPolicy: plan_daemon,
     TimerPolicy: plan_timers,
     OrphanStackPolicy: plan_orphans,
-    ImageRetention: plan_retention,
     PrunePolicy: plan_prune,
+    ImageRetention: plan_retention,
 }
 _ORDER = {kind: i for i, kind in enumerate(RULES)}
 
@@ -70,7 +71,9 @@ def plan_host(host: str, policies: Iterable[Policy], facts: Facts, now: datetime
                 )
             else:
                 changes[outcome.address] = outcome
-        ctx = replace(ctx, reaping=_reaped_stacks(changes.values()))
+        ctx = replace(
+            ctx, reaping=_reaped_stacks(changes.values()), planned=tuple(changes.values())
+        )
     planned = tuple(changes.values())
     return HostPlan(
         host=host,

@@ -104,8 +104,10 @@ def gather_with(
         units=units,
         unit_files=tuple(conn.unit_file(p) for p in unit_paths),
     )
-    if last_use is not None and scope == SCOPE_FULL:
-        facts = replace(facts, image_last_use=lastuse.read(last_use))
+    if last_use is not None:
+        # Every run that lists containers records what it sees in use (and what the
+        # engine's events show came and went since the last run): see ccci.lastuse.
+        facts = lastuse.observe(conn, facts, last_use, plan_at or facts.gathered_at)
     if lean:
         trial = plan_host(host.name, target.policies, facts, plan_at or facts.gathered_at)
         if "build_cache" in facts.not_gathered and wants_build_cache(trial, target.policies):
@@ -265,7 +267,7 @@ class Workspace:
                 finally:
                     conn.close()
             path = self.settings.last_use_path(host)
-            lastuse.write(path, lastuse.updated(lastuse.read(path), facts, now))
+            lastuse.write(path, lastuse.advanced(lastuse.read_record(path), facts, now))
 
     def _write_metrics(self, reports: list[Any], plan: Plan, facts: dict[str, Facts]) -> None:
         from ccci import metrics

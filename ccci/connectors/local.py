@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import stat
 import subprocess
@@ -15,6 +16,8 @@ from ccci.errors import CcciError
 from ccci.facts.model import STACK_LABEL, ClientConfig, DiskUsage, FileFact, Unit, UnitFile
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+# Events read back per run at most: the engine itself keeps only its most recent ones.
+MAX_EVENTS = 10000
 
 
 class ConnectionFailed(CcciError):
@@ -149,10 +152,10 @@ class LocalConnector:
 
     def pull(self, ref: str) -> str:
         """Pull an image; the registry's own message is the error (auth, rate limit, none)."""
-        name, _, digest = ref.partition("@")
-        slash, colon = name.rfind("/"), name.rfind(":")
-        repo, tag = (name[:colon], name[colon + 1 :]) if colon > slash else (name, "latest")
-        tag = digest or tag
+        from ccci.refs import DEFAULT_TAG, parse_ref
+
+        parsed = parse_ref(ref)
+        repo, tag = parsed.repo, parsed.digest or parsed.tag or DEFAULT_TAG
         status = ""
         for line in self.api.pull(repo, tag=tag, stream=True, decode=True):
             if "error" in line:
@@ -160,9 +163,27 @@ class LocalConnector:
             status = str(line.get("status") or status)
         return status
 
+    def events(self, since: datetime, until: datetime) -> list[dict[str, Any]]:
+        """The engine's container and image events between two moments (a bounded read:
+        with ``until`` the engine ends the stream itself)."""
+        stream = self.api.events(
+            since=int(since.timestamp()),
+            until=int(until.timestamp()),
+            filters={"type": ["container", "image"]},
+            decode=True,
+        )
+        try:
+            return list(itertools.islice(stream, MAX_EVENTS))
+        finally:
+            stream.close()
+
     def remove_build_cache(self, record_id: str) -> int:
-        """Prune one BuildKit record by id; returns the bytes the engine reports freed."""
-        result = self.api.prune_builds(filters={"id": [record_id]})
+        """Prune one BuildKit record by id; returns the bytes the engine reports freed.
+
+        ``all``: without it BuildKit silently keeps ``internal`` and ``frontend`` records
+        even when their id is asked for, and the next plan lists them again. The id filter
+        still limits the prune to this one record."""
+        result = self.api.prune_builds(filters={"id": [record_id]}, all=True)
         return int((result or {}).get("SpaceReclaimed") or 0)
 
     # Stacks: removal of swarm objects, volumes and files, by kind.
@@ -286,7 +307,6 @@ class LocalConnector:
             replace(u, fragment_head=_first_line(u.fragment_path)) if u.fragment_path else u
             for u in found
         )
-
 
     def unit_file(self, path: str) -> UnitFile:
         folder = os.path.dirname(path)

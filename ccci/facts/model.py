@@ -23,6 +23,17 @@ FACTS_FORMAT = 1
 ACTIVE_CONTAINER_STATES = frozenset({"running", "restarting", "paused", "removing"})
 
 
+class ImageKind(enum.Enum):
+    """What an image is to the cache. On a swarm most of the cache is untagged: a node pulls
+    each service image by the digest ``docker stack deploy`` pinned, and a pull by digest
+    makes no tag (moby#28908). So "untagged" is not "leftover": only an image with neither a
+    tag nor a repo digest is a build's leftover layer."""
+
+    TAGGED = "tagged"
+    DIGEST = "pulled by digest"
+    LEFTOVER = "leftover"
+
+
 @dataclass(frozen=True)
 class Image:
     """A local image; ``tags`` are ``repo:tag`` as ``docker image ls`` shows them."""
@@ -37,9 +48,16 @@ class Image:
     unique_size: int | None = None
 
     @property
+    def kind(self) -> ImageKind:
+        if self.tags:
+            return ImageKind.TAGGED
+        return ImageKind.DIGEST if self.digests else ImageKind.LEFTOVER
+
+    @property
     def dangling(self) -> bool:
-        """Untagged: what ``docker image prune`` (without ``--all``) removes."""
-        return not self.tags
+        """A leftover: no tag and no repo digest. Stricter than ``docker image prune``
+        (without ``--all``), which also removes every image a swarm pulled by digest."""
+        return self.kind is ImageKind.LEFTOVER
 
     @property
     def short_id(self) -> str:
@@ -121,7 +139,6 @@ class Task:
     ``changed`` is Status.Timestamp, when the task last changed state; ``error`` and
     ``message`` are the engine's words for why ("no suitable node …", "No such image …").
     """
-
 
     id: str
     service_id: str

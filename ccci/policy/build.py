@@ -346,6 +346,7 @@ def build_retention(doc: Document) -> ImageRetention:
             max_per_run=int(spec["evict"].get("max_per_run", 50)),
             source=doc.location(where),
         )
+    _check_references(doc, spec)
     return ImageRetention(
         meta=_meta(doc),
         retain=tuple(spec.get("retain", ())),
@@ -362,6 +363,26 @@ def build_retention(doc: Document) -> ImageRetention:
             },
         },
     )
+
+
+def _check_references(doc: Document, spec: dict[str, Any]) -> None:
+    """A retain pattern that cannot name an image, or an ``ensure_present`` entry that is
+    not a pullable reference, would silently keep or warm nothing: refuse it here."""
+    from ccci.refs import InvalidReference, compile_pattern, is_image_id, parse_ref
+
+    for i, pattern in enumerate(spec.get("retain", ())):
+        try:
+            compile_pattern(pattern)
+        except InvalidReference as exc:
+            raise InputError(doc.location(("spec", "retain", i)), str(exc)) from None
+    for i, ref in enumerate(spec.get("ensure_present", ())):
+        where = doc.location(("spec", "ensure_present", i))
+        if is_image_id(ref):
+            raise InputError(where, f"{ref!r} is an image id: ensure_present pulls a reference")
+        try:
+            parse_ref(ref)
+        except InvalidReference as exc:
+            raise InputError(where, str(exc)) from None
 
 
 BUILDERS: dict[str, Callable[[Document], Policy]] = {
