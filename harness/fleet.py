@@ -31,13 +31,12 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from harness import mounts, procs
+from harness import mounts, netns, procs, sshd
 from harness.engine import (
     Engine,
     EngineError,
@@ -55,7 +54,7 @@ from harness.engine import (
 
 DEFAULT_DIR = "/var/tmp/ccci-fleet"
 # A /24 the machine does not use; checked at start. Only the bridge and the nodes have it.
-SUBNET = ipaddress.ip_network("10.213.77.0/24")
+SUBNET = ipaddress.IPv4Network("10.213.77.0/24")
 HOST_ADDRESS = "10.213.77.1"
 BRIDGE = "ccci-fleet0"
 NODE_COUNT = 3
@@ -65,7 +64,6 @@ SSH_PORT = 2222
 SWARM_PORT = 2577  # neither 2377 (Docker's) nor 2477 (the private engine's)
 DATA_PATH_PORT = 4799  # overlay VXLAN, off Docker's 4789
 REMOTE_MB = (24, 32, 40)  # each node's own tmpfs at <state>/remote: distinct disk usage
-SSHD = "/usr/sbin/sshd"  # absolute: sshd re-executes itself per connection
 
 
 @dataclass(frozen=True)
@@ -89,8 +87,8 @@ class NodePaths:
         return f"{VETH_PREFIX}{self.index}"
 
     @property
-    def netns_path(self) -> str:
-        return f"/run/netns/{self.name}"
+    def member(self) -> netns.Member:
+        return netns.Member(self.name, self.veth, self.address)
 
     @property
     def dir(self) -> str:
@@ -207,14 +205,7 @@ def _files(state_dir: str) -> tuple[str, str, str, str]:
     )
 
 
-# ---- commands ------------------------------------------------------------------------
-
-
-def _run(*argv: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise EngineError(f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr.strip()}")
-    return proc
+# ---- daemons -------------------------------------------------------------------------
 
 
 def _engine(node: NodePaths, pid: int) -> Engine:
@@ -228,149 +219,6 @@ def _engine(node: NodePaths, pid: int) -> Engine:
         log_path=paths.log,
         pid=pid,
     )
-
-
-def _ensure_sshd_package() -> None:
-    """Debian's openssh-server when sshd is missing; its postinst must not start the
-    machine's own sshd, so a policy-rc.d refuses every service start meanwhile."""
-    if os.path.exists(SSHD) and _which("ssh") and _which("ssh-keygen"):
-        return
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    policy = "/usr/sbin/policy-rc.d"
-    made_policy = not os.path.exists(policy)
-    if made_policy:
-        with open(policy, "w") as fh:
-            fh.write("#!/bin/sh\nexit 101\n")
-        os.chmod(policy, 0o755)
-    try:
-        for cmd in (
-            ["apt-get", "update", "-q"],
-            ["apt-get", "install", "-y", "-q", "--no-install-recommends",
-             "openssh-server", "openssh-client"],
-        ):  # fmt: skip
-            proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise EngineError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
-    finally:
-        if made_policy:
-            os.unlink(policy)
-    if not os.path.exists(SSHD):
-        raise EngineError("sshd still missing after installing openssh-server")
-
-
-# ---- network -------------------------------------------------------------------------
-
-
-def _netns_inode(node: NodePaths) -> int | None:
-    try:
-        return os.stat(node.netns_path).st_ino
-    except OSError:
-        return None
-
-
-def _pids_in_netns(node: NodePaths) -> list[int]:
-    """Every live process inside the node's network namespace: all of them are ours, since
-    the namespace is, and nothing but the harness enters it."""
-    inode = _netns_inode(node)
-    if inode is None:
-        return []
-    want, found = f"net:[{inode}]", []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            with contextlib.suppress(OSError):
-                if os.readlink(f"/proc/{name}/ns/net") == want and procs.alive(int(name)):
-                    found.append(int(name))
-    return found
-
-
-def _link_exists(name: str, netns: str | None = None) -> bool:
-    prefix = ["-n", netns] if netns else []
-    return _run("ip", *prefix, "link", "show", "dev", name, check=False).returncode == 0
-
-
-def _check_subnet_unused() -> None:
-    """Refuse to start when the machine routes our /24 anywhere but our own bridge."""
-    routes = json.loads(_run("ip", "-j", "route", "show", "table", "all").stdout or "[]")
-    for route in routes:
-        dst = route.get("dst", "")
-        if dst in ("", "default") or route.get("dev") == BRIDGE:
-            continue
-        with contextlib.suppress(ValueError):
-            if ipaddress.ip_network(dst, strict=False).overlaps(SUBNET):
-                raise EngineError(
-                    f"{SUBNET} is already in use on this machine ({dst} dev "
-                    f"{route.get('dev')}); the fleet harness needs it for itself"
-                )
-
-
-def _ensure_network(nodes: tuple[NodePaths, ...]) -> None:
-    """Bridge, namespaces, veths and addresses; each step only if missing (idempotent)."""
-    _check_subnet_unused()
-    if not _link_exists(BRIDGE):
-        _run("ip", "link", "add", BRIDGE, "type", "bridge")
-    have = _run("ip", "-j", "addr", "show", "dev", BRIDGE).stdout
-    if f'"{HOST_ADDRESS}"' not in have:
-        _run("ip", "addr", "add", f"{HOST_ADDRESS}/{SUBNET.prefixlen}", "dev", BRIDGE)
-    _run("ip", "link", "set", BRIDGE, "up")
-    for node in nodes:
-        if _netns_inode(node) is None:
-            _run("ip", "netns", "add", node.name)
-        if not _link_exists("eth0", node.name):
-            if _link_exists(node.veth):  # its peer went with a deleted namespace: start over
-                _run("ip", "link", "del", node.veth)
-            _run("ip", "link", "add", node.veth, "type", "veth", "peer", "name", f"{node.veth}p")
-            _run("ip", "link", "set", f"{node.veth}p", "netns", node.name)
-            _run("ip", "-n", node.name, "link", "set", f"{node.veth}p", "name", "eth0")
-        _run("ip", "link", "set", node.veth, "master", BRIDGE, "up")
-        inside = _run("ip", "-n", node.name, "-j", "addr", "show", "dev", "eth0").stdout
-        if f'"{node.address}"' not in inside:
-            _run("ip", "-n", node.name, "addr", "add", f"{node.address}/{SUBNET.prefixlen}",
-                 "dev", "eth0")  # fmt: skip
-        _run("ip", "-n", node.name, "link", "set", "eth0", "up")
-        _run("ip", "-n", node.name, "link", "set", "lo", "up")
-
-
-def _remove_network(nodes: tuple[NodePaths, ...]) -> None:
-    for node in nodes:
-        if _netns_inode(node) is not None:
-            _run("ip", "netns", "del", node.name)  # takes eth0, and so its veth peer, along
-        if _link_exists(node.veth):
-            _run("ip", "link", "del", node.veth)
-    if _link_exists(BRIDGE):
-        _run("ip", "link", "del", BRIDGE)
-
-
-# ---- keys ----------------------------------------------------------------------------
-
-
-def _ensure_keys(state_dir: str, nodes: tuple[NodePaths, ...]) -> None:
-    """A client key, one host key per node, and the authorized_keys and known_hosts
-    files that trust exactly those (rewritten every start: cheap, and never stale)."""
-    client, authorized, known, _ = _files(state_dir)
-    for key, comment in ((client, "ccci-fleet-client"), *((n.host_key, n.name) for n in nodes)):
-        if not os.path.exists(key):
-            os.makedirs(os.path.dirname(key), mode=0o700, exist_ok=True)
-            _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", key)
-    with open(client + ".pub") as fh:
-        client_pub = fh.read()
-    _write(authorized, client_pub)
-    lines = []
-    for node in nodes:
-        with open(node.host_key + ".pub") as fh:
-            kind, blob = fh.read().split()[:2]
-        lines.append(f"[{node.address}]:{SSH_PORT} {kind} {blob}\n")
-    _write(known, "".join(lines))
-
-
-def _write(path: str, text: str) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as fh:
-        fh.write(text)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
-
-
-# ---- daemons -------------------------------------------------------------------------
 
 
 def _background(log: str, argv: list[str]) -> int:
@@ -388,16 +236,6 @@ def _background(log: str, argv: list[str]) -> int:
         text=True,
     )
     return int(out.stdout.strip())
-
-
-def _in_node(node: NodePaths, setup: str, argv: list[str]) -> list[str]:
-    """argv run in the node's network namespace with its own hostname and mount
-    namespace; ``setup`` is shell run first (``$0`` is the node name)."""
-    return [
-        "nsenter", f"--net={node.netns_path}",
-        "unshare", "--uts", "--mount", "--propagation", "private",
-        "/bin/sh", "-c", f'hostname "$0" && {setup} && exec "$@"', node.name, *argv,
-    ]  # fmt: skip
 
 
 def _launch_dockerd(node: NodePaths) -> int:
@@ -421,50 +259,22 @@ def _launch_dockerd(node: NodePaths) -> int:
         "--ip-forward=false",
         "--bridge=none",
     ]  # fmt: skip
-    return _background(paths.log, _in_node(node, "true", argv))
+    return _background(paths.log, netns.inside(node.member, node.name, "true", argv))
 
 
-def _sshd_conf(node: NodePaths, state_dir: str) -> str:
-    _, authorized, _, _ = _files(state_dir)
-    return "\n".join([
-        f"ListenAddress {node.address}:{SSH_PORT}",
-        f"HostKey {node.host_key}",
-        f"PidFile {node.sshd_pidfile}",
-        f"AuthorizedKeysFile {authorized}",
-        "PermitRootLogin prohibit-password",
-        "AllowUsers root",
-        "PubkeyAuthentication yes",
-        "PasswordAuthentication no",
-        "KbdInteractiveAuthentication no",
-        "UsePAM no",
-        # The keys live under /var/tmp, whose mode (1777) StrictModes would refuse.
-        "StrictModes no",
-        "PermitUserEnvironment no",
-        "X11Forwarding no",
-        "AllowAgentForwarding no",
-        # -L to the engine's unix socket carries the Docker API over the SSH connection.
-        # sshd lets a socket path through only when TCP forwarding is allowed too (one
-        # permission for both); the namespace reaches no other host, so nothing leaks.
-        "AllowTcpForwarding local",
-        "AllowStreamLocalForwarding local",
-        "MaxSessions 32",
-        "MaxStartups 32:50:64",
-        "PrintMotd no",
-        "PrintLastLog no",
-        "LogLevel VERBOSE",
-        "",
-    ])  # fmt: skip
+def _ensure_keys(state_dir: str, nodes: tuple[NodePaths, ...]) -> None:
+    client, authorized, known, _ = _files(state_dir)
+    hosts = [sshd.HostKey(n.host_key, n.name, n.address, SSH_PORT) for n in nodes]
+    sshd.ensure_keys(client, authorized, known, hosts)
+
+
+def _sshd_conf(node: NodePaths) -> str:
+    authorized = _files(node.state_dir)[1]
+    return sshd.config(node.address, SSH_PORT, node.host_key, node.sshd_pidfile, authorized)
 
 
 def _is_our_sshd(node: NodePaths, pid: int) -> bool:
-    """sshd rewrites its command line, so: an sshd in the node's own namespace."""
-    argv = procs.cmdline(pid)
-    inode = _netns_inode(node)
-    try:
-        in_ours = inode is not None and os.readlink(f"/proc/{pid}/ns/net") == f"net:[{inode}]"
-    except OSError:
-        return False
-    return in_ours and bool(argv) and os.path.basename(argv[0].split()[0]).startswith("sshd")
+    return sshd.is_sshd(pid, netns.inode(node.name))
 
 
 def _sshd_pid(node: NodePaths) -> int | None:
@@ -476,44 +286,23 @@ def _sshd_current(node: NodePaths) -> bool:
     """Whether the running sshd's configuration is the one this harness writes now."""
     try:
         with open(node.sshd_config) as fh:
-            return fh.read() == _sshd_conf(node, node.state_dir)
+            return fh.read() == _sshd_conf(node)
     except OSError:
         return False
 
 
-def _launch_sshd(node: NodePaths, state_dir: str) -> int:
-    _write(node.sshd_config, _sshd_conf(node, state_dir))
-    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege-separation dir
-    remote = _files(state_dir)[3]
+def _launch_sshd(node: NodePaths) -> int:
+    """sshd in the node's namespace; in its own mount namespace the node's own tmpfs
+    covers the remote-only folder first."""
+    sshd.write_private(node.sshd_config, _sshd_conf(node))
+    sshd.check_config(node.sshd_config)
+    remote = _files(node.state_dir)[3]
     os.makedirs(remote, mode=0o755, exist_ok=True)
-    test = _run(SSHD, "-t", "-f", node.sshd_config, check=False)
-    if test.returncode != 0:
-        raise EngineError(f"sshd -t -f {node.sshd_config}: {test.stderr.strip()}")
     mount = f"mount -t tmpfs -o size={node.remote_mb}m,mode=0755 {node.name} {remote}"
-    argv = [SSHD, "-D", "-f", node.sshd_config, "-E", node.sshd_log]
-    return _background(node.sshd_log, _in_node(node, mount, argv))
-
-
-def _port_open(address: str, port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection((address, port), timeout=1):
-        return True
-    return False
-
-
-def _wait_sshd(node: NodePaths, pid: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not _port_open(node.address, SSH_PORT):
-        if not procs.alive(pid) or time.monotonic() >= deadline:
-            raise EngineError(f"{node.name}: sshd not listening; log tail:\n{_tail(node)}")
-        time.sleep(0.1)
-
-
-def _tail(node: NodePaths) -> str:
-    try:
-        with open(node.sshd_log, errors="replace") as fh:
-            return "".join(fh.readlines()[-15:])
-    except OSError:
-        return "(no sshd.log)"
+    argv = [sshd.SSHD, "-D", "-f", node.sshd_config, "-E", node.sshd_log]
+    pid = _background(node.sshd_log, netns.inside(node.member, node.name, mount, argv))
+    sshd.wait_listening(node.address, SSH_PORT, pid, node.sshd_log, timeout=20)
+    return pid
 
 
 def _stop_node_processes(node: NodePaths, grace: float) -> None:
@@ -525,18 +314,11 @@ def _stop_node_processes(node: NodePaths, grace: float) -> None:
     if pid:
         procs.terminate(pid, lambda p: _is_our_dockerd(paths, procs.cmdline(p)), grace=grace)
     _clean_dirty_state(paths)
-    inode = _netns_inode(node)
-    for left in _pids_in_netns(node):
-        procs.terminate(left, lambda p: _still_in(p, inode), grace=5)
+    inode = netns.inode(node.name)
+    for left in netns.pids_in(node.name):
+        procs.terminate(left, lambda p: netns.lives_in(p, inode), grace=5)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(node.sshd_pidfile)
-
-
-def _still_in(pid: int, inode: int | None) -> bool:
-    try:
-        return inode is not None and os.readlink(f"/proc/{pid}/ns/net") == f"net:[{inode}]"
-    except OSError:
-        return False
 
 
 # ---- swarm ---------------------------------------------------------------------------
@@ -715,9 +497,9 @@ def ensure_fleet(timeout: float = 120.0) -> Fleet:
     if fleet := _warm(state_dir, nodes):
         return fleet
     ensure_packages()
-    _ensure_sshd_package()
+    sshd.ensure_package()
     with _locked(state_dir):
-        _ensure_network(nodes)
+        netns.ensure(BRIDGE, HOST_ADDRESS, SUBNET, [n.member for n in nodes])
         _ensure_keys(state_dir, nodes)
         started = {}
         for node in nodes:
@@ -736,14 +518,14 @@ def ensure_fleet(timeout: float = 120.0) -> Fleet:
         for node in nodes:
             _wait_ready(node.engine, started[node.index], timeout)
             engines.append(_engine(node, started[node.index]))
-            sshd = _sshd_pid(node)
-            if sshd and not _sshd_current(node):
-                procs.terminate(sshd, functools.partial(_is_our_sshd, node), grace=5)
-                sshd = None
-            if not sshd:
+            listener = _sshd_pid(node)
+            if listener and not _sshd_current(node):
+                procs.terminate(listener, functools.partial(_is_our_sshd, node), grace=5)
+                listener = None
+            if not listener:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(node.sshd_pidfile)
-                _wait_sshd(node, _launch_sshd(node, state_dir), timeout=20)
+                _launch_sshd(node)
         for engine in engines:
             ensure_busybox_image(engine)
         _ensure_swarm(nodes, engines, timeout)
@@ -759,7 +541,7 @@ def stop_fleet(purge: bool = False, grace: float = 20.0) -> None:
     with _locked(state_dir):
         for node in nodes:
             _stop_node_processes(node, grace)
-        _remove_network(nodes)
+        netns.remove(BRIDGE, [n.member for n in nodes])
         mounts.unmount_under(state_dir)
         if purge:
             for node in nodes:
@@ -773,14 +555,14 @@ def stop_fleet(purge: bool = False, grace: float = 20.0) -> None:
 def status() -> dict[str, object]:
     """Read-only view for ``python3 -m harness fleet status``."""
     state_dir, nodes = fleet_dir(), node_paths()
-    out: dict[str, object] = {"state_dir": state_dir, "bridge": _link_exists(BRIDGE)}
+    out: dict[str, object] = {"state_dir": state_dir, "bridge": netns.link_exists(BRIDGE)}
     rows = []
     for node in nodes:
         pid = our_dockerd_pid(node.engine)
         rows.append({
             "name": node.name,
             "address": node.address,
-            "netns": _netns_inode(node) is not None,
+            "netns": netns.inode(node.name) is not None,
             "dockerd": pid,
             "engine": bool(pid) and ping(node.engine.socket),
             "sshd": _sshd_pid(node),
@@ -804,15 +586,15 @@ def leftovers() -> list[str]:
     """What of ours still exists after a stop (for tests): processes, links, namespaces."""
     found = []
     for node in node_paths():
-        if _netns_inode(node) is not None:
+        if netns.inode(node.name) is not None:
             found.append(f"netns {node.name}")
-        if _link_exists(node.veth):
+        if netns.link_exists(node.veth):
             found.append(f"link {node.veth}")
         if pid := our_dockerd_pid(node.engine):
             found.append(f"dockerd {pid}")
         found += [f"containerd {p}" for p in our_containerd_pids(node.engine)]
-        found += [f"process {pid} in {node.name}" for pid in _pids_in_netns(node)]
-    if _link_exists(BRIDGE):
+        found += [f"process {pid} in {node.name}" for pid in netns.pids_in(node.name)]
+    if netns.link_exists(BRIDGE):
         found.append(f"link {BRIDGE}")
     return found
 

@@ -1,0 +1,154 @@
+"""An sshd for a fleet test host (harness/fleet.py): Debian's openssh-server, keys the
+harness generates, root login by key only, listening on one address. Stdlib only."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+
+from harness import netns, procs
+from harness.engine import EngineError, _which
+
+SSHD = "/usr/sbin/sshd"  # absolute: sshd re-executes itself for every connection
+
+
+@dataclass(frozen=True)
+class HostKey:
+    """One host's key file, and where known_hosts says it answers."""
+
+    path: str
+    comment: str
+    address: str
+    port: int
+
+
+def ensure_package() -> None:
+    """Debian's openssh-server when sshd is missing; its postinst must not start the
+    machine's own sshd, so a policy-rc.d refuses every service start meanwhile."""
+    if os.path.exists(SSHD) and _which("ssh") and _which("ssh-keygen"):
+        return
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    policy = "/usr/sbin/policy-rc.d"
+    made_policy = not os.path.exists(policy)
+    if made_policy:
+        with open(policy, "w") as fh:
+            fh.write("#!/bin/sh\nexit 101\n")
+        os.chmod(policy, 0o755)
+    try:
+        for cmd in (
+            ["apt-get", "update", "-q"],
+            ["apt-get", "install", "-y", "-q", "--no-install-recommends",
+             "openssh-server", "openssh-client"],
+        ):  # fmt: skip
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise EngineError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
+    finally:
+        if made_policy:
+            os.unlink(policy)
+    if not os.path.exists(SSHD):
+        raise EngineError("sshd still missing after installing openssh-server")
+
+
+def write_private(path: str, text: str) -> None:
+    """Replace a file whole, readable by its owner only."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as fh:
+        fh.write(text)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def ensure_keys(
+    client_key: str, authorized_keys: str, known_hosts: str, hosts: list[HostKey]
+) -> None:
+    """A client key, each host's key, and the authorized_keys and known_hosts files that
+    trust exactly those (rewritten every time: cheap, and never stale)."""
+    for key, comment in ((client_key, "ccci-fleet-client"), *((h.path, h.comment) for h in hosts)):
+        if not os.path.exists(key):
+            os.makedirs(os.path.dirname(key), mode=0o700, exist_ok=True)
+            netns.run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", key)
+    with open(client_key + ".pub") as fh:
+        write_private(authorized_keys, fh.read())
+    lines = []
+    for host in hosts:
+        with open(host.path + ".pub") as fh:
+            kind, blob = fh.read().split()[:2]
+        lines.append(f"[{host.address}]:{host.port} {kind} {blob}\n")
+    write_private(known_hosts, "".join(lines))
+
+
+def config(address: str, port: int, host_key: str, pidfile: str, authorized_keys: str) -> str:
+    """sshd_config of a test host: root by key only, nothing forwarded but local sockets."""
+    return "\n".join([
+        f"ListenAddress {address}:{port}",
+        f"HostKey {host_key}",
+        f"PidFile {pidfile}",
+        f"AuthorizedKeysFile {authorized_keys}",
+        "PermitRootLogin prohibit-password",
+        "AllowUsers root",
+        "PubkeyAuthentication yes",
+        "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no",
+        "UsePAM no",
+        # The keys live under /var/tmp, whose mode (1777) StrictModes would refuse.
+        "StrictModes no",
+        "PermitUserEnvironment no",
+        "X11Forwarding no",
+        "AllowAgentForwarding no",
+        # -L to the engine's unix socket carries the Docker API over the SSH connection.
+        # sshd lets a socket path through only when TCP forwarding is allowed too (one
+        # permission for both); the namespace reaches no other host, so nothing leaks.
+        "AllowTcpForwarding local",
+        "AllowStreamLocalForwarding local",
+        "MaxSessions 32",
+        "MaxStartups 32:50:64",
+        "PrintMotd no",
+        "PrintLastLog no",
+        "LogLevel VERBOSE",
+        "",
+    ])  # fmt: skip
+
+
+def check_config(path: str) -> None:
+    """``sshd -t``: a bad configuration is the harness's error, said before any start."""
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege-separation dir
+    test = netns.run(SSHD, "-t", "-f", path, check=False)
+    if test.returncode != 0:
+        raise EngineError(f"sshd -t -f {path}: {test.stderr.strip()}")
+
+
+def is_sshd(pid: int, ns_inode: int | None) -> bool:
+    """sshd rewrites its command line, so ours is: an sshd inside our namespace."""
+    argv = procs.cmdline(pid)
+    return (
+        netns.lives_in(pid, ns_inode)
+        and bool(argv)
+        and os.path.basename(argv[0].split()[0]).startswith("sshd")
+    )
+
+
+def _port_open(address: str, port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((address, port), timeout=1):
+        return True
+    return False
+
+
+def wait_listening(address: str, port: int, pid: int, log: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not _port_open(address, port):
+        if not procs.alive(pid) or time.monotonic() >= deadline:
+            raise EngineError(f"sshd on {address}:{port} not listening; log tail:\n{_tail(log)}")
+        time.sleep(0.1)
+
+
+def _tail(log: str) -> str:
+    try:
+        with open(log, errors="replace") as fh:
+            return "".join(fh.readlines()[-15:])
+    except OSError:
+        return "(no sshd log)"
