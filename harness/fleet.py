@@ -205,6 +205,47 @@ def _files(state_dir: str) -> tuple[str, str, str, str]:
     )
 
 
+# ---- packages ------------------------------------------------------------------------
+
+# What the fleet needs beyond the private engine's docker.io: a tool, and its Debian package.
+_TOOLS = {
+    sshd.SSHD: "openssh-server",
+    "ssh": "openssh-client",
+    "ssh-keygen": "openssh-client",
+    "ip": "iproute2",
+    "nsenter": "util-linux",
+    "unshare": "util-linux",
+}
+
+
+def _ensure_tools() -> None:
+    """apt-get install what is missing; a postinst must not start the machine's own sshd,
+    so a policy-rc.d refuses every service start meanwhile."""
+    wanted = sorted({pkg for tool, pkg in _TOOLS.items() if not _which(tool)})
+    if not wanted:
+        return
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    policy = "/usr/sbin/policy-rc.d"
+    made_policy = not os.path.exists(policy)
+    if made_policy:
+        with open(policy, "w") as fh:
+            fh.write("#!/bin/sh\nexit 101\n")
+        os.chmod(policy, 0o755)
+    try:
+        for cmd in (
+            ["apt-get", "update", "-q"],
+            ["apt-get", "install", "-y", "-q", "--no-install-recommends", *wanted],
+        ):
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise EngineError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
+    finally:
+        if made_policy:
+            os.unlink(policy)
+    if missing := [tool for tool in _TOOLS if not _which(tool)]:
+        raise EngineError(f"still missing after installing {wanted}: {missing}")
+
+
 # ---- daemons -------------------------------------------------------------------------
 
 
@@ -497,7 +538,7 @@ def ensure_fleet(timeout: float = 120.0) -> Fleet:
     if fleet := _warm(state_dir, nodes):
         return fleet
     ensure_packages()
-    sshd.ensure_package()
+    _ensure_tools()
     with _locked(state_dir):
         netns.ensure(BRIDGE, HOST_ADDRESS, SUBNET, [n.member for n in nodes])
         _ensure_keys(state_dir, nodes)

@@ -6,12 +6,11 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import subprocess
 import time
 from dataclasses import dataclass
 
 from harness import netns, procs
-from harness.engine import EngineError, _which
+from harness.engine import EngineError
 
 SSHD = "/usr/sbin/sshd"  # absolute: sshd re-executes itself for every connection
 
@@ -24,34 +23,6 @@ class HostKey:
     comment: str
     address: str
     port: int
-
-
-def ensure_package() -> None:
-    """Debian's openssh-server when sshd is missing; its postinst must not start the
-    machine's own sshd, so a policy-rc.d refuses every service start meanwhile."""
-    if os.path.exists(SSHD) and _which("ssh") and _which("ssh-keygen"):
-        return
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    policy = "/usr/sbin/policy-rc.d"
-    made_policy = not os.path.exists(policy)
-    if made_policy:
-        with open(policy, "w") as fh:
-            fh.write("#!/bin/sh\nexit 101\n")
-        os.chmod(policy, 0o755)
-    try:
-        for cmd in (
-            ["apt-get", "update", "-q"],
-            ["apt-get", "install", "-y", "-q", "--no-install-recommends",
-             "openssh-server", "openssh-client"],
-        ):  # fmt: skip
-            proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise EngineError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
-    finally:
-        if made_policy:
-            os.unlink(policy)
-    if not os.path.exists(SSHD):
-        raise EngineError("sshd still missing after installing openssh-server")
 
 
 def write_private(path: str, text: str) -> None:

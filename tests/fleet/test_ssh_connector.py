@@ -247,3 +247,19 @@ def fleet_ssh(fleet: Fleet, node: FleetNode, command: str) -> str:
     return subprocess.run(
         fleet.ssh_argv(node, command), capture_output=True, text=True, check=True, timeout=60
     ).stdout
+
+
+def test_the_private_key_file_the_inventory_names_is_the_one_offered(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    stranger = tmp_path / "stranger"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True)
+    node = fleet.nodes[0]
+    conn = _connector(fleet, node, ansible_ssh_private_key_file=str(stranger))
+    with pytest.raises(ConnectionFailed, match=r"cannot connect over SSH: .*Permission denied"):
+        conn.glob("/*")
+    conn = _connector(fleet, node)
+    try:
+        assert "/var" in conn.glob("/*")
+    finally:
+        conn.close()
