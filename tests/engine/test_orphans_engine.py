@@ -499,7 +499,9 @@ def test_young_kept_foreign_and_converging_stacks_are_left_each_with_its_reason(
     past = int(now().timestamp()) - 600
     # Each of these would be reaped on its deadline alone, but for the one thing it shows.
     seed_run_app(ccci, KEPT, expires=past, secrets=())
-    seed_run_app(ccci, CONVERGING, expires=past, secrets=(), pending=True)
+    # Converging and young: its deploy may be in flight. (Past its deadline it would be
+    # reaped although it converges: a stuck deploy is not a run.)
+    seed_run_app(ccci, CONVERGING, secrets=(), pending=True)
     deploy_stack(engine, NOT_A_RUN_APP, proxy_compose())
     seed_run_app(ccci, YOUNG, secrets=())  # no deadline, deployed seconds ago
     seed_run_app(ccci, PAST_DEADLINE, expires=past, secrets=())  # the control: reaped
@@ -513,9 +515,12 @@ def test_young_kept_foreign_and_converging_stacks_are_left_each_with_its_reason(
     assert set(reasons) == {f"stack:{s}" for s in left_alone}
     assert reasons[f"stack:{KEPT}"] == "kept by pattern '^demo-'"
     assert reasons[f"stack:{NOT_A_RUN_APP}"] == f"not a run-app (does not match '{RUN_APP_MATCH}')"
-    assert reasons[f"stack:{CONVERGING}"] == (
-        "converging (1 task pending, desired running); never reaped in the same run"
-    )
+    assert re.fullmatch(
+        rf"service {CONVERGING}_worker converging \(1 task pending, desired running\): "
+        r"no suitable node \(scheduling constraints not satisfied on 1 node\); "
+        r"run-app, newest object \d+ seconds? old < 3h \(its run may still be going\)",
+        reasons[f"stack:{CONVERGING}"],
+    ), reasons[f"stack:{CONVERGING}"]
     assert re.fullmatch(
         r"run-app, newest object \d+ seconds? old < 3h \(its run may still be going\)",
         reasons[f"stack:{YOUNG}"],
@@ -531,11 +536,16 @@ def test_young_kept_foreign_and_converging_stacks_are_left_each_with_its_reason(
         engine, CONVERGING, ccci.env_file(CONVERGING)
     )
 
-    # Four hours on, only the young one's age changes: it alone becomes an orphan.
+    # Four hours on, the young one is an orphan, and so is the converging one: pending for
+    # four hours is a stuck deploy, reaped although it converges.
     later = ccci.janitor_plan(now() + AHEAD)
-    assert set(changes(later)) == {f"stack:{YOUNG}"}
+    assert set(changes(later)) == {f"stack:{YOUNG}", f"stack:{CONVERGING}"}
+    assert (
+        f"; reaped although service {CONVERGING}_worker stuck (1 task pending, desired "
+        "running) for 4 hours: no suitable node"
+    ) in changes(later)[f"stack:{CONVERGING}"]["reason"]
     still = noops(later)
-    for stack in (KEPT, NOT_A_RUN_APP, CONVERGING):
+    for stack in (KEPT, NOT_A_RUN_APP):
         assert still[f"stack:{stack}"] == reasons[f"stack:{stack}"]
 
 
