@@ -19,7 +19,6 @@ from datetime import timedelta
 import pytest
 from faultkit import (
     HOST,
-    RUN_APP_MATCH,
     Ccci,
     addresses,
     changes_in,
@@ -198,9 +197,45 @@ def test_a_deploy_while_the_operator_reads_the_plan_stops_the_prune_at_its_reche
     assert {(c["status"], c["message"]) for c in lines} == {("skipped", why)}
     assert f"{HOST} : ok=0 changed=0 failed=0 skipped=2" in out
     assert set(images) <= image_ids(engine)
-    assert RUN_APP_MATCH  # the policy's run-app pattern names OLD
 
     # The run ends and tears its app down; the next nightly prunes.
+    remove_all_stacks(engine)
+    again = ccci.run("reconcile", "--apply", "--yes", expect=(0,))
+    assert "cc-ci: converged" in again.stdout
+    assert image_ids(engine).isdisjoint(images)
+
+
+def test_a_deploy_that_starts_during_the_prune_stops_it_at_the_next_recheck(
+    ccci: Ccci, proxy: FaultProxy
+) -> None:
+    # The apply is under way: the first removal has passed its re-check when a CI run
+    # deploys. That removal goes ahead (its gates held when it was checked); every change
+    # after it re-checks the live gates and is skipped.
+    engine = ccci.engine
+    images = [make_dangling_image(engine, now() - (3 + n) * DAY) for n in range(3)]
+    deployed: list[Request] = []
+
+    def deploy(request: Request) -> None:
+        deployed.append(request)
+        deploy_stack(engine, OLD, sleeper())
+
+    proxy.before("DELETE", r"/images/sha256:[0-9a-f]{64}", deploy)
+
+    applied = ccci.run("reconcile", "--apply", "--yes", expect=(0,))
+
+    assert len(deployed) == 1, "the deploy never started mid-apply"
+    first = deployed[0].path.removeprefix("/images/")
+    lines = changes_in(ccci.whole_journal())
+    assert lines[0]["address"] == f"image:{first}"
+    why = f"gate no_live_stacks closed: 1 live run-app stack: {OLD}"
+    assert [(c["status"], c["message"]) for c in lines] == [
+        ("ok", "done"),
+        ("skipped", why),
+        ("skipped", why),
+    ]
+    assert f"{HOST} : ok=1 changed=1 failed=0 skipped=2" in applied.stdout
+    assert image_ids(engine) & set(images) == set(images) - {first}
+
     remove_all_stacks(engine)
     again = ccci.run("reconcile", "--apply", "--yes", expect=(0,))
     assert "cc-ci: converged" in again.stdout
