@@ -76,6 +76,11 @@ CASES = [
     ("prune.yaml", "    no_converging_services: true\n", "",
      [(PRUNE, "riskier",
        "converging gate removed: prunes while a deploy or a pull is in flight")]),
+    ("prune.yaml", "    no_converging_services: true\n",
+     "    no_converging_services: {stuck_after: 10m}\n",
+     [(PRUNE, "riskier",
+       "stuck_after 30m → 10m: a converging service holds the prune back for less time "
+       "before it counts as stuck")]),
     ("prune.yaml", "no_live_stacks: {selector: run-apps}",
      "no_live_stacks: {match: '^[a-z0-9]{1,4}-[0-9a-f]{6}_ci_'}",
      [(PRUNE, "neutral",
@@ -242,7 +247,7 @@ def test_a_policy_added_or_removed_says_what_it_does(sides: Path) -> None:
     (sides / "policies" / "orphans.yaml").unlink()
     (sides / "policies" / "more.yaml").write_text(
         "apiVersion: ccci/v1\nkind: PrunePolicy\nmetadata: {name: build-cache}\nhosts: ci\n"
-        "spec:\n  prune: {dangling_build_cache: {older_than: 3d}}\n",
+        "spec:\n  gates: {}\n  prune: {dangling_build_cache: {older_than: 3d}}\n",
         encoding="utf-8",
     )
     assert meanings() == [

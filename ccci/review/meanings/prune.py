@@ -144,6 +144,20 @@ def _converging(old: Gate | None, new: Gate | None) -> list[Meaning]:
                 "an image a deploy is about to use may be pruned",
             )
         ]
+    if old is not None and new is not None and old.stuck_after != new.stuck_after:
+        before, after = dur(old.stuck_after), dur(new.stuck_after)
+        longer = new.stuck_after > old.stuck_after
+        return [
+            Meaning(
+                f"{field}.stuck_after",
+                f"stuck_after {before} → {after}: a converging service holds the prune back "
+                f"{'longer' if longer else 'for less time'} before it counts as stuck",
+                Risk.SAFER if longer else Risk.RISKIER,
+                "a stuck deploy holds hygiene back longer"
+                if longer
+                else "a slow pull may be taken for stuck and pruned under",
+            )
+        ]
     return []
 
 
