@@ -9,14 +9,13 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
 from ccci import __version__
-from ccci.cliutil import F, errors, facts_option, output_option
+from ccci.cliutil import F, errors, facts_option, output_option, parse_now
 from ccci.errors import CcciError
 
 EXIT_CHANGES = 2
@@ -84,19 +83,6 @@ def _settings(
         journal,
         metrics=Path(metrics) if metrics else None,
     )
-
-
-def _parse_now(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    from ccci.units import parse_time
-
-    try:
-        return parse_time(value)
-    except ValueError:
-        raise CcciError(
-            f"--now: {value!r} is not an RFC 3339 time like 2026-11-27T03:00:00Z"
-        ) from None
 
 
 def _style(stream: Any = None) -> Any:
@@ -191,7 +177,7 @@ def _reconcile(
     from ccci.render import json as render_json
     from ccci.render import text as render_text
 
-    plan, _ = workspace.plan(_parse_now(now), facts_file)
+    plan, _ = workspace.plan(parse_now(now), facts_file)
     if out is not None:
         _save_plan(out, render_json.render_plan(plan) + "\n")
     if output == "json":
@@ -360,7 +346,7 @@ def status(
     from ccci.workspace import Workspace
 
     workspace = Workspace(_settings(policies, inventory, limit, state_dir, journal))
-    plan, facts_by_host = workspace.plan(_parse_now(now), facts_file)
+    plan, facts_by_host = workspace.plan(parse_now(now), facts_file)
     entries = journal_mod.read(workspace.settings.journal_path)
     statuses = [
         host_status(workspace.policies_of(h.host), facts_by_host[h.host], h, entries, plan.now)
@@ -528,7 +514,7 @@ def _janitor(workspace: Any, plan_only: bool, output: str, now: str | None) -> N
     from ccci.render import json as render_json
     from ccci.render import text as render_text
 
-    plan, _ = workspace.plan(_parse_now(now))
+    plan, _ = workspace.plan(parse_now(now))
     if output == "json":
         click.echo(render_json.render_plan(plan))
     else:

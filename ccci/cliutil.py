@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -46,3 +47,21 @@ def facts_option(func: F) -> F:
         type=click.Path(path_type=Path),
         help="Read a snapshot from ccci facts instead of the live host.",
     )(func)
+
+
+def parse_now(value: str | None) -> datetime | None:
+    """The moment ``--now`` names, or None for the clock's time.
+
+    Every command that plans at a chosen time (reconcile, janitor, status, policy diff)
+    reads the option here, so a time one accepts is a time all accept, with one message.
+    """
+    if value is None:
+        return None
+    from ccci.units import parse_time
+
+    try:
+        return parse_time(value)
+    except ValueError:
+        raise CcciError(
+            f"--now: {value!r} is not an RFC 3339 time like 2026-11-27T03:00:00Z"
+        ) from None

@@ -113,8 +113,8 @@ def systemd_needs(policies: Iterable[Policy]) -> tuple[list[str], list[str]]:
         if not isinstance(p, TimerPolicy):
             continue
         for spec in p.present:
-            units[f"{spec.name}.timer"] = None
-            units[f"{spec.name}.service"] = None
+            units[spec.timer_name] = None
+            units[spec.service_name] = None
             for filename in spec.files:
                 files[f"{p.unit_dir.rstrip('/')}/{filename}"] = None
         for unit, _ in p.absent:

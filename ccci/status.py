@@ -99,7 +99,7 @@ def _timers(policies: tuple[Policy, ...], facts: Facts) -> tuple[TimerLine, ...]
     wanted: dict[str, str] = {}
     for policy in policies:
         if isinstance(policy, TimerPolicy):
-            wanted.update({f"{s.name}.timer": "present" for s in policy.present})
+            wanted.update({s.timer_name: "present" for s in policy.present})
             wanted.update({unit: "absent" for unit, _ in policy.absent})
     lines = []
     for name, want in wanted.items():

@@ -69,6 +69,17 @@ def format_bytes(size: int) -> str:
     raise AssertionError("unreachable")
 
 
+def parse_api_version(text: str) -> tuple[int, int]:
+    """``1.41`` → (1, 41); raise ValueError for anything else.
+
+    API versions compare as numbers, not as text (``1.9`` < ``1.41``): the daemon policy's
+    ``min_api_version`` and the engine's reported version are both read here, so the two
+    sides of the comparison always agree on what a version is.
+    """
+    major, _, minor = text.partition(".")
+    return int(major), int(minor or 0)
+
+
 def parse_time(text: str) -> datetime:
     """Parse an RFC 3339 timestamp (Docker's nanoseconds allowed) into an aware UTC datetime."""
     cleaned = text.strip()

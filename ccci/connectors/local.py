@@ -284,7 +284,7 @@ class LocalConnector:
     def units(self, names: list[str]) -> tuple[str, tuple[Unit, ...]]:
         """systemd's state (``running``, ``degraded``…, or why it cannot be asked) and the
         named units. Without a running systemd the units are unknown, not absent."""
-        from ccci.facts.systemd import SHOW_PROPERTIES, parse_show
+        from ccci.facts.systemd import SHOW_PROPERTIES, parse_show, usable
 
         if not names:
             return "", ()
@@ -296,7 +296,7 @@ class LocalConnector:
         except OSError as exc:
             return f"not available ({exc.strerror})", ()
         state = asked.stdout.strip() or "unknown"
-        if state not in ("running", "degraded", "starting", "maintenance"):
+        if not usable(state):
             return state, ()
         props = [arg for p in SHOW_PROPERTIES for arg in ("-p", p)]
         out = self.systemctl("show", *names, options=("--timestamp=unix", *props))

@@ -467,7 +467,7 @@ class SshConnector(LocalConnector):
 
     def units(self, names: list[str]) -> tuple[str, tuple[Unit, ...]]:
         """The host's systemd state and the named units, as the local connector reads them."""
-        from ccci.facts.systemd import SHOW_PROPERTIES, parse_show
+        from ccci.facts.systemd import SHOW_PROPERTIES, parse_show, usable
 
         if not names:
             return "", ()
@@ -475,7 +475,7 @@ class SshConnector(LocalConnector):
         if asked.returncode == 127:
             return "not available (systemctl not found)", ()
         state = asked.stdout.decode("utf-8", errors="replace").strip() or "unknown"
-        if state not in ("running", "degraded", "starting", "maintenance"):
+        if not usable(state):
             return state, ()
         props = [arg for p in SHOW_PROPERTIES for arg in ("-p", p)]
         shown = self.systemctl("show", *names, options=("--timestamp=unix", *props))

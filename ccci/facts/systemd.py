@@ -26,6 +26,22 @@ SHOW_PROPERTIES = (
 )
 
 
+# ``systemctl is-system-running``'s answers in which units can be read, written, enabled
+# and started. "starting" (boot not done) and "maintenance" (rescue or emergency mode) are
+# not among them: a timer enabled then would fire into a system that is not up.
+USABLE_STATES = frozenset({"running", "degraded"})
+
+
+def usable(state: str) -> bool:
+    """Whether ccci may read and manage units on a host whose systemd says ``state``.
+
+    The one answer for every connector (whether to ask for units at all) and for the timer
+    rule (whether to plan them), so a host is never gathered as managed and then planned as
+    not, or the other way round.
+    """
+    return state in USABLE_STATES
+
+
 def _timestamp(value: str) -> datetime | None:
     """``@<seconds>``, or — systemd 252 ignores ``--timestamp=unix`` for some timer
     properties — ``Sat 2026-11-28 00:12:23 UTC`` (systemctl runs with TZ=UTC)."""

@@ -28,7 +28,7 @@ from ccci.policy.model import (
     TimerPolicy,
     TimerSpec,
 )
-from ccci.units import parse_duration, parse_percent
+from ccci.units import parse_api_version, parse_duration, parse_percent
 from ccci.yamlsrc import Document, PathKey
 
 
@@ -248,12 +248,6 @@ def build_daemon(doc: Document) -> DaemonPolicy:
         storage_driver=spec.get("storage_driver", ""),
         min_api_version=parse_api_version(version) if version else None,
     )
-
-
-def parse_api_version(text: str) -> tuple[int, int]:
-    """``1.41`` → (1, 41): API versions compare as numbers, not as text."""
-    major, _, minor = text.partition(".")
-    return int(major), int(minor or 0)
 
 
 def timer_values(item: dict[str, Any], policy: str) -> dict[str, Any]:

@@ -185,9 +185,20 @@ class TimerSpec:
     values: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
+    def timer_name(self) -> str:
+        """The timer's unit name. The rule, the gathering, status and review all name the
+        unit through here, so what is planned is what is asked of systemd and shown."""
+        return f"{self.name}.timer"
+
+    @property
+    def service_name(self) -> str:
+        """The unit name of the service the timer starts."""
+        return f"{self.name}.service"
+
+    @property
     def files(self) -> dict[str, str]:
         """Unit file name → rendered content, service first (the timer starts it)."""
-        return {f"{self.name}.service": self.service_unit, f"{self.name}.timer": self.timer_unit}
+        return {self.service_name: self.service_unit, self.timer_name: self.timer_unit}
 
 
 @dataclass(frozen=True)

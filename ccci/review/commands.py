@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
-from ccci.cliutil import errors
+from ccci.cliutil import errors, parse_now
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -118,7 +117,7 @@ def diff(
     """
     from ccci.review.diffrun import run_diff
 
-    moment = _parse_now(now)
+    moment = parse_now(now)
     result = run_diff(
         base,
         head,
@@ -146,20 +145,6 @@ def diff(
         click.echo(
             result.scrub(render_text(result.diff, result.impacts, result.facts_label, style))
         )
-
-
-def _parse_now(value: str | None) -> Any:
-    if value is None:
-        return None
-    from ccci.errors import CcciError
-    from ccci.units import parse_time
-
-    try:
-        return parse_time(value)
-    except ValueError:
-        raise CcciError(
-            f"--now: {value!r} is not an RFC 3339 time like 2026-11-27T03:00:00Z"
-        ) from None
 
 
 @click.command()

@@ -129,7 +129,7 @@ def timers(policies: tuple[Policy, ...]) -> Iterator[Lint]:
         if not isinstance(policy, TimerPolicy):
             continue
         for spec in policy.present:
-            unit = f"{spec.name}.timer"
+            unit = spec.timer_name
             # By meaning: the comment naming the policy that wrote a unit is no setting.
             units = (parse_unit(spec.timer_unit), parse_unit(spec.service_unit))
             if unit in present and present[unit][2] != units:

@@ -8,12 +8,13 @@ from __future__ import annotations
 from ccci.plan import Manual, Noop
 from ccci.policy.model import DaemonPolicy
 from ccci.rules import Context, RuleOutput
+from ccci.units import parse_api_version
 
 
 def _version(text: str) -> tuple[int, int] | None:
-    major, _, minor = text.partition(".")
+    """The engine's API version, or None when it reported none ccci can read."""
     try:
-        return int(major), int(minor or 0)
+        return parse_api_version(text)
     except ValueError:
         return None
 

@@ -12,6 +12,7 @@ import posixpath
 
 from ccci.errors import Location
 from ccci.facts.model import Unit
+from ccci.facts.systemd import usable as systemd_usable
 from ccci.plan import Action, Change, Manual, Noop
 from ccci.policy.model import TimerPolicy, TimerSpec
 from ccci.rules import Context, RuleOutput
@@ -67,8 +68,8 @@ def _present(policy: TimerPolicy, spec: TimerSpec, ctx: Context) -> RuleOutput:
     foreign = _not_ours(policy, spec, ctx) if writable else None
     if foreign:
         yield Manual(
-            f"timer:{spec.name}.timer",
-            f"{spec.name}.timer",
+            f"timer:{spec.timer_name}",
+            spec.timer_name,
             f"{foreign} (no '{MANAGED_HEADER}' header): ccci does not write over it",
             "give the timer another name in the policy, or remove that unit if ccci should own it",
             name,
@@ -120,15 +121,15 @@ def _present(policy: TimerPolicy, spec: TimerSpec, ctx: Context) -> RuleOutput:
             )
         else:
             yield Noop(address, path, "matches the policy", name, spec.source)
-    timer = facts.unit(f"{spec.name}.timer")
-    address = f"timer:{spec.name}.timer"
+    timer = facts.unit(spec.timer_name)
+    address = f"timer:{spec.timer_name}"
     healthy = (
         timer is not None and timer.unit_file_state == "enabled" and timer.active_state == "active"
     )
     if read_only and not healthy:
         yield Manual(
             address,
-            f"{spec.name}.timer",
+            spec.timer_name,
             "declared but not enabled and active, in a read-only unit directory",
             "enable it in the NixOS configuration (wantedBy timers.target)",
             name,
@@ -144,12 +145,12 @@ def _present(policy: TimerPolicy, spec: TimerSpec, ctx: Context) -> RuleOutput:
         why = f"{state}: enable and start it"
     else:
         when = f", next run {format_time(timer.next_elapse)}" if timer.next_elapse else ""
-        yield Noop(address, f"{spec.name}.timer", f"enabled and active{when}", name, spec.source)
+        yield Noop(address, spec.timer_name, f"enabled and active{when}", name, spec.source)
         return
     yield Change(
         address,
         Action.UPDATE,
-        f"{spec.name}.timer",
+        spec.timer_name,
         why,
         name,
         spec.source,
@@ -217,7 +218,7 @@ def _absent(policy: TimerPolicy, unit_name: str, ctx: Context, source: Location)
 
 def plan_timers(policy: TimerPolicy, ctx: Context) -> RuleOutput:
     state = ctx.facts.systemd
-    if state and not state.startswith(("running", "degraded")):
+    if state and not systemd_usable(state):
         # Without a running systemd, units can be neither read nor started: do nothing.
         name = policy.meta.name
         why = f"systemd is {state}; timers are not managed here"
