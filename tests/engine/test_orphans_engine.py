@@ -611,7 +611,8 @@ def test_a_young_stack_past_its_deadline_label_is_reaped_on_the_real_clock(ccci:
     iso = datetime.fromtimestamp(deadline, UTC).isoformat().replace("+00:00", "Z")
     why = reap["reason"]
     assert why.startswith(f"run-app past its deadline ci.expires={iso} (") and why.endswith(" ago)")
-    assert noops(plan)[f"stack:{YOUNG}"].startswith("run-app, newest object ")
+    # A deadline ahead keeps the stack, and says so (up to the policy's max_lifetime).
+    assert noops(plan)[f"stack:{YOUNG}"].startswith("run-app before its deadline ci.expires=")
 
     ccci.run("reconcile", "--apply", "--yes")
 
@@ -714,8 +715,9 @@ def test_a_saved_reap_is_skipped_when_the_stack_starts_converging_after_the_plan
 ) -> None:
     engine = ccci.engine
     env_file = ccci.env_file(OLD)
-    seed_run_app(ccci, OLD, one_per_node=True)
-    ccci.run("reconcile", "--plan", "--now", stamp(now() + AHEAD), "--out", "plan.json")
+    # Past its deadline on the real clock: ccci apply plans a saved plan again at the clock.
+    seed_run_app(ccci, OLD, one_per_node=True, expires=int(now().timestamp()) - 600)
+    ccci.run("reconcile", "--plan", "--out", "plan.json")
     saved = json.loads((ccci.root / "plan.json").read_text(encoding="utf-8"))
     assert set(changes(saved)) == {f"stack:{OLD}"}
     # A CI job scales the app (no new deploy, so the saved plan is not stale); the second
@@ -724,7 +726,7 @@ def test_a_saved_reap_is_skipped_when_the_stack_starts_converging_after_the_plan
     wait_until("a pending replica", lambda: "pending" in task_states(engine, f"{OLD}_app"))
     present = on_engine(engine, OLD, env_file)
 
-    applied = ccci.run("apply", "plan.json", expect=(0,))
+    applied = ccci.run("apply", "plan.json", "--yes", expect=(0,))
 
     [line] = journal_changes(ccci.journal())
     assert (line["status"], line["message"]) == (
