@@ -185,6 +185,12 @@ class Fleet:
         }
 
 
+def inventory_yaml(fleet: Fleet, group: str = "fleet") -> str:
+    """An Ansible-style inventory of the three hosts, reached over SSH (JSON is YAML)."""
+    hosts = {n.name: fleet.host_vars(n) for n in fleet.nodes}
+    return json.dumps({"all": {"children": {group: {"hosts": hosts}}}}, indent=2) + "\n"
+
+
 def fleet_dir() -> str:
     return os.path.abspath(os.environ.get("CCCI_FLEET_DIR") or DEFAULT_DIR)
 

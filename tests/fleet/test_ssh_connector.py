@@ -263,3 +263,23 @@ def test_the_private_key_file_the_inventory_names_is_the_one_offered(
         assert "/var" in conn.glob("/*")
     finally:
         conn.close()
+
+
+def test_an_inventory_of_ssh_hosts_gives_each_host_a_connector_that_reaches_it(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    from ccci import inventory
+    from ccci.connectors.select import connector_for
+    from harness.fleet import inventory_yaml
+
+    path = tmp_path / "inventory.yaml"
+    path.write_text(inventory_yaml(fleet))
+    hosts = inventory.load(path).limit("fleet:!ccci-fleet-2")
+    assert [h.name for h in hosts] == ["ccci-fleet-1", "ccci-fleet-3"]
+    for host in hosts:
+        conn = connector_for(host.name, host.vars)
+        try:
+            assert isinstance(conn, SshConnector)
+            assert conn.get_json("/info")["Name"] == host.name
+        finally:
+            conn.close()
