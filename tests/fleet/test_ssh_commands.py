@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ccci.connectors import ssh
+from ccci.connectors.connection import connection_of, connector_for
 from ccci.connectors.local import ConnectionFailed, LocalConnector
-from ccci.connectors.select import connection_of, connector_for
 from ccci.connectors.ssh import (
     HostKeyMismatch,
     SshConnector,

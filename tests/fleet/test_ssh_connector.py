@@ -269,7 +269,7 @@ def test_an_inventory_of_ssh_hosts_gives_each_host_a_connector_that_reaches_it(
     fleet: Fleet, tmp_path: Path
 ) -> None:
     from ccci import inventory
-    from ccci.connectors.select import connector_for
+    from ccci.connectors.connection import connector_for
     from harness.fleet import inventory_yaml
 
     path = tmp_path / "inventory.yaml"
