@@ -70,51 +70,90 @@ MAX_VALUES = 100_000
 # real one, and refusing more keeps a hostile PR from costing minutes of parsing.
 MAX_FILE_BYTES = 1 << 20
 
+_TEXT = "tag:yaml.org,2002:str"
 
-class _Walk:
-    """Index every value's line once, refusing aliases that contain themselves and
-    documents that expand past MAX_VALUES (a few aliases can stand for millions)."""
 
-    def __init__(self, doc_file: str) -> None:
-        self.doc_file = doc_file
-        self.lines: dict[PathKey, int] = {}
-        self.count = 0
+@dataclass(frozen=True)
+class Position:
+    """1-based line and column of a value (of its key, for a mapping's value)."""
 
-    def fail(self, node: yaml.Node, message: str) -> InputError:
-        return InputError(Location(self.doc_file, node.start_mark.line + 1), message)
+    line: int
+    column: int
 
-    def index(self, node: yaml.Node, path: PathKey, ancestors: frozenset[int]) -> None:
-        self.count += 1
-        if self.count > MAX_VALUES:
-            raise self.fail(node, f"more than {MAX_VALUES} values (aliases expand too far)")
+
+def mark_position(mark: yaml.Mark | None) -> Position:
+    """A YAML mark (0-based) as a Position (1-based); no mark is the file's start."""
+    return Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
+
+
+class NodeRefused(Exception):
+    """A node no policy can hold, and why; ``field`` is the dotted path of a refused key."""
+
+    def __init__(self, node: yaml.Node, message: str, field: str = "", bomb: bool = False):
+        super().__init__(message)
+        self.node = node
+        self.message = message
+        self.field = field
+        self.bomb = bomb
+
+
+def _key_problem(key_node: yaml.Node, key: str, seen: set[str]) -> str | None:
+    if key_node.tag != _TEXT:
+        # ``on:`` or ``yes:`` reads as a boolean, ``2024:`` as a number.
+        value = yaml.constructor.SafeConstructor().construct_object(key_node)
+        return (
+            f"field names are text, but YAML reads {key} as "
+            f"{type(value).__name__} {value} (quote it)"
+        )
+    return "duplicate key" if key in seen else None
+
+
+def positions(root: yaml.Node, *, text_keys: bool = True) -> dict[PathKey, Position]:
+    """Where every value under ``root`` is written: the one walk over a YAML document.
+
+    Iterative, so no document is too deep for it, and refusing an alias that contains
+    itself and a document that expands past MAX_VALUES (a few aliases can stand for
+    millions), in the order a reader meets them. A mapping's value is placed at its key:
+    that is where a reader looks. ``text_keys`` refuses keys that are not text and keys
+    written twice (ccci's loader); ``ccci policy check`` indexes without it and reports
+    those itself.
+    """
+    found: dict[PathKey, Position] = {}
+    # Node entries, and key entries checked just before the value they hold.
+    todo: list[tuple[yaml.Node, PathKey, frozenset[int], set[str] | None]] = [
+        (root, (), frozenset(), None)
+    ]
+    visited = 0
+    while todo:
+        node, path, ancestors, seen = todo.pop()
+        if seen is not None:
+            key = str(path[-1])
+            why = _key_problem(node, key, seen)
+            if why:
+                raise NodeRefused(node, why, dotted(path))
+            seen.add(key)
+            continue
+        visited += 1
+        if visited > MAX_VALUES:
+            raise NodeRefused(
+                node, f"more than {MAX_VALUES} values (an alias expands too far)", bomb=True
+            )
         if id(node) in ancestors:
-            raise self.fail(node, "a YAML alias refers to a value that contains it")
-        self.lines[path] = node.start_mark.line + 1
+            raise NodeRefused(node, "a YAML alias refers to itself")
+        found.setdefault(path, mark_position(node.start_mark))
         inner = ancestors | {id(node)}
         if isinstance(node, yaml.MappingNode):
-            seen: set[str] = set()
-            for key_node, value_node in node.value:
-                key = str(key_node.value)
-                if key_node.tag != "tag:yaml.org,2002:str":
-                    # ``on:`` or ``yes:`` reads as a boolean, ``2024:`` as a number.
-                    value = yaml.constructor.SafeConstructor().construct_object(key_node)
-                    raise InputError(
-                        Location(self.doc_file, key_node.start_mark.line + 1, dotted((*path, key))),
-                        f"field names are text, but YAML reads {key} as "
-                        f"{type(value).__name__} {value} (quote it)",
-                    )
-                if key in seen:
-                    raise InputError(
-                        Location(self.doc_file, key_node.start_mark.line + 1, dotted((*path, key))),
-                        "duplicate key",
-                    )
-                seen.add(key)
-                self.index(value_node, (*path, key), inner)
-                # Point at the key rather than the value: that is where a reader looks.
-                self.lines[(*path, key)] = key_node.start_mark.line + 1
+            keys: set[str] = set()
+            for key_node, value_node in reversed(node.value):
+                child = (*path, str(key_node.value))
+                todo.append((value_node, child, inner, None))
+                if text_keys:
+                    todo.append((key_node, child, inner, keys))
+                found.setdefault(child, mark_position(key_node.start_mark))
         elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                self.index(item, (*path, i), inner)
+            for i in range(len(node.value) - 1, -1, -1):
+                todo.append((node.value[i], (*path, i), inner, None))
+    return found
 
 
 def load_text(text: str, file: str) -> Iterator[Document]:
@@ -130,11 +169,14 @@ def load_text(text: str, file: str) -> Iterator[Document]:
             node = loader.get_node()
             if node is None:
                 continue
-            walk = _Walk(file)
-            walk.index(node, (), frozenset())
+            try:
+                lines = {path: at.line for path, at in positions(node).items()}
+            except NodeRefused as exc:
+                line = exc.node.start_mark.line + 1
+                raise InputError(Location(file, line, exc.field), exc.message) from None
             data = loader.construct_document(node)
             if data is not None:
-                yield Document(file, index, node.start_mark.line + 1, data, walk.lines)
+                yield Document(file, index, node.start_mark.line + 1, data, lines)
             index += 1
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark

@@ -1,11 +1,11 @@
 """Line *and column* of every value in a YAML stream, for findings a reviewer can click.
 
-ccci's own loader keeps lines only; check needs ``file:line:column``. This index walks the
-same nodes in the same order as :mod:`ccci.yamlsrc` (documents counted alike, keys pointed
-at rather than their values), so a path or a dotted field from a ccci error finds its column
-here. It is also the first, defensive pass: it never recurses and it stops on recursive
-aliases and alias bombs, so check can refuse such a file with a finding instead of handing
-it to a loader that would never return.
+ccci's loader keeps lines only; check needs ``file:line:column``. Both come from the one
+walk, :func:`ccci.yamlsrc.positions` (documents counted alike, keys pointed at rather than
+their values), so a path or a dotted field from a ccci error finds its column here. This
+is also check's first, defensive pass: it stops on recursive aliases and alias bombs, so
+check can refuse such a file with a finding instead of handing it to a loader that would
+never return.
 """
 
 from __future__ import annotations
@@ -14,19 +14,9 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from ccci.yamlsrc import PathKey, dotted
+from ccci.yamlsrc import NodeRefused, PathKey, Position, dotted, mark_position, positions
 
-# Far more values than any policy holds; an alias that expands past this is an attack or
-# an accident, not a policy.
-MAX_NODES = 100_000
-
-
-@dataclass(frozen=True)
-class Position:
-    """1-based line and column."""
-
-    line: int
-    column: int
+__all__ = ["DocIndex", "FileIndex", "Position", "Problem", "index_text"]
 
 
 @dataclass(frozen=True)
@@ -128,49 +118,9 @@ class FileIndex:
         return doc.field_position(name)
 
 
-def _mark(mark: yaml.Mark | None) -> Position:
-    return Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
-
-
 def _offset_position(text: str, offset: int) -> Position:
     before = text[:offset]
     return Position(before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1)
-
-
-class _Recursive(Exception):
-    def __init__(self, node: yaml.Node) -> None:
-        self.node = node
-
-
-class _TooBig(Exception):
-    pass
-
-
-def _walk(root: yaml.Node) -> dict[PathKey, Position]:
-    """Positions of every value under ``root``, iteratively, refusing cycles and bombs."""
-    found: dict[PathKey, Position] = {}
-    # (node, path, ids of the node's ancestors): an alias back to an ancestor is a cycle.
-    todo: list[tuple[yaml.Node, PathKey, frozenset[int]]] = [(root, (), frozenset())]
-    visited = 0
-    while todo:
-        node, path, ancestors = todo.pop()
-        visited += 1
-        if visited > MAX_NODES:
-            raise _TooBig
-        if id(node) in ancestors:
-            raise _Recursive(node)
-        found.setdefault(path, _mark(node.start_mark))
-        inner = ancestors | {id(node)}
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in reversed(node.value):
-                key = str(key_node.value)
-                todo.append((value_node, (*path, key), inner))
-                # Point at the key rather than the value, as ccci's lines do.
-                found.setdefault((*path, key), _mark(key_node.start_mark))
-        elif isinstance(node, yaml.SequenceNode):
-            for i in range(len(node.value) - 1, -1, -1):
-                todo.append((node.value[i], (*path, i), inner))
-    return found
 
 
 def _fields(positions: dict[PathKey, Position]) -> dict[str, PathKey]:
@@ -202,23 +152,21 @@ def index_text(text: str) -> FileIndex:
             node = loader.get_node()
             if node is None:
                 continue
-            start = _mark(node.start_mark)
+            start = mark_position(node.start_mark)
             try:
-                positions = _walk(node)
-            except _Recursive as exc:
-                where = _mark(exc.node.start_mark)
-                return stopped(Problem(where, "a YAML alias refers to itself", safe_end))
-            except _TooBig:
-                message = f"more than {MAX_NODES} values (an alias expands too far)"
-                return stopped(Problem(start, message, safe_end))
+                found = positions(node, text_keys=False)
+            except NodeRefused as exc:
+                # A bomb is the document's doing, wherever the count ran out.
+                where = start if exc.bomb else mark_position(exc.node.start_mark)
+                return stopped(Problem(where, exc.message, safe_end))
             # Construct as well: a bad tag or an unhashable key is found here, with its column.
             loader.construct_document(node)
-            docs.append(DocIndex(index, start, positions, _fields(positions)))
+            docs.append(DocIndex(index, start, found, _fields(found)))
             safe_end = node.end_mark.index
             index += 1
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        return stopped(Problem(_mark(mark), f"invalid YAML: {exc.problem or exc}"))
+        return stopped(Problem(mark_position(mark), f"invalid YAML: {exc.problem or exc}"))
     except yaml.YAMLError as exc:
         return stopped(Problem(Position(1, 1), f"invalid YAML: {exc}", stop=safe_end))
     except RecursionError:
