@@ -23,7 +23,9 @@ from faultkit import (
     one_line_error,
     recaps_in,
     restart_engine,
+    stamp,
 )
+from test_orphans_engine import on_engine, seed_run_app
 
 from harness.faultproxy import FaultProxy, Request
 from harness.images import BASE_TAG, load_image, make_dangling_image
@@ -31,6 +33,8 @@ from harness.images import BASE_TAG, load_image, make_dangling_image
 pytestmark = pytest.mark.engine
 
 DAY = timedelta(days=1)
+AHEAD = timedelta(hours=4)  # past the orphan policy's orphan_after of 3h
+OLD = "redi-3fa9c1_ci_example_org"
 NO_CHANGES = "No changes. Host matches policy."
 
 
@@ -80,3 +84,38 @@ def test_an_engine_killed_mid_apply_loses_nothing_and_the_next_run_converges(
     assert kept_image in image_ids(back)
     assert recaps_in(ccci.whole_journal())[-1]["converged"] is True
     assert ccci.run("reconcile", "--plan").stdout.splitlines()[0] == NO_CHANGES
+
+
+def test_an_engine_killed_mid_reap_leaves_a_stack_the_next_janitor_finishes(
+    ccci: Ccci, proxy: FaultProxy
+) -> None:
+    env_file = ccci.env_file(OLD)
+    seed_run_app(ccci, OLD)
+    later = now() + AHEAD
+    killed: list[Request] = []
+
+    def kill_at_the_secrets(request: Request) -> None:
+        # The stack's service is removed and its task containers are gone.
+        killed.append(request)
+        kill_engine()
+
+    proxy.before("DELETE", r"/secrets/.+", kill_at_the_secrets)
+    try:
+        crashed = ccci.run("janitor", "--now", stamp(later), expect=(1,))
+    finally:
+        back = restart_engine()
+
+    assert killed, "the engine was never killed mid-reap"
+    assert "cannot reach the Docker engine" in one_line_error(crashed.stderr)
+    [line] = changes_in(ccci.whole_journal())
+    assert (line["address"], line["status"]) == (f"stack:{OLD}", "failed")
+    assert "cannot reach the Docker engine" in line["message"]
+    partial = on_engine(back, OLD, env_file)
+    assert ("service", f"{OLD}_app") not in partial
+    assert ("volume", f"{OLD}_data") in partial
+
+    again = ccci.run("janitor", "--now", stamp(later), expect=(0,))
+
+    assert "cc-ci: converged" in again.stdout
+    assert on_engine(back, OLD, env_file) == set()
+    assert ccci.run("residual", OLD, expect=(0,)).stdout.strip() == f"Nothing of {OLD} is left."
