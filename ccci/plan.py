@@ -401,7 +401,7 @@ def judge_saved(saved: HostPlan, fresh: HostPlan, facts: Facts) -> Verdict:
             continue
         differ = change.differs_from(now)
         if differ:
-            refused.append(f"{address}: {', '.join(differ)} differ from what the policies plan now")
+            refused.append(f"{address}: {', '.join(differ)} not as the policies plan it now")
             continue
         accepted.add(address)
     if SWARM_KEY not in saved.fingerprints:
@@ -409,12 +409,14 @@ def judge_saved(saved: HostPlan, fresh: HostPlan, facts: Facts) -> Verdict:
     elif saved.fingerprints[SWARM_KEY] != fresh.fingerprints.get(SWARM_KEY):
         stale.append(SWARM_KEY)
     for policy in dict.fromkeys(c.policy for c in saved.changes):
-        mine = [to_jsonable(g.gate) for g in saved.gates_for(policy)]
-        theirs = [to_jsonable(g.gate) for g in fresh.gates_for(policy)]
+        mine = [_gate_claim(g) for g in saved.gates_for(policy)]
+        theirs = [_gate_claim(g) for g in fresh.gates_for(policy)]
         if sorted(mine, key=json.dumps) != sorted(theirs, key=json.dumps):
+            have, want = _gate_kinds(saved, policy), _gate_kinds(fresh, policy)
             refused.append(
-                f"policy {policy}: gates {_gate_kinds(saved, policy)} are not the "
-                f"policies' ({_gate_kinds(fresh, policy)})"
+                f"policy {policy}: gates {have} differ from the policies' in their values"
+                if have == want
+                else f"policy {policy}: gates {have} are not the policies' ({want})"
             )
     kept = HostPlan(
         host=fresh.host,
@@ -425,6 +427,14 @@ def judge_saved(saved: HostPlan, fresh: HostPlan, facts: Facts) -> Verdict:
         manual=fresh.manual,
     )
     return Verdict(kept, tuple(refused), tuple(stale))
+
+
+def _gate_claim(result: GateResult) -> Any:
+    """A gate as a saved plan claims it: what it checks, not where the policy file was read
+    from (``-p policies`` and ``-p /srv/ci/policies`` are the same policies)."""
+    claim = to_jsonable(result.gate)
+    claim.pop("source", None)
+    return claim
 
 
 def _gate_kinds(plan: HostPlan, policy: str) -> str:

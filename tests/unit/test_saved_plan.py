@@ -420,3 +420,24 @@ def test_a_target_that_could_not_be_removed_fails_the_reap_naming_it() -> None:
         reap_stack(conn, STACK, TARGETS, KINDS, 1, conn.current)
 
     assert str(failed.value) == f"{STACK} not fully reaped: volume {STACK}_data: volume is in use"
+
+
+def _with_gate(plan: HostPlan, at_least: float, file: str) -> HostPlan:
+    from ccci.errors import Location
+    from ccci.plan import GateResult
+    from ccci.policy.model import Gate, GateKind
+
+    gate = Gate(GateKind.DISK_USAGE, Location(file, 4), path="/var/lib/docker", at_least=at_least)
+    return replace(plan, gates=(GateResult("reap-killed-runs", gate, True, "disk 90%"),))
+
+
+def test_gates_are_compared_on_what_they_check_not_on_where_the_policy_was_read() -> None:
+    plan, facts = _stack_plan()
+    saved = _with_gate(plan, 0.8, "policies/orphans.yaml")
+    same = _with_gate(plan, 0.8, "/srv/ci/policies/orphans.yaml")
+    lower = _with_gate(plan, 0.5, "policies/orphans.yaml")
+
+    assert judge_saved(saved, same, facts).refused == ()
+    assert judge_saved(saved, lower, facts).refused == (
+        "policy reap-killed-runs: gates disk_usage differ from the policies' in their values",
+    )
