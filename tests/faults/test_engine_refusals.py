@@ -9,6 +9,7 @@ refuses it, exactly as when a CI job starts between ccci's last re-check and its
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -24,6 +25,8 @@ from faultkit import (
     recaps_in,
 )
 
+from ccci.connectors.local import ConnectionFailed, LocalConnector
+from harness.engine import Engine
 from harness.faultproxy import FaultProxy, Request
 from harness.images import make_dangling_image
 
@@ -127,3 +130,21 @@ def test_a_connection_the_engine_drops_while_planning_is_one_line_and_plans_noth
     )
     assert ccci.whole_journal() == []
     ccci.run("reconcile", "--apply", "--yes", expect=(0,))
+
+
+def test_an_engine_call_left_unanswered_past_the_timeout_is_one_line_naming_the_call(
+    engine: Engine, proxy: FaultProxy
+) -> None:
+    # A hung call (a wedged engine) cannot be made on demand either: the proxy holds the
+    # answer back for longer than the connector's timeout, then forwards the request.
+    proxy.before("GET", "/info", lambda request: time.sleep(3))
+    conn = LocalConnector("cc-ci", proxy.docker_host, timeout=1)
+    try:
+        with pytest.raises(ConnectionFailed) as caught:
+            conn.api.info()
+    finally:
+        conn.close()
+    assert str(caught.value) == (
+        f"cc-ci: the Docker engine at {proxy.docker_host} did not answer GET /info "
+        "within 1s (timed out)"
+    )
