@@ -29,6 +29,7 @@ import stat
 import subprocess
 import tempfile
 import threading
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -263,6 +264,11 @@ class SshConnector(LocalConnector):
         default_factory=lambda: threading.BoundedSemaphore(MAX_SESSIONS), init=False, repr=False
     )
     _master_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    # Ends the master and removes the folder if close() is never called (an exception, a
+    # forgotten connector): at garbage collection, or at the latest when ccci exits.
+    _finalizer: weakref.finalize[[list[str], str], SshConnector] | None = field(
+        default=None, init=False, repr=False
+    )
 
     @classmethod
     def for_host(cls, host: str, host_vars: dict[str, Any]) -> SshConnector:
@@ -301,6 +307,12 @@ class SshConnector(LocalConnector):
                 shutil.rmtree(folder, ignore_errors=True)
                 self._dir = ""
                 raise
+            if self._dir != folder:
+                exit_argv = [
+                    "ssh", *self.target.options(os.path.join(folder, "control")),
+                    "-O", "exit", "--", self.target.address,
+                ]  # fmt: skip
+                self._finalizer = weakref.finalize(self, _end_master, exit_argv, folder)
             self._dir = folder
 
     def _start_master(self, folder: str) -> None:
@@ -332,15 +344,9 @@ class SshConnector(LocalConnector):
         """The API client, then the master (``-O exit``), then the private folder."""
         super().close()
         with self._master_lock:
-            if not self._dir:
-                return
-            if os.path.exists(self.control_path):
-                subprocess.run(
-                    ["ssh", *self.target.options(self.control_path), "-O", "exit", "--",
-                     self.target.address],
-                    capture_output=True, timeout=30, check=False,
-                )  # fmt: skip
-            shutil.rmtree(self._dir, ignore_errors=True)
+            if self._finalizer is not None:
+                self._finalizer()
+                self._finalizer = None
             self._dir = ""
 
     def run(
@@ -522,6 +528,13 @@ class SshConnector(LocalConnector):
         done = self.run(sh_script(_WRITE, path, folder, name), input=content.encode("utf-8"))
         if done.returncode != 0:
             raise WriteFailed(f"{self.host}:{path}: cannot write: {_said(done) or 'failed'}")
+
+
+def _end_master(exit_argv: list[str], folder: str) -> None:
+    """``ssh -O exit`` when the master still runs, then the private folder."""
+    if os.path.exists(os.path.join(folder, "control")):
+        subprocess.run(exit_argv, capture_output=True, timeout=30, check=False)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _said(done: subprocess.CompletedProcess[bytes]) -> str:

@@ -283,3 +283,15 @@ def test_an_inventory_of_ssh_hosts_gives_each_host_a_connector_that_reaches_it(
             assert conn.get_json("/info")["Name"] == host.name
         finally:
             conn.close()
+
+
+def test_a_connector_never_closed_ends_its_master_when_it_is_collected(fleet: Fleet) -> None:
+    import gc
+
+    conn = _connector(fleet, fleet.nodes[0])
+    conn.run(["true"])
+    folder = os.path.dirname(conn.control_path)
+    assert os.path.exists(os.path.join(folder, "control"))
+    del conn
+    gc.collect()
+    assert not os.path.exists(folder)
