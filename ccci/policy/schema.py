@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -76,6 +77,30 @@ def problems(doc: Document, kind: str) -> list[Problem]:
         Problem(*_describe(doc, e), e.validator, e.instance, e.schema)
         for e in _validator(kind).iter_errors(doc.data)
     ]
+
+
+def listed(doc: Document, kind: str) -> Iterator[tuple[PathKey, str]]:
+    """Every schema error of a document, each once, for ``ccci policy check``.
+
+    ``validate`` raises the first; here all are listed, with one change: a required field
+    reported missing next to an unknown one is most likely the same field misspelt
+    (``spce:``), so only the unknown one is reported, at each unknown key.
+    """
+    described = problems(doc, kind)
+    unknown_in = {p.path[:-1] for p in described if p.keyword == "additionalProperties"}
+    seen: set[tuple[PathKey, str]] = set()
+    for found in described:
+        path, message = found.path, found.message
+        if found.keyword == "required" and path in unknown_in:
+            continue
+        paths = [path]
+        if found.keyword == "additionalProperties" and isinstance(found.instance, dict):
+            allowed = found.schema.get("properties", {})
+            paths = [(*path[:-1], k) for k in found.instance if k not in allowed]
+        for each in paths:
+            if (each, message) not in seen:
+                seen.add((each, message))
+                yield each, message
 
 
 def validate(doc: Document, kind: str) -> None:

@@ -5,13 +5,13 @@ Reconcile stops at the first error, which is right before acting on a host. Revi
 the whole list, so each document is checked on its own, and a broken one does not hide the
 next: YAML, ``hosts:`` patterns, Jinja2 (for every host the document targets), the kind's
 JSON Schema (all its errors), the typed builder, selector references, duplicate names, and
-the contradictions between policies in :mod:`ccci.review.lints`. The checks themselves are
-ccci's own (``ccci.policy``, ``ccci.inventory``); this module only keeps going.
+the contradictions between policies in :mod:`ccci.review.lints`. The stages are the loader's
+own (:mod:`ccci.policy.pipeline`, run with a list to collect errors in), so what check
+passes load accepts; this module only keeps going and places each error at its column.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,17 +20,13 @@ from typing import Any
 from ccci import inventory as inventory_mod
 from ccci.errors import InputError, Location
 from ccci.inventory import Host, Inventory
-from ccci.policy import load, schema, template
-from ccci.policy.build import BUILDERS
-from ccci.policy.model import Policy, StackSelector
+from ccci.policy import load, pipeline, template
+from ccci.policy.model import Policy
 from ccci.redact import scrubber_for
 from ccci.review.findings import CheckReport, Finding, Severity, merge
 from ccci.review.lints import lint_host
 from ccci.review.yamlpos import DocIndex, FileIndex, Position, Problem, index_text
-from ccci.saferegex import problem as regex_problem
-from ccci.yamlsrc import Document, PathKey, dotted, load_text, read_text
-
-NO_HOST = "(none)"
+from ccci.yamlsrc import Document, PathKey, load_text, read_text
 
 
 @dataclass(frozen=True)
@@ -190,7 +186,7 @@ class Checker:
 
     def document(self, doc: Document, index: DocIndex, inventory: Inventory | None) -> None:
         self.documents += 1
-        kind = self._header(doc, index)
+        kind = self._header(doc)
         if kind is None:
             return
         targeted = self._targets(doc, inventory)
@@ -202,49 +198,24 @@ class Checker:
             if policy is not None and rendering.hosts:
                 self.built.append(_Built(policy, rendering.hosts))
 
-    def _header(self, doc: Document, index: DocIndex) -> str | None:
-        if not isinstance(doc.data, dict):
-            self.add(Severity.ERROR, "schema", doc.location(()), "a policy document is a mapping")
+    def _header(self, doc: Document) -> str | None:
+        try:
+            return pipeline.kind_of(doc)
+        except InputError as exc:
+            self.error(exc, "schema")
             return None
-        odd = next(_odd_keys(doc.data, ()), None)
-        if odd is not None:
-            path, key, siblings = odd
-            written = _written_key(index, path, siblings)
-            self.add(
-                Severity.ERROR,
-                "schema",
-                Location(doc.file, index.position((*path, written)).line, dotted((*path, written))),
-                f"field names are text, but YAML reads {written} as {type(key).__name__} "
-                f"{key!r} (quote it)",
-            )
-            return None
-        kind = doc.data.get("kind")
-        if not isinstance(kind, str) or kind not in BUILDERS:
-            known = ", ".join(sorted(BUILDERS))
-            self.add(
-                Severity.ERROR,
-                "schema",
-                doc.location(("kind",)),
-                f"unknown kind {kind!r} (known: {known})",
-            )
-            return None
-        return kind
 
     def _targets(self, doc: Document, inventory: Inventory | None) -> list[Host] | None:
         """The hosts a document targets; None when its pattern is unusable."""
+        if inventory is None:
+            return []
+        try:
+            targeted = pipeline.targets(doc, inventory)
+        except InputError as exc:
+            self.error(exc, "hosts")
+            return None
         pattern = doc.data.get("hosts", "all")
-        if not isinstance(pattern, str) or inventory is None:
-            return []  # a non-text pattern is the schema's finding
-        for term in re.split(r"[,:]", pattern):
-            regex = term.strip().lstrip("!&")
-            if regex.startswith("~"):
-                why = regex_problem(regex[1:])
-                if why:
-                    at = doc.location(("hosts",))
-                    self.add(Severity.ERROR, "hosts", at, f"{regex!r} is {why}")
-                    return None
-        targeted = inventory.match(pattern)
-        if not targeted:
+        if not targeted and isinstance(pattern, str):
             where = (
                 f" in {self.inventory_path}"
                 if self.inventory_path.exists()
@@ -263,7 +234,7 @@ class Checker:
     ) -> Iterator[_Rendering]:
         if not targeted:
             variables = inventory.all_vars if inventory is not None else {}
-            yield _Rendering(variables, NO_HOST, (), tolerant=True)
+            yield _Rendering(variables, pipeline.NO_HOST, (), tolerant=True)
         elif template.has_templates(doc):
             for host in targeted:
                 yield _Rendering(host.vars, host.name, (host.name,))
@@ -278,13 +249,14 @@ class Checker:
         rendered = self._render(doc, index, rendering, per_host)
         if rendered is None:
             return None
-        problems = list(schema_problems(rendered, kind))
-        for path, message in problems:
-            self.add(Severity.ERROR, "schema", rendered.location(path), message, per_host)
-        if problems:
+        problems: list[InputError] = []
+        valid = pipeline.validate(rendered, kind, problems)
+        for problem in problems:
+            self.error(problem, "schema", per_host)
+        if not valid:
             return None
         try:
-            return BUILDERS[kind](rendered)
+            return pipeline.construct(rendered, kind)
         except InputError as exc:
             self.error(exc, "schema", per_host)
             return None
@@ -333,34 +305,23 @@ class Checker:
                 self.add(lint.severity, lint.code, lint.location, lint.message, (host.name,), False)
 
     def _finalize(self, policies: tuple[Policy, ...], host: Host) -> tuple[Policy, ...]:
-        """ccci's finalize, one policy at a time, so every unknown selector is reported."""
-        selectors = tuple(p for p in policies if isinstance(p, StackSelector))
-        done: list[Policy] = []
-        for policy in policies:
-            if isinstance(policy, StackSelector):
-                done.append(policy)
-                continue
-            try:
-                done.append(load.finalize((*selectors, policy), host)[-1])
-            except InputError as exc:
-                self.error(exc, "selector", (host.name,))
-        return tuple(done)
+        """ccci's finalize, collecting: every unknown selector is reported."""
+        problems: list[InputError] = []
+        done = pipeline.finalize(policies, host, problems)
+        for problem in problems:
+            self.error(problem, "selector", (host.name,))
+        return done
 
     def _unique(self, policies: tuple[Policy, ...], host: str) -> None:
-        seen: dict[tuple[str, str], Location] = {}
-        for policy in policies:
-            key = (policy.meta.kind, policy.meta.name)
-            if key in seen:
-                first = seen[key]
-                self.add(
-                    Severity.ERROR,
-                    "duplicate-name",
-                    policy.meta.source,
-                    f"duplicate {key[0]} name {key[1]!r} (first at {first.file}:{first.line})",
-                    (host,),
-                )
-            else:
-                seen[key] = policy.meta.source
+        for policy, first in pipeline.duplicates(policies):
+            kind, name = policy.meta.kind, policy.meta.name
+            self.add(
+                Severity.ERROR,
+                "duplicate-name",
+                policy.meta.source,
+                f"duplicate {kind} name {name!r} (first at {first.file}:{first.line})",
+                (host,),
+            )
 
     def report(self, files: list[Path], inventory: Inventory | None = None) -> CheckReport:
         findings = merge(self._without_obvious_hosts())
@@ -378,55 +339,6 @@ class Checker:
                 yield replace(finding, hosts=())
             else:
                 yield finding
-
-
-def schema_problems(doc: Document, kind: str) -> Iterator[tuple[PathKey, str]]:
-    """Every schema error of a document, in ccci's words (:mod:`ccci.policy.schema`).
-
-    ccci's ``validate`` raises the first; here all are listed, with one change: a
-    required field reported missing next to an unknown one is most likely the same field
-    misspelt (``spce:``), so only the unknown one is reported.
-    """
-    described = schema.problems(doc, kind)
-    unknown_in = {p.path[:-1] for p in described if p.keyword == "additionalProperties"}
-    seen: set[tuple[PathKey, str]] = set()
-    for problem in described:
-        path, message = problem.path, problem.message
-        if problem.keyword == "required" and path in unknown_in:
-            continue
-        paths = [path]
-        if problem.keyword == "additionalProperties" and isinstance(problem.instance, dict):
-            allowed = problem.schema.get("properties", {})
-            paths = [(*path[:-1], k) for k in problem.instance if k not in allowed]
-        for each in paths:
-            if (each, message) not in seen:
-                seen.add((each, message))
-                yield each, message
-
-
-def _odd_keys(value: Any, path: PathKey) -> Iterator[tuple[PathKey, Any, frozenset[str]]]:
-    """Mapping keys that are not text (YAML reads ``1:``, ``on:``, ``yes:`` as a number or
-    a boolean; no policy field is one), with the text keys beside them."""
-    if isinstance(value, dict):
-        texts = frozenset(k for k in value if isinstance(k, str))
-        for key, item in value.items():
-            if not isinstance(key, str):
-                yield path, key, texts
-            else:
-                yield from _odd_keys(item, (*path, key))
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            yield from _odd_keys(item, (*path, i))
-
-
-def _written_key(index: DocIndex, parent: PathKey, texts: frozenset[str]) -> str:
-    """How a non-text key was written: the key under ``parent`` that is not a text key."""
-    for path in index.positions:
-        if len(path) == len(parent) + 1 and path[: len(parent)] == parent:
-            name = path[-1]
-            if isinstance(name, str) and name not in texts:
-                return name
-    return "?"
 
 
 def _blank(doc: Document, path: PathKey) -> Document:
