@@ -67,6 +67,14 @@ def copy_base(target: Path) -> Path:
     return target
 
 
+def policy_repo(root: Path, inventory: str) -> Path:
+    """An empty policy repository at ``root`` (policies/ and the inventory), ready to be
+    the current directory of a check."""
+    (root / "policies").mkdir()
+    (root / "inventory.yaml").write_text(inventory, encoding="utf-8")
+    return root
+
+
 def edit(root: Path, name: str, old: str, new: str) -> None:
     """Replace ``old`` by ``new`` in one file; fail loudly when ``old`` is not there."""
     path = root / name

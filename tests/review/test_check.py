@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from review_helpers import BASE, copy_base, run_cli
+from review_helpers import BASE, copy_base, policy_repo, run_cli
 
 from ccci.review.check import run_check
 from ccci.review.checkfmt import render_text
@@ -28,9 +28,7 @@ all:
 @pytest.fixture
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty policy repository with a two-host inventory, as the current directory."""
-    (tmp_path / "policies").mkdir()
-    (tmp_path / "inventory.yaml").write_text(INVENTORY, encoding="utf-8")
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(policy_repo(tmp_path, INVENTORY))
     return tmp_path
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+from review_helpers import policy_repo
 
 from ccci import inventory as inventory_mod
 from ccci.errors import InputError
@@ -39,9 +40,9 @@ SELECTOR = {
 
 @pytest.fixture
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "policies").mkdir()
-    (tmp_path / "inventory.yaml").write_text(INVENTORY, encoding="utf-8")
-    monkeypatch.chdir(tmp_path)
+    """An empty policy repository with one host whose vars hold a secret, as the current
+    directory."""
+    monkeypatch.chdir(policy_repo(tmp_path, INVENTORY))
     return tmp_path
 
 
