@@ -25,7 +25,8 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from ccci.facts.model import FileFact, Network, Service, Stack, SwarmObject, Volume
 
@@ -37,6 +38,7 @@ ABRA_MAX_STACK_NAME = 45
 # secrets' versions and whatever else a run wrote there.
 ENV_KEYS = ("DOMAIN", "STACK_NAME")
 ENV_READ_LIMIT = 64 * 1024
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Pattern(Protocol):
@@ -158,11 +160,17 @@ def secret_candidates(name: str, pattern: Pattern) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _owner_by_prefix(secret: SwarmObject, names: Iterable[str]) -> str:
+def _owner_by_prefix(secret: SwarmObject, names: set[str] | frozenset[str]) -> str:
     """The longest known stack the secret's name starts with: ``x_org_uk``'s secrets are
-    never counted as ``x_org``'s."""
-    prefixes = [n for n in names if secret.name.startswith(n + "_")]
-    return max(prefixes, key=len) if prefixes else ""
+    never counted as ``x_org``'s. Only prefixes ending before an underscore can be one, so
+    those are looked up (a secret has a few; a host may have hundreds of stacks)."""
+    name = secret.name
+    end = name.rfind("_")
+    while end > 0:
+        if name[:end] in names:
+            return name[:end]
+        end = name.rfind("_", 0, end)
+    return ""
 
 
 def run_app_secrets(
@@ -181,8 +189,12 @@ def run_app_secrets(
         elif candidates:
             ambiguous[secret.name] = candidates
     # A stack learnt from one secret settles another whose candidates include it.
-    left = {n: c for n, c in ambiguous.items() if not any(n.startswith(s + "_") for s in learnt)}
+    left = {n: c for n, c in ambiguous.items() if not _owner_by_prefix(_named(n), learnt)}
     return frozenset(learnt), left
+
+
+def _named(name: str) -> SwarmObject:
+    return SwarmObject(id="", name=name, labels={}, created=_EPOCH)
 
 
 def group(
@@ -208,20 +220,34 @@ def group(
     env_files = env_files_by_stack(files)
     names = {o.stack for o in labelled} | set(env_files)
     names.discard("")
-    names |= {n for n in known if any(s.name.startswith(n + "_") for s in secrets)}
-    owner = {s.id: _owner_by_prefix(s, names) for s in secrets if not s.stack}
+    wanted = set(known) - names
+    if wanted:
+        names |= {_owner_by_prefix(s, wanted) for s in secrets if not s.stack} - {""}
+    # One pass per kind, bucketed by stack: a host may hold hundreds of stacks.
+    by_stack: dict[tuple[str, str], list[Any]] = {}
+    for kind, objects in (
+        ("services", services),
+        ("volumes", volumes),
+        ("networks", networks),
+        ("configs", configs),
+    ):
+        for obj in objects:
+            by_stack.setdefault((kind, obj.stack), []).append(obj)
+    for secret in secrets:
+        owner = secret.stack or _owner_by_prefix(secret, names)
+        by_stack.setdefault(("secrets", owner), []).append(secret)
 
-    def owned_secret(secret: SwarmObject, stack: str) -> bool:
-        return secret.stack == stack or owner.get(secret.id) == stack
+    def of(kind: str, name: str) -> tuple[Any, ...]:
+        return tuple(by_stack.get((kind, name), ()))
 
     return tuple(
         Stack(
             name=name,
-            services=tuple(s for s in services if s.stack == name),
-            volumes=tuple(v for v in volumes if v.stack == name),
-            networks=tuple(n for n in networks if n.stack == name),
-            secrets=tuple(s for s in secrets if owned_secret(s, name)),
-            configs=tuple(c for c in configs if c.stack == name),
+            services=of("services", name),
+            volumes=of("volumes", name),
+            networks=of("networks", name),
+            secrets=of("secrets", name),
+            configs=of("configs", name),
             env_files=env_files.get(name, ()),
         )
         for name in sorted(names)

@@ -148,20 +148,24 @@ def _label(stack: Stack, objects: dict[str, list[str]]) -> str:
     )
 
 
-def _stacks(policy: OrphanStackPolicy, facts: Facts) -> tuple[Stack, ...]:
+def _stacks(
+    policy: OrphanStackPolicy, facts: Facts
+) -> tuple[tuple[Stack, ...], dict[str, tuple[str, ...]]]:
     """Every stack, including run-apps known only from abra's env file or only from their
     unlabelled secrets: a run killed before its deploy, or right after ``abra app secret
-    generate``, leaves just those. ``ccci.facts.stacks`` decides what is whose."""
-    known = {s.name for s in facts.stacks()}
-    learnt, _ = run_app_secrets(facts.secrets, known, policy.run_apps_pattern)
-    return facts.stacks(tuple(sorted(learnt)))
+    generate``, leaves just those; and the secrets whose stack cannot be decided.
+    ``ccci.facts.stacks`` decides what is whose."""
+    stacks = facts.stacks()
+    known = {s.name for s in stacks}
+    learnt, ambiguous = run_app_secrets(facts.secrets, known, policy.run_apps_pattern)
+    return (facts.stacks(tuple(sorted(learnt))) if learnt else stacks), ambiguous
 
 
-def _undecided(policy: OrphanStackPolicy, facts: Facts) -> RuleOutput:
+def _undecided(
+    policy: OrphanStackPolicy, facts: Facts, ambiguous: dict[str, tuple[str, ...]]
+) -> RuleOutput:
     """Secrets and env files whose stack cannot be decided: left, and said so."""
     name, source = policy.meta.name, policy.meta.source
-    known = {s.name for s in facts.stacks()}
-    _, ambiguous = run_app_secrets(facts.secrets, known, policy.run_apps_pattern)
     for secret, candidates in sorted(ambiguous.items()):
         yield Noop(
             f"secret:{secret}",
@@ -186,8 +190,9 @@ def plan_orphans(policy: OrphanStackPolicy, ctx: Context) -> RuleOutput:
     if lacking:
         yield Noop(f"policy:{name}", name, f"no stack judged: {lacking}", name, source)
         return
-    yield from _undecided(policy, facts)
-    for stack in _stacks(policy, facts):
+    stacks, ambiguous = _stacks(policy, facts)
+    yield from _undecided(policy, facts, ambiguous)
+    for stack in stacks:
         address = f"stack:{stack.name}"
         present = {k: list(v) for k, v in stack.objects().items() if v}
         if stack.env_files:
