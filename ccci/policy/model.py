@@ -10,7 +10,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
-from ccci.errors import Location
+from ccci.errors import InputError, Location
 from ccci.saferegex import Matcher, compile_policy
 
 
@@ -116,6 +116,17 @@ class OrphanStackPolicy:
     abra_dir: str = ""
     abra_server: str = ""
     max_lifetime: timedelta = DEFAULT_MAX_LIFETIME
+
+    def __post_init__(self) -> None:
+        # abra_server comes from the inventory (a host var) and becomes a folder name in
+        # the env files' pattern: one that could name another folder is refused.
+        server = self.abra_server
+        if server and (
+            "/" in server or server in (".", "..") or any(ord(ch) < 32 for ch in server)
+        ):
+            raise InputError(
+                self.meta.source, f"host var abra_server {server!r} is not a folder name"
+            )
 
     @cached_property
     def run_apps_pattern(self) -> Matcher:

@@ -498,3 +498,10 @@ def test_max_lifetime_defaults_to_a_day() -> None:
     orphans = one(hp.policies, OrphanStackPolicy)
     assert isinstance(orphans, OrphanStackPolicy)
     assert orphans.max_lifetime == timedelta(hours=24)
+
+
+def test_a_host_var_abra_server_that_is_not_a_folder_name_is_refused() -> None:
+    inventory = _inventory({"cc-ci": {"abra_server": "../../etc"}})
+    with pytest.raises(InputError) as caught:
+        load({"policy.yaml": VALID}, inventory)
+    assert str(caught.value).endswith("host var abra_server '../../etc' is not a folder name")
