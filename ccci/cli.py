@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from ccci import __version__
-from ccci.cliutil import F, errors, facts_option, output_option, parse_now
+from ccci.cliutil import F, errors, facts_option, inventory_option, output_option, parse_now
 from ccci.errors import CcciError
 
 EXIT_CHANGES = 2
@@ -31,15 +31,7 @@ def _workspace_options(func: F) -> F:
             type=click.Path(path_type=Path),
             help="Policy file or folder; repeatable.  [default: policies]",
         ),
-        click.option(
-            "-i",
-            "--inventory",
-            type=click.Path(path_type=Path),
-            envvar="CCCI_INVENTORY",
-            default=Path("inventory.yaml"),
-            show_default=True,
-            help="Ansible-style YAML inventory (env CCCI_INVENTORY); without it, localhost.",
-        ),
+        inventory_option,
         click.option(
             "-l",
             "--limit",

@@ -34,6 +34,19 @@ def errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def inventory_option(func: F) -> F:
+    """``-i/--inventory``, as every command that reads the live inventory takes it."""
+    return click.option(
+        "-i",
+        "--inventory",
+        type=click.Path(path_type=Path),
+        envvar="CCCI_INVENTORY",
+        default=Path("inventory.yaml"),
+        show_default=True,
+        help="Ansible-style YAML inventory (env CCCI_INVENTORY); without it, localhost.",
+    )(func)
+
+
 def output_option(func: F) -> F:
     return click.option(
         "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True

@@ -80,58 +80,65 @@ def _stack_objects(change: Change) -> list[str]:
 
 
 def render_host(plan: HostPlan, style: Style, verbose: bool = False) -> list[str]:
+    """One host's plan as a reader scans it: the verdict first, then each change with its
+    reason, what is left to do by hand, the summary line, the gates and what was left
+    alone."""
     lines: list[str] = []
     if plan.is_empty():
         lines.append(style("No changes. Host matches policy.", "green"))
     for change in plan.changes:
-        lines.append(change_line(change, style))
-        lines.append(
-            style(
-                terminal(
-                    f"  # (because {change.reason}; "
-                    f"policy {change.policy} {change.source.file}:{change.source.line})"
-                ),
-                "dim",
-            )
-        )
-        if change.kind == "stack":
-            lines += _stack_objects(change)
-        if change.kind == "unit":
-            lines += _unit_diff(change)
+        lines += _change_block(change, style)
     if plan.manual:
-        lines += (
-            ["", "To do by hand (ccci does not change these):"]
-            if plan.changes
-            else ["To do by hand (ccci does not change these):"]
-        )
-        for item in plan.manual:
-            lines.append(
-                style(
-                    f"! {short(item.address)} {terminal(f'({item.label}): {item.reason}')}",
-                    "yellow",
-                )
-            )
-            lines.append(
-                style(
-                    terminal(
-                        f"  # do: {item.how}; policy {item.policy} "
-                        f"{item.source.file}:{item.source.line}"
-                    ),
-                    "dim",
-                )
-            )
+        lines += _manual_block(plan, style)
     if plan.changes or plan.manual:
         lines += ["", summary_line(plan)]
     if plan.gates:
-        lines += ["", "Gates:"]
-        width = max(len(terminal(f"{g.policy} {g.gate.kind.value}")) for g in plan.gates)
-        for g in plan.gates:
-            state = style("open  ", "green") if g.open else style("closed", "yellow")
-            name = terminal(f"{g.policy} {g.gate.kind.value}")
-            lines.append(f"  {name:<{width}}  {state}  {terminal(g.observed)}")
-    policy_noops = [n for n in plan.noops if n.address.startswith("policy:")]
-    for noop in policy_noops:
-        lines.append(terminal(f"Policy {noop.policy} does nothing: {noop.reason}."))
+        lines += _gate_block(plan, style)
+    return lines + _noop_block(plan, verbose)
+
+
+def _change_block(change: Change, style: Style) -> list[str]:
+    because = (
+        f"  # (because {change.reason}; "
+        f"policy {change.policy} {change.source.file}:{change.source.line})"
+    )
+    lines = [change_line(change, style), style(terminal(because), "dim")]
+    if change.kind == "stack":
+        lines += _stack_objects(change)
+    if change.kind == "unit":
+        lines += _unit_diff(change)
+    return lines
+
+
+def _manual_block(plan: HostPlan, style: Style) -> list[str]:
+    lines = (
+        ["", "To do by hand (ccci does not change these):"]
+        if plan.changes
+        else ["To do by hand (ccci does not change these):"]
+    )
+    for item in plan.manual:
+        said = f"! {short(item.address)} {terminal(f'({item.label}): {item.reason}')}"
+        how = f"  # do: {item.how}; policy {item.policy} {item.source.file}:{item.source.line}"
+        lines += [style(said, "yellow"), style(terminal(how), "dim")]
+    return lines
+
+
+def _gate_block(plan: HostPlan, style: Style) -> list[str]:
+    lines = ["", "Gates:"]
+    width = max(len(terminal(f"{g.policy} {g.gate.kind.value}")) for g in plan.gates)
+    for g in plan.gates:
+        state = style("open  ", "green") if g.open else style("closed", "yellow")
+        name = terminal(f"{g.policy} {g.gate.kind.value}")
+        lines.append(f"  {name:<{width}}  {state}  {terminal(g.observed)}")
+    return lines
+
+
+def _noop_block(plan: HostPlan, verbose: bool) -> list[str]:
+    lines = [
+        terminal(f"Policy {noop.policy} does nothing: {noop.reason}.")
+        for noop in plan.noops
+        if noop.address.startswith("policy:")
+    ]
     others = [n for n in plan.noops if not n.address.startswith("policy:")]
     if others and verbose:
         lines += ["", "Left alone:"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from ccci.cliutil import errors, parse_now
+from ccci.cliutil import errors, inventory_option, parse_now
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -22,15 +22,7 @@ def policy() -> None:
 
 @policy.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option(
-    "-i",
-    "--inventory",
-    type=click.Path(path_type=Path),
-    envvar="CCCI_INVENTORY",
-    default=Path("inventory.yaml"),
-    show_default=True,
-    help="Ansible-style YAML inventory (env CCCI_INVENTORY); without it, localhost.",
-)
+@inventory_option
 @click.option(
     "--format",
     "fmt",
