@@ -10,8 +10,9 @@ import math
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from ccci.facts.model import FactGap, Facts, Service
-from ccci.plan import GateResult
+from ccci.errors import Location
+from ccci.facts.model import FactGap, Facts, GapCause, Service
+from ccci.plan import GateResult, Manual, Noop
 from ccci.policy.model import DEFAULT_STUCK_AFTER, Gate, GateKind
 from ccci.rules.convergence import unsettled
 from ccci.units import format_percent, plural
@@ -47,6 +48,41 @@ def stuck_after_of(gates: Iterable[Gate]) -> timedelta:
     names, so status and metrics call stuck what no gate waits for any more."""
     found = [g.stuck_after for g in gates if g.kind is GateKind.NO_CONVERGING_SERVICES]
     return min(found) if found else DEFAULT_STUCK_AFTER
+
+
+_FILL = {
+    GapCause.NOT_MANAGER: "run ccci against a swarm manager (the inventory's docker_host)",
+    GapCause.SWARM_LOCKED: "unlock the swarm (docker swarm unlock)",
+    GapCause.SWARM_INACTIVE: "init or join the swarm, or drop what needs it from this host",
+    GapCause.SWARM_UNAVAILABLE: "wait for the swarm to settle; the next run gathers again",
+    GapCause.API_ERROR: "see the engine's log; the next run gathers again",
+    GapCause.TIMEOUT: "see why the engine is slow; the next run gathers again",
+}
+
+
+def unsure(
+    address: str,
+    label: str,
+    why: str,
+    gaps: Iterable[FactGap],
+    policy: str,
+    source: Location,
+) -> Noop | Manual:
+    """What a rule yields when it cannot judge for missing facts. A kind the engine would
+    not or could not list is drift nobody may ignore: a manual action, so the host does not
+    count as converged (and ``--detailed-exitcode`` says so). A kind a lean gather did not
+    ask for is only a noop: nothing needed it."""
+    doubts = [g for g in gaps if g.cause is not GapCause.NOT_ASKED]
+    if not doubts:
+        return Noop(address, label, why, policy, source)
+    how = "; ".join(dict.fromkeys(_FILL[g.cause] for g in doubts))
+    return Manual(address, label, why, how, policy, source)
+
+
+def gate_gaps(results: Iterable[GateResult], facts: Facts) -> tuple[FactGap, ...]:
+    """The missing facts behind closed gates: what turns "wait" into "cannot tell"."""
+    kinds = {k for r in results if not r.open for k in GATE_NEEDS[r.gate.kind]}
+    return facts.missing(*kinds)
 
 
 def converging_services(facts: Facts, now: datetime | None = None) -> list[tuple[Service, str]]:

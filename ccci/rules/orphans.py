@@ -17,7 +17,7 @@ from ccci.plan import Action, Change, Manual, Noop, Precondition, Target
 from ccci.policy.model import OrphanStackPolicy
 from ccci.rules import Context, RuleOutput
 from ccci.rules.convergence import unsettled
-from ccci.rules.gates import missing_reason
+from ccci.rules.gates import describe_gaps, unsure
 from ccci.units import format_duration, format_spec_duration, format_time
 
 # A unix time is ASCII digits and nothing else: int() would also take '１２３', ' 12',
@@ -186,9 +186,10 @@ def _undecided(
 def plan_orphans(policy: OrphanStackPolicy, ctx: Context) -> RuleOutput:
     facts, now, name = ctx.facts, ctx.now, policy.meta.name
     source = policy.meta.source
-    lacking = missing_reason(facts, *ORPHAN_NEEDS)
-    if lacking:
-        yield Noop(f"policy:{name}", name, f"no stack judged: {lacking}", name, source)
+    gaps = facts.missing(*ORPHAN_NEEDS)
+    if gaps:
+        why = f"no stack judged: {describe_gaps(gaps)}"
+        yield unsure(f"policy:{name}", name, why, gaps, name, source)
         return
     stacks, ambiguous = _stacks(policy, facts)
     yield from _undecided(policy, facts, ambiguous)

@@ -15,7 +15,7 @@ from ccci.facts.model import Container, Image, ImageKind
 from ccci.plan import Action, Change, Noop, Precondition
 from ccci.policy.model import PrunePolicy
 from ccci.rules import Context, RuleOutput
-from ccci.rules.gates import evaluate, missing_reason
+from ccci.rules.gates import describe_gaps, evaluate, gate_gaps, unsure
 from ccci.rules.usage import image_users, parents
 from ccci.units import format_duration, format_spec_duration
 
@@ -47,12 +47,13 @@ def plan_prune(policy: PrunePolicy, ctx: Context) -> RuleOutput:
     closed = [r for r in results if not r.open]
     if closed:
         why = "; ".join(f"gate {r.gate.kind.value} closed: {r.observed}" for r in closed)
-        yield Noop(f"policy:{name}", name, why, name, policy.meta.source)
+        gaps = gate_gaps(closed, facts)
+        yield unsure(f"policy:{name}", name, why, gaps, name, policy.meta.source)
         return
-    lacking = missing_reason(facts, *_needs(policy))
-    if lacking:
-        why = f"needed facts missing: {lacking}"
-        yield Noop(f"policy:{name}", name, why, name, policy.meta.source)
+    gaps = facts.missing(*_needs(policy))
+    if gaps:
+        why = f"needed facts missing: {describe_gaps(gaps)}"
+        yield unsure(f"policy:{name}", name, why, gaps, name, policy.meta.source)
         return
 
     removed_containers: set[str] = set()

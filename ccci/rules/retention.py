@@ -18,7 +18,7 @@ from ccci.plan import Action, Change, Noop, Precondition
 from ccci.policy.model import Gate, GateKind, ImageRetention, Policy, PrunePolicy
 from ccci.refs import DEFAULT_TAG, compile_pattern, familiar_repo, parse_ref
 from ccci.rules import Context, RuleOutput
-from ccci.rules.gates import evaluate, missing_reason
+from ccci.rules.gates import describe_gaps, evaluate, gate_gaps, unsure
 from ccci.rules.prune import untagged_label
 from ccci.rules.usage import image_users, resolve
 from ccci.units import (
@@ -111,13 +111,14 @@ def _evict(policy: ImageRetention, ctx: Context) -> RuleOutput:
     closed = [r for r in results if not r.open]
     if closed:
         why = "; ".join(f"gate {r.gate.kind.value} closed: {r.observed}" for r in closed)
-        yield Noop(f"policy:{name}", name, f"eviction waits: {why}", name, evict.source)
+        gaps = gate_gaps(closed, facts)
+        yield unsure(f"policy:{name}", name, f"eviction waits: {why}", gaps, name, evict.source)
         return
     # An image only a container, a service or a task uses would look unused without them.
-    lacking = missing_reason(facts, "images", "containers", "services", "tasks")
-    if lacking:
-        why = f"eviction waits: needed facts missing: {lacking}"
-        yield Noop(f"policy:{name}", name, why, name, evict.source)
+    gaps = facts.missing("images", "containers", "services", "tasks")
+    if gaps:
+        why = f"eviction waits: needed facts missing: {describe_gaps(gaps)}"
+        yield unsure(f"policy:{name}", name, why, gaps, name, evict.source)
         return
     disk = facts.disk(evict.gate.path)
     assert disk is not None  # the disk gate is open, so it was measured
@@ -232,11 +233,11 @@ def _evict(policy: ImageRetention, ctx: Context) -> RuleOutput:
 
 
 def plan_retention(policy: ImageRetention, ctx: Context) -> RuleOutput:
-    lacking = missing_reason(ctx.facts, "images")
-    if lacking:
+    gaps = ctx.facts.missing("images")
+    if gaps:
         # Without the image list every image would look missing, and evictable by none.
-        name, why = policy.meta.name, f"needed facts missing: {lacking}"
-        yield Noop(f"policy:{name}", name, why, name, policy.meta.source)
+        name, why = policy.meta.name, f"needed facts missing: {describe_gaps(gaps)}"
+        yield unsure(f"policy:{name}", name, why, gaps, name, policy.meta.source)
         return
     yield from _ensure(policy, ctx.facts)
     if policy.evict is not None:

@@ -313,7 +313,9 @@ def test_a_view_without_the_swarm_reaps_nothing_and_prunes_nothing(ccci: Ccci) -
         ahead = later()
         plan = ccci.plan(ahead)
         assert changes(plan) == {}
-        why = {n["address"]: n["reason"] for h in plan["hosts"] for n in h["noops"]}
+        # Each policy that cannot judge is a manual action: the host is not in sync.
+        why = {m["address"]: m["reason"] for h in plan["hosts"] for m in h["manual"]}
+        ccci.run("reconcile", "--plan", "--detailed-exitcode", "--now", stamp(ahead), expect=(2,))
         swarm_gap = "not gathered (swarm inactive: this engine is in no swarm)"
         assert why["policy:reap-killed-runs"].startswith("no stack judged: ")
         assert swarm_gap in why["policy:reap-killed-runs"]
