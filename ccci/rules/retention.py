@@ -120,6 +120,18 @@ def _evict(policy: ImageRetention, ctx: Context) -> RuleOutput:
         why = f"eviction waits: needed facts missing: {describe_gaps(gaps)}"
         yield unsure(f"policy:{name}", name, why, gaps, name, evict.source)
         return
+    # A prune of build cache in this same plan frees its bytes first; with the build cache
+    # not listed, how much is unknown, and eviction would take cache the prune makes
+    # unnecessary. (Found by tests/properties: seeing less never removes more.)
+    pruning = _pruning_build_cache(ctx)
+    gaps = facts.missing("build_cache") if pruning else ()
+    if gaps:
+        why = (
+            f"eviction waits: needed facts missing: {describe_gaps(gaps)}; the prune of "
+            f"policy {pruning} frees build cache first"
+        )
+        yield unsure(f"policy:{name}", name, why, gaps, name, evict.source)
+        return
     disk = facts.disk(evict.gate.path)
     assert disk is not None  # the disk gate is open, so it was measured
     total = disk.used + disk.available
@@ -230,6 +242,17 @@ def _evict(policy: ImageRetention, ctx: Context) -> RuleOutput:
         )
         used -= freed
         planned += 1
+
+
+def _pruning_build_cache(ctx: Context) -> str:
+    """The first prune policy that prunes build cache with all its gates open, or ''."""
+    for p in ctx.policies:
+        if not isinstance(p, PrunePolicy) or p.dangling_build_cache is None:
+            continue
+        name = p.meta.name
+        if all(evaluate(name, g, ctx.facts, ctx.reaping, ctx.now).open for g in p.gates):
+            return name
+    return ""
 
 
 def plan_retention(policy: ImageRetention, ctx: Context) -> RuleOutput:

@@ -267,7 +267,7 @@ def services(draw: st.DrawFn, found: list[Image], count: int, calm: bool) -> lis
         # On a calm host most services belong to no run-app (a live run-app closes the
         # prune's and the eviction's stack gates).
         stack = draw(
-            st.sampled_from([None, None, None, "traefik", *STACKS]) if calm else _stack_or_none()
+            st.sampled_from([None] * 6 + ["traefik", *STACKS]) if calm else _stack_or_none()
         )
         created = NOW - draw(AGES)
         updated = max(created, NOW - draw(AGES))
@@ -449,7 +449,7 @@ def build_cache(draw: st.DrawFn, count: int) -> list[BuildCacheRecord]:
                 description=f"step {i}",
                 in_use=draw(st.booleans()),
                 shared=draw(st.booleans()),
-                size=draw(st.sampled_from([0, 10**6, 10**9])),
+                size=draw(st.sampled_from([0, 10**6, 10**9, 5 * 10**9])),
                 created=created,
                 last_used=draw(st.one_of(st.none(), AGES.map(lambda a: NOW - a))),
             )
@@ -463,7 +463,11 @@ def disks(draw: st.DrawFn, full: bool = False) -> list[DiskUsage]:
     ``full``: measured and over every threshold."""
     made = []
     for path in DISK_PATHS:
-        ratios = [0.95, 0.99, 1.0] if full else [None, 0.1, 0.5, 0.8, 0.85, 0.9, 0.95, 0.99, 1.0]
+        ratios = (
+            [0.85, 0.86, 0.9, 0.91, 0.99]
+            if full
+            else [None, 0.1, 0.5, 0.8, 0.85, 0.9, 0.95, 0.99, 1.0]
+        )
         ratio = draw(st.sampled_from(ratios))
         if ratio is None:
             continue
@@ -512,7 +516,7 @@ def fact_snapshots(draw: st.DrawFn, pressure: bool = False) -> Facts:
         disks=tuple(draw(disks(full=pressure))),
         images=kept("images", found),
         containers=kept("containers", draw(containers(found, draw(st.integers(0, 4))))),
-        build_cache=kept("build_cache", draw(build_cache(draw(st.integers(0, 2))))),
+        build_cache=kept("build_cache", draw(build_cache(draw(st.integers(0, 3))))),
         services=kept("services", owners),
         tasks=kept("tasks", draw(tasks(found, owners, draw(st.integers(0, 6)), calm))),
         volumes=kept("volumes", draw(volumes(draw(st.integers(0, 3))))),
