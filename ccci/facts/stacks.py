@@ -25,7 +25,6 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from ccci.facts.model import FileFact, Network, Service, Stack, SwarmObject, Volume
@@ -38,7 +37,6 @@ ABRA_MAX_STACK_NAME = 45
 # secrets' versions and whatever else a run wrote there.
 ENV_KEYS = ("DOMAIN", "STACK_NAME")
 ENV_READ_LIMIT = 64 * 1024
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Pattern(Protocol):
@@ -160,11 +158,10 @@ def secret_candidates(name: str, pattern: Pattern) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _owner_by_prefix(secret: SwarmObject, names: set[str] | frozenset[str]) -> str:
-    """The longest known stack the secret's name starts with: ``x_org_uk``'s secrets are
+def _owner_by_prefix(name: str, names: set[str] | frozenset[str]) -> str:
+    """The longest known stack a secret's name starts with: ``x_org_uk``'s secrets are
     never counted as ``x_org``'s. Only prefixes ending before an underscore can be one, so
     those are looked up (a secret has a few; a host may have hundreds of stacks)."""
-    name = secret.name
     end = name.rfind("_")
     while end > 0:
         if name[:end] in names:
@@ -179,7 +176,7 @@ def run_app_secrets(
     """Stack names learnt from unlabelled secrets no known stack owns, by the run-app
     pattern; and the secrets whose owner cannot be decided, with their candidates."""
     names = set(known)
-    pending = [s for s in secrets if not s.stack and not _owner_by_prefix(s, names)]
+    pending = [s for s in secrets if not s.stack and not _owner_by_prefix(s.name, names)]
     learnt: set[str] = set()
     ambiguous: dict[str, tuple[str, ...]] = {}
     for secret in pending:
@@ -189,12 +186,8 @@ def run_app_secrets(
         elif candidates:
             ambiguous[secret.name] = candidates
     # A stack learnt from one secret settles another whose candidates include it.
-    left = {n: c for n, c in ambiguous.items() if not _owner_by_prefix(_named(n), learnt)}
+    left = {n: c for n, c in ambiguous.items() if not _owner_by_prefix(n, learnt)}
     return frozenset(learnt), left
-
-
-def _named(name: str) -> SwarmObject:
-    return SwarmObject(id="", name=name, labels={}, created=_EPOCH)
 
 
 def group(
@@ -222,7 +215,7 @@ def group(
     names.discard("")
     wanted = set(known) - names
     if wanted:
-        names |= {_owner_by_prefix(s, wanted) for s in secrets if not s.stack} - {""}
+        names |= {_owner_by_prefix(s.name, wanted) for s in secrets if not s.stack} - {""}
     # One pass per kind, bucketed by stack: a host may hold hundreds of stacks.
     by_stack: dict[tuple[str, str], list[Any]] = {}
     for kind, objects in (
@@ -234,7 +227,7 @@ def group(
         for obj in objects:
             by_stack.setdefault((kind, obj.stack), []).append(obj)
     for secret in secrets:
-        owner = secret.stack or _owner_by_prefix(secret, names)
+        owner = secret.stack or _owner_by_prefix(secret.name, names)
         by_stack.setdefault(("secrets", owner), []).append(secret)
 
     def of(kind: str, name: str) -> tuple[Any, ...]:
