@@ -48,12 +48,14 @@ def inventory_option(func: F) -> F:
 
 
 def output_option(func: F) -> F:
+    """``-o/--output text|json``: JSON is for scripts, and stays pure JSON on stdout."""
     return click.option(
         "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
     )(func)
 
 
 def facts_option(func: F) -> F:
+    """``--facts SNAPSHOT``: plan offline against what ``ccci facts`` saved."""
     return click.option(
         "--facts",
         "facts_file",

@@ -61,6 +61,7 @@ class Document:
         return self.line
 
     def location(self, path: PathKey) -> Location:
+        """Where an error about ``path`` points: file, line and dotted field."""
         return Location(self.file, self.line_of(path), dotted(path))
 
 

@@ -25,6 +25,7 @@ def schema_names() -> list[str]:
 
 @cache
 def schema(kind: str) -> dict[str, Any]:
+    """The packaged JSON Schema of ``kind``, read once: editors and ccci check the same."""
     text = (resources.files("ccci") / "schemas" / f"{kind}.json").read_text(encoding="utf-8")
     return dict(json.loads(text))
 

@@ -27,12 +27,14 @@ def short(address: str) -> str:
 
 
 def change_line(change: Change, style: Style) -> str:
+    """A change's first line: action sign, address, label and the bytes it would free."""
     size = f"  ~{format_bytes(change.bytes_freed)}" if change.bytes_freed else ""
     head = style(f"{change.action.symbol} {short(change.address)}", _ACTION_COLOUR[change.action])
     return f"{head} ({terminal(change.label)}){size}"
 
 
 def summary_line(plan: HostPlan | Plan) -> str:
+    """``Plan: N to add, N to change, N to remove.``: the line Terraform users look for."""
     counts = plan.counts()
     manual = len(plan.manual) if isinstance(plan, HostPlan) else plan.manual_count()
     text = (
@@ -153,6 +155,7 @@ def _noop_block(plan: HostPlan, verbose: bool) -> list[str]:
 
 
 def render_plan(plan: Plan, style: Style, verbose: bool = False) -> str:
+    """The whole plan; with several hosts each is headed by its name and a total ends it."""
     lines: list[str] = []
     many = len(plan.hosts) > 1
     for i, host in enumerate(plan.hosts):
@@ -166,6 +169,7 @@ def render_plan(plan: Plan, style: Style, verbose: bool = False) -> str:
 
 
 def result_line(host: str, result: ChangeResult, style: Style) -> str:
+    """One applied change, as Ansible prints a task result: host, change, status, detail."""
     colour = {Status.OK: "green", Status.FAILED: "red", Status.SKIPPED: "yellow"}[result.status]
     change = result.change
     return (
@@ -177,6 +181,8 @@ def result_line(host: str, result: ChangeResult, style: Style) -> str:
 
 
 def render_report(report: HostReport, style: Style) -> list[str]:
+    """A host's apply in two lines: converged (and what it freed) or what is still to do,
+    then the recap line the nightly's log is read by."""
     lines = []
     if report.converged:
         lines.append(

@@ -95,6 +95,7 @@ class Checker:
         )
 
     def error(self, exc: InputError, code: str, hosts: Iterable[str] = ()) -> None:
+        """Record one of ccci's own errors, at the line it names."""
         self.add(Severity.ERROR, code, exc.location, exc.message, hosts)
 
     def _problem(self, file: str, problem: Problem) -> None:
@@ -185,6 +186,8 @@ class Checker:
     # -- one document -----------------------------------------------------------------
 
     def document(self, doc: Document, index: DocIndex, inventory: Inventory | None) -> None:
+        """Take one document through the pipeline for every host it targets, recording
+        each problem and keeping what builds for the checks across documents."""
         self.documents += 1
         kind = self._header(doc)
         if kind is None:
@@ -324,6 +327,7 @@ class Checker:
             )
 
     def report(self, files: list[Path], inventory: Inventory | None = None) -> CheckReport:
+        """The findings, merged across hosts and scrubbed of the inventory's secrets."""
         findings = merge(self._without_obvious_hosts())
         hosts = inventory.hosts.values() if inventory else ()
         return CheckReport(findings, tuple(map(str, files)), self.documents, scrubber_for(hosts))

@@ -79,6 +79,7 @@ class FileIndex:
     lines: tuple[str, ...] = ()
 
     def by_index(self, index: int) -> DocIndex | None:
+        """The document the loader counted as ``index`` (both count documents alike)."""
         return next((d for d in self.docs if d.index == index), None)
 
     def exact(self, line: int, name: str) -> Position:
