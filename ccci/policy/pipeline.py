@@ -150,13 +150,21 @@ def hide_sensitive(doc: Document, exc: InputError) -> InputError:
 def finalize(
     policies: tuple[Policy, ...], host: Host, problems: list[InputError] | None = None
 ) -> tuple[Policy, ...]:
-    """Resolve StackSelector references and fill host facts into policy values.
+    """Resolve StackSelector references and fill host facts into policy values, then widen
+    the nightly's sandbox to what the host's policies write (``widen_sandbox``).
 
     Done once per host after every document is built, so a selector may be defined in any
     file; an unknown selector name is an error at the line that names it. Without
     ``problems`` the first error is raised; with it, each is added there and the policy it
     is in is left out, so every unknown selector is reported.
     """
+    return widen_sandbox(resolve(policies, host, problems), problems)
+
+
+def resolve(
+    policies: tuple[Policy, ...], host: Host, problems: list[InputError] | None = None
+) -> tuple[Policy, ...]:
+    """``finalize``'s first half: selector references and host facts (see there)."""
     selectors = {p.meta.name: p.match for p in policies if isinstance(p, StackSelector)}
     # abra names a server's folder after the server, not after ccci's inventory host: any
     # folder unless the host var abra_server names one.
@@ -169,15 +177,24 @@ def finalize(
             if problems is None:
                 raise
             problems.append(exc)
+    return tuple(done)
+
+
+def widen_sandbox(
+    policies: tuple[Policy, ...], problems: list[InputError] | None = None
+) -> tuple[Policy, ...]:
+    """``finalize``'s second half: a hardened timer that runs ccci may write where the
+    host's other policies do (:mod:`ccci.sandbox`); a folder no sandbox can hold is an
+    error, raised or (with ``problems``) added there, the policies then left as they are."""
     from ccci.sandbox import finish_timers  # the nightly's writable paths need them all
 
     try:
-        return finish_timers(tuple(done))
+        return finish_timers(policies)
     except InputError as exc:
         if problems is None:
             raise
         problems.append(exc)
-        return tuple(done)
+        return policies
 
 
 def _resolve(policy: Policy, selectors: dict[str, str], server: str) -> Policy:

@@ -308,11 +308,15 @@ class Checker:
                 self.add(lint.severity, lint.code, lint.location, lint.message, (host.name,), False)
 
     def _finalize(self, policies: tuple[Policy, ...], host: Host) -> tuple[Policy, ...]:
-        """ccci's finalize, collecting: every unknown selector is reported."""
-        problems: list[InputError] = []
-        done = pipeline.finalize(policies, host, problems)
-        for problem in problems:
-            self.error(problem, "selector", (host.name,))
+        """ccci's finalize, collecting: every unknown selector is reported, and a folder the
+        nightly's sandbox cannot hold."""
+        unknown: list[InputError] = []
+        resolved = pipeline.resolve(policies, host, unknown)
+        unsandboxable: list[InputError] = []
+        done = pipeline.widen_sandbox(resolved, unsandboxable)
+        for code, problems in (("selector", unknown), ("sandbox", unsandboxable)):
+            for problem in problems:
+                self.error(problem, code, (host.name,))
         return done
 
     def _unique(self, policies: tuple[Policy, ...], host: str) -> None:

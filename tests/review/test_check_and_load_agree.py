@@ -82,6 +82,8 @@ def test_env_files_the_nightlys_sandbox_cannot_hold_are_a_finding_of_check(repo:
     write(timer_doc([nightly_item(runs_ccci=True)]), orphans)
     error = assert_check_reports_what_load_refuses()
     assert "env_file: the nightly's sandbox cannot hold it" in error.message
+    report = run_check([Path("policies")], Path("inventory.yaml"))
+    assert [f.code for f in report.findings if f.message == error.message] == ["sandbox"]
 
 
 def test_an_unknown_selector_is_the_same_error_in_check_and_load(repo: Path) -> None:
