@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -129,6 +130,6 @@ def test_a_retain_pattern_that_cannot_be_a_reference_is_a_located_error_at_load_
 def test_docker_hub_is_one_registry_under_any_of_its_names(key: str) -> None:
     from ccci.facts.clientconfig import parse_client_config, registry_host
 
-    config = parse_client_config("config.json", '{"auths": {"%s": {"auth": "dTpw"}}}' % key)
+    config = parse_client_config("config.json", json.dumps({"auths": {key: {"auth": "dTpw"}}}))
     assert [a.registry for a in config.auths] == [registry_host("docker.io")] == ["docker.io"]
     assert registry_host("127.0.0.1:5000") == "127.0.0.1:5000"
