@@ -33,6 +33,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 _VERSION_PREFIX = re.compile(r"^/v\d+(\.\d+)?(?=/)")
 _REASONS = {400: "Bad Request", 404: "Not Found", 409: "Conflict", 500: "Internal Server Error"}
@@ -149,8 +150,11 @@ class FaultProxy:
         shutil.rmtree(self._dir, ignore_errors=True)
 
     def _serve(self, client: socket.socket) -> None:
+        # The reader holds the socket open until it is closed too: a dropped connection
+        # must reach the client as soon as this returns.
+        reader = client.makefile("rb")
         try:
-            head, body_start = _read_head(client)
+            head = _read_head(reader)
             if head is None:
                 return
             request, raw_head = _parse_head(head)
@@ -160,7 +164,7 @@ class FaultProxy:
                     rule.callback(request)
                 except Exception as exc:  # reported to the test, which fails on it
                     self.errors.append(f"{request.method} {request.path}: {exc!r}")
-            body = _read_body(client, head, body_start)
+            body = _read_body(reader, head)
             if rule is not None and rule.reply is not None:
                 if rule.reply is not DROP:
                     client.sendall(_reply_bytes(rule.reply))
@@ -170,6 +174,7 @@ class FaultProxy:
             return  # the client went away (a killed ccci): nothing to relay
         finally:
             with contextlib.suppress(OSError):
+                reader.close()
                 client.close()
 
     def _forward(self, client: socket.socket, raw_head: bytes, body: bytes) -> None:
@@ -200,18 +205,18 @@ def running(upstream: str) -> Iterator[FaultProxy]:
 # ---- HTTP/1.1, as little of it as a proxy that closes each connection needs ------------
 
 
-def _read_head(sock: socket.socket) -> tuple[bytes | None, bytes]:
-    """The request line and headers, and whatever of the body came with them."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return None, b""
-        data += chunk
-        if len(data) > _MAX_HEADER:
+def _read_head(reader: BinaryIO) -> bytes | None:
+    """The request line and headers (None when the client closed without a request)."""
+    lines: list[bytes] = []
+    while True:
+        line = reader.readline(_MAX_HEADER)
+        if not line:
+            return None
+        if line in (b"\r\n", b"\n"):
+            return b"".join(lines).rstrip(b"\r\n")
+        lines.append(line)
+        if sum(len(x) for x in lines) > _MAX_HEADER:
             raise OSError("request head too large")
-    head, _, rest = data.partition(b"\r\n\r\n")
-    return head, rest
 
 
 def _parse_head(head: bytes) -> tuple[Request, bytes]:
@@ -232,26 +237,24 @@ def _header(head: bytes, name: str) -> str | None:
     return None
 
 
-def _read_body(sock: socket.socket, head: bytes, start: bytes) -> bytes:
-    """The request body as sent (Content-Length, or chunked up to its last chunk)."""
+def _read_body(reader: BinaryIO, head: bytes) -> bytes:
+    """The request body exactly as sent: Content-Length bytes, or every chunk up to the
+    last one and its trailer, framing included (it is forwarded as it came)."""
     length = _header(head, "content-length")
     if length is not None:
-        body = start
-        while len(body) < int(length):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            body += chunk
-        return body
-    if (_header(head, "transfer-encoding") or "").lower() == "chunked":
-        body = start
-        while not body.endswith(b"0\r\n\r\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            body += chunk
-        return body
-    return start
+        return reader.read(int(length))
+    if (_header(head, "transfer-encoding") or "").lower() != "chunked":
+        return b""
+    body = b""
+    while True:
+        size_line = reader.readline(_MAX_HEADER)
+        body += size_line
+        size = int(size_line.split(b";")[0].strip() or b"0", 16)
+        if size == 0:
+            while (trailer := reader.readline(_MAX_HEADER)) not in (b"\r\n", b"\n", b""):
+                body += trailer
+            return body + b"\r\n"
+        body += reader.read(size + 2)  # the chunk and its CRLF
 
 
 def _reply_bytes(reply: Reply) -> bytes:
