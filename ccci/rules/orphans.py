@@ -164,22 +164,29 @@ def _stacks(
 def _undecided(
     policy: OrphanStackPolicy, facts: Facts, ambiguous: dict[str, tuple[str, ...]]
 ) -> RuleOutput:
-    """Secrets and env files whose stack cannot be decided: left, and said so."""
+    """Secrets and env files whose stack cannot be decided: left, never reaped on a guess,
+    and manual actions, so the host does not count as converged while they are there."""
     name, source = policy.meta.name, policy.meta.source
     for secret, candidates in sorted(ambiguous.items()):
-        yield Noop(
+        yield Manual(
             f"secret:{secret}",
             "unlabelled secret",
             "owner undecidable: its name starts like the run-app stacks "
-            f"{', '.join(candidates)}; left (a run-app pattern anchored at the stack "
-            "name's end decides it)",
+            f"{', '.join(candidates)}; left",
+            "remove it by hand once its run is over, or anchor the run-app pattern at the end "
+            "of the stack name (…_ci_example_org$) so that one prefix decides",
             name,
             source,
         )
     for file, why in undecided_env_files(facts.files):
         if policy.owns_env_file(file.path):
-            yield Noop(
-                f"env_file:{file.path}", "env file", f"owner undecidable: {why}; left", name, source
+            yield Manual(
+                f"env_file:{file.path}",
+                "env file",
+                f"owner undecidable: {why}; left",
+                "remove it by hand once its app is gone, or set its STACK_NAME",
+                name,
+                source,
             )
 
 
@@ -200,8 +207,16 @@ def plan_orphans(policy: OrphanStackPolicy, ctx: Context) -> RuleOutput:
             present["env_file"] = [f.path for f in stack.env_files]
         refused = unsafe_name(stack.name)
         if refused:
-            # A recipe chose this name (a label, an env file's STACK_NAME): never act on it.
-            yield Noop(address, _label(stack, present), f"refused: {refused}", name, source)
+            # A recipe chose this name (a label, an env file's STACK_NAME): never act on it,
+            # and never let it pass unseen.
+            yield Manual(
+                address,
+                _label(stack, present),
+                f"refused: {refused}",
+                "find what made it (a recipe under test chose the name) and remove it by hand",
+                name,
+                source,
+            )
             continue
         orphaned, why = orphan_verdict(policy, stack, facts, now)
         if not orphaned:

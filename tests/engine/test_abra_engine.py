@@ -175,6 +175,10 @@ def noops(plan: dict[str, Any]) -> dict[str, str]:
     return {n["address"]: n["reason"] for host in plan["hosts"] for n in host["noops"]}
 
 
+def manual(plan: dict[str, Any]) -> dict[str, str]:
+    return {m["address"]: m["reason"] for host in plan["hosts"] for m in host["manual"]}
+
+
 def new_app(cli: Ccci, recipe: str, domain: str, **kw: Any) -> AbraApp:
     return app_new(cli.abra_dir, Recipe.named(recipe), domain, **kw)
 
@@ -286,9 +290,10 @@ def test_names_a_recipe_chose_to_leave_their_folder_are_refused_and_shown(ccci: 
 
     plan = ccci.plan(start + timedelta(minutes=30))
     assert changes(plan) == {}
+    refused = manual(plan)  # never acted on, and never passed over unseen
+    assert refused[f"stack:{escape}"] == "refused: it holds a path separator"
+    assert refused[f"stack:{hostile.stack}"] == "refused: it holds the control character U+001B"
     reasons = noops(plan)
-    assert reasons[f"stack:{escape}"] == "refused: it holds a path separator"
-    assert reasons[f"stack:{hostile.stack}"] == "refused: it holds the control character U+001B"
     assert reasons[f"stack:{wide.stack}"].endswith("; label ci.expires='１２３' is not a unix time")
     assert reasons[f"stack:{wide.stack}"].startswith("run-app, newest object")
 
