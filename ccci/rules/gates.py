@@ -122,17 +122,20 @@ def _converging(
     found = [u for u in unsettled(facts, now, gate.stuck_after) if u.service.stack not in reaping]
     flying = [u for u in found if not u.stuck]
     stuck = [u for u in found if u.stuck]
-    if flying:
-        first = flying[0]
-        more = f" and {len(flying) - 1} more" if len(flying) > 1 else ""
-        return False, f"service {first.service.name} converging ({first.why}){more}"
-    count = len(facts.services)
-    observed = f"no service converging ({plural(count, 'service')}"
+    # A stuck service is named whether or not the gate is open: it is the one to look at.
+    ignored = ""
     if stuck:
         first = stuck[0]
         more = f" and {len(stuck) - 1} more" if len(stuck) > 1 else ""
-        observed += f"; not waiting for {first.service.name}, {first.describe(now)}{more}"
-    return True, observed + ")"
+        ignored = f"not waiting for {first.service.name}, {first.describe(now)}{more}"
+    if flying:
+        first = flying[0]
+        more = f" and {len(flying) - 1} more" if len(flying) > 1 else ""
+        observed = f"service {first.service.name} converging ({first.why}){more}"
+        return False, f"{observed}; {ignored}" if ignored else observed
+    count = len(facts.services)
+    observed = f"no service converging ({plural(count, 'service')}"
+    return True, f"{observed}; {ignored})" if ignored else f"{observed})"
 
 
 def evaluate(
