@@ -140,7 +140,8 @@ CASES = [
     ("orphans.yaml", "env_file: '{{ abra_dir }}/servers/{server}/{domain}.env'",
      "env_file: '/srv/abra/servers/{server}/{domain}.env'",
      [(ORPHANS, "neutral",
-       "env_file /root/.abra/servers/{server}/{domain}.env → /srv/abra/servers/{server}/{domain}.env")]),
+       "env_file /root/.abra/servers/{server}/{domain}.env → "
+       "/srv/abra/servers/{server}/{domain}.env")]),
     # StackSelector: neutral itself; its users say what it does.
     ("selectors.yaml", "match: '^[a-z0-9]{1,4}-[0-9a-f]{6}_ci_'", "match: '_ci_'",
      [(ORPHANS, "riskier",
