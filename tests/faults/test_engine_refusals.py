@@ -5,6 +5,9 @@ The 500 is a fake (harness/faultproxy.py answers it instead of the engine): a re
 cannot be made to fail one chosen call on demand. The 409 is real: the proxy only holds
 the removal back while a container is created from the image, so the engine itself
 refuses it, exactly as when a CI job starts between ccci's last re-check and its act.
+The dropped connection and the unanswered call are fakes too (the proxy closes the
+connection, or holds the answer back past the client's timeout), for an engine that dies
+or wedges in the middle of one call.
 """
 
 from __future__ import annotations
