@@ -188,7 +188,15 @@ def observe(source: EventSource, facts: Facts, path: Path, now: datetime) -> Fac
         write_record(path, record)
     if facts.scope != SCOPE_FULL:
         return facts
-    return replace(facts, image_last_use=dict(record.images))
+    # An image this run sees for the first time, with no evidence of use, is recorded as
+    # "first seen now" on disk but stays out of the rules' view, so the plan can say it is
+    # watched from now on rather than that it was used a moment ago.
+    known = {
+        image_id: moment
+        for image_id, moment in record.images.items()
+        if image_id in previous.images or moment != now
+    }
+    return replace(facts, image_last_use=known)
 
 
 def _times(raw: Any) -> dict[str, datetime]:

@@ -107,7 +107,9 @@ def gather_with(
     if last_use is not None:
         # Every run that lists containers records what it sees in use (and what the
         # engine's events show came and went since the last run): see ccci.lastuse.
-        facts = lastuse.observe(conn, facts, last_use, plan_at or facts.gathered_at)
+        # The record holds what was really seen, so it is kept at the real clock's time,
+        # never at a plan's hypothetical --now.
+        facts = lastuse.observe(conn, facts, last_use, facts.gathered_at)
     if lean:
         trial = plan_host(host.name, target.policies, facts, plan_at or facts.gathered_at)
         if "build_cache" in facts.not_gathered and wants_build_cache(trial, target.policies):

@@ -129,7 +129,9 @@ def test_events_are_read_from_the_last_run_on_and_not_on_the_first(tmp_path: Pat
 
     first = lastuse.observe(source, facts(), path, NOW - 2 * HOUR)
     assert source.asked == []  # nothing to read "since" yet
-    assert first.image_last_use[TAGGED] == NOW - 2 * HOUR
+    # First seen: recorded as "now" on disk, but no evidence of use for the rules to read.
+    assert TAGGED not in first.image_last_use
+    assert lastuse.read(path)[TAGGED] == NOW - 2 * HOUR
 
     second = lastuse.observe(source, facts(), path, NOW)
     assert source.asked == [(NOW - 2 * HOUR, NOW)]
