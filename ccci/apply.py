@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from ccci.connectors.local import ConnectionFailed
 from ccci.errors import CcciError, explain
 from ccci.facts.docker import gather, image_from_inspect, refresh_swarm
 from ccci.facts.model import ACTIVE_CONTAINER_STATES, SCOPE_FULL, SCOPE_STACKS, Facts
@@ -134,16 +135,24 @@ class Executor:
                 self.on_result(result)
                 results.append(result)
         remaining: tuple[str, ...] = ()
+        lost: ConnectionFailed | None = None
         if plan.changes:
-            if replan is not None:
-                # Gathered whole, not lean for the plan's time: a superset of what the plan
-                # was made from.
-                after = self.current(plan, self.scope)
-            else:
-                after = self.current(plan, scope_for(plan))
-            remaining = tuple(c.address for c in plan.changes if _still_there(c, after))
-            if replan is not None:
-                remaining += tuple(a for a in replan(after) if a not in remaining)
+            try:
+                if replan is not None:
+                    # Gathered whole, not lean for the plan's time: a superset of what the
+                    # plan was made from.
+                    after = self.current(plan, self.scope)
+                else:
+                    after = self.current(plan, scope_for(plan))
+                remaining = tuple(c.address for c in plan.changes if _still_there(c, after))
+                if replan is not None:
+                    remaining += tuple(a for a in replan(after) if a not in remaining)
+            except ConnectionFailed as exc:
+                # The engine stopped answering (it died mid-apply): nothing can be verified,
+                # so the recap counts every planned change as remaining, and then the run
+                # ends on that error. Without a recap, status would show the previous run.
+                lost = exc
+                remaining = tuple(c.address for c in plan.changes)
         # Manual actions are never done by apply: until an operator does them, the host
         # does not match policy.
         remaining += tuple(m.address for m in plan.manual if m.address not in remaining)
@@ -163,6 +172,8 @@ class Executor:
                 "bytes_freed": report.bytes_freed,
             }
         )
+        if lost is not None:
+            raise lost
         return report
 
     def current(self, plan: HostPlan, scope: str, plan_at: datetime | None = None) -> Facts:

@@ -68,6 +68,10 @@ def test_an_engine_killed_mid_apply_loses_nothing_and_the_next_run_converges(
     statuses = [c["status"] for c in changes_in(journal)]
     assert statuses[0] == "ok"
     assert set(statuses[1:]) == {"failed"}
+    # The host could not be verified: the recap says so rather than leave the last run's.
+    [recap] = recaps_in(journal)
+    assert (recap["changed"], recap["failed"], recap["converged"]) == (1, 3, False)
+    assert sorted(recap["remaining"]) == sorted(f"image:{i}" for i in leftovers)
 
     assert back.docker_host == engine.docker_host
     # Nothing the policies do not name was lost, and one removal was done before the kill.
@@ -110,6 +114,8 @@ def test_an_engine_killed_mid_reap_leaves_a_stack_the_next_janitor_finishes(
     [line] = changes_in(ccci.whole_journal())
     assert (line["address"], line["status"]) == (f"stack:{OLD}", "failed")
     assert "cannot reach the Docker engine" in line["message"]
+    [recap] = recaps_in(ccci.whole_journal())
+    assert (recap["converged"], recap["remaining"]) == (False, [f"stack:{OLD}"])
     partial = on_engine(back, OLD, env_file)
     assert ("service", f"{OLD}_app") not in partial
     assert ("volume", f"{OLD}_data") in partial
