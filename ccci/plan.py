@@ -308,6 +308,14 @@ def stack_record(facts: Facts, name: str, env_files: tuple[str, ...] = ()) -> An
         for kind, members in groups.items():
             objects += [(kind, m.name, m.id) for m in members]
         objects += [("volumes", v.name, v.name) for v in stack.volumes]
+        # A service told to become something else since the plan (a deploy, a scale) is
+        # someone using the stack: a saved reap of it is stale, whatever its deadline.
+        changed = sorted((s.id, s.spec_changed.isoformat()) for s in stack.services)
+        return {
+            "objects": sorted(objects),
+            "services_changed": changed,
+            "files": [facts.file(p) for p in sorted(env_files)],
+        }
     return {"objects": sorted(objects), "files": [facts.file(p) for p in sorted(env_files)]}
 
 

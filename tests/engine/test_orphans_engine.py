@@ -710,7 +710,7 @@ def test_the_prune_gate_opens_in_the_same_run_once_the_orphan_is_planned(
 # ---- a saved plan is re-checked just before the reap ---------------------------------------
 
 
-def test_a_saved_reap_is_skipped_when_the_stack_starts_converging_after_the_plan(
+def test_a_saved_reap_is_refused_as_stale_when_the_stack_is_scaled_after_the_plan(
     ccci: Ccci,
 ) -> None:
     engine = ccci.engine
@@ -720,20 +720,17 @@ def test_a_saved_reap_is_skipped_when_the_stack_starts_converging_after_the_plan
     ccci.run("reconcile", "--plan", "--out", "plan.json")
     saved = json.loads((ccci.root / "plan.json").read_text(encoding="utf-8"))
     assert set(changes(saved)) == {f"stack:{OLD}"}
-    # A CI job scales the app (no new deploy, so the saved plan is not stale); the second
-    # replica has no node to go to and stays pending: the stack is converging.
+    # A CI job scales the app after the plan: someone is using the stack. Converging alone
+    # would not save a stack past its deadline (a stuck orphan converges for ever), but a
+    # spec changed since the plan makes the saved reap stale.
     engine.docker("service", "scale", "--detach", f"{OLD}_app=2")
     wait_until("a pending replica", lambda: "pending" in task_states(engine, f"{OLD}_app"))
     present = on_engine(engine, OLD, env_file)
 
-    applied = ccci.run("apply", "plan.json", "--yes", expect=(0,))
+    refused = ccci.run("apply", "plan.json", "--yes", expect=(1,))
 
-    [line] = journal_changes(ccci.journal())
-    assert (line["status"], line["message"]) == (
-        "skipped",
-        "stack is now converging (1 task pending, desired running)",
-    )
-    assert "changed=0 failed=0 skipped=1" in applied.stdout
+    assert "saved plan is stale" in refused.stderr and f"stack:{OLD}" in refused.stderr
+    assert journal_changes(ccci.journal()) == []
     assert on_engine(engine, OLD, env_file) == present
 
 
