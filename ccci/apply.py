@@ -67,6 +67,9 @@ class HostReport:
         return (
             f"{self.host} : ok={changed + self.noops} changed={changed} "
             f"failed={self.count(Status.FAILED)} skipped={self.count(Status.SKIPPED)}"
+            # Last, not after changed= as Ansible has it: a log read by "failed=0 skipped="
+            # keeps matching. A host ccci reached is never unreachable.
+            " unreachable=0"
         )
 
 
@@ -231,7 +234,7 @@ class Executor:
 
     def _blocker(self, change: Change, facts: Facts) -> ChangeResult | None:
         """A result that replaces acting, when a precondition no longer holds."""
-        ident = change.address.split(":", 1)[1]
+        ident = change.subject.ident
         checks = set(change.preconditions)
         if checks & {Precondition.IMAGE_DANGLING, Precondition.IMAGE_UNUSED}:
             raw = self.conn.inspect_image(ident)
@@ -267,7 +270,7 @@ class Executor:
 
     def _timer(self, change: Change) -> None:
         """Enable and (re)start a present timer, or stop, disable and mask an absent one."""
-        unit = change.address.split(":", 1)[1]
+        unit = change.subject.ident
         self.conn.systemctl("daemon-reload")
         if change.action is Action.UPDATE:
             self.conn.systemctl("enable", unit)
@@ -286,7 +289,7 @@ class Executor:
     def _act(self, change: Change, plan: HostPlan) -> tuple[int, list[str]]:
         """Act; the bytes freed, and what was left alone that the change met on the way."""
         if change.kind == "stack":
-            ident = change.address.split(":", 1)[1]
+            ident = change.subject.ident
             kinds = change.params.get("reap") or list(change.before or {})
             notes = reap_stack(
                 self.conn,
@@ -300,7 +303,7 @@ class Executor:
         return self._act_one(change), []
 
     def _act_one(self, change: Change) -> int:
-        ident = change.address.split(":", 1)[1]
+        ident = change.subject.ident
         kind = change.kind
         if kind == "unit":
             after = change.after or {}
@@ -360,7 +363,7 @@ def _still_there(change: Change, facts: Facts) -> bool:
     """Whether a planned delete's subject is still present; for a stack, whether any of
     the kinds the policy reaps is left of it, planned or joined since (kinds it does not
     reap may stay)."""
-    ident = change.address.split(":", 1)[1]
+    ident = change.subject.ident
     if change.kind == "stack":
         kinds = change.params.get("reap") or list(change.before or {})
         env_files = [t.name for t in change.targets if t.kind == "env_file"]

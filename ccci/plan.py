@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from ccci import __version__
+from ccci.address import Address, AddressKind, addr
 from ccci.errors import Location
 from ccci.facts.model import Facts
 from ccci.policy.model import Gate
@@ -88,9 +89,14 @@ class Change:
     targets: tuple[Target, ...] = ()
 
     @property
-    def kind(self) -> str:
+    def subject(self) -> Address:
+        """The address, parsed: what kind of object this acts on, and which one."""
+        return Address.parse(self.address)
+
+    @property
+    def kind(self) -> AddressKind:
         """The object kind, from the address: ``image``, ``container``, ``build_cache``…"""
-        return self.address.split(":", 1)[0]
+        return self.subject.kind
 
     def claim(self) -> dict[str, Any]:
         """What this change asserts the policies would do: everything apply acts on or
@@ -132,6 +138,14 @@ class Noop:
     reason: str
     policy: str
     source: Location
+
+    def is_policy_level(self) -> bool:
+        """Whether this noop holds for a whole policy (a gap in the facts, a closed gate)
+        rather than for one object."""
+        try:
+            return Address.parse(self.address).kind is AddressKind.POLICY
+        except ValueError:  # a saved plan's noop of no kind ccci knows names one object
+            return False
 
 
 @dataclass(frozen=True)
@@ -178,6 +192,14 @@ class HostPlan:
 
     def bytes_freed(self) -> int:
         return sum(c.bytes_freed or 0 for c in self.changes)
+
+    def policy_noops(self) -> tuple[Noop, ...]:
+        """Noops that hold for a whole policy (it does nothing at all, and why)."""
+        return tuple(n for n in self.noops if n.is_policy_level())
+
+    def object_noops(self) -> tuple[Noop, ...]:
+        """Noops about one object each: what a policy looked at and left alone."""
+        return tuple(n for n in self.noops if not n.is_policy_level())
 
     def gates_for(self, policy: str) -> tuple[GateResult, ...]:
         return tuple(g for g in self.gates if g.policy == policy)
@@ -279,14 +301,14 @@ def _unit_state(facts: Facts, name: str) -> Any:
 
 def _unit_record(facts: Facts, change: Change) -> Any:
     """A unit file write depends on the file's content and on the unit's state."""
-    name = change.address.split(":", 1)[1]
+    name = change.subject.ident
     path = str((change.after or change.before or {}).get("path", ""))
     return {"file": facts.unit_file(path), "unit": _unit_state(facts, name)}
 
 
 def _timer_record(facts: Facts, change: Change) -> Any:
     """Starting or masking a timer depends on its state and on its unit file's content."""
-    name = change.address.split(":", 1)[1]
+    name = change.subject.ident
     files = sorted(
         (f for f in facts.unit_files if f.path.rsplit("/", 1)[-1] == name), key=lambda f: f.path
     )
@@ -321,21 +343,24 @@ def stack_record(facts: Facts, name: str, env_files: tuple[str, ...] = ()) -> An
 
 def _record_of(facts: Facts, change: Change) -> tuple[bool, Any]:
     """(known kind, what the change depends on in ``facts``)."""
-    kind, ident = change.kind, change.address.split(":", 1)[1]
-    if kind == "image" and change.action is Action.CREATE:
+    try:
+        kind, ident = change.kind, change.subject.ident
+    except ValueError:  # a saved plan's address of no kind ccci knows: not fingerprintable
+        return False, None
+    if kind is AddressKind.IMAGE and change.action is Action.CREATE:
         return True, _pull_record(facts, change)
-    if kind == "image":
+    if kind is AddressKind.IMAGE:
         return True, _image_record(facts, ident)
-    if kind == "container":
+    if kind is AddressKind.CONTAINER:
         return True, next((c for c in facts.containers if c.id == ident), None)
-    if kind == "build_cache":
+    if kind is AddressKind.BUILD_CACHE:
         return True, next((b for b in facts.build_cache if b.id == ident), None)
-    if kind == "stack":
+    if kind is AddressKind.STACK:
         files = tuple(t.name for t in change.targets if t.kind == "env_file")
         return True, stack_record(facts, ident, files)
-    if kind == "unit":
+    if kind is AddressKind.UNIT:
         return True, _unit_record(facts, change)
-    if kind == "timer":
+    if kind is AddressKind.TIMER:
         return True, _timer_record(facts, change)
     return False, None
 
@@ -362,11 +387,11 @@ def moved(plan: HostPlan, facts: Facts) -> list[str]:
 def subjects(facts: Facts) -> dict[str, Any]:
     """Every addressable object in the facts, by the address changes use."""
     found: dict[str, Any] = {}
-    found.update({f"image:{i.id}": i for i in facts.images})
-    found.update({f"container:{c.id}": c for c in facts.containers})
-    found.update({f"build_cache:{b.id}": b for b in facts.build_cache})
+    found.update({addr(AddressKind.IMAGE, i.id): i for i in facts.images})
+    found.update({addr(AddressKind.CONTAINER, c.id): c for c in facts.containers})
+    found.update({addr(AddressKind.BUILD_CACHE, b.id): b for b in facts.build_cache})
     for stack in facts.stacks():
-        found[f"stack:{stack.name}"] = stack.objects()
+        found[addr(AddressKind.STACK, stack.name)] = stack.objects()
     return found
 
 

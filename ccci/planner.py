@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from ccci.address import AddressKind
 from ccci.facts.model import Facts
 from ccci.plan import Change, GateResult, HostPlan, Manual, Noop, Plan, fingerprints_for
 from ccci.policy.model import (
@@ -88,9 +89,9 @@ def plan_host(host: str, policies: Iterable[Policy], facts: Facts, now: datetime
 def _reaped_stacks(changes: Iterable[Change]) -> frozenset[str]:
     """Stacks whose services an earlier rule removes: no longer live for later gates."""
     return frozenset(
-        c.address.split(":", 1)[1]
+        c.subject.ident
         for c in changes
-        if c.kind == "stack" and (c.before or {}).get("services")
+        if c.kind is AddressKind.STACK and (c.before or {}).get("services")
     )
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ccci.address import AddressKind
 from ccci.facts.model import Facts, GapCause
 from ccci.plan import Action, GateResult, HostPlan, Manual
 from ccci.policy.model import GateKind, ImageRetention, Policy, PrunePolicy, TimerPolicy
@@ -171,11 +172,11 @@ def host_status(
         for s in facts.stacks()
         if s.live
     )
-    orphans = tuple(c.address.split(":", 1)[1] for c in plan.changes if c.kind == "stack")
+    orphans = tuple(c.subject.ident for c in plan.changes if c.kind is AddressKind.STACK)
     missing = tuple(
         str((c.after or {}).get("ref", c.label))
         for c in plan.changes
-        if c.kind == "image" and c.action is Action.CREATE
+        if c.kind is AddressKind.IMAGE and c.action is Action.CREATE
     )
     run = last_run(journal, facts.host)
     problems: list[str] = []

@@ -138,10 +138,9 @@ def _gate_block(plan: HostPlan, style: Style) -> list[str]:
 def _noop_block(plan: HostPlan, verbose: bool) -> list[str]:
     lines = [
         terminal(f"Policy {noop.policy} does nothing: {noop.reason}.")
-        for noop in plan.noops
-        if noop.address.startswith("policy:")
+        for noop in plan.policy_noops()
     ]
-    others = [n for n in plan.noops if not n.address.startswith("policy:")]
+    others = list(plan.object_noops())
     if others and verbose:
         lines += ["", "Left alone:"]
         lines += [f"  {short(n.address)} {terminal(f'({n.label}): {n.reason}')}" for n in others]

@@ -5,6 +5,7 @@ ccci never writes credentials or daemon settings; these are an operator's to cha
 
 from __future__ import annotations
 
+from ccci.address import AddressKind, addr
 from ccci.plan import Manual, Noop
 from ccci.policy.model import DaemonPolicy
 from ccci.rules import Context, RuleOutput
@@ -21,7 +22,7 @@ def _version(text: str) -> tuple[int, int] | None:
 
 def _registry(policy: DaemonPolicy, ctx: Context) -> RuleOutput:
     name, source = policy.meta.name, policy.meta.source
-    address = f"daemon:registry_auth:{policy.registry}"
+    address = addr(AddressKind.DAEMON, f"registry_auth:{policy.registry}")
     label = f"registry auth for {policy.registry}"
     config = ctx.facts.client_config(policy.client_config)
     as_user = f" -u {policy.registry_user}" if policy.registry_user else ""
@@ -74,7 +75,7 @@ def plan_daemon(policy: DaemonPolicy, ctx: Context) -> RuleOutput:
     if policy.registry:
         yield from _registry(policy, ctx)
     if policy.data_root:
-        address, label = "daemon:data_root", "data-root"
+        address, label = addr(AddressKind.DAEMON, "data_root"), "data-root"
         if daemon.data_root != policy.data_root:
             yield Manual(
                 address,
@@ -88,7 +89,7 @@ def plan_daemon(policy: DaemonPolicy, ctx: Context) -> RuleOutput:
         else:
             yield Noop(address, label, f"data-root is {daemon.data_root}", name, source)
     if policy.storage_driver:
-        address, label = "daemon:storage_driver", "storage driver"
+        address, label = addr(AddressKind.DAEMON, "storage_driver"), "storage driver"
         if daemon.storage_driver != policy.storage_driver:
             yield Manual(
                 address,
@@ -102,7 +103,7 @@ def plan_daemon(policy: DaemonPolicy, ctx: Context) -> RuleOutput:
         else:
             yield Noop(address, label, f"storage driver is {daemon.storage_driver}", name, source)
     if policy.min_api_version:
-        address, label = "daemon:api_version", "API version"
+        address, label = addr(AddressKind.DAEMON, "api_version"), "API version"
         wanted = ".".join(map(str, policy.min_api_version))
         have = _version(daemon.api_version)
         if have is None or have < policy.min_api_version:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+from ccci.address import AddressKind, addr
 from ccci.facts.model import Facts, Stack
 from ccci.facts.stacks import run_app_secrets, undecided_env_files, unsafe_name
 from ccci.plan import Action, Change, Manual, Noop, Precondition, Target
@@ -169,7 +170,7 @@ def _undecided(
     name, source = policy.meta.name, policy.meta.source
     for secret, candidates in sorted(ambiguous.items()):
         yield Manual(
-            f"secret:{secret}",
+            addr(AddressKind.SECRET, secret),
             "unlabelled secret",
             "owner undecidable: its name starts like the run-app stacks "
             f"{', '.join(candidates)}; left",
@@ -181,7 +182,7 @@ def _undecided(
     for file, why in undecided_env_files(facts.files):
         if policy.owns_env_file(file.path):
             yield Manual(
-                f"env_file:{file.path}",
+                addr(AddressKind.ENV_FILE, file.path),
                 "env file",
                 f"owner undecidable: {why}; left",
                 "remove it by hand once its app is gone, or set its STACK_NAME",
@@ -196,12 +197,12 @@ def plan_orphans(policy: OrphanStackPolicy, ctx: Context) -> RuleOutput:
     gaps = facts.missing(*ORPHAN_NEEDS)
     if gaps:
         why = f"no stack judged: {describe_gaps(gaps)}"
-        yield unsure(f"policy:{name}", name, why, gaps, name, source)
+        yield unsure(addr(AddressKind.POLICY, name), name, why, gaps, name, source)
         return
     stacks, ambiguous = _stacks(policy, facts)
     yield from _undecided(policy, facts, ambiguous)
     for stack in stacks:
-        address = f"stack:{stack.name}"
+        address = addr(AddressKind.STACK, stack.name)
         present = {k: list(v) for k, v in stack.objects().items() if v}
         if stack.env_files:
             present["env_file"] = [f.path for f in stack.env_files]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from ccci.address import AddressKind, addr
 from ccci.facts.model import Container, Image, ImageKind
 from ccci.plan import Action, Change, Noop, Precondition
 from ccci.policy.model import PrunePolicy
@@ -48,12 +49,12 @@ def plan_prune(policy: PrunePolicy, ctx: Context) -> RuleOutput:
     if closed:
         why = "; ".join(f"gate {r.gate.kind.value} closed: {r.observed}" for r in closed)
         gaps = gate_gaps(closed, facts)
-        yield unsure(f"policy:{name}", name, why, gaps, name, policy.meta.source)
+        yield unsure(addr(AddressKind.POLICY, name), name, why, gaps, name, policy.meta.source)
         return
     gaps = facts.missing(*_needs(policy))
     if gaps:
         why = f"needed facts missing: {describe_gaps(gaps)}"
-        yield unsure(f"policy:{name}", name, why, gaps, name, policy.meta.source)
+        yield unsure(addr(AddressKind.POLICY, name), name, why, gaps, name, policy.meta.source)
         return
 
     removed_containers: set[str] = set()
@@ -69,7 +70,7 @@ def plan_prune(policy: PrunePolicy, ctx: Context) -> RuleOutput:
                 old, phrase = _age(now, container.created, "created", policy.stopped_containers)
                 state = "never started" if container.state == "created" else container.state
                 phrase = f"{state}, {phrase}"
-            address = f"container:{container.id}"
+            address = addr(AddressKind.CONTAINER, container.id)
             label = f"{container.name} ({_short_image(container.image)})"
             if not old:
                 yield Noop(address, label, phrase, name, source)
@@ -94,7 +95,7 @@ def plan_prune(policy: PrunePolicy, ctx: Context) -> RuleOutput:
         for image in facts.images:
             if image.kind is ImageKind.TAGGED:
                 continue
-            address = f"image:{image.id}"
+            address = addr(AddressKind.IMAGE, image.id)
             label = untagged_label(image)
             old, phrase = _age(now, image.created, "created", policy.dangling_images)
             if image.id in ctx.retained:
@@ -137,7 +138,7 @@ def plan_prune(policy: PrunePolicy, ctx: Context) -> RuleOutput:
     elif policy.dangling_build_cache is not None:
         source = policy.source_of("dangling_build_cache")
         for record in facts.build_cache:
-            address = f"build_cache:{record.id}"
+            address = addr(AddressKind.BUILD_CACHE, record.id)
             label = f"{record.type} {record.description or record.id[:12]}".strip()
             if not record.dangling:
                 why = "in use" if record.in_use else "shared with an image"

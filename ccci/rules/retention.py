@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
+from ccci.address import AddressKind, addr
 from ccci.facts.model import Facts, Image, ImageKind
 from ccci.plan import Action, Change, Noop, Precondition
 from ccci.policy.model import Gate, GateKind, ImageRetention, Policy, PrunePolicy
@@ -65,8 +66,8 @@ def _pull_address(ref: str) -> str:
     """``image:redis:latest``: the familiar name, with Docker's default tag spelled out."""
     parsed = parse_ref(ref)
     if parsed.digest:
-        return f"image:{parsed.familiar}"
-    return f"image:{familiar_repo(parsed.repo)}:{parsed.tag or DEFAULT_TAG}"
+        return addr(AddressKind.IMAGE, parsed.familiar)
+    return addr(AddressKind.IMAGE, f"{familiar_repo(parsed.repo)}:{parsed.tag or DEFAULT_TAG}")
 
 
 def _ensure(policy: ImageRetention, facts: Facts) -> RuleOutput:
@@ -112,13 +113,15 @@ def _evict(policy: ImageRetention, ctx: Context) -> RuleOutput:
     if closed:
         why = "; ".join(f"gate {r.gate.kind.value} closed: {r.observed}" for r in closed)
         gaps = gate_gaps(closed, facts)
-        yield unsure(f"policy:{name}", name, f"eviction waits: {why}", gaps, name, evict.source)
+        yield unsure(
+            addr(AddressKind.POLICY, name), name, f"eviction waits: {why}", gaps, name, evict.source
+        )
         return
     # An image only a container, a service or a task uses would look unused without them.
     gaps = facts.missing("images", "containers", "services", "tasks")
     if gaps:
         why = f"eviction waits: needed facts missing: {describe_gaps(gaps)}"
-        yield unsure(f"policy:{name}", name, why, gaps, name, evict.source)
+        yield unsure(addr(AddressKind.POLICY, name), name, why, gaps, name, evict.source)
         return
     # A prune of build cache in this same plan frees its bytes first; with the build cache
     # not listed, how much is unknown, and eviction would take cache the prune makes
@@ -130,7 +133,7 @@ def _evict(policy: ImageRetention, ctx: Context) -> RuleOutput:
             f"eviction waits: needed facts missing: {describe_gaps(gaps)}; the prune of "
             f"policy {pruning} frees build cache first"
         )
-        yield unsure(f"policy:{name}", name, why, gaps, name, evict.source)
+        yield unsure(addr(AddressKind.POLICY, name), name, why, gaps, name, evict.source)
         return
     disk = facts.disk(evict.gate.path)
     assert disk is not None  # the disk gate is open, so it was measured
@@ -144,7 +147,7 @@ def _evict(policy: ImageRetention, ctx: Context) -> RuleOutput:
         projected = used / total if total else 0.0
         if projected < evict.gate.at_least:
             yield Noop(
-                f"policy:{name}",
+                addr(AddressKind.POLICY, name),
                 name,
                 f"after the plan's prune frees ~{format_bytes(freed_first)}, usage is "
                 f"{format_percent(projected)} < {format_percent(evict.gate.at_least)}: "
@@ -154,12 +157,12 @@ def _evict(policy: ImageRetention, ctx: Context) -> RuleOutput:
             )
             return
     removed_containers = frozenset(
-        c.address.split(":", 1)[1] for c in earlier if c.kind == "container"
+        c.subject.ident for c in earlier if c.kind is AddressKind.CONTAINER
     )
     users = image_users(facts, ignoring=removed_containers)
     candidates: list[tuple[Image, datetime]] = []
     for image in facts.images:
-        address = f"image:{image.id}"
+        address = addr(AddressKind.IMAGE, image.id)
         if image.kind is ImageKind.LEFTOVER:
             continue  # leftovers are the prune's to judge
         if image.id in ctx.retained:
@@ -199,7 +202,7 @@ def _evict(policy: ImageRetention, ctx: Context) -> RuleOutput:
     planned = 0
     for image, last in candidates:
         ratio = used / total if total else 0.0
-        address = f"image:{image.id}"
+        address = addr(AddressKind.IMAGE, image.id)
         if ratio <= evict.down_to:
             yield Noop(
                 address,
@@ -260,7 +263,7 @@ def plan_retention(policy: ImageRetention, ctx: Context) -> RuleOutput:
     if gaps:
         # Without the image list every image would look missing, and evictable by none.
         name, why = policy.meta.name, f"needed facts missing: {describe_gaps(gaps)}"
-        yield unsure(f"policy:{name}", name, why, gaps, name, policy.meta.source)
+        yield unsure(addr(AddressKind.POLICY, name), name, why, gaps, name, policy.meta.source)
         return
     yield from _ensure(policy, ctx.facts)
     if policy.evict is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import posixpath
 
+from ccci.address import AddressKind, addr
 from ccci.errors import Location
 from ccci.facts.model import Unit
 from ccci.facts.systemd import usable as systemd_usable
@@ -68,7 +69,7 @@ def _present(policy: TimerPolicy, spec: TimerSpec, ctx: Context) -> RuleOutput:
     foreign = _not_ours(policy, spec, ctx) if writable else None
     if foreign:
         yield Manual(
-            f"timer:{spec.timer_name}",
+            addr(AddressKind.TIMER, spec.timer_name),
             spec.timer_name,
             f"{foreign} (no '{MANAGED_HEADER}' header): ccci does not write over it",
             "give the timer another name in the policy, or remove that unit if ccci should own it",
@@ -80,7 +81,7 @@ def _present(policy: TimerPolicy, spec: TimerSpec, ctx: Context) -> RuleOutput:
     read_only = False
     for filename, content in spec.files.items():
         path = posixpath.join(policy.unit_dir, filename)
-        address = f"unit:{filename}"
+        address = addr(AddressKind.UNIT, filename)
         current = facts.unit_file(path)
         if current is None:
             yield Noop(address, path, "unit file not gathered", name, spec.source)
@@ -122,7 +123,7 @@ def _present(policy: TimerPolicy, spec: TimerSpec, ctx: Context) -> RuleOutput:
         else:
             yield Noop(address, path, "matches the policy", name, spec.source)
     timer = facts.unit(spec.timer_name)
-    address = f"timer:{spec.timer_name}"
+    address = addr(AddressKind.TIMER, spec.timer_name)
     healthy = (
         timer is not None and timer.unit_file_state == "enabled" and timer.active_state == "active"
     )
@@ -176,7 +177,7 @@ def _seen(unit: Unit) -> str:
 
 def _absent(policy: TimerPolicy, unit_name: str, ctx: Context, source: Location) -> RuleOutput:
     facts, name = ctx.facts, policy.meta.name
-    address = f"timer:{unit_name}"
+    address = addr(AddressKind.TIMER, unit_name)
     if not unit_name.endswith(".timer") or unit_name in PROTECTED_UNITS:
         # The loader refuses these; a policy built some other way still masks no service.
         yield Noop(address, unit_name, "not a timer: absent masks timers only", name, source)
@@ -222,7 +223,7 @@ def plan_timers(policy: TimerPolicy, ctx: Context) -> RuleOutput:
         # Without a running systemd, units can be neither read nor started: do nothing.
         name = policy.meta.name
         why = f"systemd is {state}; timers are not managed here"
-        yield Noop(f"policy:{name}", name, why, name, policy.meta.source)
+        yield Noop(addr(AddressKind.POLICY, name), name, why, name, policy.meta.source)
         return
     for spec in policy.present:
         yield from _present(policy, spec, ctx)
