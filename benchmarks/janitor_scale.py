@@ -49,6 +49,7 @@ from benchkit import (  # noqa: E402
     ccci_bin,
     ccci_env,
     help_row,
+    locked_engine,
     measure,
     measure_help,
     median,
@@ -69,7 +70,7 @@ from benchkit import (  # noqa: E402
 )
 
 from harness import engine as harness_engine  # noqa: E402
-from harness.engine import Engine, ensure_engine  # noqa: E402
+from harness.engine import Engine  # noqa: E402
 from harness.images import BASE_TAG, ensure_busybox_image  # noqa: E402
 from harness.swarm import deploy_stack  # noqa: E402
 
@@ -410,7 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not 1 <= args.stacks <= 999 or args.repeat < 1:
         parser.error("--stacks must be 1..999 and --repeat at least 1")
 
-    engine = ensure_engine()
+    engine = locked_engine()
     api = EngineApi(engine.socket_path, timeout=60)
     if args.reset:
         print(f"janitor_scale: removed {clear(engine, api)} stacks")
