@@ -16,6 +16,7 @@ from ccci import inventory as inventory_mod
 from ccci.errors import CcciError, InputError, Location, StalePlan
 from ccci.facts.model import SCOPE_FULL, Facts
 from ccci.inventory import Host, Inventory
+from ccci.journal import Journal
 from ccci.plan import Plan, moved
 from ccci.policy.load import HostPolicies, load_for_hosts
 from ccci.units import format_time
@@ -35,6 +36,10 @@ class Settings:
     metrics: Path | None = None
     kinds: frozenset[str] | None = None
     scope: str = SCOPE_FULL
+    # -c/--connection: every host's connection (``localhost`` stays local, as in Ansible).
+    connection: str | None = None
+    # --forks: at most this many hosts gathered, planned and applied at once.
+    forks: int = 5
 
     @property
     def journal_path(self) -> Path:
@@ -120,23 +125,93 @@ def gather_with(
 
 
 def connector_for(host: Host) -> Any:
-    from ccci.connectors.local import LocalConnector
+    """The host's connector by its ``ansible_connection`` (a ``-c`` override is already in
+    its vars, see :func:`with_connection`), not yet connected."""
+    from ccci.connectors import connection
 
-    return LocalConnector.for_host(host.name, host.vars)
+    return connection.connector_for(host.name, host.vars)
+
+
+def with_connection(inventory: Inventory, override: str | None) -> Inventory:
+    """The inventory with ``-c`` decided into every host's ``ansible_connection``, so every
+    caller of :func:`connector_for` (residual too) reaches the host the same way."""
+    from ccci.connectors.connection import connection_of
+
+    if not override:
+        return inventory
+    hosts = {
+        name: replace(
+            host, vars={**host.vars, "ansible_connection": connection_of(name, host.vars, override)}
+        )
+        for name, host in inventory.hosts.items()
+    }
+    return replace(inventory, hosts=hosts)
+
+
+def each_host(
+    targets: list[HostPolicies],
+    work: Callable[[HostPolicies], Any],
+    forks: int,
+    progress: Callable[[str, str], None] | None = None,
+    alone: bool = False,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """``work`` for every target, at most ``forks`` at once (threads: the work waits on
+    engines and ssh, not on the CPU). A host that cannot be reached is left out with its
+    reason in one line and never stops the others; results are keyed by host, so callers
+    keep the inventory's order whatever finished first. ``alone`` (one host in all) lets
+    the failure end the run as the one-line error it always was."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ccci.connectors.local import ConnectionFailed
+
+    done: dict[str, Any] = {}
+    unreachable: dict[str, str] = {}
+
+    def one(target: HostPolicies) -> None:
+        name = target.host.name
+        if progress is not None:
+            progress(name, "gathering")
+        try:
+            done[name] = work(target)
+        except ConnectionFailed as exc:
+            if alone:
+                raise
+            unreachable[name] = one_line(str(exc), name)
+            if progress is not None:
+                progress(name, "unreachable")
+            return
+        if progress is not None:
+            progress(name, "gathered")
+
+    if len(targets) <= 1 or forks <= 1:
+        for target in targets:
+            one(target)
+    else:
+        with ThreadPoolExecutor(max_workers=min(forks, len(targets))) as pool:
+            # list(): re-raise here any error that is not "unreachable" (bad input, a bug).
+            list(pool.map(one, targets))
+    return done, unreachable
+
+
+def one_line(message: str, host: str) -> str:
+    """The reason alone: the host's name is printed beside it already."""
+    text = " ".join(message.split())
+    return text.removeprefix(f"{host}: ").removeprefix(f"{host} ")
 
 
 def _gather(
     target: HostPolicies, scope: str, plan_at: datetime | None = None, last_use: Path | None = None
 ) -> Facts:
     """Gather one host's facts through a connector of its own (see :func:`gather_with`)."""
-    import docker.errors
-
+    from ccci.connectors.engineapi import is_docker_error
     from ccci.connectors.local import ConnectionFailed
 
     conn = connector_for(target.host)
     try:
         return gather_with(conn, target, scope, plan_at, last_use)
-    except docker.errors.DockerException as exc:
+    except Exception as exc:
+        if not is_docker_error(exc):  # reads of a local engine never import the SDK
+            raise
         raise ConnectionFailed(
             f"{target.host.name}: cannot gather facts from {conn.docker_host}: {exc}"
         ) from None
@@ -162,14 +237,18 @@ def read_snapshot(path: Path) -> dict[str, Facts]:
     return snapshot
 
 
-def snapshot_json(facts: list[Facts]) -> str:
+def snapshot_json(facts: list[Facts], unreachable: dict[str, str] | None = None) -> str:
+    """Every reachable host's facts; ``unreachable`` says which hosts are missing and why
+    (a snapshot that lacks a host then fails to plan it by name, never silently)."""
     from ccci.serde import to_jsonable
 
-    return json.dumps(
-        {"format_version": SNAPSHOT_FORMAT, "hosts": {f.host: to_jsonable(f) for f in facts}},
-        indent=2,
-        sort_keys=True,
-    )
+    data: dict[str, Any] = {
+        "format_version": SNAPSHOT_FORMAT,
+        "hosts": {f.host: to_jsonable(f) for f in facts},
+    }
+    if unreachable:
+        data["unreachable"] = dict(unreachable)
+    return json.dumps(data, indent=2, sort_keys=True)
 
 
 class Workspace:
@@ -177,10 +256,16 @@ class Workspace:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.inventory: Inventory = inventory_mod.load(settings.inventory)
+        self.inventory: Inventory = with_connection(
+            inventory_mod.load(settings.inventory), settings.connection
+        )
         self._planned: dict[str, HostPolicies] = {}
         self._facts: dict[str, Facts] = {}
         self._locked = False
+        # Hosts that could not be reached by the last plan or apply, with the reason.
+        self.unreachable: dict[str, str] = {}
+        # (host, what) as each host's work starts and ends: the CLI shows it on a terminal.
+        self.progress: Callable[[str, str], None] | None = None
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -215,6 +300,21 @@ class Workspace:
             target, self.settings.scope, plan_at, self.settings.last_use_path(target.host.name)
         )
 
+    def gather_all(
+        self, targets: list[HostPolicies], plan_at: datetime | None = None
+    ) -> dict[str, Facts]:
+        """Every target's facts, ``forks`` at once, in the targets' order; the hosts that
+        cannot be reached go to :attr:`unreachable` instead."""
+        found, unreachable = each_host(
+            targets,
+            lambda t: self.gather(t, plan_at),
+            self.settings.forks,
+            self.progress,
+            alone=len(targets) == 1,
+        )
+        self.unreachable.update(unreachable)
+        return {t.host.name: found[t.host.name] for t in targets if t.host.name in found}
+
     def plan(
         self, now: datetime | None = None, snapshot: Path | None = None
     ) -> tuple[Plan, dict[str, Facts]]:
@@ -240,7 +340,8 @@ class Workspace:
                 )
         else:
             targets = self.targets()
-            facts_by_host = {t.host.name: self.gather(t, plan_at=moment) for t in targets}
+            facts_by_host = self.gather_all(targets, plan_at=moment)
+            targets = [t for t in targets if t.host.name in facts_by_host]
         self._planned = {t.host.name: t for t in targets}
         self._facts = facts_by_host
         plan = plan_hosts(
@@ -255,6 +356,7 @@ class Workspace:
     def _record_last_use(self, facts_by_host: dict[str, Facts]) -> None:
         """Every apply (the nightly, the janitor's full runs) updates when images were used."""
         from ccci import lastuse
+        from ccci.connectors.local import ConnectionFailed
         from ccci.facts.docker import add_finish_times
 
         now = datetime.now(UTC)
@@ -266,6 +368,10 @@ class Workspace:
                 conn = connector_for(target.host)
                 try:
                     facts = add_finish_times(conn, facts)
+                except ConnectionFailed as exc:
+                    # Gone since its apply: its record waits for the next run.
+                    self.unreachable.setdefault(host, one_line(str(exc), host))
+                    continue
                 finally:
                     conn.close()
             path = self.settings.last_use_path(host)
@@ -354,14 +460,18 @@ class Workspace:
         facts are gathered once more before acting (an operator may have taken minutes to
         say yes), and any fingerprint that moved since refuses it whole."""
         from ccci.apply import Executor, scope_for
-        from ccci.journal import Journal
 
         with self.locked():
-            journal = Journal(self.settings.journal_path)
+            journal = _SharedJournal(self.settings.journal_path)
             run_id = uuid.uuid4().hex[:12]
             executors: dict[str, Executor] = {}
             fresh: dict[str, Facts] = {}
+            ordered = _InOrder([h.host for h in plan.hosts], on_result)
+            by_name = {h.host: h for h in plan.hosts}
             try:
+                for name in self.unreachable:
+                    # Not reached when planned: its result is "unreachable", and says why.
+                    journal.write(_unreachable_recap(name, run_id, self.unreachable[name]))
                 for host_plan in plan.hosts:
                     host = self.inventory.hosts.get(host_plan.host)
                     target = self._target_for(host_plan.host)
@@ -375,7 +485,7 @@ class Workspace:
                         journal,
                         run_id,
                         clock=lambda: datetime.now(UTC),
-                        on_result=functools.partial(on_result, host.name),
+                        on_result=functools.partial(ordered.result, host.name),
                         refresh=functools.partial(
                             gather_with,
                             conn,
@@ -385,24 +495,119 @@ class Workspace:
                         scope=self.settings.scope,
                         planned_at=plan.now,
                     )
-                    if host_plan.changes:
-                        executor = executors[host.name]
-                        at = plan.now if saved else None
-                        scope = self.settings.scope if saved else scope_for(host_plan)
-                        fresh[host.name] = executor.current(host_plan, scope, plan_at=at)
+
+                def current(target: HostPolicies) -> Facts | None:
+                    host_plan = by_name[target.host.name]
+                    if not host_plan.changes:
+                        return None
+                    at = plan.now if saved else None
+                    scope = self.settings.scope if saved else scope_for(host_plan)
+                    return executors[host_plan.host].current(host_plan, scope, plan_at=at)
+
+                targets = [self._planned[h.host] for h in plan.hosts]
+                alone = len(targets) + len(self.unreachable) == 1
+                found, lost = each_host(
+                    targets, current, self.settings.forks, self.progress, alone=alone
+                )
+                fresh = {n: f for n, f in found.items() if f is not None}
+                for name, reason in lost.items():
+                    journal.write(_unreachable_recap(name, run_id, reason))
+                    ordered.finish(name)
                 if saved:
                     _refuse_if_stale(plan, fresh)
-                reports = [
-                    executors[h.host].run(h, fresh.get(h.host), self._replan(h, plan))
-                    for h in plan.hosts
-                ]
-                self._write_metrics(reports, plan, {**self._facts, **fresh})
-                self._record_last_use({**self._facts, **fresh})
+
+                def run(target: HostPolicies) -> Any:
+                    host_plan = by_name[target.host.name]
+                    try:
+                        return executors[host_plan.host].run(
+                            host_plan, fresh.get(host_plan.host), self._replan(host_plan, plan)
+                        )
+                    finally:
+                        ordered.finish(host_plan.host)
+
+                reachable = [t for t in targets if t.host.name not in lost]
+                done, gone = each_host(reachable, run, self.settings.forks, alone=alone)
+                # Lost mid-apply: the executor journalled its recap (not converged).
+                self.unreachable.update(lost)
+                self.unreachable.update(gone)
+                reports = [done[h.host] for h in plan.hosts if h.host in done]
+                reached = {n: f for n, f in {**self._facts, **fresh}.items() if n in done}
+                self._write_metrics(reports, plan, reached)
+                self._record_last_use(reached)
                 return reports
             finally:
                 journal.close()
                 for executor in executors.values():
                     executor.conn.close()
+
+
+class _SharedJournal(Journal):
+    """The journal, one line at a time from the hosts' threads (its torn-line repair
+    measures the file's end first, which two writers at once would get wrong)."""
+
+    def __init__(self, path: Path) -> None:
+        import threading
+
+        super().__init__(path)
+        self._write_lock = threading.Lock()
+
+    def write(self, entry: dict[str, Any]) -> None:
+        with self._write_lock:
+            super().write(entry)
+
+
+class _InOrder:
+    """Each host's results passed on in the plan's host order, whatever finished first:
+    the first unfinished host's results go out as they come, the others' wait their turn,
+    so ``--forks 1`` and ``--forks 3`` print the same lines."""
+
+    def __init__(self, hosts: list[str], sink: Callable[[str, Any], None]) -> None:
+        import threading
+
+        self._hosts = hosts
+        self._sink = sink
+        self._held: dict[str, list[Any]] = {h: [] for h in hosts}
+        self._finished: set[str] = set()
+        self._front = 0
+        self._lock = threading.Lock()
+
+    def result(self, host: str, result: Any) -> None:
+        with self._lock:
+            if self._front < len(self._hosts) and self._hosts[self._front] == host:
+                self._sink(host, result)
+            else:
+                self._held[host].append(result)
+
+    def finish(self, host: str) -> None:
+        with self._lock:
+            self._finished.add(host)
+            while self._front < len(self._hosts):
+                front = self._hosts[self._front]
+                for held in self._held[front]:
+                    self._sink(front, held)
+                self._held[front] = []
+                if front not in self._finished:
+                    return
+                self._front += 1
+
+
+def _unreachable_recap(host: str, run_id: str, reason: str) -> dict[str, Any]:
+    """A recap line as the executor writes one, for a host that was never reached."""
+    return {
+        "type": "recap",
+        "time": format_time(datetime.now(UTC)),
+        "run": run_id,
+        "host": host,
+        "ok": 0,
+        "changed": 0,
+        "failed": 0,
+        "skipped": 0,
+        "unreachable": 1,
+        "reason": reason,
+        "converged": False,
+        "remaining": [],
+        "bytes_freed": 0,
+    }
 
 
 class PlanRefused(CcciError):

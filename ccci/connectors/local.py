@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ccci.atomic import write_atomic
+from ccci.connectors.engineapi import UNIX_SCHEME, EngineReads
 from ccci.errors import CcciError
 from ccci.facts.model import STACK_LABEL, ClientConfig, DiskUsage, FileFact, Unit, UnitFile
 
@@ -85,21 +86,41 @@ class LocalConnector:
 
     @property
     def api(self) -> Any:
+        """A local socket's reads by plain HTTP, the rest by the SDK (see engineapi)."""
+        if self._client is None and self.docker_host.startswith(UNIX_SCHEME):
+            self._client = EngineReads(
+                self.docker_host.removeprefix(UNIX_SCHEME),
+                self.timeout,
+                self._sdk_client,
+                lambda method, path: ConnectionFailed(
+                    f"{self.host}: the Docker engine at {self.docker_host} did not answer "
+                    f"{method} {path} within {self.timeout}s (timed out)"
+                ),
+                lambda exc: ConnectionFailed(
+                    f"{self.host}: cannot reach the Docker engine at {self.docker_host}: "
+                    f"{_reason(exc)}"
+                ),
+            )
         if self._client is None:
-            import docker
-            import docker.errors
-
-            try:
-                self._client = _client_for(self.host, self.docker_host, self.timeout)
-            except docker.errors.DockerException as exc:
-                raise ConnectionFailed(
-                    f"{self.host}: cannot reach the Docker engine at {self.docker_host}: {exc}"
-                ) from exc
+            self._client = self._sdk_client()
         return self._client
+
+    def _sdk_client(self) -> Any:
+        """The SDK's client: every call on a remote engine, and all but reads on a local one."""
+        import docker.errors
+
+        try:
+            return _client_for(self.host, self.docker_host, self.timeout)
+        except docker.errors.DockerException as exc:
+            raise ConnectionFailed(
+                f"{self.host}: cannot reach the Docker engine at {self.docker_host}: {exc}"
+            ) from exc
 
     def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
         """GET an engine endpoint the SDK has no method for (``/system/df?type=…``)."""
         api = self.api
+        if isinstance(api, EngineReads):
+            return api.get_json(path, params)
         response = api._get(api._url(path), params=params or {})
         return api._result(response, json=True)
 

@@ -1,0 +1,225 @@
+"""The engine's read calls over a local unix socket with the standard library alone.
+
+Importing the docker SDK (requests, urllib3, ssl, …) costs more than a whole plan's
+reads on a busy CI box, and a plan or a janitor run only reads. :class:`EngineReads`
+answers the list and inspect calls fact gathering makes by plain HTTP on the socket and
+hands every other call (removals, pulls, events) to the SDK's client, made on first use.
+
+Only a successful answer is read here: a call the engine refuses (any status from 300
+up) is asked again through the SDK, so a refusal reaches the caller as the SDK's own
+exception with the SDK's words, exactly as without this module. Asking twice is harmless
+for a read.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import sys
+import urllib.parse
+from collections.abc import Callable, Iterator
+from typing import Any
+
+UNIX_SCHEME = "unix://"
+
+
+def is_docker_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is one of the SDK's exceptions, without importing the SDK: when it
+    was never imported, nothing can have raised one."""
+    errors = sys.modules.get("docker.errors")
+    return errors is not None and isinstance(exc, errors.DockerException)
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._socket_path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self._socket_path)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+class Refused(Exception):
+    """The engine answered with an error status; the SDK is to ask again and say why."""
+
+
+def _query(params: dict[str, Any]) -> str:
+    """The SDK's encoding of the parameters it sends: booleans as 1/0 (``status`` as
+    true, which the engine wants spelled so), filters as JSON."""
+    pairs = []
+    for key, value in params.items():
+        if key == "filters":
+            value = json.dumps(
+                {k: [v] if isinstance(v, str) else list(v) for k, v in value.items()}
+            )
+        elif isinstance(value, bool):
+            value = ("true" if value else "false") if key == "status" else int(value)
+        pairs.append((key, str(value)))
+    return urllib.parse.urlencode(pairs)
+
+
+class EngineReads:
+    """The read calls gathering makes, by the SDK's method names and answers; any other
+    attribute is the SDK client's (``sdk`` makes it when first needed).
+
+    ``fail_timeout`` and ``fail_connect`` turn a socket failure into the connector's own
+    one-line error, as the SDK client's wrapper does for requests' exceptions.
+    """
+
+    def __init__(
+        self,
+        socket_path: str,
+        timeout: float,
+        sdk: Callable[[], Any],
+        fail_timeout: Callable[[str, str], Exception],
+        fail_connect: Callable[[BaseException], Exception],
+    ) -> None:
+        self._socket_path = socket_path
+        self._timeout = timeout
+        self._sdk_factory = sdk
+        self._sdk: Any = None
+        self._fail_timeout = fail_timeout
+        self._fail_connect = fail_connect
+
+    # ---- the SDK, for everything else -----------------------------------------------
+
+    @property
+    def sdk(self) -> Any:
+        if self._sdk is None:
+            self._sdk = self._sdk_factory()
+        return self._sdk
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.sdk, name)
+
+    def close(self) -> None:
+        if self._sdk is not None:
+            self._sdk.close()
+            self._sdk = None
+
+    # ---- plain HTTP -----------------------------------------------------------------
+
+    def _get(self, path: str, params: dict[str, Any] | None) -> Any:
+        target = f"{path}?{_query(params)}" if params else path
+        conn = _UnixConnection(self._socket_path, self._timeout)
+        try:
+            conn.request("GET", target, headers={"Accept": "application/json"})
+            resp = conn.getresponse()
+            body = resp.read()
+        except TimeoutError:
+            raise self._fail_timeout("GET", path) from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise self._fail_connect(exc) from None
+        finally:
+            conn.close()
+        if resp.status >= 300:
+            raise Refused(path)
+        return json.loads(body) if body.strip() else None
+
+    def _read(self, path: str, params: dict[str, Any] | None, again: Callable[[], Any]) -> Any:
+        try:
+            return self._get(path, params)
+        except Refused:
+            return again()
+
+    # ---- the SDK's read methods gathering calls ---------------------------------------
+
+    def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        """GET any endpoint; the SDK asks again on a refusal (see the module's doc)."""
+
+        def again() -> Any:
+            api = self.sdk
+            return api._result(api._get(api._url(path), params=params or {}), json=True)
+
+        return self._read(path, params, again)
+
+    def info(self) -> Any:
+        return self._read("/info", None, lambda: self.sdk.info())
+
+    def version(self) -> Any:
+        return self._read("/version", None, lambda: self.sdk.version())
+
+    def images(self, all: bool = False) -> Any:
+        return self._read(
+            "/images/json", {"only_ids": False, "all": all}, lambda: self.sdk.images(all=all)
+        )
+
+    def containers(self, all: bool = False, filters: dict[str, Any] | None = None) -> Any:
+        params: dict[str, Any] = {"all": all, "limit": -1, "size": False, "trunc_cmd": False}
+        if filters:
+            params["filters"] = filters
+        return self._read(
+            "/containers/json", params, lambda: self.sdk.containers(all=all, filters=filters)
+        )
+
+    def inspect_container(self, container_id: str) -> Any:
+        path = f"/containers/{urllib.parse.quote(container_id, safe='')}/json"
+        return self._read(path, None, lambda: self.sdk.inspect_container(container_id))
+
+    def volumes(self) -> Any:
+        return self._read("/volumes", None, lambda: self.sdk.volumes())
+
+    def networks(self) -> Any:
+        return self._read("/networks", None, lambda: self.sdk.networks())
+
+    def services(self, status: bool = False) -> Any:
+        params = {"status": True} if status else None
+        return self._read("/services", params, lambda: self.sdk.services(status=status))
+
+    def tasks(self) -> Any:
+        return self._read("/tasks", None, lambda: self.sdk.tasks())
+
+    def secrets(self) -> Any:
+        return self._read("/secrets", None, lambda: self.sdk.secrets())
+
+    def configs(self) -> Any:
+        return self._read("/configs", None, lambda: self.sdk.configs())
+
+    def events(
+        self,
+        since: int,
+        until: int,
+        filters: dict[str, Any] | None = None,
+        decode: bool = True,
+    ) -> Iterator[Any]:
+        """A bounded event stream (``until`` ends it), one decoded event at a time; the
+        last-use record reads it on every plan. ``close()`` ends it early."""
+        params: dict[str, Any] = {"since": since, "until": until}
+        if filters:
+            params["filters"] = filters
+        conn = _UnixConnection(self._socket_path, self._timeout)
+        try:
+            conn.request("GET", f"/events?{_query(params)}")
+            resp = conn.getresponse()
+        except TimeoutError:
+            conn.close()
+            raise self._fail_timeout("GET", "/events") from None
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            raise self._fail_connect(exc) from None
+        if resp.status >= 300:
+            conn.close()
+            return self.sdk.events(since=since, until=until, filters=filters, decode=decode)  # type: ignore[no-any-return]
+        return _lines(conn, resp, decode)
+
+
+def _lines(
+    conn: http.client.HTTPConnection, resp: http.client.HTTPResponse, decode: bool
+) -> Iterator[Any]:
+    """The engine writes one JSON object per line; the connection closes with the stream."""
+    try:
+        for line in resp:
+            if line.strip():
+                yield json.loads(line) if decode else line
+    finally:
+        conn.close()
