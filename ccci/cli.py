@@ -51,10 +51,36 @@ def _workspace_options(func: F) -> F:
             type=click.Path(path_type=Path),
             help="JSONL journal path.  [default: STATE_DIR/journal.jsonl]",
         ),
+        # Every host command takes these; kept out of the commands' signatures (the
+        # context carries them to _settings) because none of them decides anything else.
+        click.option(
+            "-c",
+            "--connection",
+            type=click.Choice(["local", "ssh"]),
+            expose_value=False,
+            callback=_remember,
+            help="Reach every host this way (localhost stays local).  "
+            "[default: each host's ansible_connection, else local]",
+        ),
+        click.option(
+            "-f",
+            "--forks",
+            type=click.IntRange(1, 256),
+            default=5,
+            show_default=True,
+            expose_value=False,
+            callback=_remember,
+            help="At most this many hosts at once.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    ctx.meta[f"ccci.{param.name}"] = value
+    return value
 
 
 def _settings(
@@ -67,6 +93,7 @@ def _settings(
     from ccci.workspace import Settings
 
     metrics = os.environ.get("CCCI_METRICS")
+    meta = click.get_current_context().meta
     return Settings(
         policies or (Path("policies"),),
         inventory,
@@ -74,7 +101,32 @@ def _settings(
         state_dir,
         journal,
         metrics=Path(metrics) if metrics else None,
+        connection=meta.get("ccci.connection"),
+        forks=meta.get("ccci.forks") or 5,
     )
+
+
+def _workspace(settings: Any) -> Any:
+    """The workspace, showing each host's progress on a terminal (never in a log)."""
+    from ccci.workspace import Workspace
+
+    workspace = Workspace(settings)
+    if sys.stderr.isatty():
+        workspace.progress = lambda host, what: click.echo(f"{host}: {what}…", err=True)
+    return workspace
+
+
+def _unreachable(workspace: Any, output: str = "text") -> None:
+    """One line per host that could not be reached, in the inventory's order (to stderr
+    beside JSON, which stays one document)."""
+    for host in workspace.inventory.hosts:
+        if host in workspace.unreachable:
+            click.echo(f"{host}: UNREACHABLE! {workspace.unreachable[host]}", err=output == "json")
+
+
+def _exit_if_unreachable(workspace: Any) -> None:
+    if workspace.unreachable:
+        sys.exit(1)
 
 
 def _style(stream: Any = None) -> Any:
@@ -139,7 +191,6 @@ def reconcile(
     allow_empty: bool,
 ) -> None:
     """Plan (and with --apply, apply) what the policies ask of each host."""
-    from ccci.workspace import Workspace
 
     if not allow_empty:
         from ccci.policy.load import require_policies
@@ -150,7 +201,7 @@ def reconcile(
         raise CcciError("--facts plans offline and cannot be combined with --apply")
     if mode == "apply":
         _can_ask(yes)
-    workspace = Workspace(_settings(policies, inventory, limit, state_dir, journal))
+    workspace = _workspace(_settings(policies, inventory, limit, state_dir, journal))
     with workspace.locked() if mode == "apply" else contextlib.nullcontext():
         _reconcile(workspace, mode, yes, detailed_exitcode, output, out, facts_file, now, verbose)
 
@@ -178,12 +229,14 @@ def _reconcile(
         click.echo(render_text.render_plan(plan, _style(), verbose))
         if out is not None:
             click.echo(f"\nSaved the plan to {out}; apply exactly it with: ccci apply {out}")
+    _unreachable(workspace, output)
     if mode == "apply":
         _confirm(plan, yes)
         # Applied even with nothing to do: the journal's recap and the metrics then show
         # that the nightly run happened and found the host in order.
         _apply(workspace, plan, saved=False, detailed_exitcode=detailed_exitcode, output=output)
         return
+    _exit_if_unreachable(workspace)
     if detailed_exitcode and not plan.is_empty():
         sys.exit(EXIT_CHANGES)
 
@@ -241,14 +294,18 @@ def _apply(
     def show(host: str, result: Any) -> None:
         click.echo(render_text.result_line(host, result, style), file=stream)
 
-    reports = workspace.apply(plan, saved=saved, on_result=show)
+    reports = {r.host: r for r in workspace.apply(plan, saved=saved, on_result=show)}
     click.echo("", file=stream)
-    for report in reports:
-        for line in render_text.render_report(report, style):
-            click.echo(line, file=stream)
-    if any(r.count(Status.FAILED) for r in reports):
+    for host in workspace.inventory.hosts:
+        if host in reports:
+            for line in render_text.render_report(reports[host], style):
+                click.echo(line, file=stream)
+        elif host in workspace.unreachable:
+            click.echo(f"{host}: UNREACHABLE! {workspace.unreachable[host]}", file=stream)
+            click.echo(f"{host} : ok=0 changed=0 failed=0 skipped=0 unreachable=1", file=stream)
+    if workspace.unreachable or any(r.count(Status.FAILED) for r in reports.values()):
         sys.exit(1)
-    if detailed_exitcode and not all(r.converged for r in reports):
+    if detailed_exitcode and not all(r.converged for r in reports.values()):
         sys.exit(EXIT_CHANGES)
 
 
@@ -272,14 +329,14 @@ def apply_cmd(
     and apply only the saved changes that plan makes too; anything else in the file, or
     any fact that moved, refuses the whole plan."""
     from ccci.render import text as render_text
-    from ccci.workspace import Workspace, read_plan
+    from ccci.workspace import read_plan
 
     saved = read_plan(plan_file)
     if not saved.can_apply():
         click.echo("No changes. Host matches policy.")
         return
     _can_ask(yes)
-    workspace = Workspace(_settings(policies, inventory, limit, state_dir, journal))
+    workspace = _workspace(_settings(policies, inventory, limit, state_dir, journal))
     with workspace.locked():
         # What is shown, asked about and applied is the fresh plan's own version of each
         # saved change: never the file's paths, contents, objects or gates.
@@ -304,14 +361,16 @@ def facts(
 ) -> None:
     """Gather each host's facts; --output json saves a snapshot for offline planning."""
     from ccci.render.facts import render_facts
-    from ccci.workspace import Workspace, snapshot_json
+    from ccci.workspace import snapshot_json
 
-    workspace = Workspace(_settings(policies, inventory, limit, state_dir, journal))
-    gathered = [workspace.gather(target) for target in workspace.targets()]
+    workspace = _workspace(_settings(policies, inventory, limit, state_dir, journal))
+    gathered = list(workspace.gather_all(workspace.targets()).values())
     if output == "json":
-        click.echo(snapshot_json(gathered))
+        click.echo(snapshot_json(gathered, workspace.unreachable))
     else:
         click.echo("\n\n".join(render_facts(f) for f in gathered))
+    _unreachable(workspace, output)
+    _exit_if_unreachable(workspace)
 
 
 @cli.command()
@@ -335,9 +394,8 @@ def status(
     from ccci import journal as journal_mod
     from ccci.render import status as render_status
     from ccci.status import host_status
-    from ccci.workspace import Workspace
 
-    workspace = Workspace(_settings(policies, inventory, limit, state_dir, journal))
+    workspace = _workspace(_settings(policies, inventory, limit, state_dir, journal))
     plan, facts_by_host = workspace.plan(parse_now(now), facts_file)
     entries = journal_mod.read(workspace.settings.journal_path)
     statuses = [
@@ -348,7 +406,14 @@ def status(
         click.echo(render_status.render_json(statuses))
     else:
         style = _style()
-        click.echo("\n\n".join(render_status.render_text(s, style) for s in statuses))
+        blocks = {s.host: render_status.render_text(s, style) for s in statuses}
+        for host, reason in workspace.unreachable.items():
+            blocks[host] = f"{host}: UNREACHABLE! {reason}"
+        order = [h for h in workspace.inventory.hosts if h in blocks]
+        click.echo("\n\n".join(blocks[h] for h in order))
+    if output == "json":
+        _unreachable(workspace, output)
+    _exit_if_unreachable(workspace)
 
 
 @cli.command()
@@ -368,9 +433,8 @@ def images(
     """List each host's images and why each stays: retained (by which policy), in use (by
     what), when last used, and its size."""
     from ccci.render import images as render_images
-    from ccci.workspace import Workspace
 
-    workspace = Workspace(_settings(policies, inventory, limit, state_dir, journal))
+    workspace = _workspace(_settings(policies, inventory, limit, state_dir, journal))
     plan, facts_by_host = workspace.plan(None, facts_file)
     rows = {
         h.host: render_images.image_rows(
@@ -382,6 +446,8 @@ def images(
         click.echo(render_images.render_json(rows))
     else:
         click.echo("\n\n".join(render_images.render_text(h, r, plan.now) for h, r in rows.items()))
+    _unreachable(workspace, output)
+    _exit_if_unreachable(workspace)
 
 
 @cli.group()
@@ -490,14 +556,13 @@ def janitor(
     from dataclasses import replace
 
     from ccci.facts.model import SCOPE_STACKS
-    from ccci.workspace import Workspace
 
     settings = replace(
         _settings(policies, inventory, limit, state_dir, journal),
         kinds=JANITOR_KINDS,
         scope=SCOPE_STACKS,
     )
-    workspace = Workspace(settings)
+    workspace = _workspace(settings)
     with contextlib.nullcontext() if plan_only else workspace.locked():
         _janitor(workspace, plan_only, output, now)
 
@@ -511,8 +576,10 @@ def _janitor(workspace: Any, plan_only: bool, output: str, now: str | None) -> N
         click.echo(render_json.render_plan(plan))
     else:
         click.echo(render_text.render_plan(plan, _style()))
+    _unreachable(workspace, output)
     if not plan_only and plan.can_apply():
         _apply(workspace, plan, saved=False, detailed_exitcode=False, output=output)
+    _exit_if_unreachable(workspace)
 
 
 @cli.command()
