@@ -34,6 +34,41 @@ _GLOB = re.compile(r"\[[^\]]*\]|[*?]")
 _PRINTABLE = re.compile(r"\A[\x21-\x7e]+\Z")
 
 
+# The plain spellings CI hosts are full of (``bench/app:build-1``, ``localhost:5000/x:y``),
+# in Docker's grammar but narrower: lower case only, no digest, no IPv6 domain. Such text
+# is parsed here, in the stdlib; anything else goes to docker-image-py, whose import and
+# per-reference parsing cost more than a whole plan's rules on 1,500 images.
+_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*\Z", re.ASCII)
+_DOMAIN = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*"
+                     r"(?::[0-9]+)?\Z", re.ASCII)  # fmt: skip
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z", re.ASCII)
+_FAST_MAX = 200  # well under Docker's 255 for a canonical name, so no length edge here
+
+
+def _plain_ref(text: str) -> Ref | None:
+    """``text`` parsed as Docker would, when it is in the plain subset; else None."""
+    if len(text) > _FAST_MAX or "@" in text:
+        return None
+    slash = text.rfind("/")
+    colon = text.rfind(":")
+    name, tag = (text[:colon], text[colon + 1 :]) if colon > slash else (text, "")
+    if colon > slash and not _TAG.match(tag):
+        return None
+    first, sep, rest = name.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        if not _DOMAIN.match(first):
+            return None
+        domain, path = (DEFAULT_DOMAIN if first == LEGACY_DOMAIN else first), rest
+    else:
+        domain, path = DEFAULT_DOMAIN, name
+    parts = path.split("/")
+    if not all(_COMPONENT.match(p) for p in parts) or _ID.match(path):
+        return None  # a 64-hex repository: docker-image-py says why it is refused
+    if domain == DEFAULT_DOMAIN and len(parts) == 1:
+        path = f"{OFFICIAL_NAMESPACE}/{path}"
+    return Ref(repo=f"{domain}/{path}", tag=tag)
+
+
 class InvalidReference(ValueError):
     """Text that Docker would not accept as an image reference (the message says why)."""
 
@@ -98,6 +133,9 @@ def parse_ref(text: str) -> Ref:
     exactly as Docker refuses them. An image id is not a reference: see :func:`is_image_id`.
     """
     _check_text(text)
+    plain = _plain_ref(text)
+    if plain is not None:
+        return plain
     from docker_image import reference
 
     try:
