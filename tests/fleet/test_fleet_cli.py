@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,16 @@ def _journal(root: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
+def _seed(fleet: Fleet) -> None:
+    """On every host an exited container, and 8 MB in its own tmpfs (past the 10% gate by
+    its own share, so each plan's disk line shows whose disk was measured); then a wait
+    past the policy's 1s, so no container is too young for it (setup, not a measurement)."""
+    for node in fleet.nodes:
+        _exited(node)
+        _fill(fleet, node, 8)
+    time.sleep(1.5)
+
+
 def _remote_mb(node: FleetNode) -> int:
     return next(p.remote_mb for p in fleet_mod.node_paths() if p.name == node.name)
 
@@ -89,9 +100,7 @@ def test_a_fleet_is_planned_over_ssh_with_each_hosts_own_disk_and_engine(
 ) -> None:
     fleet = clean_fleet
     root = _workspace(fleet, tmp_path)
-    for node in fleet.nodes:
-        _exited(node)
-        _fill(fleet, node, 8)
+    _seed(fleet)
     planned = ccci(root, "reconcile", "--plan")
     assert planned.returncode == 0, planned.stderr
     out = planned.stdout
@@ -99,21 +108,19 @@ def test_a_fleet_is_planned_over_ssh_with_each_hosts_own_disk_and_engine(
     assert [ln.rstrip(":") for ln in out.splitlines() if ln.startswith("ccci-fleet-")] == [
         n.name for n in fleet.nodes
     ]
-    assert out.count("- container done-job") == 3, out
+    assert out.count(f"(done-job ({BASE_TAG}))") == 3, out
     for node in fleet.nodes:
         # 8 MB of the node's own tmpfs (24, 32 or 40 MB): never the local root disk's use.
-        share = round(8 * 100 / _remote_mb(node))
+        share = f"{8 * 100 / _remote_mb(node):.1f}".removesuffix(".0")
         block = out.split(f"{node.name}:", 1)[1].split("ccci-fleet-", 1)[0]
-        assert f"disk {share}% ≥ 10% on {fleet.remote_dir}" in block, block
+        assert f"disk {share}% on {fleet.remote_dir} ≥ 10%" in block, block
     assert not any(Path(fleet.remote_dir).iterdir()), "a remote file appeared locally"
 
 
 def test_forks_1_and_forks_3_print_the_same_plan(clean_fleet: Fleet, tmp_path: Path) -> None:
     fleet = clean_fleet
     root = _workspace(fleet, tmp_path)
-    for node in fleet.nodes:
-        _exited(node)
-        _fill(fleet, node, 8)
+    _seed(fleet)
     # One --now for both, so no age differs by the seconds between the runs.
     now = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     one = ccci(root, "reconcile", "--plan", "--forks", "1", "--now", now)
@@ -133,9 +140,7 @@ def test_an_apply_over_ssh_converges_every_host_and_journals_each_recap(
 ) -> None:
     fleet = clean_fleet
     root = _workspace(fleet, tmp_path)
-    for node in fleet.nodes:
-        _exited(node)
-        _fill(fleet, node, 8)
+    _seed(fleet)
     applied = ccci(root, "reconcile", "--apply", "--yes")
     assert applied.returncode == 0, applied.stdout + applied.stderr
     for node in fleet.nodes:
@@ -160,9 +165,7 @@ def test_a_host_whose_sshd_is_stopped_is_unreachable_and_the_others_converge(
 ) -> None:
     fleet = clean_fleet
     root = _workspace(fleet, tmp_path)
-    for node in fleet.nodes:
-        _exited(node)
-        _fill(fleet, node, 8)
+    _seed(fleet)
     down = fleet.workers[0]
     _stop_sshd(down)
     try:
@@ -205,9 +208,7 @@ def test_a_host_key_mismatch_is_refused_with_a_clear_error_and_nothing_is_done(
     wrong.write_text("\n".join([*others, key.replace(second.address, first.address, 1)]) + "\n")
     inventory = fleet_mod.inventory_yaml(fleet).replace(fleet.known_hosts, str(wrong))
     root = _workspace(fleet, tmp_path, inventory)
-    for node in fleet.nodes:
-        _exited(node)
-        _fill(fleet, node, 8)
+    _seed(fleet)
     alone = ccci(root, "reconcile", "--apply", "--yes", "--limit", first.name)
     assert alone.returncode == 1
     assert alone.stderr.strip() == (
