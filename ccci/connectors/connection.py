@@ -1,7 +1,6 @@
-"""Which connector reaches a host: Ansible's ``ansible_connection``, or an override.
+"""Which connector reaches a host: Ansible's ``ansible_connection``, or ``-c/--connection``.
 
-Not wired into the workspace yet (issue 15's second half does that, with ``-c``): until
-then every caller still gets the local connector, and this is the one place to change.
+The workspace reaches every host through :func:`connector_for` (``ccci.workspace``).
 """
 
 from __future__ import annotations
@@ -13,9 +12,10 @@ from ccci.connectors.local import LocalConnector
 from ccci.errors import CcciError
 
 CONNECTIONS = ("local", "ssh")
-# Ansible connects to every host over ssh unless told otherwise; ccci's hosts have so far
-# all been the machine it runs on (the nightly), so an inventory that does not say
-# ``ansible_connection`` keeps meaning "local" until the CLI grows -c/--connection.
+# Ansible connects to every host over ssh unless told otherwise; ccci's shipped inventory and
+# every nightly oneshot describe the machine ccci runs on, so an inventory that does not say
+# ``ansible_connection`` means "local": a fleet says ``ssh`` once, in its group's vars (or
+# ``-c ssh``), and a nightly never reaches out over ssh to itself by surprise.
 DEFAULT_CONNECTION = "local"
 # As in Ansible, these names are this machine whatever the default.
 LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -23,8 +23,10 @@ LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
 def connection_of(host: str, host_vars: Mapping[str, Any], override: str | None = None) -> str:
     """``override`` (the command line), then ``ansible_connection``, then the default;
-    ``localhost`` is local unless a connection is named for it."""
-    chosen = override or str(host_vars.get("ansible_connection") or "")
+    ``localhost`` is local unless its own ``ansible_connection`` says otherwise (as in
+    Ansible, ``-c ssh`` does not turn this machine into a remote one)."""
+    own = str(host_vars.get("ansible_connection") or "")
+    chosen = own if host in LOCAL_NAMES else (override or own)
     if not chosen:
         chosen = "local" if host in LOCAL_NAMES else DEFAULT_CONNECTION
     if chosen not in CONNECTIONS:
