@@ -211,7 +211,7 @@ def test_no_auth_entry_for_the_registry_is_a_manual_action_and_exit_2(
 
     # Apply cannot do it: the run is recorded, the host is not converged until someone logs in.
     applied = ccci.run("reconcile", "--apply", "--yes", "--detailed-exitcode", expect=(2,))
-    assert "cc-ci : ok=0 changed=0 failed=0 skipped=0" in applied.stdout.splitlines()
+    assert "cc-ci : ok=0 changed=0 failed=0 skipped=0 unreachable=0" in applied.stdout.splitlines()
     assert f"cc-ci: not converged, 1 still to do: daemon registry_auth:{REGISTRY}" in applied.stdout
     recap = [
         json.loads(line)
