@@ -74,7 +74,7 @@ def gather_with(
     cache (the engine's slowest call) only when a policy that prunes it has its gates open.
     """
     from ccci import lastuse
-    from ccci.facts.docker import add_build_cache, add_image_sizes, gather
+    from ccci.facts.docker import Prefetch, add_build_cache, add_image_sizes, gather
     from ccci.planner import (
         client_config_paths,
         disk_paths,
@@ -89,6 +89,7 @@ def gather_with(
 
     host = target.host
     lean = plan_at is not None
+    early = Prefetch(conn) if lean and _may_want_build_cache(conn, target.policies) else None
     facts = gather(
         conn,
         disk_paths(target.policies),
@@ -118,10 +119,29 @@ def gather_with(
     if lean:
         trial = plan_host(host.name, target.policies, facts, plan_at or facts.gathered_at)
         if "build_cache" in facts.not_gathered and wants_build_cache(trial, target.policies):
-            facts = add_build_cache(conn, facts)
+            facts = add_build_cache(conn, facts, early)
         if wants_image_sizes(trial, target.policies):
             facts = add_image_sizes(conn, facts)
     return facts
+
+
+def _may_want_build_cache(conn: Any, policies: Any) -> bool:
+    """Whether a prune of the build cache has every disk gate open now (statvfs, cheap):
+    then the build cache is read beside the other facts, not after the trial plan. Its
+    other gates need the facts; a closed one leaves the early answer unused. A closed or
+    unmeasurable disk gate, the usual nightly case, never makes the engine's slow call."""
+    from ccci.policy.model import GateKind, PrunePolicy
+
+    for policy in policies:
+        if not isinstance(policy, PrunePolicy) or policy.dangling_build_cache is None:
+            continue
+        disk = [g for g in policy.gates if g.kind is GateKind.DISK_USAGE]
+        try:
+            if all(g.path and conn.disk_usage(g.path).ratio >= g.at_least for g in disk):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def connector_for(host: Host) -> Any:

@@ -6,6 +6,7 @@ from recorded answers; ``gather`` runs the calls concurrently through a connecto
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -393,9 +394,39 @@ def add_finish_times(conn: DockerConnector, facts: Facts) -> Facts:
     )
 
 
-def add_build_cache(conn: DockerConnector, facts: Facts) -> Facts:
-    """Gather the build cache into facts that were gathered without it."""
-    records = tuple(parse_build_cache(r) for r in _build_cache(conn))
+class Prefetch:
+    """The build cache read started before it is known to be needed, on a daemon thread.
+
+    A plan learns whether it wants the build cache only after a trial plan on the other
+    facts; the engine's answer then takes as long again (it sizes everything before API
+    1.42). Started beside the other reads, it is ready when asked; an unwanted answer is
+    dropped, and the process does not wait for it at exit.
+    """
+
+    def __init__(self, conn: DockerConnector) -> None:
+        self._records: list[dict[str, Any]] = []
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(conn,), daemon=True)
+        self._thread.start()
+
+    def _run(self, conn: DockerConnector) -> None:
+        try:
+            self._records = _build_cache(conn)
+        except BaseException as exc:  # handed to the caller that asks, as if read then
+            self._error = exc
+
+    def records(self) -> list[dict[str, Any]]:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._records
+
+
+def add_build_cache(conn: DockerConnector, facts: Facts, early: Prefetch | None = None) -> Facts:
+    """Gather the build cache into facts that were gathered without it (``early``: from
+    a read already started)."""
+    raws = early.records() if early is not None else _build_cache(conn)
+    records = tuple(parse_build_cache(r) for r in raws)
     left = tuple(g for g in facts.gaps if g.kind != "build_cache")
     return replace(facts, build_cache=records, gaps=left)
 
