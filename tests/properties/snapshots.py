@@ -79,6 +79,8 @@ REPOS = (
     "127.0.0.1:5001/recipe/app",
     "nginx",
     "foo/bar",
+    "ghcr.io/acme/web",
+    "127.0.0.1:5001/ci/job",
 )
 TAGS = ("7-alpine", "latest", "1")
 CONTAINER_STATES = ("created", "running", "restarting", "paused", "removing", "exited", "dead")
@@ -99,7 +101,7 @@ TASK_STATES = (
     "remove",
     "orphaned",
 )
-TASK_DESIRED = ("running", "ready", "shutdown", "remove", "accepted")
+TASK_DESIRED = ("running", "ready", "ready", "shutdown", "remove", "accepted")
 # Tasks of a host where nothing is in flight: running as meant, or ended and shut down.
 SETTLED = st.sampled_from(
     [("running", "running"), ("complete", "shutdown"), ("shutdown", "shutdown")]
@@ -203,7 +205,8 @@ def images(draw: st.DrawFn, count: int) -> list[Image]:
             repos = draw(st.lists(st.sampled_from(REPOS), min_size=1, max_size=2, unique=True))
             digests = tuple(f"{r}@{digest(i)}" for r in repos)
         others = [image_id(j) for j in range(count) if j != i]
-        parent = draw(st.sampled_from(["", "", image_id(99), *others]))
+        # Mostly none: an image with children is never removed, so children are kept rare.
+        parent = draw(st.sampled_from([""] * 8 + [image_id(99), *others]))
         size = draw(st.sampled_from([0, 1, 10**6, 10**9, 5 * 10**9]))
         unique = draw(st.one_of(st.none(), st.sampled_from([0, size // 2, size])))
         found.append(
@@ -225,15 +228,19 @@ def references(found: list[Image]) -> st.SearchStrategy[str]:
     spelling, ``repo:tag@digest`` as ``docker stack deploy`` pins it, ``repo@digest``, an
     image id, and references that name nothing here."""
     pool = [f"{r}:{t}" for r in REPOS for t in TAGS]
+    pool += [f"redis:7-alpine@{digest(98)}", "busybox:latest", f"sha256:{hex64('gone')}"]
+    own: list[str] = []
     for n, image in enumerate(found):
-        pool.append(image.id)
-        pool += list(image.tags)
+        own.append(image.id)
+        own += list(image.tags)
         for d in image.digests:
             repo, _, dig = d.partition("@")
-            pool.append(d)
-            pool.append(f"{repo}:{TAGS[n % len(TAGS)]}@{dig}")
-    pool += [f"redis:7-alpine@{digest(98)}", "busybox:latest", f"sha256:{hex64('gone')}"]
-    return st.sampled_from(sorted(set(pool)))
+            own.append(d)
+            own.append(f"{repo}:{TAGS[n % len(TAGS)]}@{dig}")
+    anything = st.sampled_from(sorted(set(pool + own)))
+    # A third of the time one of these images' own names, so that what uses an image is
+    # common, yet most images stay unused and can be judged for removal.
+    return st.one_of(st.sampled_from(sorted(set(own))), anything, anything) if own else anything
 
 
 @st.composite
@@ -261,13 +268,19 @@ def containers(draw: st.DrawFn, found: list[Image], count: int) -> list[Containe
 
 
 @st.composite
-def services(draw: st.DrawFn, found: list[Image], count: int, calm: bool) -> list[Service]:
+def services(
+    draw: st.DrawFn, found: list[Image], count: int, calm: bool, quiet: bool = False
+) -> list[Service]:
     made = []
     for i in range(count):
         # On a calm host most services belong to no run-app (a live run-app closes the
         # prune's and the eviction's stack gates).
         stack = draw(
-            st.sampled_from([None] * 6 + ["traefik", *STACKS]) if calm else _stack_or_none()
+            st.sampled_from([None, "traefik"])
+            if quiet
+            else st.sampled_from([None] * 6 + ["traefik", *STACKS])
+            if calm
+            else _stack_or_none()
         )
         created = NOW - draw(AGES)
         updated = max(created, NOW - draw(AGES))
@@ -300,19 +313,23 @@ def tasks(
     for i in range(count):
         service_id = draw(st.sampled_from(ids))
         own = by_id.get(service_id)
-        # Mostly the service's own image, as swarm makes them; sometimes another (an
-        # update's old task) or none.
+        # The service's own image, as swarm makes them; another (an update's old task, a
+        # task pulling what its service no longer names); or none.
         image = draw(
             st.one_of(
                 st.just(own.image if own else ""),
+                references(found),
                 references(found),
                 st.just(""),
             )
         )
         created = NOW - draw(AGES)
+        # A service whose spec last changed hours ago is stuck, not in flight, even on a calm
+        # host: its tasks may be in any state (pending for ever, a crash loop, ready).
+        stuck = own is not None and NOW - own.spec_changed >= timedelta(hours=3)
         state, desired = draw(
             SETTLED
-            if calm
+            if calm and not stuck
             else st.tuples(st.sampled_from(TASK_STATES), st.sampled_from(TASK_DESIRED))
         )
         made.append(
@@ -493,15 +510,16 @@ def gaps(draw: st.DrawFn, rare: bool = False) -> list[FactGap]:
 
 
 @st.composite
-def fact_snapshots(draw: st.DrawFn, pressure: bool = False) -> Facts:
+def fact_snapshots(draw: st.DrawFn, pressure: bool = False, quiet: bool = False) -> Facts:
     """One host's facts. A kind that was not gathered is empty, as a gathering leaves it.
 
     ``pressure``: a calm host (nothing in flight) with full disks and old last uses, so
-    that the gates open and the prune and eviction are reached often.
+    that the gates open and the prune and eviction are reached often. ``quiet``: no service
+    belongs to a run-app either, so no live run-app holds the stack gates closed.
     """
-    calm = pressure or draw(st.booleans())
+    calm = pressure or quiet or draw(st.booleans())
     found = draw(images(draw(st.integers(0, 6))))
-    owners = draw(services(found, draw(st.integers(0, 4)), calm))
+    owners = draw(services(found, draw(st.integers(0, 4)), calm, quiet))
     missing = draw(gaps(rare=pressure))
     lost = {g.kind for g in missing}
 
