@@ -15,10 +15,10 @@ from typing import Any
 
 from ccci.connectors.local import ConnectionFailed
 from ccci.errors import CcciError, explain
-from ccci.facts.docker import gather, image_from_inspect, refresh_swarm
+from ccci.facts.docker import add_build_cache, gather, image_from_inspect, refresh_swarm
 from ccci.facts.model import ACTIVE_CONTAINER_STATES, SCOPE_FULL, SCOPE_STACKS, Facts
 from ccci.journal import Journal
-from ccci.plan import Action, Change, GateResult, HostPlan, Precondition, subjects
+from ccci.plan import Change, GateResult, HostPlan, Operation, Precondition, subjects
 from ccci.policy.model import GateKind
 from ccci.reap import SINGULAR, leftovers, reap_stack
 from ccci.rules.convergence import redeployed
@@ -225,7 +225,11 @@ class Executor:
             if blocker is not None:
                 return blocker
             freed, notes = self._act(change, plan)
-        except Exception as exc:  # the engine's refusal is the message; go on with the rest
+        except Exception as exc:
+            # The engine's or the OS's refusal is the message; go on with the rest. Anything
+            # else is a bug in ccci, and reporting it as a "failed" change would hide it.
+            if not _refusal(exc):
+                raise
             return ChangeResult(change, Status.FAILED, explain(exc))
         if notes:
             left = ", ".join(notes)
@@ -266,77 +270,90 @@ class Executor:
             state = (raw.get("State") or {}).get("Status", "")
             if state in ACTIVE_CONTAINER_STATES:
                 return ChangeResult(change, Status.SKIPPED, f"container is now {state}")
+        if Precondition.BUILD_CACHE_UNUSED in checks:
+            return self._build_cache_blocker(change, facts)
+        return None
+
+    def _build_cache_blocker(self, change: Change, facts: Facts) -> ChangeResult | None:
+        """Re-read the record: a build started since the plan may use or share it now."""
+        ident = change.subject.ident
+        record = next(
+            (r for r in add_build_cache(self.conn, facts).build_cache if r.id == ident), None
+        )
+        if record is None:
+            return ChangeResult(change, Status.OK, "already gone")
+        if record.in_use:
+            return ChangeResult(change, Status.SKIPPED, "build cache now in use")
+        if record.shared:
+            return ChangeResult(change, Status.SKIPPED, "build cache now shared with an image")
         return None
 
     def _timer(self, change: Change) -> None:
         """Enable and (re)start a present timer, or stop, disable and mask an absent one."""
         unit = change.subject.ident
         self.conn.systemctl("daemon-reload")
-        if change.action is Action.UPDATE:
+        if change.work.operation is Operation.START_TIMER:
             self.conn.systemctl("enable", unit)
             self.conn.systemctl("restart", unit)
             return
         self.conn.systemctl("stop", unit)
         self.conn.systemctl("disable", unit)
-        # A unit file of the same name in the unit directory would block the mask link.
-        unit_dir = str(change.params.get("unit_dir", ""))
-        fragment = str((change.before or {}).get("fragment_path", ""))
-        if unit_dir and fragment == f"{unit_dir.rstrip('/')}/{unit}":
-            self.conn.remove_file(fragment)
+        if change.work.path:
+            self.conn.remove_file(change.work.path)
         self.conn.systemctl("mask", unit)
         self.conn.systemctl("daemon-reload")
 
     def _act(self, change: Change, plan: HostPlan) -> tuple[int, list[str]]:
         """Act; the bytes freed, and what was left alone that the change met on the way."""
-        if change.kind == "stack":
-            ident = change.subject.ident
-            kinds = change.params.get("reap") or list(change.before or {})
+        if change.work.operation is Operation.REAP_STACK:
             notes = reap_stack(
                 self.conn,
-                ident,
+                change.subject.ident,
                 change.targets,
-                tuple(str(k) for k in kinds),
-                float(change.params.get("wait_seconds", 60)),
+                change.work.reap,
+                change.work.wait_seconds,
                 lambda: self.current(plan, SCOPE_STACKS),
             )
             return 0, notes
         return self._act_one(change), []
 
     def _act_one(self, change: Change) -> int:
-        ident = change.subject.ident
-        kind = change.kind
-        if kind == "unit":
-            after = change.after or {}
-            self.conn.write_file(str(after["path"]), str(after["content"]))
-            return 0
-        if kind == "timer":
-            self._timer(change)
-            return 0
-        if kind == "image" and change.action is Action.CREATE:
-            self.conn.pull(str((change.after or {})["ref"]))
-            return 0
-        if kind == "image" and (change.before or {}).get("tags"):
-            # Evicting a tagged image: untag each; the last untag deletes it. Removing by id
-            # would be refused while several repositories name it. A tag that has moved to
-            # another image since the plan is not this image's any more: it is left alone.
-            for tag in (change.before or {})["tags"]:
-                named = self.conn.inspect_image(tag)
-                if named is not None and named.get("Id") == ident:
-                    self.conn.untag_image(tag)
-            if self.conn.inspect_image(ident) is not None:
-                raise CcciError(f"{ident[:19]} is still present: its tags changed since the plan")
-            return change.bytes_freed or 0
-        if change.action is not Action.DELETE:
-            raise NotImplementedError(f"{change.action.value} {kind}")
-        if kind == "image":
-            self.conn.remove_image(ident)
-            return change.bytes_freed or 0
-        if kind == "container":
-            self.conn.remove_container(ident)
-            return change.bytes_freed or 0
-        if kind == "build_cache":
-            return int(self.conn.remove_build_cache(ident))
-        raise NotImplementedError(f"{change.action.value} {kind}")
+        ident, work = change.subject.ident, change.work
+        match work.operation:
+            case Operation.WRITE_UNIT:
+                self.conn.write_file(work.path, work.content)
+                return 0
+            case Operation.START_TIMER | Operation.MASK_TIMER:
+                self._timer(change)
+                return 0
+            case Operation.PULL_IMAGE:
+                for ref in work.refs:
+                    self.conn.pull(ref)
+                return 0
+            case Operation.UNTAG_IMAGE:
+                self._untag(ident, work.refs)
+                return change.bytes_freed or 0
+            case Operation.REMOVE_IMAGE:
+                self.conn.remove_image(ident)
+                return change.bytes_freed or 0
+            case Operation.REMOVE_CONTAINER:
+                self.conn.remove_container(ident)
+                return change.bytes_freed or 0
+            case Operation.REMOVE_BUILD_CACHE:
+                return int(self.conn.remove_build_cache(ident))
+        raise CcciError(f"{work.operation.value} is not done one object at a time")
+
+    def _untag(self, ident: str, refs: tuple[str, ...]) -> None:
+        """Untag each reference; the last untag deletes the image. A reference that has
+        moved to another image since the plan is not this image's any more: it is left
+        alone, and the image, still present, fails the change."""
+        for ref in refs:
+            named = self.conn.inspect_image(ref)
+            if named is not None and named.get("Id") == ident:
+                self.conn.untag_image(ref)
+        if self.conn.inspect_image(ident) is not None:
+            what = "repo digests" if all("@" in r for r in refs) else "tags"
+            raise CcciError(f"{ident[:19]} is still present: its {what} changed since the plan")
 
     def _record(self, host: str, result: ChangeResult) -> None:
         change = result.change
@@ -359,13 +376,25 @@ class Executor:
         )
 
 
+def _refusal(exc: BaseException) -> bool:
+    """Whether ``exc`` is the world saying no (the engine, the OS, systemd through ccci's own
+    errors) rather than a programming error."""
+    if isinstance(exc, CcciError | OSError):
+        return True
+    # Imported only here: the SDK is loaded by then (the connector made the call), and the
+    # CLI's start does not pay for it.
+    from docker.errors import DockerException
+
+    return isinstance(exc, DockerException)
+
+
 def _still_there(change: Change, facts: Facts) -> bool:
     """Whether a planned delete's subject is still present; for a stack, whether any of
     the kinds the policy reaps is left of it, planned or joined since (kinds it does not
     reap may stay)."""
     ident = change.subject.ident
-    if change.kind == "stack":
-        kinds = change.params.get("reap") or list(change.before or {})
+    if change.work.operation is Operation.REAP_STACK:
+        kinds = change.work.reap
         env_files = [t.name for t in change.targets if t.kind == "env_file"]
         wanted = {SINGULAR[k] for k in kinds if k in SINGULAR}
         wanted |= {"container"} if "services" in kinds else set()

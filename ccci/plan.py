@@ -23,7 +23,8 @@ from ccci.serde import from_jsonable, to_jsonable
 
 # 2: changes name the exact objects they act on (``targets``), every change kind has a
 # fingerprint, and ``ccci apply`` re-derives a saved plan instead of executing it.
-PLAN_FORMAT = 2
+# 3: each change says what apply does (``work``: an operation and its data), not ``params``.
+PLAN_FORMAT = 3
 
 # Parts of ``before``/``after`` that only estimate (what a removal frees): they explain a
 # change and may be measured differently from one gathering to the next, so a saved change
@@ -54,6 +55,41 @@ class Precondition(enum.Enum):
     STACK_ORPHANED = "stack_orphaned"
 
 
+class Operation(enum.Enum):
+    """The closed set of what apply does; the rule that plans a change chooses it, so apply
+    dispatches on it alone and never infers the act from ``before``."""
+
+    PULL_IMAGE = "pull_image"
+    # By id: an image no reference names, or one repository's digest alone.
+    REMOVE_IMAGE = "remove_image"
+    # Each reference in ``refs`` (tags, or the repo digests of an image pulled by digest from
+    # several repositories); the last untag deletes the image. The engine refuses to remove
+    # by id an image that several repositories name.
+    UNTAG_IMAGE = "untag_image"
+    REMOVE_CONTAINER = "remove_container"
+    REMOVE_BUILD_CACHE = "remove_build_cache"
+    # The change's ``targets``, kinds in ``reap``, waiting ``wait_seconds`` for services.
+    REAP_STACK = "reap_stack"
+    WRITE_UNIT = "write_unit"
+    # Reload systemd, enable and restart the timer.
+    START_TIMER = "start_timer"
+    # Stop, disable and mask the timer; first remove ``path`` (a unit file of the same name
+    # in the unit directory would block the mask link) when set.
+    MASK_TIMER = "mask_timer"
+
+
+@dataclass(frozen=True)
+class Work:
+    """What apply does for one change, with exactly the data that operation needs."""
+
+    operation: Operation
+    refs: tuple[str, ...] = ()
+    path: str = ""
+    content: str = ""
+    reap: tuple[str, ...] = ()
+    wait_seconds: float = 0.0
+
+
 @dataclass(frozen=True)
 class Target:
     """One object a change acts on, exactly: apply removes this one and nothing else.
@@ -82,11 +118,12 @@ class Change:
     after: dict[str, Any] | None = None
     bytes_freed: int | None = None
     preconditions: tuple[Precondition, ...] = ()
-    params: dict[str, Any] = field(default_factory=dict)
     # Whether the policy's gates hold this change back: a pull that warms the cache does
     # not wait for the eviction's disk watermark.
     gated: bool = True
     targets: tuple[Target, ...] = ()
+    # Set by the rule, read by apply: keyword-only so every maker of a change names it.
+    work: Work = field(kw_only=True)
 
     @property
     def subject(self) -> Address:
@@ -109,7 +146,7 @@ class Change:
                 "policy": self.policy,
                 "gated": self.gated,
                 "preconditions": self.preconditions,
-                "params": self.params,
+                "work": self.work,
                 "targets": self.targets,
                 "before": _without_estimates(self.before),
                 "after": _without_estimates(self.after),
@@ -278,7 +315,7 @@ def _pull_record(facts: Facts, change: Change) -> Any:
     """A pull depends on the reference naming no local image: which images it names now."""
     from ccci.refs import names_image
 
-    ref = str((change.after or {}).get("ref", ""))
+    ref = change.work.refs[0] if change.work.refs else ""
     return {"ref": ref, "named": sorted(i.id for i in facts.images if names_image(ref, i))}
 
 
@@ -302,7 +339,7 @@ def _unit_state(facts: Facts, name: str) -> Any:
 def _unit_record(facts: Facts, change: Change) -> Any:
     """A unit file write depends on the file's content and on the unit's state."""
     name = change.subject.ident
-    path = str((change.after or change.before or {}).get("path", ""))
+    path = change.work.path
     return {"file": facts.unit_file(path), "unit": _unit_state(facts, name)}
 
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ccci.errors import explain
+from ccci.errors import CcciError, explain
 from ccci.facts.model import STACK_LABEL, Facts, FileFact
 from ccci.plan import Target
 
@@ -31,7 +31,7 @@ _PLURAL = {singular: plural for plural, singular in SINGULAR.items()}
 _GONE = FileFact(path="", exists=False)
 
 
-class ReapFailed(Exception):
+class ReapFailed(CcciError):
     """Something of the stack could not be removed; the message names each leftover."""
 
 

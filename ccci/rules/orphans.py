@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from ccci.address import AddressKind, addr
 from ccci.facts.model import Facts, Stack
 from ccci.facts.stacks import run_app_secrets, undecided_env_files, unsafe_name
-from ccci.plan import Action, Change, Manual, Noop, Precondition, Target
+from ccci.plan import Action, Change, Manual, Noop, Operation, Precondition, Target, Work
 from ccci.policy.model import OrphanStackPolicy
 from ccci.rules import Context, RuleOutput
 from ccci.rules.convergence import unsettled
@@ -246,7 +246,11 @@ def plan_orphans(policy: OrphanStackPolicy, ctx: Context) -> RuleOutput:
             source=source,
             before={kind: names for kind, names in objects.items()},
             preconditions=(Precondition.STACK_ORPHANED,),
-            params={"wait_seconds": policy.wait.total_seconds(), "reap": list(policy.reap)},
+            work=Work(
+                Operation.REAP_STACK,
+                reap=tuple(policy.reap),
+                wait_seconds=policy.wait.total_seconds(),
+            ),
             targets=_targets(stack, objects),
         )
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from ccci.address import AddressKind, addr
 from ccci.facts.model import Container, Image, ImageKind
-from ccci.plan import Action, Change, Noop, Precondition
+from ccci.plan import Action, Change, Noop, Operation, Precondition, Work
 from ccci.policy.model import PrunePolicy
 from ccci.rules import Context, RuleOutput
 from ccci.rules.gates import describe_gaps, evaluate, gate_gaps, unsure
@@ -85,6 +85,7 @@ def plan_prune(policy: PrunePolicy, ctx: Context) -> RuleOutput:
                 source=source,
                 before=_container_before(container),
                 preconditions=(Precondition.CONTAINER_STOPPED,),
+                work=Work(Operation.REMOVE_CONTAINER),
             )
 
     if policy.dangling_images is not None:
@@ -130,6 +131,7 @@ def plan_prune(policy: PrunePolicy, ctx: Context) -> RuleOutput:
                     before={"tags": [], "digests": list(image.digests), "size": image.size},
                     bytes_freed=image.size,
                     preconditions=(Precondition.IMAGE_DANGLING, Precondition.IMAGE_UNUSED),
+                    work=Work(Operation.REMOVE_IMAGE),
                 )
 
     if policy.dangling_build_cache is not None and "build_cache" in facts.not_gathered:
@@ -159,6 +161,7 @@ def plan_prune(policy: PrunePolicy, ctx: Context) -> RuleOutput:
                 before={"size": record.size},
                 bytes_freed=record.size,
                 preconditions=(Precondition.BUILD_CACHE_UNUSED,),
+                work=Work(Operation.REMOVE_BUILD_CACHE),
             )
 
 

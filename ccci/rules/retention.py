@@ -15,7 +15,7 @@ from datetime import datetime
 
 from ccci.address import AddressKind, addr
 from ccci.facts.model import Facts, Image, ImageKind
-from ccci.plan import Action, Change, Noop, Precondition
+from ccci.plan import Action, Change, Noop, Operation, Precondition, Work
 from ccci.policy.model import Gate, GateKind, ImageRetention, Policy, PrunePolicy
 from ccci.refs import DEFAULT_TAG, compile_pattern, familiar_repo, parse_ref
 from ccci.rules import Context, RuleOutput
@@ -88,6 +88,7 @@ def _ensure(policy: ImageRetention, facts: Facts) -> RuleOutput:
                 source,
                 after={"ref": ref},
                 gated=False,
+                work=Work(Operation.PULL_IMAGE, refs=(ref,)),
             )
 
 
@@ -242,9 +243,21 @@ def _evict(policy: ImageRetention, ctx: Context) -> RuleOutput:
             },
             bytes_freed=freed,
             preconditions=(Precondition.IMAGE_UNUSED,),
+            work=_eviction(image),
         )
         used -= freed
         planned += 1
+
+
+def _eviction(image: Image) -> Work:
+    """How an evicted image goes. By id only when at most one reference names it: the
+    engine refuses to remove by id an image several repositories name, so each tag (or,
+    pulled by digest from several repositories, each repo digest) is untagged instead."""
+    if image.tags:
+        return Work(Operation.UNTAG_IMAGE, refs=tuple(image.tags))
+    if len(image.digests) > 1:
+        return Work(Operation.UNTAG_IMAGE, refs=tuple(image.digests))
+    return Work(Operation.REMOVE_IMAGE)
 
 
 def _pruning_build_cache(ctx: Context) -> str:

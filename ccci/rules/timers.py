@@ -14,7 +14,7 @@ from ccci.address import AddressKind, addr
 from ccci.errors import Location
 from ccci.facts.model import Unit
 from ccci.facts.systemd import usable as systemd_usable
-from ccci.plan import Action, Change, Manual, Noop
+from ccci.plan import Action, Change, Manual, Noop, Operation, Work
 from ccci.policy.model import TimerPolicy, TimerSpec
 from ccci.rules import Context, RuleOutput
 from ccci.units import format_time
@@ -107,7 +107,10 @@ def _present(policy: TimerPolicy, spec: TimerSpec, ctx: Context) -> RuleOutput:
             return
         if not current.exists:
             files_change = True
-            yield Change(address, Action.CREATE, path, "missing", name, spec.source, after=after)
+            write = Work(Operation.WRITE_UNIT, path=path, content=content)
+            yield Change(
+                address, Action.CREATE, path, "missing", name, spec.source, after=after, work=write
+            )
         elif not same_meaning(current.content, content):
             files_change = True
             yield Change(
@@ -119,6 +122,7 @@ def _present(policy: TimerPolicy, spec: TimerSpec, ctx: Context) -> RuleOutput:
                 spec.source,
                 before={"path": path, "content": current.content},
                 after=after,
+                work=Work(Operation.WRITE_UNIT, path=path, content=content),
             )
         else:
             yield Noop(address, path, "matches the policy", name, spec.source)
@@ -157,6 +161,7 @@ def _present(policy: TimerPolicy, spec: TimerSpec, ctx: Context) -> RuleOutput:
         spec.source,
         before=_state(timer),
         after={"unit_file_state": "enabled", "active_state": "active"},
+        work=Work(Operation.START_TIMER),
     )
 
 
@@ -204,6 +209,9 @@ def _absent(policy: TimerPolicy, unit_name: str, ctx: Context, source: Location)
             source,
         )
         return
+    # A unit file of the same name in the unit directory would block the mask link.
+    own_file = posixpath.join(policy.unit_dir, unit_name)
+    blocking = own_file if unit.fragment_path == own_file else ""
     yield Change(
         address,
         Action.DELETE,
@@ -213,7 +221,7 @@ def _absent(policy: TimerPolicy, unit_name: str, ctx: Context, source: Location)
         source,
         before=_state(unit),
         after={"load_state": "masked"},
-        params={"unit_dir": policy.unit_dir},
+        work=Work(Operation.MASK_TIMER, path=blocking),
     )
 
 

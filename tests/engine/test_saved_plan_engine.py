@@ -367,7 +367,7 @@ def _address_changed(data: dict[str, Any], t: Tamper) -> str:
 
 def _format_version(data: dict[str, Any], t: Tamper) -> str:
     data["format_version"] = 999
-    return "format_version: 999 is not 2"
+    return "format_version: 999 is not 3"
 
 
 TAMPERING: dict[str, Callable[[dict[str, Any], Tamper], str]] = {

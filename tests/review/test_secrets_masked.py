@@ -12,7 +12,7 @@ from review_helpers import BASE, copy_base, edit, host_facts, run_cli
 
 from ccci import redact
 from ccci.errors import Location
-from ccci.plan import Action, Change, HostPlan, Plan
+from ccci.plan import Action, Change, HostPlan, Operation, Plan, Work
 from ccci.render import text as render_text
 from ccci.render.style import Style
 from ccci.serde import to_jsonable
@@ -91,6 +91,7 @@ def test_environment_lines_of_unit_files_are_masked_in_plan_diffs() -> None:
         source=Location("policies/timers.yaml", 3),
         before={"path": "/etc/systemd/system/x.service", "content": before},
         after={"path": "/etc/systemd/system/x.service", "content": after},
+        work=Work(Operation.WRITE_UNIT, path="/etc/systemd/system/x.service", content=after),
     )
     plan = Plan(host_facts("cc-ci").gathered_at, (HostPlan("cc-ci", (change,)),))
 

@@ -29,7 +29,7 @@ from ccci.facts.model import (
     Unit,
     Volume,
 )
-from ccci.plan import Action, Change, GateResult, HostPlan, Manual, Noop, Plan
+from ccci.plan import Action, Change, GateResult, HostPlan, Manual, Noop, Operation, Plan, Work
 from ccci.planner import client_config_paths, plan_host
 from ccci.policy.load import build
 from ccci.policy.model import DEFAULT_CLIENT_CONFIG, DaemonPolicy, Gate, GateKind, Policy
@@ -560,6 +560,7 @@ def image_change() -> Change:
         policy="ci-docker-prune",
         source=Location("policies/prune.yaml", 15),
         bytes_freed=1 << 20,
+        work=Work(Operation.REMOVE_IMAGE),
     )
 
 
@@ -781,6 +782,7 @@ def status_plan(gates: tuple[GateResult, ...] = ()) -> HostPlan:
         policy="reap-killed-runs",
         source=Location("policies/orphans.yaml", 5),
         before={"secrets": [f"{ORPHAN}_db_password_v1"], "volumes": [f"{ORPHAN}_data"]},
+        work=Work(Operation.REAP_STACK, reap=("secrets", "volumes"), wait_seconds=60.0),
     )
     pull = Change(
         address="image:redis:7-alpine",
@@ -791,6 +793,7 @@ def status_plan(gates: tuple[GateResult, ...] = ()) -> HostPlan:
         source=Location("policies/retention.yaml", 7),
         after={"ref": "redis:7-alpine"},
         gated=False,
+        work=Work(Operation.PULL_IMAGE, refs=("redis:7-alpine",)),
     )
     return HostPlan(HOST, changes=(orphan, pull, image_change()), gates=gates, manual=(MANUAL,))
 

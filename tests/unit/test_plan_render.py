@@ -6,7 +6,18 @@ import json
 from datetime import UTC, datetime
 
 from ccci.errors import Location
-from ccci.plan import PLAN_FORMAT, Action, Change, GateResult, HostPlan, Noop, Plan, Precondition
+from ccci.plan import (
+    PLAN_FORMAT,
+    Action,
+    Change,
+    GateResult,
+    HostPlan,
+    Noop,
+    Operation,
+    Plan,
+    Precondition,
+    Work,
+)
 from ccci.policy.model import Gate, GateKind
 from ccci.render import json as render_json
 from ccci.render import text as render_text
@@ -37,6 +48,7 @@ def image_change(size: int | None = 41_000_000) -> Change:
         before={"tags": [], "digests": [], "size": size},
         bytes_freed=size,
         preconditions=(Precondition.IMAGE_DANGLING, Precondition.IMAGE_UNUSED),
+        work=Work(Operation.REMOVE_IMAGE),
     )
 
 
@@ -50,6 +62,7 @@ def container_change() -> Change:
         source=Location("policies/prune.yaml", 16, "spec.prune.stopped_containers"),
         before={"name": "job", "image": "redis:7-alpine", "state": "exited"},
         preconditions=(Precondition.CONTAINER_STOPPED,),
+        work=Work(Operation.REMOVE_CONTAINER),
     )
 
 

@@ -34,8 +34,10 @@ from ccci.plan import (
     Action,
     Change,
     HostPlan,
+    Operation,
     Plan,
     Target,
+    Work,
     fingerprints_for,
     judge_saved,
 )
@@ -172,6 +174,7 @@ def test_a_pulls_fingerprint_moves_when_the_reference_comes_to_name_a_local_imag
         _source(),
         after={"ref": "127.0.0.1:5000/recipe/redis:7"},
         gated=False,
+        work=Work(Operation.PULL_IMAGE, refs=("127.0.0.1:5000/recipe/redis:7",)),
     )
     empty = Facts(host="cc-ci", gathered_at=NOW, daemon=_daemon())
     other = replace(empty, images=(_image(("127.0.0.1:5000/recipe/app:1",)),))
@@ -185,7 +188,15 @@ def test_a_pulls_fingerprint_moves_when_the_reference_comes_to_name_a_local_imag
 def test_an_images_fingerprint_ignores_the_unique_size_only_an_eviction_asks_for() -> None:
     # Planning asks the engine's slow disk-usage call for unique sizes when an eviction's
     # gates are open; the gathering before an apply need not: an unchanged image is unmoved.
-    evict = Change("image:sha256:" + "ab" * 32, Action.DELETE, "x", "y", "evict", _source())
+    evict = Change(
+        "image:sha256:" + "ab" * 32,
+        Action.DELETE,
+        "x",
+        "y",
+        "evict",
+        _source(),
+        work=Work(Operation.UNTAG_IMAGE, refs=("a:1",)),
+    )
     sized = Facts(
         host="cc-ci", gathered_at=NOW, daemon=_daemon(), images=(_image(("a:1",), 4_000_000),)
     )
@@ -221,7 +232,7 @@ def _stack_plan() -> tuple[HostPlan, Facts]:
         "reap-killed-runs",
         _source(),
         before={"volumes": [f"{stack}_data"]},
-        params={"wait_seconds": 60.0, "reap": ["volumes"]},
+        work=Work(Operation.REAP_STACK, reap=("volumes",), wait_seconds=60.0),
         targets=(Target("volumes", f"{stack}_data", f"{stack}_data"),),
     )
     plan = HostPlan("cc-ci", (reap,), fingerprints=fingerprints_for(facts, (reap,)))
@@ -270,8 +281,8 @@ def test_a_missing_swarm_fingerprint_is_refused_and_a_moved_one_is_stale() -> No
     assert judge_saved(replace(plan, fingerprints=moved), plan, facts).stale == ("swarm",)
 
 
-def test_the_plan_format_is_version_two() -> None:
-    assert PLAN_FORMAT == 2
+def test_the_plan_format_is_version_three() -> None:
+    assert PLAN_FORMAT == 3
 
 
 # ---- the reap removes its targets, and nothing else --------------------------------------
