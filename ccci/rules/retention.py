@@ -10,6 +10,7 @@ the cache last), so nothing is evicted that the prune made unnecessary.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -151,7 +152,9 @@ def _evict(policy: ImageRetention, ctx: Context) -> RuleOutput:
                 addr(AddressKind.POLICY, name),
                 name,
                 f"after the plan's prune frees ~{format_bytes(freed_first)}, usage is "
-                f"{format_percent(projected)} < {format_percent(evict.gate.at_least)}: "
+                # Rounded down, as the gates are, so 84.96% never reads as "85% < 85%".
+                f"{format_percent(math.floor(projected * 1000) / 1000)} < "
+                f"{format_percent(evict.gate.at_least)}: "
                 "no eviction",
                 name,
                 evict.source,
