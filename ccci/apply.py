@@ -7,9 +7,8 @@ change does not stop the others (there is no rollback); each result goes to the 
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,57 +20,11 @@ from ccci.journal import Journal
 from ccci.plan import Change, GateResult, HostPlan, Operation, Precondition, subjects
 from ccci.policy.model import GateKind
 from ccci.reap import SINGULAR, leftovers, reap_stack
+from ccci.results import ChangeResult, HostReport, Status
 from ccci.rules.convergence import redeployed
 from ccci.rules.gates import evaluate
 from ccci.rules.usage import resolve
 from ccci.units import format_time
-
-
-class Status(enum.Enum):
-    OK = "ok"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-
-
-@dataclass(frozen=True)
-class ChangeResult:
-    change: Change
-    status: Status
-    message: str
-    bytes_freed: int = 0
-
-
-@dataclass(frozen=True)
-class HostReport:
-    """What happened on one host, and whether it now matches the plan."""
-
-    host: str
-    results: tuple[ChangeResult, ...]
-    noops: int
-    remaining: tuple[str, ...]
-
-    def count(self, status: Status) -> int:
-        return sum(1 for r in self.results if r.status is status)
-
-    @property
-    def converged(self) -> bool:
-        return not self.remaining
-
-    @property
-    def bytes_freed(self) -> int:
-        return sum(r.bytes_freed for r in self.results)
-
-    def recap(self) -> str:
-        """Ansible's recap line: ok counts what is now as the policy wants it."""
-        changed = self.count(Status.OK)
-        return (
-            f"{self.host} : ok={changed + self.noops} changed={changed} "
-            f"failed={self.count(Status.FAILED)} skipped={self.count(Status.SKIPPED)}"
-            # Last, not after changed= as Ansible has it: a log read by "failed=0 skipped="
-            # keeps matching. A host ccci reached is never unreachable.
-            " unreachable=0"
-        )
-
 
 # Gates that a deploy can close at any moment; the disk gate is checked once, at the start,
 # because pruning itself lowers usage and must not stop halfway through its own work.

@@ -285,8 +285,8 @@ def _confirm(plan: Any, yes: bool) -> None:
 def _apply(
     workspace: Any, plan: Any, saved: bool, detailed_exitcode: bool, output: str = "text"
 ) -> None:
-    from ccci.apply import Status
     from ccci.render import text as render_text
+    from ccci.results import Status
 
     stream = sys.stderr if output == "json" else sys.stdout
     style = _style(stream)

@@ -10,10 +10,10 @@ from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
-from ccci.apply import HostReport, Status
 from ccci.atomic import write_atomic
 from ccci.facts.model import Facts, GapCause
 from ccci.plan import HostPlan
+from ccci.results import HostReport, Status
 from ccci.rules.convergence import unsettled
 from ccci.rules.gates import stuck_after_of
 

@@ -224,11 +224,20 @@ class HostPlan:
         return not self.changes and not self.manual
 
     def counts(self) -> dict[Action, int]:
+        """Changes per action, every action present (zero when none)."""
         counter = Counter(c.action for c in self.changes)
         return {a: counter.get(a, 0) for a in Action}
 
+    def to_remove(self) -> int:
+        """Terraform's "to remove": deletes, and replaces (a replace removes first)."""
+        return _to_remove(self.counts())
+
     def bytes_freed(self) -> int:
+        """What the changes would free, as estimated at plan time."""
         return sum(c.bytes_freed or 0 for c in self.changes)
+
+    def manual_count(self) -> int:
+        return len(self.manual)
 
     def policy_noops(self) -> tuple[Noop, ...]:
         """Noops that hold for a whole policy (it does nothing at all, and why)."""
@@ -265,10 +274,19 @@ class Plan:
         return sum(len(h.manual) for h in self.hosts)
 
     def counts(self) -> dict[Action, int]:
+        """Changes per action over every host."""
         total: Counter[Action] = Counter()
         for host in self.hosts:
             total.update(host.counts())
         return {a: total.get(a, 0) for a in Action}
+
+    def to_remove(self) -> int:
+        """Terraform's "to remove" over every host: deletes and replaces."""
+        return _to_remove(self.counts())
+
+    def bytes_freed(self) -> int:
+        """What every host's changes would free, as estimated at plan time."""
+        return sum(h.bytes_freed() for h in self.hosts)
 
     def to_json(self) -> str:
         return json.dumps(to_jsonable(self), indent=2, sort_keys=True)
@@ -279,6 +297,10 @@ class Plan:
         if isinstance(data, dict):
             data = {k: v for k, v in data.items() if k != "summary"}
         return from_jsonable(cls, data)
+
+
+def _to_remove(counts: dict[Action, int]) -> int:
+    return counts[Action.DELETE] + counts[Action.REPLACE]
 
 
 def fingerprint(record: Any) -> str:

@@ -16,8 +16,8 @@ def plan_document(plan: Plan) -> dict[str, Any]:
     document["summary"] = {
         "add": counts[Action.CREATE],
         "change": counts[Action.UPDATE],
-        "remove": counts[Action.DELETE] + counts[Action.REPLACE],
-        "bytes_freed": sum(h.bytes_freed() for h in plan.hosts),
+        "remove": plan.to_remove(),
+        "bytes_freed": plan.bytes_freed(),
         "manual": plan.manual_count(),
         "empty": plan.is_empty(),
     }

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ccci.apply import ChangeResult, HostReport, Status
 from ccci.plan import Action, Change, HostPlan, Plan
 from ccci.render.escape import terminal
 from ccci.render.style import Style
+from ccci.results import ChangeResult, HostReport, Status
 from ccci.units import format_bytes
 
 _ACTION_COLOUR = {
@@ -35,18 +35,12 @@ def change_line(change: Change, style: Style) -> str:
 
 def summary_line(plan: HostPlan | Plan) -> str:
     """``Plan: N to add, N to change, N to remove.``: the line Terraform users look for."""
-    counts = plan.counts()
-    manual = len(plan.manual) if isinstance(plan, HostPlan) else plan.manual_count()
+    counts, manual = plan.counts(), plan.manual_count()
     text = (
         f"Plan: {counts[Action.CREATE]} to add, {counts[Action.UPDATE]} to change, "
-        f"{counts[Action.DELETE] + counts[Action.REPLACE]} to remove"
-        + (f", {manual} to do by hand." if manual else ".")
+        f"{plan.to_remove()} to remove" + (f", {manual} to do by hand." if manual else ".")
     )
-    freed = (
-        plan.bytes_freed()
-        if isinstance(plan, HostPlan)
-        else sum(h.bytes_freed() for h in plan.hosts)
-    )
+    freed = plan.bytes_freed()
     return f"{text} About {format_bytes(freed)} to free." if freed else text
 
 

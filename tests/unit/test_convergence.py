@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
-from ccci.apply import HostReport
 from ccci.errors import InputError
 from ccci.facts.docker import gather, refresh_swarm
 from ccci.facts.model import Daemon, DiskUsage, FactGap, Facts, GapCause, Service, Task
 from ccci.metrics import render as render_metrics
 from ccci.planner import plan_host
 from ccci.policy.model import GateKind
+from ccci.results import HostReport
 from ccci.rules.convergence import Progress, redeployed, unsettled
 from ccci.status import host_status
 from tests.rules.test_rule_cases import policies_from_text
