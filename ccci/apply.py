@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
 
+from ccci.connectors.base import Connector
+from ccci.connectors.engineapi import is_docker_error
 from ccci.connectors.local import ConnectionFailed
 from ccci.errors import CcciError, explain
 from ccci.facts.docker import add_build_cache, gather, image_from_inspect, refresh_swarm
@@ -46,7 +47,7 @@ class Executor:
 
     def __init__(
         self,
-        conn: Any,
+        conn: Connector,
         journal: Journal,
         run_id: str,
         clock: Callable[[], datetime],
@@ -332,13 +333,7 @@ class Executor:
 def _refusal(exc: BaseException) -> bool:
     """Whether ``exc`` is the world saying no (the engine, the OS, systemd through ccci's own
     errors) rather than a programming error."""
-    if isinstance(exc, CcciError | OSError):
-        return True
-    # Imported only here: the SDK is loaded by then (the connector made the call), and the
-    # CLI's start does not pay for it.
-    from docker.errors import DockerException
-
-    return isinstance(exc, DockerException)
+    return isinstance(exc, CcciError | OSError) or is_docker_error(exc)
 
 
 def _still_there(change: Change, facts: Facts) -> bool:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ccci.connectors.base import Connector
 from ccci.errors import CcciError, explain
 from ccci.facts.model import STACK_LABEL, Facts, FileFact
 from ccci.plan import Target
@@ -78,7 +79,7 @@ def _present(facts: Facts, kind: str, name: str) -> str | None:
 
 
 def reap_stack(
-    conn: Any,
+    conn: Connector,
     stack: str,
     targets: tuple[Target, ...],
     kinds: tuple[str, ...],
