@@ -308,6 +308,11 @@ def _unit_written_to_cron(data: dict[str, Any], t: Tamper) -> str:
         "policy": "reap-killed-runs",
         "source": {"file": "policies/orphans.yaml", "line": 1, "field": ""},
         "after": {"path": str(t.cron), "content": "* * * * * root touch /tmp/pwned\n"},
+        "work": {
+            "operation": "write_unit",
+            "path": str(t.cron),
+            "content": "* * * * * root touch /tmp/pwned\n",
+        },
     }
     host_plan(data)["changes"].append(pwn)
     t.forge(data, pwn)
