@@ -5,10 +5,9 @@ reads on a busy CI box, and a plan or a janitor run only reads. :class:`EngineRe
 answers the list and inspect calls fact gathering makes by plain HTTP on the socket and
 hands every other call (removals, pulls, events) to the SDK's client, made on first use.
 
-Only a successful answer is read here: a call the engine refuses (any status from 300
-up) is asked again through the SDK, so a refusal reaches the caller as the SDK's own
-exception with the SDK's words, exactly as without this module. Asking twice is harmless
-for a read.
+A call the engine refuses (any status from 300 up) raises the SDK's own exception
+(``NotFound``, ``APIError``) in the SDK's words, so callers catch and report it as they
+always have; only then is the SDK imported.
 """
 
 from __future__ import annotations
@@ -47,8 +46,19 @@ class _UnixConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
-class Refused(Exception):
-    """The engine answered with an error status; the SDK is to ask again and say why."""
+def _refusal(status: int, reason: str, path: str, body: bytes) -> Exception:
+    """The SDK's exception for an error status, in its words (``500 Server Error for …
+    ("engine's message")``), so callers catch and report it as they always have. Asking the
+    SDK again instead would double every refused call: a busy ``/system/df`` stays busy."""
+    import docker.errors
+
+    try:
+        explanation = str(json.loads(body).get("message") or "")
+    except (ValueError, AttributeError):
+        explanation = body.decode(errors="replace").strip()
+    side = "Client" if status < 500 else "Server"
+    cls = docker.errors.NotFound if status == 404 else docker.errors.APIError
+    return cls(f"{status} {side} Error for {path}: {reason}", explanation=explanation or None)
 
 
 def _query(params: dict[str, Any]) -> str:
@@ -123,67 +133,81 @@ class EngineReads:
         finally:
             conn.close()
         if resp.status >= 300:
-            raise Refused(path)
+            raise _refusal(resp.status, resp.reason, path, body)
         return json.loads(body) if body.strip() else None
-
-    def _read(self, path: str, params: dict[str, Any] | None, again: Callable[[], Any]) -> Any:
-        try:
-            return self._get(path, params)
-        except Refused:
-            return again()
 
     # ---- the SDK's read methods gathering calls ---------------------------------------
 
     def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        """GET any endpoint; the SDK asks again on a refusal (see the module's doc)."""
+        """GET any endpoint (``/system/df?type=…``, which the SDK has no method for)."""
+        return self._get(path, params)
 
-        def again() -> Any:
-            api = self.sdk
-            return api._result(api._get(api._url(path), params=params or {}), json=True)
+    def info(self, *args: Any, **kwargs: Any) -> Any:
+        if args or kwargs:
+            return self.sdk.info(*args, **kwargs)
+        return self._get("/info", None)
 
-        return self._read(path, params, again)
+    def version(self, *args: Any, **kwargs: Any) -> Any:
+        if args or kwargs:
+            return self.sdk.version(*args, **kwargs)
+        return self._get("/version", None)
 
-    def info(self) -> Any:
-        return self._read("/info", None, lambda: self.sdk.info())
+    def images(self, *args: Any, **kwargs: Any) -> Any:
+        if args or set(kwargs) - {"all"}:
+            return self.sdk.images(*args, **kwargs)
+        every = bool(kwargs.get("all"))
+        return self._get("/images/json", {"only_ids": False, "all": every})
 
-    def version(self) -> Any:
-        return self._read("/version", None, lambda: self.sdk.version())
-
-    def images(self, all: bool = False) -> Any:
-        return self._read(
-            "/images/json", {"only_ids": False, "all": all}, lambda: self.sdk.images(all=all)
-        )
-
-    def containers(self, all: bool = False, filters: dict[str, Any] | None = None) -> Any:
-        params: dict[str, Any] = {"all": all, "limit": -1, "size": False, "trunc_cmd": False}
-        if filters:
-            params["filters"] = filters
-        return self._read(
-            "/containers/json", params, lambda: self.sdk.containers(all=all, filters=filters)
-        )
+    def containers(self, *args: Any, **kwargs: Any) -> Any:
+        if args or set(kwargs) - {"all", "filters"}:
+            return self.sdk.containers(*args, **kwargs)
+        params: dict[str, Any] = {
+            "all": bool(kwargs.get("all")),
+            "limit": -1,
+            "size": False,
+            "trunc_cmd": False,
+        }
+        if kwargs.get("filters"):
+            params["filters"] = kwargs["filters"]
+        return self._get("/containers/json", params)
 
     def inspect_container(self, container_id: str) -> Any:
+        """By id alone, as gathering and apply ask; a 404 is the SDK's NotFound."""
         path = f"/containers/{urllib.parse.quote(container_id, safe='')}/json"
-        return self._read(path, None, lambda: self.sdk.inspect_container(container_id))
+        return self._get(path, None)
 
-    def volumes(self) -> Any:
-        return self._read("/volumes", None, lambda: self.sdk.volumes())
+    def volumes(self, *args: Any, **kwargs: Any) -> Any:
+        if args or kwargs:
+            return self.sdk.volumes(*args, **kwargs)
+        return self._get("/volumes", None)
 
-    def networks(self) -> Any:
-        return self._read("/networks", None, lambda: self.sdk.networks())
+    def networks(self, *args: Any, **kwargs: Any) -> Any:
+        if args or kwargs:
+            return self.sdk.networks(*args, **kwargs)
+        return self._get("/networks", None)
 
-    def services(self, status: bool = False) -> Any:
-        params = {"status": True} if status else None
-        return self._read("/services", params, lambda: self.sdk.services(status=status))
+    def services(self, *args: Any, **kwargs: Any) -> Any:
+        if args or set(kwargs) - {"status", "filters"}:
+            return self.sdk.services(*args, **kwargs)
+        params: dict[str, Any] = {"status": True} if kwargs.get("status") else {}
+        if kwargs.get("filters"):
+            params["filters"] = kwargs["filters"]
+        return self._get("/services", params or None)
 
-    def tasks(self) -> Any:
-        return self._read("/tasks", None, lambda: self.sdk.tasks())
+    def tasks(self, *args: Any, **kwargs: Any) -> Any:
+        if args or kwargs:
+            return self.sdk.tasks(*args, **kwargs)
+        return self._get("/tasks", None)
 
-    def secrets(self) -> Any:
-        return self._read("/secrets", None, lambda: self.sdk.secrets())
+    def secrets(self, *args: Any, **kwargs: Any) -> Any:
+        if args or kwargs:
+            return self.sdk.secrets(*args, **kwargs)
+        return self._get("/secrets", None)
 
-    def configs(self) -> Any:
-        return self._read("/configs", None, lambda: self.sdk.configs())
+    def configs(self, *args: Any, **kwargs: Any) -> Any:
+        if args or kwargs:
+            return self.sdk.configs(*args, **kwargs)
+        return self._get("/configs", None)
 
     def events(
         self,
