@@ -184,11 +184,27 @@ class Executor:
             # else is a bug in ccci, and reporting it as a "failed" change would hide it.
             if not _refusal(exc):
                 raise
+            if self._gone_meanwhile(change):
+                return ChangeResult(change, Status.OK, "already gone")
             return ChangeResult(change, Status.FAILED, explain(exc))
         if notes:
             left = ", ".join(notes)
             return ChangeResult(change, Status.OK, f"done; left, not in the plan: {left}", freed)
         return ChangeResult(change, Status.OK, "done", freed)
+
+    def _gone_meanwhile(self, change: Change) -> bool:
+        """Whether a refused removal's subject is gone anyway: someone else (another host
+        alias of the same engine, applied at once) removed it between check and act."""
+        ident = change.subject.ident
+        try:
+            if change.work.operation in (Operation.REMOVE_IMAGE, Operation.UNTAG_IMAGE):
+                return self.conn.inspect_image(ident) is None
+            if change.work.operation is Operation.REMOVE_CONTAINER:
+                return self.conn.inspect_container(ident) is None
+        except Exception as exc:
+            if not _refusal(exc):
+                raise
+        return False
 
     def _blocker(self, change: Change, facts: Facts) -> ChangeResult | None:
         """A result that replaces acting, when a precondition no longer holds."""
