@@ -211,15 +211,31 @@ def _build_cache(conn: DockerConnector) -> list[dict[str, Any]]:
     return list(data.get("BuildCache") or [])
 
 
+# One disk-usage call at a time per engine from this process: with --forks, several host
+# names may reach the same engine at once, and the engine refuses a second concurrent call.
+# Our own threads wait for each other here; only other callers are retried below.
+_DF_LOCKS: dict[str, threading.Lock] = {}
+_DF_LOCKS_GUARD = threading.Lock()
+
+
+def _engine_key(conn: DockerConnector) -> str:
+    target = getattr(conn, "target", None)
+    where = getattr(target, "address", "") if target is not None else ""
+    return f"{where}|{getattr(conn, 'docker_host', '')}"
+
+
 def _disk_usage(conn: DockerConnector, params: dict[str, str]) -> dict[str, Any]:
     """``/system/df``, retried while another caller's disk-usage operation runs."""
-    for pause in (*_DF_RETRY_SECONDS, None):
-        try:
-            return dict(conn.get_json("/system/df", params=params))
-        except Exception as exc:
-            if pause is None or _DF_BUSY not in str(exc):
-                raise
-            time.sleep(pause)
+    with _DF_LOCKS_GUARD:
+        lock = _DF_LOCKS.setdefault(_engine_key(conn), threading.Lock())
+    with lock:
+        for pause in (*_DF_RETRY_SECONDS, None):
+            try:
+                return dict(conn.get_json("/system/df", params=params))
+            except Exception as exc:
+                if pause is None or _DF_BUSY not in str(exc):
+                    raise
+                time.sleep(pause)
     raise AssertionError("unreachable")
 
 
