@@ -127,7 +127,40 @@ def check_exec(text: str) -> str:
             f"the command line starts with {stripped[0]!r}, a systemd prefix that changes "
             "how the command runs; write the command itself"
         )
+    problem = _exec_words_problem(text)
+    if problem:
+        raise ValueError(f"the command line has {problem}; systemd would not read it as written")
     return text
+
+
+def _exec_words_problem(text: str) -> str:
+    """What would make systemd split ExecStart= other than as written, or refuse it: a
+    backslash (C escapes), an unclosed quote, a quote inside a word (systemd opens quotes
+    only at the start of one), or a lone ``;`` (which starts a second command)."""
+    if "\\" in text:
+        return "a backslash"
+    i, n = 0, len(text)
+    while i < n:
+        while i < n and text[i] in " \t":
+            i += 1
+        if i >= n:
+            break
+        if text[i] in "\"'":
+            end = text.find(text[i], i + 1)
+            if end < 0:
+                return "an unclosed quote"
+            if end + 1 < n and text[end + 1] not in " \t":
+                return "a quote that does not end its word"
+            i = end + 1
+            continue
+        start = i
+        while i < n and text[i] not in " \t":
+            if text[i] in "\"'":
+                return "a quote inside a word"
+            i += 1
+        if text[start:i] == ";":
+            return "a lone ';' (a second command)"
+    return ""
 
 
 def check_calendar(text: str) -> str:

@@ -37,7 +37,8 @@ VENDOR_DIR = "/usr/lib/systemd/system"
 PATH_WITH_CCCI = f"PATH={VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 NIGHTLY = "ccci-reconcile"
 RECAP = re.compile(
-    rf"^{INVENTORY_HOST} : ok=(\d+) changed=(\d+) failed=(\d+) skipped=(\d+)$", re.MULTILINE
+    rf"^{INVENTORY_HOST} : ok=(\d+) changed=(\d+) failed=(\d+) skipped=(\d+) unreachable=0$",
+    re.MULTILINE,
 )
 ANSI = "\x1b["
 

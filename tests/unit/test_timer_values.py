@@ -8,6 +8,7 @@ nothing is rendered. The few characters that stay meaningful inside a field are 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -451,3 +452,22 @@ def test_systemd_install_does_not_write_over_a_unit_ccci_did_not_write(
     assert not (tmp_path / "state").exists()
     if kind == "hand-written":
         assert "their-own" in theirs.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("command", "why"),
+    [
+        ('/bin/echo "', "an unclosed quote"),
+        ("/bin/echo 'x'y", "a quote that does not end its word"),
+        ('/bin/echo a"b"', "a quote inside a word"),
+        ("/bin/echo ; /bin/rm -rf /srv", "a lone ';' (a second command)"),
+        ("/bin/echo a\\nb", "a backslash"),
+    ],
+)
+def test_an_exec_line_systemd_would_split_otherwise_is_refused(command: str, why: str) -> None:
+    # Found by the systemd fuzz test: an unclosed quote made systemd drop the whole unit.
+    from ccci.unitvalues import check_exec
+
+    with pytest.raises(ValueError, match=re.escape(why)):
+        check_exec(command)
+    assert check_exec('/bin/echo "a b" ";" a;b') == '/bin/echo "a b" ";" a;b'
