@@ -30,7 +30,8 @@ _BASE_NAME = re.compile(r"[A-Za-z0-9_:][A-Za-z0-9_:.-]*")
 _UNIT_NAME = re.compile(r"[A-Za-z0-9_:][A-Za-z0-9_:.@\\-]*\.(" + "|".join(UNIT_SUFFIXES) + ")")
 _CALENDAR = re.compile(r"[A-Za-z0-9*,./:~_ +-]+")
 _EXIT_STATUS = re.compile(r"[0-9]{1,3}|SIG[A-Z0-9]+|[A-Z][A-Z_]+")
-_PATH_BAD = re.compile(r"[\s\"'\\]")
+# A ``$`` too: systemd writes it back escaped, so the path it holds is not the one written.
+_PATH_BAD = re.compile(r"[\s\"'\\$]")
 
 
 def _describe(char: str) -> str:
@@ -184,13 +185,14 @@ def check_exit_statuses(text: str) -> str:
 
 
 def check_path(text: str) -> str:
-    """An absolute, normal path without whitespace, quotes or backslashes: systemd splits
-    ReadWritePaths= at spaces and unquotes, and such a path would become two, or another."""
+    """An absolute, normal path without whitespace, quotes, backslashes or ``$``: systemd
+    splits ReadWritePaths= at spaces and unquotes, and such a path would become two, or
+    another."""
     _plain(text, "the path")
     if not text.startswith("/"):
         raise ValueError(f"{text!r} is not an absolute path")
     if _PATH_BAD.search(text):
-        raise ValueError(f"{text!r} holds whitespace, a quote or a backslash")
+        raise ValueError(f"{text!r} holds whitespace, a quote, a backslash or a '$'")
     if any(part in (".", "..") for part in text.split("/")):
         raise ValueError(f"{text!r} has a . or .. component")
     return text

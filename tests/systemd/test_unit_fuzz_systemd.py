@@ -92,9 +92,9 @@ def test_what_the_checks_let_through_is_read_by_systemd_as_that_value_in_its_fie
     found = show(host, "Description", "WorkingDirectory", "ReadWritePaths", "ExecStartPre")
     assert found["Description"] == description
     assert found["WorkingDirectory"] == where
-    # systemctl show quotes a path holding characters such as '*': read it back unquoted.
-    shown = found["ReadWritePaths"]
-    assert (shlex.split(shown)[0] if shown.startswith('"') else shown) == f"-{where}"
+    # systemctl show quotes or backslash-escapes a path holding characters such as '*' or
+    # '$': read it back as a shell word.
+    assert shlex.split(found["ReadWritePaths"]) == [f"-{where}"]
     assert found.get("ExecStartPre", "") == ""
     calendars = host.exec("systemctl", "show", "-pTimersCalendar", f"{NAME}.timer").stdout
     assert calendars.count("OnCalendar=") == 1, calendars
