@@ -17,6 +17,7 @@ from test_retention_engine import (
     DAY,
     Ccci,
     changes,
+    eviction,
     image_ids,
     line_of,
     noops,
@@ -125,11 +126,7 @@ def test_retain_patterns_keep_a_digest_pulled_image_from_eviction_in_every_form(
     pattern = spelling.format(name=name, digest=app.digest)
     retention = ccci.write_policy(
         "retention",
-        retention_policy(retain=(pattern,))
-        + "  evict:\n"
-        + f"    when: {{disk_usage: {{path: '{ccci.disk}', at_least: 85%}}}}\n"
-        + "    down_to: 10%\n"
-        + "    unused_for: 14d\n",
+        retention_policy(retain=(pattern,), evict=eviction(ccci.disk, down_to="10%")),
     )
     ccci.record_last_use({cached: now() - 60 * DAY})
 
@@ -150,11 +147,7 @@ def test_an_unretained_digest_pulled_image_is_evicted_by_last_use(
     cached = deploy_and_tear_down(engine, unique("cache"), app.ref)
     ccci.write_policy(
         "retention",
-        retention_policy(retain=("ccci-none/*",))
-        + "  evict:\n"
-        + f"    when: {{disk_usage: {{path: '{ccci.disk}', at_least: 85%}}}}\n"
-        + "    down_to: 10%\n"
-        + "    unused_for: 14d\n",
+        retention_policy(retain=("ccci-none/*",), evict=eviction(ccci.disk, down_to="10%")),
     )
     ccci.record_last_use({cached: now() - 60 * DAY})
 
