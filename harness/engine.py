@@ -21,12 +21,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from harness import mounts, procs
+from harness import apt, mounts, procs
 
 DEFAULT_DIR = "/var/tmp/ccci-engine"
 SWARM_LISTEN = "127.0.0.1:2477"
 SWARM_ADVERTISE = "127.0.0.1"
-_SBIN = ("/usr/sbin", "/sbin", "/usr/local/sbin")
 # Host-level env that would point the docker CLI somewhere else.
 _FOREIGN_ENV = ("DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_API_VERSION")
 
@@ -126,13 +125,8 @@ class Engine:
 # ---- locating binaries -------------------------------------------------------
 
 
-def _which(name: str) -> str | None:
-    path = os.environ.get("PATH", "") + ":" + ":".join(_SBIN)
-    return shutil.which(name, path=path)
-
-
 def docker_cli() -> str:
-    cli = _which("docker")
+    cli = apt.which("docker")
     if not cli:
         raise EngineError(
             "docker CLI not found; run `python3 -m harness start` to install docker.io"
@@ -140,38 +134,19 @@ def docker_cli() -> str:
     return cli
 
 
+# What the private engine needs: a tool, and the Debian package that brings it.
+_TOOLS = {
+    "dockerd": "docker.io",
+    "docker": "docker.io",
+    "containerd": "docker.io",
+    "busybox": "busybox-static",
+}
+
+
 def ensure_packages() -> None:
-    """apt-get install docker.io / busybox-static if missing (fresh CI machines)."""
-    wanted = []
-    if not (_which("dockerd") and _which("docker") and _which("containerd")):
-        wanted.append("docker.io")
-    if not _which("busybox"):
-        wanted.append("busybox-static")
-    if not wanted:
-        return
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    # Without a policy-rc.d, docker.io's postinst would start the *system* dockerd.
-    policy = "/usr/sbin/policy-rc.d"
-    made_policy = not os.path.exists(policy)
-    if made_policy:
-        with open(policy, "w") as fh:
-            fh.write("#!/bin/sh\nexit 101\n")
-        os.chmod(policy, 0o755)
-    try:
-        for cmd in (
-            ["apt-get", "update", "-q"],
-            ["apt-get", "install", "-y", "-q", "--no-install-recommends", *wanted],
-        ):
-            proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise EngineError(
-                    f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
-                )
-    finally:
-        if made_policy:
-            os.unlink(policy)
-    if not _which("dockerd"):
-        raise EngineError(f"dockerd still missing after installing {wanted}")
+    """apt-get install docker.io / busybox-static if missing (fresh CI machines); the
+    guard in harness.apt keeps docker.io's postinst from starting the *system* dockerd."""
+    apt.ensure(_TOOLS, EngineError)
 
 
 # ---- talking to the socket ---------------------------------------------------
@@ -329,7 +304,7 @@ def _clean_dirty_state(paths: Paths) -> None:
 
 
 def _launch(paths: Paths) -> int:
-    dockerd = _which("dockerd")
+    dockerd = apt.which("dockerd")
     if not dockerd:
         raise EngineError("dockerd not found")
     if len(os.fsencode(paths.socket)) >= 108:  # sun_path limit; dockerd's own error is obscure

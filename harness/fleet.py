@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from harness import mounts, netns, procs, sshd
+from harness import apt, mounts, netns, procs, sshd
 from harness.engine import (
     Engine,
     EngineError,
@@ -45,7 +45,6 @@ from harness.engine import (
     _is_our_dockerd,
     _kill_orphaned_containers,
     _wait_ready,
-    _which,
     ensure_packages,
     our_containerd_pids,
     our_dockerd_pid,
@@ -225,31 +224,9 @@ _TOOLS = {
 
 
 def _ensure_tools() -> None:
-    """apt-get install what is missing; a postinst must not start the machine's own sshd,
-    so a policy-rc.d refuses every service start meanwhile."""
-    wanted = sorted({pkg for tool, pkg in _TOOLS.items() if not _which(tool)})
-    if not wanted:
-        return
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    policy = "/usr/sbin/policy-rc.d"
-    made_policy = not os.path.exists(policy)
-    if made_policy:
-        with open(policy, "w") as fh:
-            fh.write("#!/bin/sh\nexit 101\n")
-        os.chmod(policy, 0o755)
-    try:
-        for cmd in (
-            ["apt-get", "update", "-q"],
-            ["apt-get", "install", "-y", "-q", "--no-install-recommends", *wanted],
-        ):
-            proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise EngineError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
-    finally:
-        if made_policy:
-            os.unlink(policy)
-    if missing := [tool for tool in _TOOLS if not _which(tool)]:
-        raise EngineError(f"still missing after installing {wanted}: {missing}")
+    """apt-get install what is missing (harness.apt keeps the postinst from starting the
+    machine's own sshd)."""
+    apt.ensure(_TOOLS, EngineError)
 
 
 # ---- daemons -------------------------------------------------------------------------
@@ -286,7 +263,7 @@ def _background(log: str, argv: list[str]) -> int:
 
 
 def _launch_dockerd(node: NodePaths) -> int:
-    dockerd = _which("dockerd")
+    dockerd = apt.which("dockerd")
     if not dockerd:
         raise EngineError("dockerd not found")
     paths = node.engine

@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from harness import procs
+from harness import apt, procs
 from harness.engine import Engine, EngineError, engine_paths
 
 BINARY = "/usr/bin/docker-registry"
@@ -141,33 +141,10 @@ class Registry:
 
 
 def ensure_package() -> str:
-    """apt-get install docker-registry when its binary is missing; never start its service."""
-    if os.access(BINARY, os.X_OK):
-        return BINARY
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    # Without a policy-rc.d the package's postinst would start the *system* registry on
-    # 0.0.0.0:5000, which is not ours and would hold our port.
-    policy = "/usr/sbin/policy-rc.d"
-    made_policy = not os.path.exists(policy)
-    if made_policy:
-        with open(policy, "w") as fh:
-            fh.write("#!/bin/sh\nexit 101\n")
-        os.chmod(policy, 0o755)
-    try:
-        for cmd in (
-            ["apt-get", "update", "-q"],
-            ["apt-get", "install", "-y", "-q", "--no-install-recommends", PACKAGE],
-        ):
-            proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise RegistryError(
-                    f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
-                )
-    finally:
-        if made_policy:
-            os.unlink(policy)
-    if not os.access(BINARY, os.X_OK):
-        raise RegistryError(f"{BINARY} still missing after installing {PACKAGE}")
+    """apt-get install docker-registry when its binary is missing; never start its service
+    (harness.apt's guard: the package's postinst would start the *system* registry on
+    0.0.0.0:5000, which is not ours and would hold our port)."""
+    apt.ensure({BINARY: PACKAGE}, RegistryError)
     return BINARY
 
 

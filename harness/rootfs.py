@@ -17,7 +17,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 
-from harness import mounts
+from harness import apt, mounts
 from harness.engine import EngineError
 
 DEFAULT_DIR = "/var/cache/ccci/rootfs-bookworm"
@@ -127,13 +127,8 @@ def _run(cmd: list[str], what: str) -> None:
 
 def _ensure_debootstrap() -> str:
     """debootstrap path, installing Debian's package on a fresh machine."""
-    path = shutil.which("debootstrap", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
-    if path:
-        return path
-    _run(["apt-get", "update", "-q"], "apt-get update")
-    _run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "debootstrap"],
-         "apt-get install debootstrap")  # fmt: skip
-    path = shutil.which("debootstrap", path="/usr/sbin:/sbin:/usr/bin")
+    apt.ensure({"debootstrap": "debootstrap"}, EngineError)
+    path = apt.which("debootstrap")
     if not path:
         raise EngineError("debootstrap still missing after apt-get install")
     return path

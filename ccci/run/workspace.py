@@ -21,6 +21,7 @@ from ccci.plan import Plan, moved
 from ccci.policy.load import HostPolicies, load_for_hosts
 from ccci.units import format_time
 
+
 SNAPSHOT_FORMAT = 1
 
 
@@ -59,89 +60,8 @@ class Settings:
         return self.state_dir / "ccci.lock"
 
 
-def gather_with(
-    conn: Any,
-    target: HostPolicies,
-    scope: str,
-    plan_at: datetime | None,
-    last_use: Path | None = None,
-) -> Facts:
-    """Docker facts, then what the policies ask about beyond the engine: env files (which
-    depend on the stacks), client configs, systemd units and unit files.
-
-    With ``plan_at`` the facts are gathered for planning at that time: only what the rules
-    can use. Exited containers too young for any policy are not inspected, and the build
-    cache (the engine's slowest call) only when a policy that prunes it has its gates open.
-    """
-    from ccci import lastuse
-    from ccci.facts.docker import Prefetch, add_build_cache, add_image_sizes, gather
-    from ccci.planner import (
-        client_config_paths,
-        disk_paths,
-        file_globs,
-        file_paths,
-        inspect_cutoff,
-        plan_host,
-        systemd_needs,
-        wants_build_cache,
-        wants_image_sizes,
-    )
-
-    host = target.host
-    lean = plan_at is not None
-    early = Prefetch(conn) if lean and _may_want_build_cache(conn, target.policies) else None
-    facts = gather(
-        conn,
-        disk_paths(target.policies),
-        scope=scope,
-        build_cache=not lean,
-        inspect_created_before=inspect_cutoff(target.policies, plan_at) if plan_at else None,
-    )
-    found = {p for pattern in file_globs(target.policies) for p in conn.glob(pattern)}
-    files = sorted(set(file_paths(target.policies, facts)) | found)
-    configs = client_config_paths(target.policies)
-    unit_names, unit_paths = systemd_needs(target.policies)
-    systemd_state, units = conn.units(unit_names)
-    facts = replace(
-        facts,
-        files=tuple(conn.stat_file(p) for p in files),
-        client_configs=tuple(conn.client_config(p) for p in configs),
-        systemd=systemd_state,
-        units=units,
-        unit_files=tuple(conn.unit_file(p) for p in unit_paths),
-    )
-    if last_use is not None:
-        # Every run that lists containers records what it sees in use (and what the
-        # engine's events show came and went since the last run): see ccci.lastuse.
-        # The record holds what was really seen, so it is kept at the real clock's time,
-        # never at a plan's hypothetical --now.
-        facts = lastuse.observe(conn, facts, last_use, facts.gathered_at)
-    if lean:
-        trial = plan_host(host.name, target.policies, facts, plan_at or facts.gathered_at)
-        if "build_cache" in facts.not_gathered and wants_build_cache(trial, target.policies):
-            facts = add_build_cache(conn, facts, early)
-        if wants_image_sizes(trial, target.policies):
-            facts = add_image_sizes(conn, facts)
-    return facts
 
 
-def _may_want_build_cache(conn: Any, policies: Any) -> bool:
-    """Whether a prune of the build cache has every disk gate open now (statvfs, cheap):
-    then the build cache is read beside the other facts, not after the trial plan. Its
-    other gates need the facts; a closed one leaves the early answer unused. A closed or
-    unmeasurable disk gate, the usual nightly case, never makes the engine's slow call."""
-    from ccci.policy.model import GateKind, PrunePolicy
-
-    for policy in policies:
-        if not isinstance(policy, PrunePolicy) or policy.dangling_build_cache is None:
-            continue
-        disk = [g for g in policy.gates if g.kind is GateKind.DISK_USAGE]
-        try:
-            if all(g.path and conn.disk_usage(g.path).ratio >= g.at_least for g in disk):
-                return True
-        except OSError:
-            continue
-    return False
 
 
 def connector_for(host: Host) -> Any:
@@ -239,36 +159,8 @@ def _gather(
         conn.close()
 
 
-def read_snapshot(path: Path) -> dict[str, Facts]:
-    """Facts saved by ``ccci facts --output json``, by host."""
-    from ccci.serde import read_json
-
-    data = read_json(path)  # size, depth and syntax: one-line errors
-    if not isinstance(data, dict) or not isinstance(data.get("hosts"), dict):
-        raise InputError(Location(str(path), 1), "hosts: not a ccci facts snapshot")
-    if data.get("format_version") != SNAPSHOT_FORMAT:
-        raise InputError(Location(str(path), 1), f"format_version: expected {SNAPSHOT_FORMAT}")
-    snapshot = {}
-    for name, raw in data["hosts"].items():
-        try:
-            snapshot[name] = Facts.from_dict(raw)
-        except (ValueError, TypeError, KeyError) as exc:
-            raise InputError(Location(str(path), 0), f"hosts.{name}: {exc}") from None
-    return snapshot
 
 
-def snapshot_json(facts: list[Facts], unreachable: dict[str, str] | None = None) -> str:
-    """Every reachable host's facts; ``unreachable`` says which hosts are missing and why
-    (a snapshot that lacks a host then fails to plan it by name, never silently)."""
-    from ccci.serde import to_jsonable
-
-    data: dict[str, Any] = {
-        "format_version": SNAPSHOT_FORMAT,
-        "hosts": {f.host: to_jsonable(f) for f in facts},
-    }
-    if unreachable:
-        data["unreachable"] = dict(unreachable)
-    return json.dumps(data, indent=2, sort_keys=True)
 
 
 class Workspace:
@@ -630,44 +522,3 @@ def _unreachable_recap(host: str, run_id: str, reason: str) -> dict[str, Any]:
     }
 
 
-class PlanRefused(CcciError):
-    """A saved plan claims something the policies would not do now: refused whole."""
-
-
-def _stale_message(moved: list[str]) -> str:
-    shown = ", ".join(moved[:3]) + (f" and {len(moved) - 3} more" if len(moved) > 3 else "")
-    return (
-        f"saved plan is stale: the facts it was made from have moved ({shown}); "
-        "make a new plan with ccci reconcile --plan"
-    )
-
-
-def _refuse_if_stale(plan: Plan, fresh: dict[str, Facts]) -> None:
-    found = [
-        f"{host_plan.host}: {address}"
-        for host_plan in plan.hosts
-        if host_plan.host in fresh
-        for address in moved(host_plan, fresh[host_plan.host])
-    ]
-    if found:
-        raise StalePlan(_stale_message(found))
-
-
-def read_plan(path: Path) -> Plan:
-    """A saved plan's data, checked only for form: :meth:`Workspace.rederive` decides what
-    of it may be applied."""
-    from ccci.plan import PLAN_FORMAT
-    from ccci.serde import read_json
-
-    data = read_json(path)  # size, depth and syntax: one-line errors
-    version = data.get("format_version") if isinstance(data, dict) else None
-    if version != PLAN_FORMAT:
-        raise InputError(
-            Location(str(path), 1),
-            f"format_version: {version!r} is not {PLAN_FORMAT}; make a new plan with "
-            "ccci reconcile --plan --out",
-        )
-    try:
-        return Plan.from_dict(data)
-    except (ValueError, TypeError, KeyError, RecursionError) as exc:
-        raise InputError(Location(str(path), 1), f"not a ccci plan: {exc}") from None

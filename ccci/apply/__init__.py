@@ -1,0 +1,1 @@
+"""The executor: the lock, the per-change re-checks, the stack reap."""

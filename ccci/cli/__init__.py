@@ -1,0 +1,1 @@
+"""Click wiring: one command per module; ``ccci.cli.main`` is the group."""

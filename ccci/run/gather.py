@@ -1,0 +1,109 @@
+"""Lean gathering: plan once without the slow facts, then ask only for what the plan needs."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ccci import inventory as inventory_mod
+from ccci.errors import CcciError, InputError, Location, StalePlan
+from ccci.facts.model import SCOPE_FULL, Facts
+from ccci.inventory import Host, Inventory
+from ccci.journal import Journal
+from ccci.plan import Plan, moved
+from ccci.policy.load import HostPolicies, load_for_hosts
+from ccci.units import format_time
+
+
+def gather_with(
+    conn: Any,
+    target: HostPolicies,
+    scope: str,
+    plan_at: datetime | None,
+    last_use: Path | None = None,
+) -> Facts:
+    """Docker facts, then what the policies ask about beyond the engine: env files (which
+    depend on the stacks), client configs, systemd units and unit files.
+
+    With ``plan_at`` the facts are gathered for planning at that time: only what the rules
+    can use. Exited containers too young for any policy are not inspected, and the build
+    cache (the engine's slowest call) only when a policy that prunes it has its gates open.
+    """
+    from ccci import lastuse
+    from ccci.facts.docker import Prefetch, add_build_cache, add_image_sizes, gather
+    from ccci.planner import (
+        client_config_paths,
+        disk_paths,
+        file_globs,
+        file_paths,
+        inspect_cutoff,
+        plan_host,
+        systemd_needs,
+        wants_build_cache,
+        wants_image_sizes,
+    )
+
+    host = target.host
+    lean = plan_at is not None
+    early = Prefetch(conn) if lean and _may_want_build_cache(conn, target.policies) else None
+    facts = gather(
+        conn,
+        disk_paths(target.policies),
+        scope=scope,
+        build_cache=not lean,
+        inspect_created_before=inspect_cutoff(target.policies, plan_at) if plan_at else None,
+    )
+    found = {p for pattern in file_globs(target.policies) for p in conn.glob(pattern)}
+    files = sorted(set(file_paths(target.policies, facts)) | found)
+    configs = client_config_paths(target.policies)
+    unit_names, unit_paths = systemd_needs(target.policies)
+    systemd_state, units = conn.units(unit_names)
+    facts = replace(
+        facts,
+        files=tuple(conn.stat_file(p) for p in files),
+        client_configs=tuple(conn.client_config(p) for p in configs),
+        systemd=systemd_state,
+        units=units,
+        unit_files=tuple(conn.unit_file(p) for p in unit_paths),
+    )
+    if last_use is not None:
+        # Every run that lists containers records what it sees in use (and what the
+        # engine's events show came and went since the last run): see ccci.lastuse.
+        # The record holds what was really seen, so it is kept at the real clock's time,
+        # never at a plan's hypothetical --now.
+        facts = lastuse.observe(conn, facts, last_use, facts.gathered_at)
+    if lean:
+        trial = plan_host(host.name, target.policies, facts, plan_at or facts.gathered_at)
+        if "build_cache" in facts.not_gathered and wants_build_cache(trial, target.policies):
+            facts = add_build_cache(conn, facts, early)
+        if wants_image_sizes(trial, target.policies):
+            facts = add_image_sizes(conn, facts)
+    return facts
+
+
+def _may_want_build_cache(conn: Any, policies: Any) -> bool:
+    """Whether a prune of the build cache has every disk gate open now (statvfs, cheap):
+    then the build cache is read beside the other facts, not after the trial plan. Its
+    other gates need the facts; a closed one leaves the early answer unused. A closed or
+    unmeasurable disk gate, the usual nightly case, never makes the engine's slow call."""
+    from ccci.policy.model import GateKind, PrunePolicy
+
+    for policy in policies:
+        if not isinstance(policy, PrunePolicy) or policy.dangling_build_cache is None:
+            continue
+        disk = [g for g in policy.gates if g.kind is GateKind.DISK_USAGE]
+        try:
+            if all(g.path and conn.disk_usage(g.path).ratio >= g.at_least for g in disk):
+                return True
+        except OSError:
+            continue
+    return False
+
+

@@ -1,0 +1,1 @@
+"""What ccci keeps between runs: the journal, last use, metrics, atomic writes."""

@@ -1,0 +1,1 @@
+"""Timer units: rendering, reading back, value checks, the sandbox, the installer."""
