@@ -367,7 +367,7 @@ def thread_profiles() -> Iterator[list[cProfile.Profile]]:
 
 def run_cli_in_process(args: Sequence[str]) -> tuple[float, int]:
     """One ccci command through click, output swallowed; returns (seconds, output bytes)."""
-    from ccci.cli import cli
+    from ccci.cli.main import cli
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -406,8 +406,8 @@ def where(path: str, line: int, func: str, strip: Sequence[str] = STRIP) -> str:
 
 
 def not_wrapper(where: str) -> bool:
-    """click's, ccci.cli's and the benchmarks' frames hold all the time and say nothing."""
-    return not any(w in where for w in ("click/", "ccci/cli.py", "benchmarks/"))
+    """click's, ccci.cli.main's and the benchmarks' frames hold all the time and say nothing."""
+    return not any(w in where for w in ("click/", "ccci/cli/main.py", "benchmarks/"))
 
 
 def top(

@@ -323,10 +323,10 @@ def _run_in_process(root: Path, anchor: str) -> tuple[float, int]:
 
 # Phases of a janitor plan, timed by wrapping these functions: (label, module, function).
 PHASES = (
-    ("load inventory + policies (Workspace.targets)", "ccci.workspace", "Workspace.targets"),
-    ("gather facts (stacks scope) + env files", "ccci.workspace", "_gather"),
+    ("load inventory + policies (Workspace.targets)", "ccci.run.workspace", "Workspace.targets"),
+    ("gather facts (stacks scope) + env files", "ccci.run.workspace", "_gather"),
     ("  engine reads (facts.docker.gather)", "ccci.facts.docker", "gather"),
-    ("rules (plan_hosts)", "ccci.planner", "plan_hosts"),
+    ("rules (plan_hosts)", "ccci.plan.build", "plan_hosts"),
     ("render text", "ccci.render.text", "render_plan"),
 )
 
@@ -352,8 +352,8 @@ def profile_janitor(root: Path, anchor: str, api: EngineApi, env: dict[str, str]
     """Where a janitor's time goes: start-up (imports), one cold in-process run under
     cProfile, one warm run timed by phase, and the engine's own time per read."""
     imports = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import ccci.cli; from ccci import workspace, "
-         "planner, apply; import docker, jinja2, jsonschema, yaml"],
+        [sys.executable, "-X", "importtime", "-c", "import ccci.cli.main, ccci.run.workspace, ccci.plan.build, "
+         "ccci.apply.executor; import docker, jinja2, jsonschema, yaml"],
         capture_output=True, text=True, env=env, check=False,
     )  # fmt: skip
     rows = []

@@ -303,10 +303,10 @@ def engine_calls(api: EngineApi) -> list[tuple[str, float]]:
 
 # Phases of a plan, timed by wrapping these functions: (label, module, function).
 PHASES = (
-    ("gather facts", "ccci.workspace", "_gather"),
+    ("gather facts", "ccci.run.workspace", "_gather"),
     ("  containers: list + inspect exited ones", "ccci.facts.docker", "_containers"),
     ("  build cache: /system/df", "ccci.facts.docker", "_build_cache"),
-    ("rules (plan_hosts)", "ccci.planner", "plan_hosts"),
+    ("rules (plan_hosts)", "ccci.plan.build", "plan_hosts"),
     ("render text", "ccci.render.text", "render_plan"),
 )
 

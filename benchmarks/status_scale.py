@@ -383,11 +383,11 @@ def _run_in_process(root: Path) -> tuple[float, int]:
 
 
 PHASES = (
-    ("load policies + inventory", "ccci.workspace", "load_for_hosts"),
-    ("gather facts", "ccci.workspace", "_gather"),
-    ("rules (plan_hosts)", "ccci.planner", "plan_hosts"),
-    ("read the journal", "ccci.journal", "read"),
-    ("build the status", "ccci.status", "host_status"),
+    ("load policies + inventory", "ccci.run.workspace", "load_for_hosts"),
+    ("gather facts", "ccci.run.workspace", "_gather"),
+    ("rules (plan_hosts)", "ccci.plan.build", "plan_hosts"),
+    ("read the journal", "ccci.state.journal", "read"),
+    ("build the status", "ccci.views.status", "host_status"),
     ("render text", "ccci.render.status", "render_text"),
 )
 

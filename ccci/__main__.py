@@ -1,5 +1,5 @@
 """Allow ``python -m ccci``."""
 
-from ccci.cli import main
+from ccci.cli.main import main
 
 main()

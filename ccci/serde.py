@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ccci.units import format_time, parse_time
+from ccci.quantities import format_time, parse_time
 
 T = TypeVar("T")
 

@@ -11,21 +11,22 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from ccci.apply.reap import SINGULAR, leftovers, reap_stack
 from ccci.connectors.base import Connector
 from ccci.connectors.engineapi import is_docker_error
 from ccci.connectors.local import ConnectionFailed
 from ccci.errors import CcciError, explain
 from ccci.facts.docker import add_build_cache, gather, image_from_inspect, refresh_swarm
 from ccci.facts.model import ACTIVE_CONTAINER_STATES, SCOPE_FULL, SCOPE_STACKS, Facts
-from ccci.journal import Journal
-from ccci.plan import Change, GateResult, HostPlan, Operation, Precondition, subjects
+from ccci.plan.fingerprint import subjects
+from ccci.plan.model import Change, GateResult, HostPlan, Operation, Precondition
+from ccci.plan.results import ChangeResult, HostReport, Status
 from ccci.policy.model import GateKind
-from ccci.reap import SINGULAR, leftovers, reap_stack
-from ccci.results import ChangeResult, HostReport, Status
+from ccci.quantities import format_time
 from ccci.rules.convergence import redeployed
 from ccci.rules.gates import evaluate
 from ccci.rules.usage import resolve
-from ccci.units import format_time
+from ccci.state.journal import Journal
 
 # Gates that a deploy can close at any moment; the disk gate is checked once, at the start,
 # because pruning itself lowers usage and must not stop halfway through its own work.

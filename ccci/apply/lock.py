@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ccci.errors import CcciError, LockBusy
-from ccci.units import format_time
+from ccci.quantities import format_time
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from typing import Any
 from ccci.connectors.base import Connector
 from ccci.errors import CcciError, explain
 from ccci.facts.model import STACK_LABEL, Facts, FileFact
-from ccci.plan import Target
+from ccci.plan.model import Target
 
 _POLL_SECONDS = 0.25
 SINGULAR = {

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from ccci import __version__
-from ccci.cliutil import F, errors, facts_option, inventory_option, output_option, parse_now
+from ccci.cli.options import F, errors, facts_option, inventory_option, output_option, parse_now
 from ccci.errors import CcciError
 
 EXIT_CHANGES = 2
@@ -90,7 +90,7 @@ def _settings(
     state_dir: Path,
     journal: Path | None,
 ) -> Any:
-    from ccci.workspace import Settings
+    from ccci.run.workspace import Settings
 
     metrics = os.environ.get("CCCI_METRICS")
     meta = click.get_current_context().meta
@@ -108,7 +108,7 @@ def _settings(
 
 def _workspace(settings: Any) -> Any:
     """The workspace, showing each host's progress on a terminal (never in a log)."""
-    from ccci.workspace import Workspace
+    from ccci.run.workspace import Workspace
 
     workspace = Workspace(settings)
     if sys.stderr.isatty():
@@ -244,7 +244,7 @@ def _reconcile(
 def _save_plan(out: Path, text: str) -> None:
     """Write ``--out``; a folder, a missing folder or a full disk is one line, and a
     failed write never leaves half a plan behind."""
-    from ccci.atomic import write_atomic
+    from ccci.state.atomic import write_atomic
 
     if out.is_dir():
         raise CcciError(f"--out {out}: is a folder; name the file to save the plan in")
@@ -269,7 +269,7 @@ def _confirm(plan: Any, yes: bool) -> None:
     """Ask before acting, after the plan (every object to remove, by name) is shown."""
     if yes or not plan.can_apply():
         return
-    from ccci.plan import Action
+    from ccci.plan.model import Action
 
     counts = plan.counts()
     removals = counts[Action.DELETE] + counts[Action.REPLACE]
@@ -285,8 +285,8 @@ def _confirm(plan: Any, yes: bool) -> None:
 def _apply(
     workspace: Any, plan: Any, saved: bool, detailed_exitcode: bool, output: str = "text"
 ) -> None:
+    from ccci.plan.results import Status
     from ccci.render import text as render_text
-    from ccci.results import Status
 
     stream = sys.stderr if output == "json" else sys.stdout
     style = _style(stream)
@@ -328,8 +328,8 @@ def apply_cmd(
     """Apply a saved plan, as a claim: plan again with the policies (-p, -i) on fresh facts
     and apply only the saved changes that plan makes too; anything else in the file, or
     any fact that moved, refuses the whole plan."""
+    from ccci.plan.saved import read_plan
     from ccci.render import text as render_text
-    from ccci.workspace import read_plan
 
     saved = read_plan(plan_file)
     if not saved.can_apply():
@@ -360,8 +360,8 @@ def facts(
     output: str,
 ) -> None:
     """Gather each host's facts; --output json saves a snapshot for offline planning."""
+    from ccci.facts.snapshot import snapshot_json
     from ccci.render.facts import render_facts
-    from ccci.workspace import snapshot_json
 
     workspace = _workspace(_settings(policies, inventory, limit, state_dir, journal))
     gathered = list(workspace.gather_all(workspace.targets()).values())
@@ -391,9 +391,9 @@ def status(
 ) -> None:
     """Is each host healthy, and if not, why: disk against every threshold, gates, live and
     converging stacks, orphans, manual actions and the last run from the journal."""
-    from ccci import journal as journal_mod
     from ccci.render import status as render_status
-    from ccci.status import host_status
+    from ccci.state import journal as journal_mod
+    from ccci.views.status import host_status
 
     workspace = _workspace(_settings(policies, inventory, limit, state_dir, journal))
     plan, facts_by_host = workspace.plan(parse_now(now), facts_file)
@@ -502,8 +502,14 @@ def systemd_install(
     hardened but able to reach the Docker socket and write where the policies in the
     working directory write) and ccci-reconcile.timer."""
     from ccci.connectors.local import LocalConnector
-    from ccci.install import UNIT_NAME, install, nightly_args, nightly_policies, nightly_values
-    from ccci.units_systemd import render_nixos_module, render_timer_units
+    from ccci.systemd.install import (
+        UNIT_NAME,
+        install,
+        nightly_args,
+        nightly_policies,
+        nightly_values,
+    )
+    from ccci.systemd.units import render_nixos_module, render_timer_units
 
     where = working_directory.resolve()
     policies, note = nightly_policies(where)
@@ -611,9 +617,9 @@ def residual(
 ) -> None:
     """Prove a stack is gone: exit 0 when nothing of STACK is left, else list each
     leftover (kind and name) and exit 1. Teardown calls this last."""
-    from ccci.residual import find_residual
-    from ccci.units import parse_duration
-    from ccci.workspace import Workspace
+    from ccci.quantities import parse_duration
+    from ccci.run.residual import find_residual
+    from ccci.run.workspace import Workspace
 
     try:
         patience = parse_duration(wait)
@@ -630,7 +636,7 @@ def residual(
 
 
 # Policy review lives in its own package; importing its commands loads only click.
-from ccci.review.commands import policy, schema  # noqa: E402
+from ccci.cli.policy import policy, schema  # noqa: E402
 
 cli.add_command(policy)
 cli.add_command(schema)

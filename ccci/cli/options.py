@@ -72,7 +72,7 @@ def parse_now(value: str | None) -> datetime | None:
     """
     if value is None:
         return None
-    from ccci.units import parse_time
+    from ccci.quantities import parse_time
 
     try:
         return parse_time(value)

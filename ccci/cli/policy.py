@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from ccci.cliutil import errors, inventory_option, parse_now
+from ccci.cli.options import errors, inventory_option, parse_now
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

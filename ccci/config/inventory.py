@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ccci.config.yamlsrc import Document, PathKey, load_file
 from ccci.errors import InputError, Location
 from ccci.render.escape import terminal
 from ccci.saferegex import compile_policy
-from ccci.yamlsrc import Document, PathKey, load_file
 
 DEFAULT_HOST = "localhost"
 

@@ -1,6 +1,6 @@
 """Which connector reaches a host: Ansible's ``ansible_connection``, or ``-c/--connection``.
 
-The workspace reaches every host through :func:`connector_for` (``ccci.workspace``).
+The workspace reaches every host through :func:`connector_for` (``ccci.run.workspace``).
 """
 
 from __future__ import annotations

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from ccci.atomic import write_atomic
 from ccci.connectors.engineapi import UNIX_SCHEME, EngineReads
 from ccci.errors import CcciError
 from ccci.facts.model import STACK_LABEL, ClientConfig, DiskUsage, FileFact, Unit, UnitFile
+from ccci.state.atomic import write_atomic
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 # Events read back per run at most: the engine itself keeps only its most recent ones.
@@ -173,7 +173,7 @@ class LocalConnector:
 
     def pull(self, ref: str) -> str:
         """Pull an image; the registry's own message is the error (auth, rate limit, none)."""
-        from ccci.refs import DEFAULT_TAG, parse_ref
+        from ccci.facts.refs import DEFAULT_TAG, parse_ref
 
         parsed = parse_ref(ref)
         repo, tag = parsed.repo, parsed.digest or parsed.tag or DEFAULT_TAG

@@ -35,7 +35,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from ccci.atomic import WriteFailed
 from ccci.connectors.local import (
     DEFAULT_DOCKER_HOST,
     ConnectionFailed,
@@ -45,6 +44,7 @@ from ccci.connectors.local import (
 )
 from ccci.errors import CcciError
 from ccci.facts.model import ClientConfig, DiskUsage, FileFact, Unit, UnitFile
+from ccci.state.atomic import WriteFailed
 
 # At most this many commands at once on one master: OpenSSH's sshd allows 10 sessions per
 # connection (MaxSessions), and a refused session is an error, not a wait.
@@ -216,7 +216,7 @@ _WRITE = (
     't=$(mktemp -- "$2/.$3.XXXXXX")\n'
     "trap 'rm -f -- \"$t\"' EXIT\n"
     'cat >"$t"\n'
-    # The rename must not be seen before the data is on disk (see ccci.atomic).
+    # The rename must not be seen before the data is on disk (see ccci.state.atomic).
     'sync -- "$t" 2>/dev/null || sync\n'
     'chmod 0644 -- "$t"\n'
     'mv -f -- "$t" "$1"\n'

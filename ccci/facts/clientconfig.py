@@ -20,7 +20,7 @@ def registry_host(key: str) -> str:
     """A config key (``https://host/v1/``, ``host:5000``) as the bare registry host, Docker
     Hub under one name whichever of its names the key uses (``docker login`` writes
     ``https://index.docker.io/v1/``; a policy says ``docker.io``)."""
-    from ccci.refs import canonical_registry
+    from ccci.facts.refs import canonical_registry
 
     host = key.strip()
     for scheme in ("https://", "http://"):

@@ -32,7 +32,7 @@ from ccci.facts.model import (
     Task,
     Volume,
 )
-from ccci.units import parse_time
+from ccci.quantities import parse_time
 
 # Docker's zero time, reported for containers that never finished.
 _ZERO_TIME_PREFIX = "0001-01-01"

@@ -10,7 +10,7 @@ import re
 from datetime import UTC, datetime
 
 from ccci.facts.model import Unit
-from ccci.units_systemd import parse_timespan
+from ccci.systemd.units import parse_timespan
 
 SHOW_PROPERTIES = (
     "Id",

@@ -7,9 +7,10 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from ccci.address import AddressKind
 from ccci.facts.model import Facts
-from ccci.plan import Change, GateResult, HostPlan, Manual, Noop, Plan, fingerprints_for
+from ccci.plan.address import AddressKind
+from ccci.plan.fingerprint import fingerprints_for
+from ccci.plan.model import Change, GateResult, HostPlan, Manual, Noop, Plan
 from ccci.policy.model import (
     DaemonPolicy,
     ImageRetention,
@@ -24,7 +25,6 @@ from ccci.rules.orphans import plan_orphans
 from ccci.rules.prune import plan_prune
 from ccci.rules.retention import plan_retention, retained_images
 from ccci.rules.timers import plan_timers
-
 
 # Rules run in this order: reaping orphans first lets the prune gates see the host as it
 # will be after the reaps; the prune's leftovers go before any cached image is evicted, and

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import json
-from collections import Counter
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-from ccci import __version__
-from ccci.address import Address, AddressKind, addr
-from ccci.errors import Location
 from ccci.facts.model import Facts
-from ccci.policy.model import Gate
-from ccci.serde import from_jsonable, to_jsonable
+from ccci.plan.address import AddressKind, addr
+from ccci.plan.model import Action, Change, HostPlan
+from ccci.serde import to_jsonable
 
 
 def fingerprint(record: Any) -> str:
@@ -50,7 +44,7 @@ def _image_record(facts: Facts, image_id: str) -> Any:
 
 def _pull_record(facts: Facts, change: Change) -> Any:
     """A pull depends on the reference naming no local image: which images it names now."""
-    from ccci.refs import names_image
+    from ccci.facts.refs import names_image
 
     ref = change.work.refs[0] if change.work.refs else ""
     return {"ref": ref, "named": sorted(i.id for i in facts.images if names_image(ref, i))}

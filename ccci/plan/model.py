@@ -7,7 +7,6 @@ Renderers only render; apply only acts on what is here. A plan round-trips throu
 from __future__ import annotations
 
 import enum
-import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -15,12 +14,10 @@ from datetime import datetime
 from typing import Any
 
 from ccci import __version__
-from ccci.address import Address, AddressKind, addr
 from ccci.errors import Location
-from ccci.facts.model import Facts
+from ccci.plan.address import Address, AddressKind
 from ccci.policy.model import Gate
 from ccci.serde import from_jsonable, to_jsonable
-
 
 # 2: changes name the exact objects they act on (``targets``), every change kind has a
 # fingerprint, and ``ccci apply`` re-derives a saved plan instead of executing it.

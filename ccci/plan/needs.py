@@ -3,14 +3,11 @@ slow facts (exited containers' finish times, sizes, build cache) are worth askin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import replace
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
-from ccci.address import AddressKind
 from ccci.facts.model import Facts
-from ccci.plan import Change, GateResult, HostPlan, Manual, Noop, Plan, fingerprints_for
+from ccci.plan.model import HostPlan
 from ccci.policy.model import (
     DaemonPolicy,
     ImageRetention,
@@ -19,12 +16,6 @@ from ccci.policy.model import (
     PrunePolicy,
     TimerPolicy,
 )
-from ccci.rules import Context, RuleOutput
-from ccci.rules.daemon import plan_daemon
-from ccci.rules.orphans import plan_orphans
-from ccci.rules.prune import plan_prune
-from ccci.rules.retention import plan_retention, retained_images
-from ccci.rules.timers import plan_timers
 
 
 def disk_paths(policies: Iterable[Policy]) -> list[str]:

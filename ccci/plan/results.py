@@ -7,7 +7,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from ccci.plan import Change
+from ccci.plan.model import Change
 
 
 class Status(enum.Enum):

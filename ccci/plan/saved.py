@@ -3,37 +3,16 @@ fresh plan agrees, and read from disk checked for form."""
 
 from __future__ import annotations
 
-import enum
-import hashlib
 import json
-from collections import Counter
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
-
-from ccci import __version__
-from ccci.address import Address, AddressKind, addr
-from ccci.errors import Location
-from ccci.facts.model import Facts
-from ccci.policy.model import Gate
-from ccci.serde import from_jsonable, to_jsonable
-import contextlib
-import functools
-import json
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from ccci import inventory as inventory_mod
+
 from ccci.errors import CcciError, InputError, Location, StalePlan
-from ccci.facts.model import SCOPE_FULL, Facts
-from ccci.inventory import Host, Inventory
-from ccci.journal import Journal
-from ccci.plan import Plan, moved
-from ccci.policy.load import HostPolicies, load_for_hosts
-from ccci.units import format_time
+from ccci.facts.model import Facts
+from ccci.plan.fingerprint import SWARM_KEY, fingerprints_for, moved
+from ccci.plan.model import Change, GateResult, HostPlan, Plan
+from ccci.serde import to_jsonable
 
 
 @dataclass(frozen=True)
@@ -135,7 +114,7 @@ class PlanRefused(CcciError):
     """A saved plan claims something the policies would not do now: refused whole."""
 
 
-def _stale_message(moved: list[str]) -> str:
+def stale_message(moved: list[str]) -> str:
     shown = ", ".join(moved[:3]) + (f" and {len(moved) - 3} more" if len(moved) > 3 else "")
     return (
         f"saved plan is stale: the facts it was made from have moved ({shown}); "
@@ -143,7 +122,7 @@ def _stale_message(moved: list[str]) -> str:
     )
 
 
-def _refuse_if_stale(plan: Plan, fresh: dict[str, Facts]) -> None:
+def refuse_if_stale(plan: Plan, fresh: dict[str, Facts]) -> None:
     found = [
         f"{host_plan.host}: {address}"
         for host_plan in plan.hosts
@@ -151,13 +130,13 @@ def _refuse_if_stale(plan: Plan, fresh: dict[str, Facts]) -> None:
         for address in moved(host_plan, fresh[host_plan.host])
     ]
     if found:
-        raise StalePlan(_stale_message(found))
+        raise StalePlan(stale_message(found))
 
 
 def read_plan(path: Path) -> Plan:
     """A saved plan's data, checked only for form: :meth:`Workspace.rederive` decides what
     of it may be applied."""
-    from ccci.plan import PLAN_FORMAT
+    from ccci.plan.model import PLAN_FORMAT
     from ccci.serde import read_json
 
     data = read_json(path)  # size, depth and syntax: one-line errors

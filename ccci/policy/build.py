@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from ccci.config.yamlsrc import Document, PathKey
 from ccci.errors import InputError
 from ccci.facts.clientconfig import registry_host
 from ccci.policy.model import (
@@ -28,8 +29,7 @@ from ccci.policy.model import (
     TimerPolicy,
     TimerSpec,
 )
-from ccci.units import parse_api_version, parse_duration, parse_percent
-from ccci.yamlsrc import Document, PathKey
+from ccci.quantities import parse_api_version, parse_duration, parse_percent
 
 
 def _meta(doc: Document) -> PolicyMeta:
@@ -272,9 +272,15 @@ def timer_values(item: dict[str, Any], policy: str) -> dict[str, Any]:
 
 def build_timers(doc: Document) -> TimerPolicy:
     """Every value is checked before anything is rendered: what reaches a unit file is one
-    line that cannot end a field early nor start another (see ccci.unitvalues)."""
-    from ccci.units_systemd import render_timer_units
-    from ccci.unitvalues import FieldError, check_absent_unit, check_path, check_text, check_timer
+    line that cannot end a field early nor start another (see ccci.systemd.values)."""
+    from ccci.systemd.units import render_timer_units
+    from ccci.systemd.values import (
+        FieldError,
+        check_absent_unit,
+        check_path,
+        check_text,
+        check_timer,
+    )
 
     spec = doc.data["spec"]
     # The name is written into each unit's header comment: one line there too.
@@ -362,7 +368,7 @@ def build_retention(doc: Document) -> ImageRetention:
 def _check_references(doc: Document, spec: dict[str, Any]) -> None:
     """A retain pattern that cannot name an image, or an ``ensure_present`` entry that is
     not a pullable reference, would silently keep or warm nothing: refuse it here."""
-    from ccci.refs import InvalidReference, compile_pattern, is_image_id, parse_ref
+    from ccci.facts.refs import InvalidReference, compile_pattern, is_image_id, parse_ref
 
     for i, pattern in enumerate(spec.get("retain", ())):
         try:

@@ -10,8 +10,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ccci.config.inventory import Host, Inventory
+from ccci.config.yamlsrc import Document, load_file
 from ccci.errors import InputError, Location
-from ccci.inventory import Host, Inventory
 from ccci.policy.model import Policy
 from ccci.policy.pipeline import (
     build,
@@ -23,7 +24,6 @@ from ccci.policy.pipeline import (
     render_untargeted,
     targets,
 )
-from ccci.yamlsrc import Document, load_file
 
 # build, finalize and hide_sensitive are the pipeline's; named here too for the callers
 # that load documents one at a time (tests, fixtures).

@@ -190,7 +190,7 @@ class TimerSpec:
     timer_unit: str
     service_unit: str
     # The timer runs ccci itself: its sandbox also gets the folders the host's other
-    # policies write in (ccci.sandbox), added once every policy of the host is built.
+    # policies write in (ccci.systemd.sandbox), added once every policy of the host is built.
     runs_ccci: bool = False
     # The template values the units were rendered from, to render them again then.
     values: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)

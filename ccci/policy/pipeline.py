@@ -24,13 +24,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from typing import Any
 
+from ccci.config.inventory import Host, Inventory
+from ccci.config.yamlsrc import Document, PathKey
 from ccci.errors import InputError, Location
-from ccci.inventory import Host, Inventory
 from ccci.policy import schema, template
 from ccci.policy.build import BUILDERS
 from ccci.policy.model import OrphanStackPolicy, Policy, PrunePolicy, StackSelector
 from ccci.render.escape import has_unsafe
-from ccci.yamlsrc import Document, PathKey
 
 # The host name a document that targets no host is rendered for.
 NO_HOST = "(none)"
@@ -184,9 +184,9 @@ def widen_sandbox(
     policies: tuple[Policy, ...], problems: list[InputError] | None = None
 ) -> tuple[Policy, ...]:
     """``finalize``'s second half: a hardened timer that runs ccci may write where the
-    host's other policies do (:mod:`ccci.sandbox`); a folder no sandbox can hold is an
+    host's other policies do (:mod:`ccci.systemd.sandbox`); a folder no sandbox can hold is an
     error, raised or (with ``problems``) added there, the policies then left as they are."""
-    from ccci.sandbox import finish_timers  # the nightly's writable paths need them all
+    from ccci.systemd.sandbox import finish_timers  # the nightly's writable paths need them all
 
     try:
         return finish_timers(policies)

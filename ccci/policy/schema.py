@@ -10,9 +10,9 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from ccci.config.yamlsrc import Document, PathKey
 from ccci.errors import InputError
 from ccci.saferegex import compile_policy, compile_schema_pattern, problem
-from ccci.yamlsrc import Document, PathKey
 
 
 def schema_names() -> list[str]:

@@ -14,8 +14,8 @@ from jinja2 import StrictUndefined, TemplateError, Undefined
 from jinja2.nativetypes import NativeCodeGenerator
 from jinja2.sandbox import SandboxedEnvironment
 
+from ccci.config.yamlsrc import Document, PathKey
 from ccci.errors import InputError
-from ccci.yamlsrc import Document, PathKey
 
 # The budget of one rendered value. A policy value is a path, a pattern, a threshold or a
 # unit line: a hundred thousand characters is far more than any honest one, and small
@@ -203,7 +203,7 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 def _names_a_secret(template: str) -> bool:
     """Whether a template reads a secret-looking name (``db_password``, ``db.token``)."""
-    from ccci.redact import is_secret_name
+    from ccci.render.redact import is_secret_name
 
     return any(is_secret_name(word) for word in _IDENTIFIER.findall(template))
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ccci.facts.model import Facts
+from ccci.quantities import format_bytes, format_percent
 from ccci.rules.convergence import unsettled
-from ccci.units import format_bytes, format_percent
 
 
 def render_facts(facts: Facts) -> str:

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ccci.facts.model import Facts, Image, ImageKind
-from ccci.lastuse import seen_in_use
 from ccci.policy.model import Policy
+from ccci.quantities import format_bytes, format_duration
 from ccci.render.escape import terminal
 from ccci.rules.retention import retained_images
 from ccci.rules.usage import image_users
 from ccci.serde import to_jsonable
-from ccci.units import format_bytes, format_duration
+from ccci.state.lastuse import seen_in_use
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def kind_note(row: ImageRow) -> str:
 
 
 def _repo(repo_digest: str) -> str:
-    from ccci.refs import familiar_repo, repo_of
+    from ccci.facts.refs import familiar_repo, repo_of
 
     return familiar_repo(repo_of(repo_digest))
 

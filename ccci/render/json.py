@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ccci.plan import Action, Plan
+from ccci.plan.model import Action, Plan
 from ccci.serde import to_jsonable
 
 

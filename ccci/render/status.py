@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+from ccci.quantities import format_bytes, format_duration, format_percent, format_time, plural
 from ccci.render.style import Style
 from ccci.serde import to_jsonable
-from ccci.status import HostStatus
-from ccci.units import format_bytes, format_duration, format_percent, format_time, plural
+from ccci.views.status import HostStatus
 
 
 def render_text(status: HostStatus, style: Style) -> str:

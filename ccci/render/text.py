@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from ccci.plan import Action, Change, HostPlan, Plan
+from ccci.plan.model import Action, Change, HostPlan, Plan
+from ccci.plan.results import ChangeResult, HostReport, Status
+from ccci.quantities import format_bytes
 from ccci.render.escape import terminal
 from ccci.render.style import Style
-from ccci.results import ChangeResult, HostReport, Status
-from ccci.units import format_bytes
 
 _ACTION_COLOUR = {
     Action.CREATE: "green",
@@ -48,7 +48,7 @@ def _unit_diff(change: Change) -> list[str]:
     """A unit file change shows as a unified diff, as a reviewer reads file changes."""
     import difflib
 
-    from ccci.redact import mask_unit_pair
+    from ccci.render.redact import mask_unit_pair
 
     before, after = mask_unit_pair(
         str((change.before or {}).get("content", "")), str((change.after or {}).get("content", ""))
@@ -66,7 +66,7 @@ def _unit_diff(change: Change) -> list[str]:
 
 def _stack_objects(change: Change) -> list[str]:
     """A reap removes many objects; the reviewer sees each one."""
-    from ccci.reap import SINGULAR
+    from ccci.apply.reap import SINGULAR
 
     return [
         f"      {SINGULAR[kind]:<8} {terminal(name)}"

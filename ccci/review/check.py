@@ -17,16 +17,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ccci import inventory as inventory_mod
+from ccci.config import inventory as inventory_mod
+from ccci.config.inventory import Host, Inventory
+from ccci.config.yamlsrc import Document, PathKey, load_text, read_text
 from ccci.errors import InputError, Location
-from ccci.inventory import Host, Inventory
 from ccci.policy import load, pipeline, template
 from ccci.policy.model import Policy
-from ccci.redact import scrubber_for
+from ccci.render.redact import scrubber_for
 from ccci.review.findings import CheckReport, Finding, Severity, merge
 from ccci.review.lints import lint_host
 from ccci.review.yamlpos import DocIndex, FileIndex, Position, Problem, index_text
-from ccci.yamlsrc import Document, PathKey, load_text, read_text
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
+from ccci.quantities import plural
 from ccci.render.escape import terminal
 from ccci.review.findings import CheckReport, Finding, host_note
-from ccci.units import plural
 
 CHECK_FORMAT = 1
 

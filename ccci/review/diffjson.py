@@ -6,11 +6,11 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from ccci.redact import mask_change_dict
+from ccci.quantities import format_time
+from ccci.render.redact import mask_change_dict
 from ccci.review.impact import HostImpact
 from ccci.review.semantic_diff import SemanticDiff
 from ccci.serde import to_jsonable
-from ccci.units import format_time
 
 DIFF_FORMAT = 1
 

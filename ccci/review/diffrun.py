@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from ccci.redact import Scrubber, scrubber_for
+from ccci.render.redact import Scrubber, scrubber_for
 from ccci.review.gitrev import materialize
 from ccci.review.impact import HostImpact, impact
 from ccci.review.semantic_diff import SemanticDiff, diff
@@ -36,7 +36,7 @@ def run_diff(
 ) -> DiffResult:
     """Load BASE and HEAD (folders or git revisions), compare them, and with ``facts``
     plan that snapshot under both."""
-    from ccci.workspace import read_snapshot
+    from ccci.facts.snapshot import read_snapshot
 
     snapshot = read_snapshot(facts) if facts is not None else None
     names = [*policies, inventory]

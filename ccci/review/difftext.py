@@ -10,16 +10,16 @@ import difflib
 from collections.abc import Sequence
 
 from ccci.errors import Location
-from ccci.plan import Change
-from ccci.redact import mask_unit_pair
+from ccci.plan.model import Change
+from ccci.quantities import format_bytes, format_time, plural
 from ccci.render.escape import terminal
+from ccci.render.redact import mask_unit_pair
 from ccci.render.style import Style
 from ccci.render.text import short
 from ccci.review.findings import host_note
 from ccci.review.impact import ChangeDelta, GateDelta, HostImpact, ManualDelta
 from ccci.review.meanings.base import Risk
 from ccci.review.semantic_diff import PolicyChange, SemanticDiff
-from ccci.units import format_bytes, format_time, plural
 
 _RISK_COLOUR = {Risk.SAFER: "green", Risk.NEUTRAL: "dim", Risk.RISKIER: "red"}
 PLAIN = Style(enabled=False)

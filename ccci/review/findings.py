@@ -6,7 +6,7 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from ccci.redact import Scrubber
+from ccci.render.redact import Scrubber
 
 
 class Severity(enum.Enum):

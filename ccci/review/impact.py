@@ -16,8 +16,8 @@ from pathlib import Path
 
 from ccci.errors import InputError, Location
 from ccci.facts.model import Facts
-from ccci.plan import Change, GateResult, HostPlan, Manual
-from ccci.planner import plan_host
+from ccci.plan.build import plan_host
+from ccci.plan.model import Change, GateResult, HostPlan, Manual
 from ccci.review.sides import PolicySet
 
 

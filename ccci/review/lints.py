@@ -20,10 +20,10 @@ from ccci.policy.model import (
     PrunePolicy,
     TimerPolicy,
 )
+from ccci.quantities import format_percent, format_spec_duration
 from ccci.review import regexlang
 from ccci.review.findings import Severity
-from ccci.units import format_percent, format_spec_duration
-from ccci.units_systemd import Settings, parse_unit
+from ccci.systemd.units import Settings, parse_unit
 
 
 @dataclass(frozen=True)

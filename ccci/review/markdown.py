@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ccci.quantities import format_bytes, plural
 from ccci.render import escape
 from ccci.review.difftext import headline, impact_lines, meaning_line, risk_counts, where
 from ccci.review.impact import HostImpact
 from ccci.review.semantic_diff import SemanticDiff
-from ccci.units import format_bytes, plural
 
 LIMIT = 65_000
 # Room kept for the note that says what was cut.

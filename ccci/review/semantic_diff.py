@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ccci.errors import Location
 from ccci.policy.model import Policy
-from ccci.redact import CHANGED_MASK, shown_var
+from ccci.render.redact import CHANGED_MASK, shown_var
 from ccci.review import meanings
 from ccci.review.meanings.base import Meaning, Risk, worst
 from ccci.review.sides import PolicyKey, PolicySet

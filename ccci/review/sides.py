@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ccci import inventory as inventory_mod
+from ccci.config import inventory as inventory_mod
+from ccci.config.inventory import Inventory
 from ccci.errors import CcciError, InputError
-from ccci.inventory import Inventory
 from ccci.policy.load import load_for_hosts, read
 from ccci.policy.model import Policy
 from ccci.review.gitrev import Tree

@@ -1,7 +1,7 @@
 """Line *and column* of every value in a YAML stream, for findings a reviewer can click.
 
 ccci's loader keeps lines only; check needs ``file:line:column``. Both come from the one
-walk, :func:`ccci.yamlsrc.positions` (documents counted alike, keys pointed at rather than
+walk, :func:`ccci.config.yamlsrc.positions` (documents counted alike, keys pointed at rather than
 their values), so a path or a dotted field from a ccci error finds its column here. This
 is also check's first, defensive pass: it stops on recursive aliases and alias bombs, so
 check can refuse such a file with a finding instead of handing it to a loader that would
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from ccci.yamlsrc import NodeRefused, PathKey, Position, dotted, mark_position, positions
+from ccci.config.yamlsrc import NodeRefused, PathKey, Position, dotted, mark_position, positions
 
 __all__ = ["DocIndex", "FileIndex", "Position", "Problem", "index_text"]
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from ccci.facts.model import Facts
-from ccci.plan import Change, GateResult, Manual, Noop
+from ccci.plan.model import Change, GateResult, Manual, Noop
 
 Outcome = Change | Noop | GateResult | Manual
 

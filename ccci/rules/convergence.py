@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 from ccci.facts.model import Facts, Service, Task
 from ccci.policy.model import DEFAULT_STUCK_AFTER
-from ccci.units import format_duration, format_spec_duration, plural
+from ccci.quantities import format_duration, format_spec_duration, plural
 
 # Task states on the way to ``running``: a task in one of them means a deploy, a pull or a
 # restart is still in flight. ``allocated`` and a desired state of ``ready`` (a restart

@@ -5,11 +5,11 @@ ccci never writes credentials or daemon settings; these are an operator's to cha
 
 from __future__ import annotations
 
-from ccci.address import AddressKind, addr
-from ccci.plan import Manual, Noop
+from ccci.plan.address import AddressKind, addr
+from ccci.plan.model import Manual, Noop
 from ccci.policy.model import DaemonPolicy
+from ccci.quantities import parse_api_version
 from ccci.rules import Context, RuleOutput
-from ccci.units import parse_api_version
 
 
 def _version(text: str) -> tuple[int, int] | None:

@@ -12,10 +12,10 @@ from datetime import datetime, timedelta
 
 from ccci.errors import Location
 from ccci.facts.model import FactGap, Facts, GapCause, Service
-from ccci.plan import GateResult, Manual, Noop
+from ccci.plan.model import GateResult, Manual, Noop
 from ccci.policy.model import DEFAULT_STUCK_AFTER, Gate, GateKind
+from ccci.quantities import format_percent, plural
 from ccci.rules.convergence import unsettled
-from ccci.units import format_percent, plural
 
 # What each gate reads: without it the gate cannot be judged.
 GATE_NEEDS: dict[GateKind, tuple[str, ...]] = {

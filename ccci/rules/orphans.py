@@ -11,15 +11,15 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from ccci.address import AddressKind, addr
 from ccci.facts.model import Facts, Stack
 from ccci.facts.stacks import run_app_secrets, undecided_env_files, unsafe_name
-from ccci.plan import Action, Change, Manual, Noop, Operation, Precondition, Target, Work
+from ccci.plan.address import AddressKind, addr
+from ccci.plan.model import Action, Change, Manual, Noop, Operation, Precondition, Target, Work
 from ccci.policy.model import OrphanStackPolicy
+from ccci.quantities import format_duration, format_spec_duration, format_time
 from ccci.rules import Context, RuleOutput
 from ccci.rules.convergence import unsettled
 from ccci.rules.gates import describe_gaps, unsure
-from ccci.units import format_duration, format_spec_duration, format_time
 
 # A unix time is ASCII digits and nothing else: int() would also take '１２３', ' 12',
 # '+12' or '1_2', and a recipe chooses its own labels. Eleven digits reach the year 5138.

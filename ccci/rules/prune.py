@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from ccci.address import AddressKind, addr
 from ccci.facts.model import Container, Image, ImageKind
-from ccci.plan import Action, Change, Noop, Operation, Precondition, Work
+from ccci.plan.address import AddressKind, addr
+from ccci.plan.model import Action, Change, Noop, Operation, Precondition, Work
 from ccci.policy.model import PrunePolicy
+from ccci.quantities import format_duration, format_spec_duration
 from ccci.rules import Context, RuleOutput
 from ccci.rules.gates import describe_gaps, evaluate, gate_gaps, unsure
 from ccci.rules.usage import image_users, parents
-from ccci.units import format_duration, format_spec_duration
 
 
 def _age(now: datetime, moment: datetime, what: str, limit: timedelta) -> tuple[bool, str]:
@@ -174,7 +174,7 @@ DIGEST_PULLED_NOOP = (
 def untagged_label(image: Image) -> str:
     """``repo:<none>`` as ``docker image ls`` shows an untagged image: the repository of
     its first digest, or ``<none>`` for a leftover."""
-    from ccci.refs import familiar_repo, repo_of
+    from ccci.facts.refs import familiar_repo, repo_of
 
     repo = familiar_repo(repo_of(image.digests[0])) if image.digests else "<none>"
     return f"{repo}:<none>"

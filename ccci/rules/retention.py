@@ -14,28 +14,28 @@ import math
 from collections.abc import Iterable
 from datetime import datetime
 
-from ccci.address import AddressKind, addr
 from ccci.facts.model import Facts, Image, ImageKind
-from ccci.plan import Action, Change, Noop, Operation, Precondition, Work
+from ccci.facts.refs import DEFAULT_TAG, compile_pattern, familiar_repo, parse_ref
+from ccci.plan.address import AddressKind, addr
+from ccci.plan.model import Action, Change, Noop, Operation, Precondition, Work
 from ccci.policy.model import Gate, GateKind, ImageRetention, Policy, PrunePolicy
-from ccci.refs import DEFAULT_TAG, compile_pattern, familiar_repo, parse_ref
-from ccci.rules import Context, RuleOutput
-from ccci.rules.gates import describe_gaps, evaluate, gate_gaps, unsure
-from ccci.rules.prune import untagged_label
-from ccci.rules.usage import image_users, resolve
-from ccci.units import (
+from ccci.quantities import (
     format_bytes,
     format_duration,
     format_percent,
     format_spec_duration,
     format_time,
 )
+from ccci.rules import Context, RuleOutput
+from ccci.rules.gates import describe_gaps, evaluate, gate_gaps, unsure
+from ccci.rules.prune import untagged_label
+from ccci.rules.usage import image_users, resolve
 
 
 def pattern_matches(pattern: str, image: Image) -> bool:
     """``redis`` = ``redis:latest`` = ``docker.io/library/redis:latest``; globs on repo and
     tag; by any tag or the repository of any digest; ``sha256:…`` matches an image id (or
-    its prefix) or a digest. Patterns were checked at load (see ccci.refs)."""
+    its prefix) or a digest. Patterns were checked at load (see ccci.facts.refs)."""
     return compile_pattern(pattern).matches(image)
 
 

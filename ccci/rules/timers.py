@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import posixpath
 
-from ccci.address import AddressKind, addr
 from ccci.errors import Location
 from ccci.facts.model import Unit
 from ccci.facts.systemd import usable as systemd_usable
-from ccci.plan import Action, Change, Manual, Noop, Operation, Work
+from ccci.plan.address import AddressKind, addr
+from ccci.plan.model import Action, Change, Manual, Noop, Operation, Work
 from ccci.policy.model import TimerPolicy, TimerSpec
+from ccci.quantities import format_time
 from ccci.rules import Context, RuleOutput
-from ccci.units import format_time
-from ccci.units_systemd import MANAGED_HEADER, same_meaning
-from ccci.unitvalues import PROTECTED_UNITS
+from ccci.systemd.units import MANAGED_HEADER, same_meaning
+from ccci.systemd.values import PROTECTED_UNITS
 
 # What NixOS operators set instead of editing units the Nix store owns.
 NIXOS_OPTIONS = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ccci.facts.model import Facts, Image
-from ccci.refs import names_image
+from ccci.facts.refs import names_image
 
 # Tasks the orchestrator means to run, or is getting ready to run (``ready``: held back by a
 # restart delay or a rolling update). Their image is in use even while no container exists:
@@ -14,7 +14,7 @@ TASK_DESIRED_USING = frozenset({"running", "ready"})
 
 
 def resolve(ref: str, images: Iterable[Image]) -> list[Image]:
-    """Local images a reference names (see :func:`ccci.refs.names_image`, the one owner of
+    """Local images a reference names (see :func:`ccci.facts.refs.names_image`, the one owner of
     "does this reference name this image")."""
     return [i for i in images if names_image(ref, i)]
 

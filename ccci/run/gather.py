@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import json
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ccci import inventory as inventory_mod
-from ccci.errors import CcciError, InputError, Location, StalePlan
-from ccci.facts.model import SCOPE_FULL, Facts
-from ccci.inventory import Host, Inventory
-from ccci.journal import Journal
-from ccci.plan import Plan, moved
-from ccci.policy.load import HostPolicies, load_for_hosts
-from ccci.units import format_time
+from ccci.facts.model import Facts
+from ccci.policy.load import HostPolicies
 
 
 def gather_with(
@@ -36,19 +25,19 @@ def gather_with(
     can use. Exited containers too young for any policy are not inspected, and the build
     cache (the engine's slowest call) only when a policy that prunes it has its gates open.
     """
-    from ccci import lastuse
     from ccci.facts.docker import Prefetch, add_build_cache, add_image_sizes, gather
-    from ccci.planner import (
+    from ccci.plan.build import plan_host
+    from ccci.plan.needs import (
         client_config_paths,
         disk_paths,
         file_globs,
         file_paths,
         inspect_cutoff,
-        plan_host,
         systemd_needs,
         wants_build_cache,
         wants_image_sizes,
     )
+    from ccci.state import lastuse
 
     host = target.host
     lean = plan_at is not None
@@ -75,7 +64,7 @@ def gather_with(
     )
     if last_use is not None:
         # Every run that lists containers records what it sees in use (and what the
-        # engine's events show came and went since the last run): see ccci.lastuse.
+        # engine's events show came and went since the last run): see ccci.state.lastuse.
         # The record holds what was really seen, so it is kept at the real clock's time,
         # never at a plan's hypothetical --now.
         facts = lastuse.observe(conn, facts, last_use, facts.gathered_at)

@@ -23,9 +23,10 @@ def find_residual(
     plan and the reap: a sibling run-app's secret (``<stack>_uk_…``) is not counted as
     left of ``stack``.
     """
+    from ccci.apply.reap import leftovers
     from ccci.facts.model import SCOPE_STACKS
-    from ccci.reap import leftovers
-    from ccci.workspace import connector_for, gather_with
+    from ccci.run.gather import gather_with
+    from ccci.run.workspace import connector_for
 
     targets = workspace.targets()
     if len(targets) != 1:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -12,17 +11,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ccci import inventory as inventory_mod
+from ccci.config import inventory as inventory_mod
+from ccci.config.inventory import Host, Inventory
 from ccci.errors import CcciError, InputError, Location, StalePlan
 from ccci.facts.model import SCOPE_FULL, Facts
-from ccci.inventory import Host, Inventory
-from ccci.journal import Journal
-from ccci.plan import Plan, moved
+from ccci.facts.snapshot import read_snapshot
+from ccci.plan.model import Plan
+from ccci.plan.saved import PlanRefused, refuse_if_stale, stale_message
 from ccci.policy.load import HostPolicies, load_for_hosts
-from ccci.units import format_time
-
-
-SNAPSHOT_FORMAT = 1
+from ccci.quantities import format_time
+from ccci.run.gather import gather_with
+from ccci.state.journal import Journal
 
 
 @dataclass(frozen=True)
@@ -52,7 +51,7 @@ class Settings:
         return self.metrics or self.state_dir / "ccci.prom"
 
     def last_use_path(self, host: str) -> Path:
-        """Per host: when each image was last in use (see ccci.lastuse)."""
+        """Per host: when each image was last in use (see ccci.state.lastuse)."""
         return self.state_dir / f"last-use-{host}.json"
 
     @property
@@ -183,7 +182,7 @@ class Workspace:
     def locked(self) -> Iterator[None]:
         """Hold the apply lock across plan and apply, so a second ``reconcile --apply``
         exits 75 before it reads the engine at all."""
-        from ccci import lock
+        from ccci.apply import lock
 
         if self._locked:
             yield
@@ -231,7 +230,7 @@ class Workspace:
         self, now: datetime | None = None, snapshot: Path | None = None
     ) -> tuple[Plan, dict[str, Facts]]:
         """Plan every targeted host, from live facts or from a saved snapshot."""
-        from ccci.planner import plan_hosts
+        from ccci.plan.build import plan_hosts
 
         inventory = self.inventory
         moment = now or datetime.now(UTC)
@@ -267,9 +266,9 @@ class Workspace:
 
     def _record_last_use(self, facts_by_host: dict[str, Facts]) -> None:
         """Every apply (the nightly, the janitor's full runs) updates when images were used."""
-        from ccci import lastuse
         from ccci.connectors.local import ConnectionFailed
         from ccci.facts.docker import add_finish_times
+        from ccci.state import lastuse
 
         now = datetime.now(UTC)
         for host, facts in facts_by_host.items():
@@ -290,7 +289,7 @@ class Workspace:
             lastuse.write(path, lastuse.advanced(lastuse.read_record(path), facts, now))
 
     def _write_metrics(self, reports: list[Any], plan: Plan, facts: dict[str, Facts]) -> None:
-        from ccci import metrics
+        from ccci.state import metrics
 
         text = metrics.render(reports, {h.host: h for h in plan.hosts}, facts, datetime.now(UTC))
         metrics.write(self.settings.metrics_path, text)
@@ -302,7 +301,7 @@ class Workspace:
 
     def _replan(self, host_plan: Any, plan: Plan) -> Callable[[Facts], tuple[str, ...]] | None:
         """Plan fresh facts with the policies and time this plan was made with."""
-        from ccci.planner import plan_host
+        from ccci.plan.build import plan_host
 
         target = self._planned.get(host_plan.host)
         if target is None:
@@ -321,8 +320,9 @@ class Workspace:
         written into the file would otherwise widen every age rule. Ages only grow, so a
         change planned earlier is planned again now unless something moved.
         """
-        from ccci.plan import PLAN_FORMAT, judge_saved
-        from ccci.planner import plan_host
+        from ccci.plan.build import plan_host
+        from ccci.plan.model import PLAN_FORMAT
+        from ccci.plan.saved import judge_saved
 
         if saved.format_version != PLAN_FORMAT:
             raise PlanRefused(
@@ -362,7 +362,7 @@ class Workspace:
             )
             raise PlanRefused(f"saved plan refused: {refused[0]}{more}{note}; nothing was done")
         if stale:
-            raise StalePlan(_stale_message(stale))
+            raise StalePlan(stale_message(stale))
         self._planned = {n: targets[n] for n in facts_by_host}
         self._facts = facts_by_host
         return Plan(now=moment, hosts=tuple(hosts))
@@ -371,7 +371,7 @@ class Workspace:
         """Apply under the lock. A saved plan must come through :meth:`rederive` first; its
         facts are gathered once more before acting (an operator may have taken minutes to
         say yes), and any fingerprint that moved since refuses it whole."""
-        from ccci.apply import Executor, scope_for
+        from ccci.apply.executor import Executor, scope_for
 
         with self.locked():
             journal = _SharedJournal(self.settings.journal_path)
@@ -426,7 +426,7 @@ class Workspace:
                     journal.write(_unreachable_recap(name, run_id, reason))
                     ordered.finish(name)
                 if saved:
-                    _refuse_if_stale(plan, fresh)
+                    refuse_if_stale(plan, fresh)
 
                 def run(target: HostPolicies) -> Any:
                     host_plan = by_name[target.host.name]

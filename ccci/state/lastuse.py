@@ -21,9 +21,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from ccci.atomic import write_atomic
 from ccci.facts.model import SCOPE_FULL, Facts, Image
-from ccci.units import format_time, parse_time
+from ccci.quantities import format_time, parse_time
+from ccci.state.atomic import write_atomic
 
 RECORD_FORMAT = 2
 # References seen in events whose image was not listed in that run (the janitor lists no
@@ -106,7 +106,7 @@ def _event_time(event: Mapping[str, Any]) -> datetime | None:
 
 
 def _resolve(name: str, images: tuple[Image, ...]) -> list[Image]:
-    from ccci.refs import is_image_id
+    from ccci.facts.refs import is_image_id
     from ccci.rules.usage import resolve
 
     if is_image_id(name):

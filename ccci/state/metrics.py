@@ -10,12 +10,12 @@ from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
-from ccci.atomic import write_atomic
 from ccci.facts.model import Facts, GapCause
-from ccci.plan import HostPlan
-from ccci.results import HostReport, Status
+from ccci.plan.model import HostPlan
+from ccci.plan.results import HostReport, Status
 from ccci.rules.convergence import unsettled
 from ccci.rules.gates import stuck_after_of
+from ccci.state.atomic import write_atomic
 
 _HELP = {
     "ccci_last_run_timestamp_seconds": "When the last ccci apply finished (unix time).",

@@ -17,7 +17,7 @@ from typing import Any
 from ccci.errors import CcciError
 from ccci.policy.build import timer_values
 from ccci.policy.model import Policy
-from ccci.unitvalues import FieldError, check_path, check_timer
+from ccci.systemd.values import FieldError, check_path, check_timer
 
 UNIT_NAME = "ccci-reconcile"
 DEFAULT_STATE_DIR = Path("/var/lib/ccci")
@@ -59,9 +59,9 @@ def nightly_values(
 ) -> dict[str, Any]:
     """The nightly's values. The sandbox keeps writable the state directory, the unit
     directory (a TimerPolicy writes and masks units there) and every folder the policies
-    write in (ccci.sandbox): the env-file folders an OrphanStackPolicy reaps from.
+    write in (ccci.systemd.sandbox): the env-file folders an OrphanStackPolicy reaps from.
     ``unit_dir_writable`` is False for NixOS, whose unit folders are the Nix store's."""
-    from ccci.sandbox import env_file_folders, writable_paths
+    from ccci.systemd.sandbox import env_file_folders, writable_paths
 
     for option, path in (("--state-dir", state_dir), ("--unit-dir", unit_dir)):
         try:
@@ -92,7 +92,7 @@ def nightly_values(
 
 def check_install_values(item: dict[str, Any]) -> None:
     """The checks a TimerPolicy's values pass, naming the option a bad value came from."""
-    from ccci.units import parse_duration
+    from ccci.quantities import parse_duration
 
     try:
         check_timer(item)
@@ -108,7 +108,7 @@ def nightly_policies(working_directory: Path) -> tuple[list[Policy], str]:
     """The policies the nightly will run (``policies/`` and ``inventory.yaml`` in its
     working directory), every host's, and a note when there are none to read yet: their
     folders then cannot be known, and the install says so rather than guess."""
-    from ccci import inventory as inventory_mod
+    from ccci.config import inventory as inventory_mod
     from ccci.policy.load import load_for_hosts
 
     folder = working_directory / "policies"
@@ -128,7 +128,7 @@ def install(conn: Any, unit_dir: Path, files: dict[str, str], state_dir: Path) -
     A file there that ccci did not write (no header, or a mask) is refused before anything
     is written: it is someone else's. The state directory is made first: the first nightly
     run journals there."""
-    from ccci.units_systemd import MANAGED_HEADER
+    from ccci.systemd.units import MANAGED_HEADER
 
     for filename in files:
         current = conn.unit_file(str(unit_dir / filename))

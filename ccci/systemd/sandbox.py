@@ -16,7 +16,7 @@ from dataclasses import replace
 
 from ccci.errors import InputError
 from ccci.policy.model import OrphanStackPolicy, Policy, TimerPolicy
-from ccci.unitvalues import check_path
+from ccci.systemd.values import check_path
 
 _GLOB = frozenset("*?[{")
 
@@ -74,7 +74,7 @@ def writable_paths(policies: Iterable[Policy]) -> list[str]:
 def finish_timers(policies: tuple[Policy, ...]) -> tuple[Policy, ...]:
     """Re-render each hardened timer that runs ccci with the writable paths of the host's
     policies added; once per host, after every policy is built."""
-    from ccci.units_systemd import render_timer_units
+    from ccci.systemd.units import render_timer_units
 
     wanted = [s for p in policies if isinstance(p, TimerPolicy) for s in p.present if s.runs_ccci]
     if not wanted:

@@ -13,7 +13,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from ccci.unitvalues import exit_statuses, nix_string, unit_value
+from ccci.systemd.values import exit_statuses, nix_string, unit_value
 
 # The first line of every unit ccci writes (templates/*.j2): how ccci knows its own units.
 MANAGED_HEADER = "# Managed by ccci"
@@ -155,7 +155,7 @@ def _template(name: str) -> Any:
 
     text = (resources.files("ccci") / "templates" / name).read_text(encoding="utf-8")
     env = Environment(undefined=StrictUndefined, keep_trailing_newline=True)
-    # Values were checked at load (ccci.unitvalues); these escape what stays meaningful.
+    # Values were checked at load (ccci.systemd.values); these escape what stays meaningful.
     env.filters.update(unit_value=unit_value, nix=_nix, nix_inner=_nix_inner)
     return env.from_string(text)
 

@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ccci.address import AddressKind
 from ccci.facts.model import Facts, GapCause
-from ccci.plan import Action, GateResult, HostPlan, Manual
+from ccci.plan.address import AddressKind
+from ccci.plan.model import Action, GateResult, HostPlan, Manual
 from ccci.policy.model import GateKind, ImageRetention, Policy, PrunePolicy, TimerPolicy
+from ccci.quantities import format_percent, plural
 from ccci.rules.convergence import unsettled
 from ccci.rules.gates import describe_gaps, stuck_after_of
-from ccci.units import format_percent, plural
 
 
 @dataclass(frozen=True)

@@ -280,7 +280,8 @@ class Tamper:
         """Add a correct fingerprint for ``forged``, as anyone who can read ccci's facts
         and its (unkeyed) fingerprint can: the claim itself must be what refuses it."""
         from ccci.facts.model import Facts
-        from ccci.plan import Change, fingerprints_for
+        from ccci.plan.fingerprint import fingerprints_for
+        from ccci.plan.model import Change
         from ccci.serde import from_jsonable
 
         snapshot = json.loads(self.cli.run("facts", "--output", "json").stdout)

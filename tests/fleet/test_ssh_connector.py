@@ -268,7 +268,7 @@ def test_the_private_key_file_the_inventory_names_is_the_one_offered(
 def test_an_inventory_of_ssh_hosts_gives_each_host_a_connector_that_reaches_it(
     fleet: Fleet, tmp_path: Path
 ) -> None:
-    from ccci import inventory
+    from ccci.config import inventory
     from ccci.connectors.connection import connector_for
     from harness.fleet import inventory_yaml
 

@@ -16,8 +16,8 @@ from snapshots import NOW
 from test_safety_properties import HOST, SCENARIOS
 
 from ccci.facts.model import Facts
-from ccci.plan import Plan
-from ccci.planner import plan_host
+from ccci.plan.build import plan_host
+from ccci.plan.model import Plan
 from ccci.policy.model import Policy
 
 

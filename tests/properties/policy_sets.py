@@ -18,12 +18,12 @@ from hypothesis import reject
 from hypothesis import strategies as st
 from snapshots import DISK_PATHS, EXPIRES_LABEL, HOST, digest, image_id
 
+from ccci.config.inventory import Host
+from ccci.config.yamlsrc import load_text
 from ccci.errors import InputError
-from ccci.inventory import Host
 from ccci.policy import template
 from ccci.policy.load import build, finalize
 from ccci.policy.model import Policy
-from ccci.yamlsrc import load_text
 
 POLICY_FILE = "policies/fuzzed.yaml"
 

@@ -3,7 +3,7 @@
 Whatever the host looks like and whatever policies ccci accepts, a plan never removes what
 the cache, a run or another stack still needs, and never acts on a view it does not have.
 Each property is checked against the facts directly (which image a reference names comes
-from ``ccci.refs.names_image``, the one owner of that question), not by re-reading the
+from ``ccci.facts.refs.names_image``, the one owner of that question), not by re-reading the
 reasons the rules give.
 
 The generated sizes are small and the examples derandomized, so CI runs the same cases every
@@ -41,11 +41,11 @@ from ccci.facts.model import (
     SwarmObject,
     Volume,
 )
+from ccci.facts.refs import names_image
 from ccci.facts.stacks import abra_stack_name, app_name, unsafe_name
-from ccci.plan import Action, Change, HostPlan, Plan
-from ccci.planner import plan_host
+from ccci.plan.build import plan_host
+from ccci.plan.model import Action, Change, HostPlan, Plan
 from ccci.policy.model import GateKind, ImageRetention, OrphanStackPolicy, Policy, PrunePolicy
-from ccci.refs import names_image
 from ccci.rules.retention import retained_images
 from ccci.rules.usage import TASK_DESIRED_USING
 

@@ -15,6 +15,7 @@ from typing import Any
 import click
 from click.testing import CliRunner, Result
 
+from ccci.cli.policy import policy, schema
 from ccci.facts.model import (
     Container,
     Daemon,
@@ -30,7 +31,6 @@ from ccci.facts.model import (
     UnitFile,
     Volume,
 )
-from ccci.review.commands import policy, schema
 
 DATA = Path(__file__).parent / "data"
 BASE = DATA / "base"
@@ -213,7 +213,7 @@ def base_timer_units(host: str = "cc-ci") -> dict[str, str]:
     """The unit files the base TimerPolicy renders, as they would be on the host."""
     import contextlib
 
-    from ccci.inventory import load as load_inventory
+    from ccci.config.inventory import load as load_inventory
     from ccci.policy.load import load_for_hosts
     from ccci.policy.model import TimerPolicy
 

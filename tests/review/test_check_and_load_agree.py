@@ -16,7 +16,7 @@ import pytest
 import yaml
 from review_helpers import policy_repo
 
-from ccci import inventory as inventory_mod
+from ccci.config import inventory as inventory_mod
 from ccci.errors import InputError
 from ccci.policy.load import load_for_hosts
 from ccci.review.check import run_check

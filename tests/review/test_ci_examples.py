@@ -27,8 +27,8 @@ GITHUB = EXAMPLES / "github" / "ccci-policy-review.yml"
 
 CCCI_SHIM = f"""#!{sys.executable}
 import sys
-from ccci.cli import cli, main
-from ccci.review.commands import policy, schema
+from ccci.cli.main import cli, main
+from ccci.cli.policy import policy, schema
 for command in (policy, schema):
     if command.name not in cli.commands:
         cli.add_command(command)

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from review_helpers import BASE
 
+from ccci.config.inventory import Host, Inventory
 from ccci.errors import CcciError, InputError
-from ccci.inventory import Host, Inventory
 from ccci.policy.load import load_for_hosts
 from ccci.review.check import run_check
 
@@ -318,7 +318,7 @@ def test_an_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
     path = tmp_path / "bomb.yaml"
     path.write_text(BOMB + "\n", encoding="utf-8")
     code = (
-        "import pathlib, sys; from ccci.yamlsrc import load_file; "
+        "import pathlib, sys; from ccci.config.yamlsrc import load_file; "
         "load_file(pathlib.Path(sys.argv[1]))"
     )
     subprocess.run([sys.executable, "-c", code, str(path)], timeout=5, check=False)

@@ -11,8 +11,8 @@ import pytest
 from review_helpers import SNAPSHOT, commit, edit, init_repo, run_cli
 
 from ccci.errors import InputError
+from ccci.quantities import parse_time
 from ccci.review.diffrun import run_diff
-from ccci.units import parse_time
 
 
 @pytest.fixture

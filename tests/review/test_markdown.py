@@ -11,9 +11,9 @@ import pytest
 from review_helpers import GIB, base_timer_units, copy_base, edit, host_facts, run_cli
 
 from ccci.facts.model import DiskUsage
+from ccci.facts.snapshot import snapshot_json
 from ccci.review.diffrun import run_diff
 from ccci.review.markdown import LIMIT, render_markdown
-from ccci.workspace import snapshot_json
 
 
 def _inventory(hosts: list[str]) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 from click.testing import CliRunner
 from review_helpers import BASE, STACK, copy_base, edit, host_facts, run_cli
 
-from ccci.cli import cli
+from ccci.cli.main import cli
 from ccci.facts.model import Facts
 from ccci.render import escape
 from ccci.serde import to_jsonable

@@ -109,10 +109,10 @@ def test_an_unknown_kind_is_one_clean_error() -> None:
 
 def test_the_review_commands_import_nothing_heavy_at_start() -> None:
     code = (
-        "import sys; import ccci.review.commands; "
+        "import sys; import ccci.cli.policy; "
         "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in "
         "('yaml', 'jsonschema', 'jinja2', 'docker') or m.startswith('ccci.'))))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    # ccci.cliutil (click only) and ccci.errors (stdlib only) are the shared command helpers.
-    assert done.stdout.strip() == "ccci.cliutil,ccci.errors,ccci.review,ccci.review.commands"
+    # ccci.cli.options (click only) and ccci.errors (stdlib only) are the shared command helpers.
+    assert done.stdout.strip() == "ccci.cli,ccci.cli.options,ccci.cli.policy,ccci.errors"

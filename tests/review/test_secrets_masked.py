@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from review_helpers import BASE, copy_base, edit, host_facts, run_cli
 
-from ccci import redact
 from ccci.errors import Location
-from ccci.plan import Action, Change, HostPlan, Operation, Plan, Work
+from ccci.plan.model import Action, Change, HostPlan, Operation, Plan, Work
+from ccci.render import redact
 from ccci.render import text as render_text
 from ccci.render.style import Style
 from ccci.serde import to_jsonable

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
+from ccci.config.inventory import Host
 from ccci.errors import InputError
 from ccci.facts.model import (
     BuildCacheRecord,
@@ -39,13 +40,12 @@ from ccci.facts.model import (
     UnitFile,
     Volume,
 )
-from ccci.inventory import Host
-from ccci.plan import Change, HostPlan, Plan
-from ccci.planner import plan_host
+from ccci.plan.build import plan_host
+from ccci.plan.model import Change, HostPlan, Plan
 from ccci.policy import template
 from ccci.policy.load import build, finalize, read
 from ccci.policy.model import OrphanStackPolicy, Policy
-from ccci.units import format_time, parse_time
+from ccci.quantities import format_time, parse_time
 
 CASES = Path(__file__).parent
 HOST = "cc-ci"

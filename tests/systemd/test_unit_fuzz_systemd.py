@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from ccci.policy.build import timer_values
-from ccci.units_systemd import render_timer_units
-from ccci.unitvalues import FieldError, check_timer
+from ccci.systemd.units import render_timer_units
+from ccci.systemd.values import FieldError, check_timer
 from harness.systemd import SystemdHost
 
 UNIT_DIR = "/etc/systemd/system"

@@ -16,16 +16,16 @@ from pathlib import Path
 
 import pytest
 
+from ccci.config.inventory import Host, Inventory
+from ccci.config.yamlsrc import load_text
 from ccci.errors import InputError
 from ccci.facts.model import Daemon, DiskUsage, Facts, Service
-from ccci.inventory import Host, Inventory
-from ccci.planner import plan_host
+from ccci.plan.build import plan_host
 from ccci.policy.load import load_for_hosts
 from ccci.policy.model import OrphanStackPolicy
 from ccci.review import regexlang
 from ccci.review.meanings.base import pattern_change
 from ccci.saferegex import compile_policy
-from ccci.yamlsrc import load_text
 
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
 REDOS = "^([a-z0-9]+)+-[0-9a-f]{6}_ci_"

@@ -18,12 +18,12 @@ import pytest
 from ccci.errors import InputError
 from ccci.facts.docker import gather, refresh_swarm
 from ccci.facts.model import Daemon, DiskUsage, FactGap, Facts, GapCause, Service, Task
-from ccci.metrics import render as render_metrics
-from ccci.planner import plan_host
+from ccci.plan.build import plan_host
+from ccci.plan.results import HostReport
 from ccci.policy.model import GateKind
-from ccci.results import HostReport
 from ccci.rules.convergence import Progress, redeployed, unsettled
-from ccci.status import host_status
+from ccci.state.metrics import render as render_metrics
+from ccci.views.status import host_status
 from tests.rules.test_rule_cases import policies_from_text
 
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from ccci.config.yamlsrc import load_text
 from ccci.errors import InputError, Location
 from ccci.facts.clientconfig import parse_client_config, read_client_config, registry_host
 from ccci.facts.model import (
@@ -29,8 +30,19 @@ from ccci.facts.model import (
     Unit,
     Volume,
 )
-from ccci.plan import Action, Change, GateResult, HostPlan, Manual, Noop, Operation, Plan, Work
-from ccci.planner import client_config_paths, plan_host
+from ccci.plan.build import plan_host
+from ccci.plan.model import (
+    Action,
+    Change,
+    GateResult,
+    HostPlan,
+    Manual,
+    Noop,
+    Operation,
+    Plan,
+    Work,
+)
+from ccci.plan.needs import client_config_paths
 from ccci.policy.load import build
 from ccci.policy.model import DEFAULT_CLIENT_CONFIG, DaemonPolicy, Gate, GateKind, Policy
 from ccci.render import json as render_json
@@ -39,8 +51,7 @@ from ccci.render import text as render_text
 from ccci.render.style import Style
 from ccci.rules import Context
 from ccci.rules.daemon import plan_daemon
-from ccci.status import HostStatus, host_status, last_run
-from ccci.yamlsrc import load_text
+from ccci.views.status import HostStatus, host_status, last_run
 
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
 PLAIN = Style(enabled=False)

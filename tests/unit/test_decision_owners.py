@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from ccci.cliutil import parse_now
+from ccci.cli.options import parse_now
 from ccci.connectors.local import LocalConnector
 from ccci.errors import CcciError
 from ccci.facts import systemd
-from ccci.planner import systemd_needs
+from ccci.plan.needs import systemd_needs
 from ccci.policy.model import TimerPolicy
-from ccci.units import parse_api_version
+from ccci.quantities import parse_api_version
 from tests.rules.test_rule_cases import policies_from_text
 
 TIMERS = """\
@@ -51,8 +51,8 @@ def test_a_bad_now_is_one_line_naming_the_option() -> None:
 
 
 def test_reconcile_and_policy_diff_read_now_through_the_one_parser() -> None:
-    from ccci import cli
-    from ccci.review import commands
+    from ccci.cli import main as cli
+    from ccci.cli import policy as commands
 
     assert cli.parse_now is parse_now
     assert commands.parse_now is parse_now

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from ccci.cli import cli
+from ccci.cli.main import cli
+from ccci.config.inventory import load as load_inventory
+from ccci.config.yamlsrc import MAX_FILE_BYTES
 from ccci.errors import InputError
 from ccci.facts.model import Daemon, DiskUsage, Facts
-from ccci.inventory import load as load_inventory
 from ccci.serde import read_json, to_jsonable
-from ccci.yamlsrc import MAX_FILE_BYTES
 
 PRUNE = """\
 apiVersion: ccci/v1

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from ccci.config.inventory import Inventory, load
 from ccci.errors import InputError
-from ccci.inventory import Inventory, load
 
 INVENTORY = """\
 all:

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ccci import lastuse
 from ccci.facts.model import SCOPE_STACKS, Daemon, Facts, Image
+from ccci.state import lastuse
 
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)

@@ -15,18 +15,18 @@ from pathlib import Path
 
 import pytest
 
-from ccci import journal
-from ccci.atomic import write_atomic
+from ccci.apply.lock import hold
 from ccci.errors import CcciError, LockBusy
-from ccci.journal import Journal
-from ccci.lock import hold
+from ccci.state import journal
+from ccci.state.atomic import write_atomic
+from ccci.state.journal import Journal
 
 # A second process that takes the lock, says so, and holds it until its stdin closes.
 HOLDER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from ccci.lock import hold
+    from ccci.apply.lock import hold
 
     with hold(Path(sys.argv[1])):
         print("held", flush=True)

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from ccci.address import Address, AddressKind
-from ccci.apply import Executor, Status
+from ccci.apply.executor import Executor, Status
 from ccci.errors import Location
 from ccci.facts.model import BuildCacheRecord, Facts
-from ccci.journal import Journal
-from ccci.plan import Action, Change, HostPlan, Operation, Precondition, Work
+from ccci.plan.address import Address, AddressKind
+from ccci.plan.model import Action, Change, HostPlan, Operation, Precondition, Work
+from ccci.state.journal import Journal
 from tests.unit.test_retention_units import (
     DAY,
     EVICT_ONLY,

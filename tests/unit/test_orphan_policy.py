@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from ccci.config.inventory import Host, Inventory
 from ccci.errors import InputError
-from ccci.inventory import Host, Inventory
 from ccci.policy.load import HostPolicies, build, finalize, load_for_hosts, read
 from ccci.policy.model import (
     GateKind,

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 
 from ccci.errors import Location
-from ccci.plan import (
+from ccci.plan.model import (
     PLAN_FORMAT,
     Action,
     Change,

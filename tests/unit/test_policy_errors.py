@@ -15,15 +15,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ccci.cli import cli
+from ccci.cli.main import cli
+from ccci.config.inventory import Host, Inventory
+from ccci.config.inventory import load as load_inventory
 from ccci.errors import InputError
 from ccci.facts.model import Daemon, DiskUsage, Facts
-from ccci.inventory import Host, Inventory
-from ccci.inventory import load as load_inventory
+from ccci.facts.snapshot import snapshot_json
 from ccci.policy.build import BUILDERS
 from ccci.policy.load import HostPolicies, load_for_hosts
 from ccci.policy.model import GateKind, PrunePolicy
-from ccci.workspace import snapshot_json
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ccci.cli import cli
+from ccci.cli.main import cli
+from ccci.config.inventory import Host, Inventory
 from ccci.errors import InputError
 from ccci.facts.model import Image, ImageKind
-from ccci.inventory import Host, Inventory
+from ccci.facts.refs import InvalidReference, compile_pattern, names_image, parse_ref
 from ccci.policy.load import load_for_hosts
-from ccci.refs import InvalidReference, compile_pattern, names_image, parse_ref
 
 DIGEST = "sha256:" + "d4" * 32
 

@@ -1,6 +1,6 @@
 """The stdlib parse of plain references agrees with docker-image-py on every text it takes.
 
-ccci parses the common spellings itself (see ccci.refs._plain_ref) so a plan need not
+ccci parses the common spellings itself (see ccci.facts.refs._plain_ref) so a plan need not
 import docker-image-py; these tests hold that shortcut to the reference port: whatever it
 accepts must parse to exactly the port's answer, and nothing the port refuses gets in.
 """
@@ -13,7 +13,7 @@ import random
 import pytest
 from docker_image import reference
 
-from ccci.refs import InvalidReference, Ref, _plain_ref, parse_ref
+from ccci.facts.refs import InvalidReference, Ref, _plain_ref, parse_ref
 
 DOMAINS = ["", "localhost/", "localhost:5000/", "docker.io/", "index.docker.io/",
            "registry.example.org/", "reg-1.example.org:443/", "127.0.0.1:5000/",
@@ -26,7 +26,7 @@ TAGS = ["", ":7", ":latest", ":build-00042", ":v1.2.3", ":_x", ":.x", ":-x", ":A
 
 
 def port_answer(text: str) -> Ref | None:
-    """The reference port's parse, normalised as ccci.refs does, or None when it refuses."""
+    """The reference port's parse, normalised as ccci.facts.refs does, or None when it refuses."""
     try:
         parsed = reference.Reference.parse_normalized_named(text)
     except reference.InvalidReference:

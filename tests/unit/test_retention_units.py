@@ -14,18 +14,18 @@ from typing import Any
 
 import pytest
 
-from ccci import lastuse
-from ccci.apply import Executor, Status
+from ccci.apply.executor import Executor, Status
+from ccci.config.inventory import Host
 from ccci.errors import CcciError, Location
 from ccci.facts.model import Container, Daemon, DiskUsage, Facts, Image, Service, Task
-from ccci.inventory import Host
-from ccci.journal import Journal
-from ccci.plan import HostPlan
-from ccci.planner import plan_host
+from ccci.plan.build import plan_host
+from ccci.plan.model import HostPlan
 from ccci.policy import template
 from ccci.policy.load import build, finalize, read
 from ccci.policy.model import ImageRetention, PolicyMeta, PrunePolicy
 from ccci.rules.retention import pattern_matches, retained_images
+from ccci.state import lastuse
+from ccci.state.journal import Journal
 
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
 DAY = timedelta(days=1)

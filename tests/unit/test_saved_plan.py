@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from ccci.apply.reap import ReapFailed, reap_stack
 from ccci.facts.model import (
     STACK_LABEL,
     Daemon,
@@ -28,20 +29,9 @@ from ccci.facts.model import (
     SwarmObject,
     Volume,
 )
-from ccci.plan import (
-    PLAN_FORMAT,
-    SWARM_KEY,
-    Action,
-    Change,
-    HostPlan,
-    Operation,
-    Plan,
-    Target,
-    Work,
-    fingerprints_for,
-    judge_saved,
-)
-from ccci.reap import ReapFailed, reap_stack
+from ccci.plan.fingerprint import SWARM_KEY, fingerprints_for
+from ccci.plan.model import PLAN_FORMAT, Action, Change, HostPlan, Operation, Plan, Target, Work
+from ccci.plan.saved import judge_saved
 from tests.rules.test_rule_cases import PLANS, facts_from_fixture, load_case, plan_case
 
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
@@ -241,7 +231,7 @@ def _stack_plan() -> tuple[HostPlan, Facts]:
 
 def test_a_change_the_fresh_plan_lacks_is_refused_with_the_fresh_plans_reason() -> None:
     plan, facts = _stack_plan()
-    from ccci.plan import Noop
+    from ccci.plan.model import Noop
 
     fresh = replace(
         plan,
@@ -435,7 +425,7 @@ def test_a_target_that_could_not_be_removed_fails_the_reap_naming_it() -> None:
 
 def _with_gate(plan: HostPlan, at_least: float, file: str) -> HostPlan:
     from ccci.errors import Location
-    from ccci.plan import GateResult
+    from ccci.plan.model import GateResult
     from ccci.policy.model import Gate, GateKind
 
     gate = Gate(GateKind.DISK_USAGE, Location(file, 4), path="/var/lib/docker", at_least=at_least)

@@ -16,13 +16,13 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from ccci.cli import cli
+from ccci.cli.main import cli
+from ccci.config.inventory import Host, Inventory
 from ccci.errors import InputError
-from ccci.inventory import Host, Inventory
 from ccci.policy.load import load_for_hosts
 from ccci.policy.model import OrphanStackPolicy, TimerPolicy
-from ccci.units_systemd import parse_unit, render_timer_units
-from ccci.unitvalues import nix_string, unit_value
+from ccci.systemd.units import parse_unit, render_timer_units
+from ccci.systemd.values import nix_string, unit_value
 
 HOST = Host("cc-ci", {"inventory_hostname": "cc-ci"}, ("all",))
 
@@ -414,7 +414,7 @@ def test_a_policy_name_with_a_trailing_newline_cannot_reach_the_unit_header(
 def test_the_folder_above_every_env_file_is_the_patterns_fixed_part(
     pattern: str, folder: str
 ) -> None:
-    from ccci.sandbox import fixed_folder
+    from ccci.systemd.sandbox import fixed_folder
 
     assert fixed_folder(pattern) == folder
 
@@ -466,7 +466,7 @@ def test_systemd_install_does_not_write_over_a_unit_ccci_did_not_write(
 )
 def test_an_exec_line_systemd_would_split_otherwise_is_refused(command: str, why: str) -> None:
     # Found by the systemd fuzz test: an unclosed quote made systemd drop the whole unit.
-    from ccci.unitvalues import check_exec
+    from ccci.systemd.values import check_exec
 
     with pytest.raises(ValueError, match=re.escape(why)):
         check_exec(command)

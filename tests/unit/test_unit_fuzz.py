@@ -18,10 +18,10 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from ccci.install import nightly_values
 from ccci.policy.build import timer_values
-from ccci.units_systemd import render_nixos_module, render_timer_units
-from ccci.unitvalues import FieldError, check_timer, unit_value
+from ccci.systemd.install import nightly_values
+from ccci.systemd.units import render_nixos_module, render_timer_units
+from ccci.systemd.values import FieldError, check_timer, unit_value
 from harness.nix import NixError, ensure_nix_instantiate
 from harness.nix import parse as nix_parse
 
@@ -219,7 +219,7 @@ def test_every_generated_nix_module_parses_and_evaluates(
 ) -> None:
     from click.testing import CliRunner
 
-    from ccci.cli import cli
+    from ccci.cli.main import cli
 
     if "--working-directory" not in args:
         args = [*args, "--working-directory", str(tmp_path)]

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ccci.units import (
+from ccci.quantities import (
     format_bytes,
     format_duration,
     format_percent,

@@ -1,4 +1,4 @@
-"""One walk places every YAML value (``ccci.yamlsrc.positions``): the loader's lines and
+"""One walk places every YAML value (``ccci.config.yamlsrc.positions``): the loader's lines and
 ``policy check``'s lines and columns come from it, so an error the loader raises and the
 finding check reports point at the same place, and both refuse the same hostile input in
 the same words."""
@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from ccci.config.yamlsrc import MAX_VALUES, NodeRefused, Position, load_text, positions
 from ccci.errors import InputError
 from ccci.review.yamlpos import index_text
-from ccci.yamlsrc import MAX_VALUES, NodeRefused, Position, load_text, positions
 
 POLICY = """\
 apiVersion: ccci/v1

@@ -6,8 +6,8 @@ import enum
 from dataclasses import dataclass
 from datetime import timedelta
 
+from ccci.quantities import format_percent, format_spec_duration
 from ccci.review import regexlang
-from ccci.units import format_percent, format_spec_duration
 
 
 class Risk(enum.Enum):

@@ -9,7 +9,7 @@ import re
 
 from ccci.policy.model import TimerPolicy, TimerSpec
 from ccci.review.meanings.base import Meaning, Risk
-from ccci.units_systemd import Settings, normalize_calendar, parse_unit
+from ccci.systemd.units import Settings, normalize_calendar, parse_unit
 
 # Unit settings and the policy field each comes from; Wants= follows After=, and the
 # hardening block is one switch.

@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from review_helpers import SNAPSHOT, base_timer_units, host_facts
 
-from ccci.workspace import snapshot_json
+from ccci.facts.snapshot import snapshot_json
 
 if __name__ == "__main__":
     SNAPSHOT.write_text(snapshot_json([host_facts("cc-ci", units=base_timer_units())]) + "\n")
