@@ -17,7 +17,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -238,7 +238,8 @@ def _locked(paths: Paths) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _engine(paths: Paths, pid: int) -> Engine:
+def engine_handle(paths: Paths, pid: int) -> Engine:
+    """The handle on a running dockerd of ours at ``paths`` (the private engine's or a node's)."""
     return Engine(
         docker_host=paths.docker_host,
         socket_path=paths.socket,
@@ -303,7 +304,22 @@ def _clean_dirty_state(paths: Paths) -> None:
         shutil.rmtree(paths.exec_root)
 
 
-def _launch(paths: Paths) -> int:
+def daemon_config(settings: Mapping[str, object] | None = None) -> str:
+    """The daemon.json text the harness writes for a dockerd: ``settings`` alone. Even an
+    empty one is written, to keep the machine's /etc/docker/daemon.json from leaking in."""
+    return json.dumps(dict(settings or {}), indent=2, sort_keys=True) + "\n"
+
+
+def launch_dockerd(
+    paths: Paths,
+    settings: Mapping[str, object] | None = None,
+    wrap: Callable[[list[str]], list[str]] | None = None,
+    banner: str = "harness start",
+) -> int:
+    """Start a dockerd of ours detached, on ``paths`` alone, and return its pid: the private
+    engine's, and each fleet node's (``wrap`` puts it in the node's namespaces, ``settings``
+    is its daemon.json). No iptables, masquerading, forwarding or default bridge: the
+    machine's own networking is never changed."""
     dockerd = apt.which("dockerd")
     if not dockerd:
         raise EngineError("dockerd not found")
@@ -311,9 +327,8 @@ def _launch(paths: Paths) -> int:
         raise EngineError(f"state dir too long for a unix socket path: {paths.socket}")
     os.makedirs(paths.data_root, mode=0o710, exist_ok=True)
     os.makedirs(paths.exec_root, mode=0o700, exist_ok=True)
-    # An empty config file keeps a host /etc/docker/daemon.json from leaking in.
     with open(paths.config, "w") as fh:
-        fh.write("{}\n")
+        fh.write(daemon_config(settings))
     argv = [
         dockerd,
         "--host", paths.docker_host,
@@ -326,20 +341,7 @@ def _launch(paths: Paths) -> int:
         "--ip-forward=false",  # don't turn on host routing for container traffic
         "--bridge=none",
     ]  # fmt: skip
-    with open(paths.log, "a") as log:
-        log.write(f"\n==== harness start {time.strftime('%Y-%m-%dT%H:%M:%S')} ====\n")
-    # sh backgrounds dockerd and exits, so dockerd is not our child: killing it
-    # later (tests do) leaves no zombie inside the calling process.
-    script = 'log=$1; shift; "$@" </dev/null >>"$log" 2>&1 & echo $!'
-    out = subprocess.run(
-        ["/bin/sh", "-c", script, "sh", paths.log, *argv],
-        stdout=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-        check=True,
-        text=True,
-    )
-    return int(out.stdout.strip())
+    return procs.spawn(paths.log, wrap(argv) if wrap else argv, banner)
 
 
 def _wait_ready(paths: Paths, pid: int, timeout: float) -> None:
@@ -361,8 +363,8 @@ def _swarm_info(engine: Engine) -> dict[str, object]:
     return info.get("Swarm", {}) if isinstance(info, dict) else {}
 
 
-def _swarm_listen_addr(paths: Paths) -> str | None:
-    # /info has no listen address; dockerd records it in the kept data-root.
+def swarm_listen_addr(paths: Paths) -> str | None:
+    """The swarm listen address: /info has none, dockerd records it in the kept data-root."""
     try:
         with open(os.path.join(paths.data_root, "swarm", "docker-state.json")) as fh:
             addr = json.load(fh).get("ListenAddr")
@@ -376,7 +378,7 @@ def _swarm_ok(paths: Paths, swarm: dict[str, object]) -> bool:
         swarm.get("LocalNodeState") == "active"
         and bool(swarm.get("ControlAvailable"))
         and swarm.get("NodeAddr") == SWARM_ADVERTISE
-        and _swarm_listen_addr(paths) == SWARM_LISTEN
+        and swarm_listen_addr(paths) == SWARM_LISTEN
     )
 
 
@@ -385,7 +387,7 @@ def _swarm_settling(paths: Paths, swarm: dict[str, object]) -> bool:
     return swarm.get("LocalNodeState") == "pending" or (
         swarm.get("LocalNodeState") == "active"
         and swarm.get("NodeAddr") == SWARM_ADVERTISE
-        and _swarm_listen_addr(paths) == SWARM_LISTEN
+        and swarm_listen_addr(paths) == SWARM_LISTEN
     )
 
 
@@ -427,7 +429,7 @@ def ensure_engine(timeout: float = 90.0) -> Engine:
     paths = engine_paths()
     pid = our_dockerd_pid(paths)
     if pid and ping(paths.socket):
-        engine = _engine(paths, pid)
+        engine = engine_handle(paths, pid)
         if _swarm_ok(paths, _swarm_info(engine)):
             return engine  # warm path: no lock, a few ms
     ensure_packages()
@@ -442,9 +444,9 @@ def ensure_engine(timeout: float = 90.0) -> Engine:
                 pid = None
         if not pid:
             _clean_dirty_state(paths)
-            pid = _launch(paths)
+            pid = launch_dockerd(paths)
             _wait_ready(paths, pid, timeout)
-        engine = _engine(paths, pid)
+        engine = engine_handle(paths, pid)
         _ensure_swarm(engine, timeout)
         return engine
 
@@ -481,7 +483,7 @@ def status() -> dict[str, object]:
         "running": up,
     }
     if up and pid:
-        swarm = _swarm_info(_engine(paths, pid))
+        swarm = _swarm_info(engine_handle(paths, pid))
         out["swarm"] = swarm.get("LocalNodeState")
         out["swarm_addr"] = swarm.get("NodeAddr")
     return out

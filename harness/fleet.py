@@ -31,7 +31,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -45,10 +44,13 @@ from harness.engine import (
     _is_our_dockerd,
     _kill_orphaned_containers,
     _wait_ready,
+    engine_handle,
     ensure_packages,
+    launch_dockerd,
     our_containerd_pids,
     our_dockerd_pid,
     ping,
+    swarm_listen_addr,
 )
 
 DEFAULT_DIR = "/var/tmp/ccci-fleet"
@@ -233,57 +235,13 @@ def _ensure_tools() -> None:
 
 
 def _engine(node: NodePaths, pid: int) -> Engine:
-    paths = node.engine
-    return Engine(
-        docker_host=paths.docker_host,
-        socket_path=paths.socket,
-        data_root=paths.data_root,
-        state_dir=paths.state_dir,
-        exec_root=paths.exec_root,
-        log_path=paths.log,
-        pid=pid,
-    )
-
-
-def _background(log: str, argv: list[str]) -> int:
-    """Start argv detached (sh backgrounds it and exits, so it is nobody's child here and a
-    test that kills it leaves no zombie); returns its pid, which the exec chain keeps."""
-    with open(log, "a") as fh:
-        fh.write(f"\n==== harness fleet start {time.strftime('%Y-%m-%dT%H:%M:%S')} ====\n")
-    script = 'log=$1; shift; "$@" </dev/null >>"$log" 2>&1 & echo $!'
-    out = subprocess.run(
-        ["/bin/sh", "-c", script, "sh", log, *argv],
-        stdout=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-        check=True,
-        text=True,
-    )
-    return int(out.stdout.strip())
+    return engine_handle(node.engine, pid)
 
 
 def _launch_dockerd(node: NodePaths) -> int:
-    dockerd = apt.which("dockerd")
-    if not dockerd:
-        raise EngineError("dockerd not found")
-    paths = node.engine
-    os.makedirs(paths.data_root, mode=0o710, exist_ok=True)
-    os.makedirs(paths.exec_root, mode=0o700, exist_ok=True)
-    with open(paths.config, "w") as fh:
-        fh.write("{}\n")  # keeps the machine's /etc/docker/daemon.json out
-    argv = [
-        dockerd,
-        "--host", paths.docker_host,
-        "--data-root", paths.data_root,
-        "--exec-root", paths.exec_root,
-        "--pidfile", paths.pidfile,
-        "--config-file", paths.config,
-        "--iptables=false",
-        "--ip-masq=false",
-        "--ip-forward=false",
-        "--bridge=none",
-    ]  # fmt: skip
-    return _background(paths.log, netns.inside(node.member, node.name, "true", argv))
+    """The private engine's dockerd, in the node's network, UTS and mount namespaces."""
+    wrap = functools.partial(netns.inside, node.member, node.name, "true")
+    return launch_dockerd(node.engine, wrap=wrap, banner="harness fleet start")
 
 
 def _ensure_keys(state_dir: str, nodes: tuple[NodePaths, ...]) -> None:
@@ -324,7 +282,9 @@ def _launch_sshd(node: NodePaths) -> int:
     os.makedirs(remote, mode=0o755, exist_ok=True)
     mount = f"mount -t tmpfs -o size={node.remote_mb}m,mode=0755 {node.name} {remote}"
     argv = [sshd.SSHD, "-D", "-f", node.sshd_config, "-E", node.sshd_log]
-    pid = _background(node.sshd_log, netns.inside(node.member, node.name, mount, argv))
+    pid = procs.spawn(
+        node.sshd_log, netns.inside(node.member, node.name, mount, argv), "harness fleet start"
+    )
     sshd.wait_listening(node.address, SSH_PORT, pid, node.sshd_log, timeout=20)
     return pid
 
@@ -355,12 +315,7 @@ def _info(engine: Engine) -> dict[str, object]:
 
 
 def _listen_addr(node: NodePaths) -> str | None:
-    try:
-        with open(os.path.join(node.engine.data_root, "swarm", "docker-state.json")) as fh:
-            addr = json.load(fh).get("ListenAddr")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return addr if isinstance(addr, str) else None
+    return swarm_listen_addr(node.engine)
 
 
 def _manager_ok(node: NodePaths, swarm: dict[str, object]) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 
@@ -98,3 +99,25 @@ def children(pid: int) -> list[int]:
             if int(fields[1]) == pid and fields[0] not in (b"Z", b"X"):
                 kids.append(int(name))
     return kids
+
+
+def spawn(log: str, argv: list[str], banner: str) -> int:
+    """Start argv detached, its output appended to ``log`` after a dated ``banner`` line;
+    returns its pid.
+
+    sh backgrounds it and exits, so it is nobody's child here: a test that kills it leaves
+    no zombie in the calling process, and it outlives that process. Wrappers that exec
+    (nsenter, unshare, ``sh -c 'exec …'``) keep the pid, so it is the daemon's own.
+    """
+    with open(log, "a") as fh:
+        fh.write(f"\n==== {banner} {time.strftime('%Y-%m-%dT%H:%M:%S')} ====\n")
+    script = 'log=$1; shift; "$@" </dev/null >>"$log" 2>&1 & echo $!'
+    out = subprocess.run(
+        ["/bin/sh", "-c", script, "sh", log, *argv],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        check=True,
+        text=True,
+    )
+    return int(out.stdout.strip())
