@@ -406,8 +406,8 @@ def where(path: str, line: int, func: str, strip: Sequence[str] = STRIP) -> str:
 
 
 def not_wrapper(where: str) -> bool:
-    """click's, ccci.cli.main's and the benchmarks' frames hold all the time and say nothing."""
-    return not any(w in where for w in ("click/", "ccci/cli/main.py", "benchmarks/"))
+    """click's, the CLI modules' and the benchmarks' frames hold all the time and say nothing."""
+    return not any(w in where for w in ("click/", "ccci/cli/", "benchmarks/"))
 
 
 def top(

@@ -352,8 +352,10 @@ def profile_janitor(root: Path, anchor: str, api: EngineApi, env: dict[str, str]
     """Where a janitor's time goes: start-up (imports), one cold in-process run under
     cProfile, one warm run timed by phase, and the engine's own time per read."""
     imports = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import ccci.cli.main, ccci.run.workspace, ccci.plan.build, "
-         "ccci.apply.executor; import docker, jinja2, jsonschema, yaml"],
+        [sys.executable, "-X", "importtime", "-c",
+         "import ccci.cli.main, ccci.run.workspace, ccci.plan.build, "
+         "ccci.apply.executor; "
+         "import docker, jinja2, jsonschema, yaml"],
         capture_output=True, text=True, env=env, check=False,
     )  # fmt: skip
     rows = []

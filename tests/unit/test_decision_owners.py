@@ -51,8 +51,8 @@ def test_a_bad_now_is_one_line_naming_the_option() -> None:
 
 
 def test_reconcile_and_policy_diff_read_now_through_the_one_parser() -> None:
-    from ccci.cli import main as cli
     from ccci.cli import policy as commands
+    from ccci.cli import reconcile as cli
 
     assert cli.parse_now is parse_now
     assert commands.parse_now is parse_now
