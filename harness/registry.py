@@ -23,9 +23,8 @@ import http.client
 import os
 import re
 import shutil
-import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from harness import apt, procs
@@ -75,6 +74,29 @@ class RegistryPaths:
 
 def registry_paths() -> RegistryPaths:
     return RegistryPaths(os.path.join(engine_paths().state_dir, "registry"))
+
+
+@dataclass(frozen=True)
+class Site:
+    """One registry of ours: where it keeps its state, the address it serves on, and how it
+    is started (``wrap`` puts it in a namespace of the fleet's; None runs it as is)."""
+
+    paths: RegistryPaths
+    addr: str
+    wrap: Callable[[list[str]], list[str]] | None = None
+
+    @property
+    def host(self) -> str:
+        return self.addr.rsplit(":", 1)[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.addr.rsplit(":", 1)[1])
+
+
+def loopback() -> Site:
+    """The private engine's registry on 127.0.0.1:5000."""
+    return Site(registry_paths(), ADDR)
 
 
 @dataclass(frozen=True)
@@ -169,8 +191,9 @@ def our_pid(paths: RegistryPaths) -> int | None:
     return found[0] if found else None
 
 
-def _get(path: str, timeout: float = 2.0) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection(HOST, PORT, timeout=timeout)
+def _get(addr: str, path: str, timeout: float = 2.0) -> tuple[int, bytes]:
+    host, port = addr.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
     try:
         conn.request("GET", path)
         resp = conn.getresponse()
@@ -179,21 +202,21 @@ def _get(path: str, timeout: float = 2.0) -> tuple[int, bytes]:
         conn.close()
 
 
-def serves_v2() -> bool:
-    """True when something on our port answers the v2 API base (``GET /v2/`` → 200)."""
+def serves_v2(addr: str = ADDR) -> bool:
+    """True when something on ``addr`` answers the v2 API base (``GET /v2/`` → 200)."""
     try:
-        status, _ = _get("/v2/")
+        status, _ = _get(addr, "/v2/")
     except (OSError, http.client.HTTPException):
         return False
     return status == 200
 
 
-def _port_taken() -> bool:
+def _port_taken(site: Site) -> bool:
     import socket
 
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(1.0)
-        return sock.connect_ex((HOST, PORT)) == 0
+        return sock.connect_ex((site.host, site.port)) == 0
 
 
 @contextlib.contextmanager
@@ -207,7 +230,7 @@ def _locked(paths: RegistryPaths) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _config(paths: RegistryPaths) -> str:
+def _config(paths: RegistryPaths, addr: str) -> str:
     return (
         "version: 0.1\n"
         "log:\n"
@@ -221,30 +244,19 @@ def _config(paths: RegistryPaths) -> str:
         "  delete:\n"
         "    enabled: true\n"
         "http:\n"
-        f"  addr: {ADDR}\n"
+        f"  addr: {addr}\n"
         "  headers:\n"
         "    X-Content-Type-Options: [nosniff]\n"
     )
 
 
-def _launch(paths: RegistryPaths, binary: str) -> int:
+def _launch(site: Site, binary: str) -> int:
+    paths = site.paths
     os.makedirs(paths.storage, exist_ok=True)
     with open(paths.config, "w") as fh:
-        fh.write(_config(paths))
-    with open(paths.log, "a") as log:
-        log.write(f"\n==== harness registry start {time.strftime('%Y-%m-%dT%H:%M:%S')} ====\n")
-    # sh backgrounds the registry and exits, so it is not our child (no zombie when a test
-    # stops it) and outlives the test process, like the engine.
-    script = 'log=$1; shift; "$@" </dev/null >>"$log" 2>&1 & echo $!'
-    out = subprocess.run(
-        ["/bin/sh", "-c", script, "sh", paths.log, binary, "serve", paths.config],
-        stdout=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-        check=True,
-        text=True,
-    )
-    pid = int(out.stdout.strip())
+        fh.write(_config(paths, site.addr))
+    argv = [binary, "serve", paths.config]
+    pid = procs.spawn(paths.log, site.wrap(argv) if site.wrap else argv, "harness registry start")
     with open(paths.pidfile, "w") as fh:
         fh.write(f"{pid}\n")
     return pid
@@ -258,9 +270,10 @@ def _log_tail(paths: RegistryPaths, lines: int = 20) -> str:
         return "(no registry.log)"
 
 
-def _wait_ready(paths: RegistryPaths, pid: int, timeout: float) -> None:
+def _wait_ready(site: Site, pid: int, timeout: float) -> None:
+    paths = site.paths
     deadline = time.monotonic() + timeout
-    while not serves_v2():
+    while not serves_v2(site.addr):
         if not procs.alive(pid):
             raise RegistryError(
                 f"docker-registry (pid {pid}) exited during startup; log tail:\n{_log_tail(paths)}"
@@ -273,8 +286,8 @@ def _wait_ready(paths: RegistryPaths, pid: int, timeout: float) -> None:
         time.sleep(0.1)
 
 
-def _handle(paths: RegistryPaths, pid: int) -> Registry:
-    return Registry(addr=ADDR, pid=pid, root=paths.root, log_path=paths.log)
+def _handle(site: Site, pid: int) -> Registry:
+    return Registry(addr=site.addr, pid=pid, root=site.paths.root, log_path=site.paths.log)
 
 
 # ---- start / stop ------------------------------------------------------------------------
@@ -282,36 +295,46 @@ def _handle(paths: RegistryPaths, pid: int) -> Registry:
 
 def ensure_registry(timeout: float = 30.0) -> Registry:
     """Return the running loopback registry, installing and starting it when needed."""
-    paths = registry_paths()
+    return start(loopback(), timeout)
+
+
+def stop_registry(purge: bool = False) -> bool:
+    """Stop the loopback registry; see stop()."""
+    return stop(loopback(), purge)
+
+
+def start(site: Site, timeout: float = 30.0) -> Registry:
+    """Return the running registry of ``site``, installing and starting it when needed."""
+    paths = site.paths
     pid = our_pid(paths)
-    if pid and serves_v2():
-        return _handle(paths, pid)  # warm path
+    if pid and serves_v2(site.addr):
+        return _handle(site, pid)  # warm path
     binary = ensure_package()
     with _locked(paths):
         pid = our_pid(paths)
-        if pid and not serves_v2():
+        if pid and not serves_v2(site.addr):
             try:  # perhaps another worker is starting it
-                _wait_ready(paths, pid, min(timeout, 10.0))
+                _wait_ready(site, pid, min(timeout, 10.0))
             except RegistryError:
                 procs.terminate(pid, lambda p: _is_ours(paths, procs.cmdline(p)), grace=5)
                 pid = None
         if not pid:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(paths.pidfile)  # stale: its process is gone or not ours
-            if _port_taken():
+            if _port_taken(site):
                 raise RegistryError(
-                    f"{ADDR} is already taken by a process that is not the harness's "
+                    f"{site.addr} is already taken by a process that is not the harness's "
                     "registry; stop it (a system docker-registry service?) and retry"
                 )
-            pid = _launch(paths, binary)
-            _wait_ready(paths, pid, timeout)
-        return _handle(paths, pid)
+            pid = _launch(site, binary)
+            _wait_ready(site, pid, timeout)
+        return _handle(site, pid)
 
 
-def stop_registry(purge: bool = False) -> bool:
-    """Stop our registry (only a process proven ours); ``purge`` also drops its store.
-    Returns whether a registry of ours was running."""
-    paths = registry_paths()
+def stop(site: Site, purge: bool = False) -> bool:
+    """Stop the registry of ``site`` (only a process proven ours); ``purge`` also drops its
+    store. Returns whether a registry of ours was running."""
+    paths = site.paths
     if not os.path.isdir(paths.root):
         return False
     with _locked(paths):
@@ -330,12 +353,14 @@ def stop_registry(purge: bool = False) -> bool:
 _PUSHED = re.compile(r"digest: (sha256:[0-9a-f]{64})")
 
 
-def push_image(engine: Engine, local_ref: str, remote_ref: str) -> str:
+def push_image(engine: Engine, local_ref: str, remote_ref: str, registry: str = ADDR) -> str:
     """``docker tag`` a local image as ``remote_ref`` (``127.0.0.1:5000/recipe/redis:7``)
     and ``docker push`` it; returns the manifest digest the registry stored. The remote tag
-    stays on the local image: untag it to make the next pull fetch it."""
-    if not remote_ref.startswith(f"{ADDR}/"):
-        raise RegistryError(f"{remote_ref}: push only to the loopback registry at {ADDR}")
+    stays on the local image: untag it to make the next pull fetch it. ``registry`` is the
+    address of the one registry of ours it may go to (the loopback one, or the fleet's)."""
+    if not remote_ref.startswith(f"{registry}/"):
+        where = "the loopback registry" if registry == ADDR else "the harness's registry"
+        raise RegistryError(f"{remote_ref}: push only to {where} at {registry}")
     engine.docker("tag", local_ref, remote_ref)
     out = engine.docker("push", remote_ref, timeout=120).stdout
     found = _PUSHED.search(out)
