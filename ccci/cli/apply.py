@@ -24,11 +24,6 @@ from ccci.cli.options import errors
 @errors
 def apply_cmd(
     plan_file: Path,
-    policies: tuple[Path, ...],
-    inventory: Path,
-    limit: str | None,
-    state_dir: Path,
-    journal: Path | None,
     yes: bool,
     detailed_exitcode: bool,
 ) -> None:
@@ -43,7 +38,7 @@ def apply_cmd(
         click.echo("No changes. Host matches policy.")
         return
     can_ask(yes)
-    workspace = workspace_for(host_settings(policies, inventory, limit, state_dir, journal))
+    workspace = workspace_for(host_settings())
     with workspace.locked():
         # What is shown, asked about and applied is the fresh plan's own version of each
         # saved change: never the file's paths, contents, objects or gates.

@@ -3,8 +3,10 @@ build, unreachable hosts, colour. Click only; the workspace is imported when a c
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,10 @@ EXIT_CHANGES = 2
 
 
 def workspace_options(func: F) -> F:
-    options = [
+    """The options every host command takes. None is a parameter of the command: each is
+    remembered in the click context, and :func:`host_settings` builds the run from them."""
+    remembered: dict[str, Any] = {"expose_value": False, "callback": _remember}
+    options: list[Callable[[F], F]] = [
         click.option(
             "-p",
             "--policies",
@@ -25,13 +30,15 @@ def workspace_options(func: F) -> F:
             multiple=True,
             type=click.Path(path_type=Path),
             help="Policy file or folder; repeatable.  [default: policies]",
+            **remembered,
         ),
-        inventory_option,
+        functools.partial(inventory_option, **remembered),
         click.option(
             "-l",
             "--limit",
             metavar="PATTERN",
             help="Only hosts matching this pattern (Ansible syntax).",
+            **remembered,
         ),
         click.option(
             "--state-dir",
@@ -40,20 +47,19 @@ def workspace_options(func: F) -> F:
             default=Path("/var/lib/ccci"),
             show_default=True,
             help="Lock and journal live here (env CCCI_STATE_DIR).",
+            **remembered,
         ),
         click.option(
             "--journal",
             type=click.Path(path_type=Path),
             help="JSONL journal path.  [default: STATE_DIR/journal.jsonl]",
+            **remembered,
         ),
-        # Every host command takes these; kept out of the commands' signatures (the
-        # context carries them to host_settings) because none of them decides anything else.
         click.option(
             "-c",
             "--connection",
             type=click.Choice(["local", "ssh"]),
-            expose_value=False,
-            callback=_remember,
+            **remembered,
             help="Reach every host this way (localhost stays local).  "
             "[default: each host's ansible_connection, else local]",
         ),
@@ -63,8 +69,7 @@ def workspace_options(func: F) -> F:
             type=click.IntRange(1, 256),
             default=5,
             show_default=True,
-            expose_value=False,
-            callback=_remember,
+            **remembered,
             help="At most this many hosts at once.",
         ),
     ]
@@ -78,23 +83,18 @@ def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     return value
 
 
-def host_settings(
-    policies: tuple[Path, ...],
-    inventory: Path,
-    limit: str | None,
-    state_dir: Path,
-    journal: Path | None,
-) -> Any:
+def host_settings() -> Any:
+    """The run's settings from the workspace options the command was given."""
     from ccci.run.workspace import Settings
 
     metrics = os.environ.get("CCCI_METRICS")
     meta = click.get_current_context().meta
     return Settings(
-        policies or (Path("policies"),),
-        inventory,
-        limit,
-        state_dir,
-        journal,
+        meta.get("ccci.policies") or (Path("policies"),),
+        meta["ccci.inventory"],
+        meta.get("ccci.limit"),
+        meta["ccci.state_dir"],
+        meta.get("ccci.journal"),
         metrics=Path(metrics) if metrics else None,
         connection=meta.get("ccci.connection"),
         forks=meta.get("ccci.forks") or 5,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from ccci.cli.common import (
@@ -21,18 +19,13 @@ from ccci.cli.options import errors, output_option
 @output_option
 @errors
 def facts(
-    policies: tuple[Path, ...],
-    inventory: Path,
-    limit: str | None,
-    state_dir: Path,
-    journal: Path | None,
     output: str,
 ) -> None:
     """Gather each host's facts; --output json saves a snapshot for offline planning."""
     from ccci.facts.snapshot import snapshot_json
     from ccci.render.facts import render_facts
 
-    workspace = workspace_for(host_settings(policies, inventory, limit, state_dir, journal))
+    workspace = workspace_for(host_settings())
     gathered = list(workspace.gather_all(workspace.targets()).values())
     if output == "json":
         click.echo(snapshot_json(gathered, workspace.unreachable))

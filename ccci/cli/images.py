@@ -22,11 +22,6 @@ from ccci.cli.options import errors, facts_option, output_option
 @facts_option
 @errors
 def images(
-    policies: tuple[Path, ...],
-    inventory: Path,
-    limit: str | None,
-    state_dir: Path,
-    journal: Path | None,
     output: str,
     facts_file: Path | None,
 ) -> None:
@@ -34,7 +29,7 @@ def images(
     what), when last used, and its size."""
     from ccci.render import images as render_images
 
-    workspace = workspace_for(host_settings(policies, inventory, limit, state_dir, journal))
+    workspace = workspace_for(host_settings())
     plan, facts_by_host = workspace.plan(None, facts_file)
     rows = {
         h.host: render_images.image_rows(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 from typing import Any
 
 import click
@@ -29,11 +28,6 @@ JANITOR_KINDS = frozenset({"OrphanStackPolicy", "StackSelector"})
 @click.option("--now", help="Judge ages as of this time (RFC 3339); default: the clock.")
 @errors
 def janitor(
-    policies: tuple[Path, ...],
-    inventory: Path,
-    limit: str | None,
-    state_dir: Path,
-    journal: Path | None,
     plan_only: bool,
     output: str,
     now: str | None,
@@ -45,7 +39,7 @@ def janitor(
     from ccci.facts.model import SCOPE_STACKS
 
     settings = replace(
-        host_settings(policies, inventory, limit, state_dir, journal),
+        host_settings(),
         kinds=JANITOR_KINDS,
         scope=SCOPE_STACKS,
     )

@@ -34,7 +34,7 @@ def errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def inventory_option(func: F) -> F:
+def inventory_option(func: F, **extra: Any) -> F:
     """``-i/--inventory``, as every command that reads the live inventory takes it."""
     return click.option(
         "-i",
@@ -44,6 +44,7 @@ def inventory_option(func: F) -> F:
         default=Path("inventory.yaml"),
         show_default=True,
         help="Ansible-style YAML inventory (env CCCI_INVENTORY); without it, localhost.",
+        **extra,
     )(func)
 
 

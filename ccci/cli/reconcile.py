@@ -52,11 +52,6 @@ from ccci.errors import CcciError
 )
 @errors
 def reconcile(
-    policies: tuple[Path, ...],
-    inventory: Path,
-    limit: str | None,
-    state_dir: Path,
-    journal: Path | None,
     mode: str,
     yes: bool,
     detailed_exitcode: bool,
@@ -69,16 +64,17 @@ def reconcile(
 ) -> None:
     """Plan (and with --apply, apply) what the policies ask of each host."""
 
+    settings = host_settings()
     if not allow_empty:
         from ccci.policy.load import require_policies
 
-        require_policies(policies or (Path("policies"),))
+        require_policies(settings.policies)
 
     if mode == "apply" and facts_file is not None:
         raise CcciError("--facts plans offline and cannot be combined with --apply")
     if mode == "apply":
         can_ask(yes)
-    workspace = workspace_for(host_settings(policies, inventory, limit, state_dir, journal))
+    workspace = workspace_for(settings)
     with workspace.locked() if mode == "apply" else contextlib.nullcontext():
         _reconcile(workspace, mode, yes, detailed_exitcode, output, out, facts_file, now, verbose)
 

@@ -34,11 +34,6 @@ from ccci.errors import CcciError
 @errors
 def residual(
     stack: str,
-    policies: tuple[Path, ...],
-    inventory: Path,
-    limit: str | None,
-    state_dir: Path,
-    journal: Path | None,
     wait: str,
     env_file: Path | None,
 ) -> None:
@@ -52,7 +47,7 @@ def residual(
         patience = parse_duration(wait)
     except ValueError as exc:
         raise CcciError(f"--wait: {exc}") from None
-    workspace = Workspace(host_settings(policies, inventory, limit, state_dir, journal))
+    workspace = Workspace(host_settings())
     found = find_residual(workspace, stack, patience, str(env_file) if env_file else None)
     if not found:
         click.echo(f"Nothing of {stack} is left.")

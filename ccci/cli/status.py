@@ -24,11 +24,6 @@ from ccci.cli.options import errors, facts_option, output_option, parse_now
 @click.option("--now", help="As of this time (RFC 3339); default: the clock.")
 @errors
 def status(
-    policies: tuple[Path, ...],
-    inventory: Path,
-    limit: str | None,
-    state_dir: Path,
-    journal: Path | None,
     output: str,
     facts_file: Path | None,
     now: str | None,
@@ -39,7 +34,7 @@ def status(
     from ccci.state import journal as journal_mod
     from ccci.views.status import host_status
 
-    workspace = workspace_for(host_settings(policies, inventory, limit, state_dir, journal))
+    workspace = workspace_for(host_settings())
     plan, facts_by_host = workspace.plan(parse_now(now), facts_file)
     entries = journal_mod.read(workspace.settings.journal_path)
     statuses = [
