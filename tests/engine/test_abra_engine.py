@@ -222,7 +222,7 @@ def test_runs_killed_at_every_phase_are_reaped_completely_and_a_live_run_and_ano
     assert kinds(before[mid_teardown.stack]) == left_by_teardown
 
     later = start + AHEAD
-    plan = ccci.plan.model(later)
+    plan = ccci.plan(later)
     planned = changes(plan)
     assert set(planned) == {f"stack:{app.stack}" for app in killed}
     for app in killed:
@@ -237,11 +237,11 @@ def test_runs_killed_at_every_phase_are_reaped_completely_and_a_live_run_and_ano
 
     for app in killed:
         assert on_host(engine, app) == set(), app.stack
-        done = ccci.run.residual(app.stack)
+        done = ccci.residual(app.stack)
         assert (done.returncode, done.stdout) == (0, f"Nothing of {app.stack} is left.\n")
     assert on_host(engine, live) == before[live.stack]
     assert on_host(engine, other) == before[other.stack]
-    left = ccci.run.residual(live.stack)
+    left = ccci.residual(live.stack)
     assert left.returncode == 1 and f"env file\t{live.env_file}" in left.stdout.splitlines()
 
 
@@ -262,7 +262,7 @@ def test_abras_own_names_lead_to_the_env_file_a_long_domain_and_a_set_stack_name
     secret_generate(engine, renamed)
     deploy(engine, renamed, expires=past)
 
-    plan = ccci.plan.model()
+    plan = ccci.plan()
     planned = changes(plan)
     assert set(planned) == {f"stack:{shortened.stack}", f"stack:{renamed.stack}"}
     assert planned[f"stack:{shortened.stack}"]["before"]["env_file"] == [str(shortened.env_file)]
@@ -272,7 +272,7 @@ def test_abras_own_names_lead_to_the_env_file_a_long_domain_and_a_set_stack_name
 
     for app in (shortened, renamed):
         assert on_host(engine, app) == set(), app.stack
-        assert ccci.run.residual(app.stack).returncode == 0
+        assert ccci.residual(app.stack).returncode == 0
 
 
 def test_names_a_recipe_chose_to_leave_their_folder_are_refused_and_shown(ccci: Ccci) -> None:
@@ -288,7 +288,7 @@ def test_names_a_recipe_chose_to_leave_their_folder_are_refused_and_shown(ccci: 
     secret_generate(engine, wide)
     deploy(engine, wide, expires="１２３")  # full-width digits: not a unix time
 
-    plan = ccci.plan.model(start + timedelta(minutes=30))
+    plan = ccci.plan(start + timedelta(minutes=30))
     assert changes(plan) == {}
     refused = manual(plan)  # never acted on, and never passed over unseen
     assert refused[f"stack:{escape}"] == "refused: it holds a path separator"

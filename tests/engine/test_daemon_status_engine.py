@@ -168,7 +168,7 @@ def test_an_auth_entry_for_the_registry_and_user_is_no_manual_action(
     )
     ccci.write_daemon_policy(registry_policy(config))
 
-    plan = ccci.plan.model()
+    plan = ccci.plan()
     assert host_plan(plan)["manual"] == []
     assert plan["summary"]["empty"] is True
     noop = noops_by_address(plan)[AUTH_ADDRESS]
@@ -188,7 +188,7 @@ def test_no_auth_entry_for_the_registry_is_a_manual_action_and_exit_2(
     )
     ccci.write_daemon_policy(registry_policy(config))
 
-    plan = ccci.plan.model()
+    plan = ccci.plan()
     assert plan["summary"]["empty"] is False
     assert host_plan(plan)["changes"] == []
     manual = manual_by_address(plan)[AUTH_ADDRESS]
@@ -225,7 +225,7 @@ def test_no_auth_entry_for_the_registry_is_a_manual_action_and_exit_2(
 def test_a_missing_client_config_is_a_manual_action(ccci: Ccci, tmp_path: Path) -> None:
     missing = tmp_path / "nowhere" / "config.json"
     ccci.write_daemon_policy(registry_policy(missing))
-    manual = manual_by_address(ccci.plan.model())[AUTH_ADDRESS]
+    manual = manual_by_address(ccci.plan())[AUTH_ADDRESS]
     assert manual["reason"] == f"{missing} does not exist"
 
 
@@ -288,7 +288,7 @@ def test_the_planted_token_never_leaks_into_output_or_state(
     }
     ccci.run("facts")
 
-    plan = ccci.plan.model()
+    plan = ccci.plan()
     assert noops_by_address(plan)[AUTH_ADDRESS]["reason"] == f"auth entry present (user {USER})"
     assert [c["address"] for c in host_plan(plan)["changes"]] == [f"image:{old}"]
     ccci.run("reconcile", "--plan")
@@ -300,7 +300,7 @@ def test_the_planted_token_never_leaks_into_output_or_state(
     ccci.run("status", "--output", "json")
     # A wrong user is reported by name; the secret still stays out.
     ccci.write_daemon_policy(registry_policy(config, user="deploy-bot"))
-    wrong = manual_by_address(ccci.plan.model())[AUTH_ADDRESS]
+    wrong = manual_by_address(ccci.plan())[AUTH_ADDRESS]
     assert wrong["reason"] == f"auth entry for {REGISTRY} is for user {USER}, expected deploy-bot"
     ccci.run("reconcile", "--plan", "--detailed-exitcode", expect=(EXIT_CHANGES,))
     ccci.run("reconcile", "--apply", "--yes")
@@ -341,7 +341,7 @@ def test_a_data_root_mismatch_is_a_manual_action_with_the_exact_message(ccci: Cc
     real = engine_info(ccci.engine)["data_root"]
     assert real != "/srv/docker"
     ccci.write_daemon_policy("  data_root: /srv/docker\n")
-    plan = ccci.plan.model()
+    plan = ccci.plan()
     manual = manual_by_address(plan)["daemon:data_root"]
     assert manual["reason"] == f"data-root is {real}, expected /srv/docker"
     assert manual["how"].startswith('set "data-root": "/srv/docker" in /etc/docker/daemon.json')
@@ -353,7 +353,7 @@ def test_a_data_root_mismatch_is_a_manual_action_with_the_exact_message(ccci: Cc
     )
 
     ccci.write_daemon_policy(f"  data_root: '{real}'\n")
-    plan = ccci.plan.model()
+    plan = ccci.plan()
     assert host_plan(plan)["manual"] == []
     assert noops_by_address(plan)["daemon:data_root"]["reason"] == f"data-root is {real}"
 
@@ -361,27 +361,27 @@ def test_a_data_root_mismatch_is_a_manual_action_with_the_exact_message(ccci: Cc
 def test_the_storage_driver_matches_overlay2(ccci: Ccci) -> None:
     assert engine_info(ccci.engine)["driver"] == "overlay2", "the harness engine runs overlay2"
     ccci.write_daemon_policy("  storage_driver: overlay2\n")
-    plan = ccci.plan.model()
+    plan = ccci.plan()
     assert host_plan(plan)["manual"] == []
     assert noops_by_address(plan)["daemon:storage_driver"]["reason"] == "storage driver is overlay2"
     ccci.run("reconcile", "--plan", "--detailed-exitcode")
 
     ccci.write_daemon_policy("  storage_driver: btrfs\n")
-    manual = manual_by_address(ccci.plan.model())["daemon:storage_driver"]
+    manual = manual_by_address(ccci.plan())["daemon:storage_driver"]
     assert manual["reason"] == "storage driver is overlay2, expected btrfs"
 
 
 def test_an_api_version_below_the_minimum_is_a_manual_action(ccci: Ccci) -> None:
     api = engine_info(ccci.engine)["api"]
     ccci.write_daemon_policy("  min_api_version: '9.99'\n")
-    manual = manual_by_address(ccci.plan.model())["daemon:api_version"]
+    manual = manual_by_address(ccci.plan())["daemon:api_version"]
     assert manual["reason"] == f"engine API {api} < 9.99"
     assert manual["how"] == "upgrade the Docker engine to one that speaks API 9.99 or later"
     ccci.run("reconcile", "--plan", "--detailed-exitcode", expect=(EXIT_CHANGES,))
 
     # 1.9 < 1.41 as numbers (as text "1.9" would sort after "1.41").
     ccci.write_daemon_policy("  min_api_version: '1.9'\n")
-    plan = ccci.plan.model()
+    plan = ccci.plan()
     assert host_plan(plan)["manual"] == []
     assert noops_by_address(plan)["daemon:api_version"]["reason"] == f"engine API {api} ≥ 1.9"
 
@@ -389,7 +389,7 @@ def test_an_api_version_below_the_minimum_is_a_manual_action(ccci: Ccci) -> None
 def test_the_shipped_daemon_policy_matches_the_engine(ccci: Ccci) -> None:
     """policies/daemon.yaml with the engine's data-root: nothing to do by hand."""
     info = engine_info(ccci.engine)
-    ccci.config.inventory.write_text(
+    ccci.inventory.write_text(
         "all:\n"
         "  vars:\n"
         f"    docker_data_root: '{info['data_root']}'\n"
@@ -400,7 +400,7 @@ def test_the_shipped_daemon_policy_matches_the_engine(ccci: Ccci) -> None:
         encoding="utf-8",
     )
     ccci.write_policy("daemon.yaml", (REPO / "policies" / "daemon.yaml").read_text("utf-8"))
-    plan = ccci.plan.model()
+    plan = ccci.plan()
     assert host_plan(plan)["manual"] == []
     assert set(noops_by_address(plan)) == {
         "daemon:data_root",

@@ -459,7 +459,7 @@ def test_an_old_run_app_is_reaped_completely_and_residual_proves_it(
     assert any(kind == "container" for kind, _ in present)
 
     # Before the reap: residual lists each leftover as kind<TAB>name and exits 1.
-    before = ccci.run.residual(OLD, expect=(1,))
+    before = ccci.residual(OLD, expect=(1,))
     assert residual_lines(before.stdout) == present
     assert "is left" not in before.stdout
 
@@ -477,12 +477,12 @@ def test_an_old_run_app_is_reaped_completely_and_residual_proves_it(
     assert "cc-ci: converged" in applied.stdout
     assert "cc-ci : ok=1 changed=1 failed=0 skipped=0" in applied.stdout
     assert on_engine(engine, OLD, env_file) == set()
-    [line] = journal_changes(ccci.state.journal())
+    [line] = journal_changes(ccci.journal())
     assert (line["address"], line["status"], line["message"]) == (f"stack:{OLD}", "ok", "done")
-    [recap] = recaps(ccci.state.journal())
+    [recap] = recaps(ccci.journal())
     assert (recap["changed"], recap["failed"], recap["converged"]) == (1, 0, True)
 
-    after = ccci.run.residual(OLD, expect=(0,))
+    after = ccci.residual(OLD, expect=(0,))
     assert after.stdout.strip() == f"Nothing of {OLD} is left."
     # And a second janitor run has nothing to do.
     again = ccci.run("janitor", "--now", stamp(later))
@@ -575,7 +575,7 @@ def test_a_partial_stack_whose_services_were_removed_by_hand_is_reaped(ccci: Ccc
     ccci.run("janitor", "--now", stamp(later))
 
     assert on_engine(engine, OLD, env_file) == set()
-    assert ccci.run.residual(OLD, expect=(0,)).stdout.strip() == f"Nothing of {OLD} is left."
+    assert ccci.residual(OLD, expect=(0,)).stdout.strip() == f"Nothing of {OLD} is left."
 
 
 def test_a_partial_stack_is_reaped_while_its_task_containers_are_still_stopping(
@@ -618,7 +618,7 @@ def test_a_young_stack_past_its_deadline_label_is_reaped_on_the_real_clock(ccci:
 
     assert on_engine(engine, PAST_DEADLINE, env_file) == set()
     assert ("service", f"{YOUNG}_app") in on_engine(engine, YOUNG)
-    ccci.run.residual(PAST_DEADLINE, expect=(0,))
+    ccci.residual(PAST_DEADLINE, expect=(0,))
 
 
 # ---- e. a failure halfway, finished by the next run ---------------------------------------
@@ -641,24 +641,24 @@ def test_a_volume_held_outside_the_stack_fails_the_reap_and_the_next_run_finishe
 
     assert f"cc-ci: - stack {OLD} (" in failed.stdout
     assert "cc-ci : ok=0 changed=0 failed=1 skipped=0" in failed.stdout
-    [line] = journal_changes(ccci.state.journal())
+    [line] = journal_changes(ccci.journal())
     assert (line["address"], line["status"]) == (f"stack:{OLD}", "failed")
     assert f"volume {volume}" in line["message"]
     assert "in use" in line["message"]
-    [recap] = recaps(ccci.state.journal())
+    [recap] = recaps(ccci.journal())
     assert (recap["failed"], recap["converged"], recap["remaining"]) == (1, False, [f"stack:{OLD}"])
     # Everything else of the stack is gone, the env file too; the volume kept its data.
     assert on_engine(engine, OLD, env_file) == {("volume", volume)}
     assert (Path(mountpoint(engine, volume)) / "f").read_text() == "data\n"
-    left = ccci.run.residual(OLD, expect=(1,))
+    left = ccci.residual(OLD, expect=(1,))
     assert residual_lines(left.stdout) == {("volume", volume)}
 
     engine.docker("rm", "--force", "holder")
     ccci.run("janitor", "--now", stamp(later), expect=(0,))
 
     assert on_engine(engine, OLD, env_file) == set()
-    assert ccci.run.residual(OLD, expect=(0,)).stdout.strip() == f"Nothing of {OLD} is left."
-    changed = journal_changes(ccci.state.journal())
+    assert ccci.residual(OLD, expect=(0,)).stdout.strip() == f"Nothing of {OLD} is left."
+    changed = journal_changes(ccci.journal())
     assert [c["status"] for c in changed] == ["failed", "ok"]
     assert changed[1]["label"] == "partial, 1 volume"
 
@@ -677,7 +677,7 @@ def test_the_prune_gate_opens_in_the_same_run_once_the_orphan_is_planned(
     seed_run_app(ccci, OLD)
     later = now() + AHEAD
 
-    plan = ccci.plan.model(later)
+    plan = ccci.plan(later)
 
     assert set(changes(plan)) == {f"stack:{OLD}", f"image:{old_image}"}
     live = gates(plan)["no_live_stacks"]
@@ -686,7 +686,7 @@ def test_the_prune_gate_opens_in_the_same_run_once_the_orphan_is_planned(
     assert gates(plan)["disk_usage"]["open"] is True
     # Without the orphan policy the same run-app keeps the gate closed.
     (ccci.policies / "orphans.yaml").rename(ccci.root / "orphans.yaml.off")
-    closed = ccci.plan.model(later)
+    closed = ccci.plan(later)
     assert changes(closed) == {}
     assert gates(closed)["no_live_stacks"]["observed"] == f"1 live run-app stack: {OLD}"
     (ccci.root / "orphans.yaml.off").rename(ccci.policies / "orphans.yaml")
@@ -694,7 +694,7 @@ def test_the_prune_gate_opens_in_the_same_run_once_the_orphan_is_planned(
     applied = ccci.run("reconcile", "--apply", "--yes", "--now", stamp(later))
 
     assert "cc-ci : ok=" in applied.stdout and "changed=2 failed=0 skipped=0" in applied.stdout
-    lines = journal_changes(ccci.state.journal())
+    lines = journal_changes(ccci.journal())
     assert [(c["address"], c["status"]) for c in lines] == [
         (f"stack:{OLD}", "ok"),
         (f"image:{old_image}", "ok"),
@@ -703,7 +703,7 @@ def test_the_prune_gate_opens_in_the_same_run_once_the_orphan_is_planned(
     images = set(engine.docker("image", "ls", "-a", "-q", "--no-trunc").stdout.split())
     assert old_image not in images
     assert young_image in images
-    [recap] = recaps(ccci.state.journal())
+    [recap] = recaps(ccci.journal())
     assert recap["converged"] is True
 
 
@@ -730,7 +730,7 @@ def test_a_saved_reap_is_refused_as_stale_when_the_stack_is_scaled_after_the_pla
     refused = ccci.run("apply", "plan.json", "--yes", expect=(1,))
 
     assert "saved plan is stale" in refused.stderr and f"stack:{OLD}" in refused.stderr
-    assert journal_changes(ccci.state.journal()) == []
+    assert journal_changes(ccci.journal()) == []
     assert on_engine(engine, OLD, env_file) == present
 
 
@@ -764,7 +764,7 @@ def test_residual_wait_returns_0_once_a_teardown_in_the_background_has_finished(
     worker = threading.Thread(target=teardown)
     worker.start()
     try:
-        done = ccci.run.residual(OLD, "--wait", "60s", expect=(0, 1))
+        done = ccci.residual(OLD, "--wait", "60s", expect=(0, 1))
     finally:
         worker.join(timeout=120)
 
@@ -780,7 +780,7 @@ def test_residual_wait_gives_up_after_its_wait_and_lists_what_is_left(ccci: Ccci
     engine.docker("stack", "rm", OLD)  # `docker stack rm` never removes volumes
     env_file = ccci.env_file(OLD)
 
-    left = ccci.run.residual(OLD, "--wait", "2s", expect=(1,))
+    left = ccci.residual(OLD, "--wait", "2s", expect=(1,))
 
     lines = residual_lines(left.stdout)
     # Task containers (and for a moment the network) may still be going; these stay.
@@ -813,7 +813,7 @@ def test_residual_lists_abras_secrets_when_nothing_labelled_is_left(ccci: Ccci) 
     env_file = secrets_only(ccci, OLD)
     env_file.unlink()  # only the secrets now
 
-    left = ccci.run.residual(OLD, expect=(0, 1))
+    left = ccci.residual(OLD, expect=(0, 1))
 
     assert left.returncode == 1
     assert residual_lines(left.stdout) == {("secret", f"{OLD}_{s}_v1") for s in SECRETS}
@@ -849,7 +849,7 @@ def test_the_janitor_exits_75_while_the_lock_is_held_and_reaps_nothing(ccci: Ccc
     assert busy.stdout == ""
     assert f"- stack {OLD} (" in shown.stdout
     assert on_engine(engine, OLD, env_file) == before
-    assert ccci.state.journal() == []
+    assert ccci.journal() == []
     # Released: the same run goes ahead; with --output json stdout stays pure JSON.
     done = ccci.run("janitor", "--output", "json", "--now", stamp(later), expect=(0,))
     assert set(changes(json.loads(done.stdout))) == {f"stack:{OLD}"}

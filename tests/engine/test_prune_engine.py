@@ -296,7 +296,7 @@ def test_closed_disk_gate_plans_nothing_and_names_the_observed_usage(ccci: Ccci)
     assert abs(df_percent(ccci.disk) - 30) < 0.05
     observed = f"disk 30% < 80% on {ccci.disk}"
 
-    plan = ccci.plan.model()
+    plan = ccci.plan()
 
     assert addresses(plan) == set()
     assert plan["summary"]["empty"] is True
@@ -361,7 +361,7 @@ def test_open_gates_prune_exactly_the_old_unused_dangling_objects(
     shared_cache = {i for i, r in cache.items() if r["Shared"]}
     assert dangling_cache and shared_cache, cache  # BuildKit made both kinds
 
-    plan = ccci.plan.model(now=later)
+    plan = ccci.plan(now=later)
 
     expected = (
         {f"image:{i}" for i in (*old_images, job_image)}
@@ -396,7 +396,7 @@ def test_open_gates_prune_exactly_the_old_unused_dangling_objects(
     assert shared_cache <= cache_now
     # Exactly the planned records went (BuildKit keeps internal and frontend records unless
     # the prune says `all`): the next plan has no build cache left to remove.
-    again = ccci.plan.model(now=later)
+    again = ccci.plan(now=later)
     assert not {a for a in addresses(again) if a.startswith("build_cache:")}, again
 
 
@@ -406,7 +406,7 @@ def test_a_young_exited_container_is_kept_and_so_is_its_dangling_image(ccci: Ccc
     job = run_exited(engine, "young-job", used)
     old = make_dangling_image(engine, now() - 3 * DAY)
 
-    plan = ccci.plan.model()  # the real clock: the job exited seconds ago
+    plan = ccci.plan()  # the real clock: the job exited seconds ago
 
     assert addresses(plan) == {f"image:{old}"}
     left_alone = noops(plan)
@@ -427,7 +427,7 @@ def test_a_converging_service_blocks_the_prune(ccci: Ccci) -> None:
     deploy_stack(engine, "stuck", sleeper(deploy=unplaceable), wait=False)
     wait_for_pending_task(engine, "stuck_app")
 
-    plan = ccci.plan.model()
+    plan = ccci.plan()
 
     assert addresses(plan) == set()
     observed = "service stuck_app converging (1 task pending, desired running)"
@@ -436,7 +436,7 @@ def test_a_converging_service_blocks_the_prune(ccci: Ccci) -> None:
     assert noops(plan)[f"policy:{POLICY_NAME}"] == f"gate no_converging_services closed: {observed}"
 
     engine.docker("service", "rm", "stuck_app")
-    assert addresses(ccci.plan.model()) == {f"image:{old}"}
+    assert addresses(ccci.plan()) == {f"image:{old}"}
 
 
 def test_a_live_run_app_stack_blocks_the_prune_but_another_stack_does_not(ccci: Ccci) -> None:
@@ -444,14 +444,14 @@ def test_a_live_run_app_stack_blocks_the_prune_but_another_stack_does_not(ccci: 
     old = make_dangling_image(engine, now() - 3 * DAY)
     deploy_stack(engine, "traefik", sleeper())
 
-    with_proxy = ccci.plan.model()
+    with_proxy = ccci.plan()
 
     gate = gates(with_proxy)["no_live_stacks"]
     assert (gate["open"], gate["observed"]) == (True, f"no live stack matches {RUN_APP_MATCH!r}")
     assert addresses(with_proxy) == {f"image:{old}"}
 
     deploy_stack(engine, RUN_APP, sleeper() + "    volumes: [data:/data]\nvolumes:\n  data:\n")
-    with_run_app = ccci.plan.model()
+    with_run_app = ccci.plan()
 
     observed = f"1 live run-app stack: {RUN_APP}"
     gate = gates(with_run_app)["no_live_stacks"]
@@ -466,7 +466,7 @@ def test_a_live_run_app_stack_blocks_the_prune_but_another_stack_does_not(ccci: 
         "the run-app's services to go",
         lambda: not engine.docker("stack", "ls", "--format", "{{.Name}}").stdout.count(RUN_APP),
     )
-    torn_down = ccci.plan.model()
+    torn_down = ccci.plan()
 
     assert gates(torn_down)["no_live_stacks"]["open"] is True
     assert addresses(torn_down) == {f"image:{old}"}
@@ -551,7 +551,7 @@ def test_leftover_images_ccci_removes_are_those_docker_image_prune_removes(ccci:
     ids = seed_parity(engine, moment)
     before = image_ids(engine)
 
-    plan = ccci.plan.model(now=moment)
+    plan = ccci.plan(now=moment)
     assert all(a.startswith("image:") for a in addresses(plan))  # the containers are young
     planned = {a.removeprefix("image:") for a in addresses(plan)}
     ccci.run("reconcile", "--apply", "--yes", "--now", stamp(moment))
@@ -577,7 +577,7 @@ def test_a_dangling_image_a_service_names_is_kept_though_docker_prune_would_remo
     deploy_stack(engine, "idle", sleeper(image=named, deploy="{replicas: 0}"))
     assert all(c["ImageID"] != named for c in containers(engine).values())  # nothing runs it
 
-    plan = ccci.plan.model(now=moment)
+    plan = ccci.plan(now=moment)
 
     assert addresses(plan) == {f"image:{unnamed}"}
     assert noops(plan)[f"image:{named}"] == "dangling, but used by service idle_app"
@@ -595,7 +595,7 @@ def test_removing_a_dangling_child_image_keeps_the_parent_a_service_names(ccci: 
     engine.docker("rm", "base-job")
     deploy_stack(engine, "idle", sleeper(image=parent, deploy="{replicas: 0}"))
 
-    plan = ccci.plan.model(now=later)
+    plan = ccci.plan(now=later)
 
     assert addresses(plan) == {f"image:{child}"}
     ccci.run("reconcile", "--apply", "--yes", "--now", stamp(later))
@@ -628,7 +628,7 @@ def test_a_stale_saved_plan_is_refused_and_removes_nothing(ccci: Ccci, move: str
     moved = "cc-ci: swarm)" if move == "deploy" else f"cc-ci: image:{images[0]})"
     assert moved in refused.stderr
     assert image_ids(engine) == before
-    assert ccci.state.journal() == []
+    assert ccci.journal() == []
 
 
 def test_an_unchanged_saved_plan_applies_exactly_and_journals_each_change(ccci: Ccci) -> None:
@@ -643,7 +643,7 @@ def test_an_unchanged_saved_plan_applies_exactly_and_journals_each_change(ccci: 
 
     ccci.run("apply", "plan.json", "--yes", expect=(0,))
 
-    journal = ccci.state.journal()
+    journal = ccci.journal()
     changes = changes_in(journal)
     assert set(changes) == planned
     assert {(c["status"], c["message"]) for c in changes.values()} == {("ok", "done")}
@@ -668,7 +668,7 @@ def test_apply_exits_75_naming_the_holder_while_the_lock_is_held(ccci: Ccci) -> 
 
     assert f"another apply holds the lock (pid {os.getpid()} since " in busy.stderr
     assert old in image_ids(engine)
-    assert ccci.state.journal() == []
+    assert ccci.journal() == []
     ccci.run("reconcile", "--apply", "--yes", expect=(0,))  # released: the same run goes ahead
     assert old not in image_ids(engine)
 
@@ -729,7 +729,7 @@ def test_a_second_saved_plan_apply_exits_75_while_the_first_is_applying(ccci: Cc
         first.send_signal(signal.SIGCONT)
         finish(first)
     assert first.returncode == 0, (ccci.root / "first.out").read_text(encoding="utf-8")
-    journal = ccci.state.journal()
+    journal = ccci.journal()
     assert len(changes_in(journal)) == 40
     assert {c["status"] for c in changes_in(journal).values()} == {"ok"}
     assert len(recaps_in(journal)) == 1
@@ -762,7 +762,7 @@ def test_two_saved_plan_applies_started_together_act_only_once(ccci: Ccci) -> No
     assert ("another apply holds the lock" if codes == [0, 75] else "saved plan is stale") in (
         loser_stderr
     )
-    journal = ccci.state.journal()
+    journal = ccci.journal()
     assert len(changes_in(journal)) == 40
     assert {c["status"] for c in changes_in(journal).values()} == {"ok"}
     assert len(recaps_in(journal)) == 1
@@ -841,7 +841,7 @@ def test_a_saved_plan_is_refused_once_a_container_uses_a_planned_image(ccci: Ccc
     )
     assert "late-user" in line
     assert set(images) <= image_ids(engine)
-    assert ccci.state.journal() == []
+    assert ccci.journal() == []
 
 
 def test_a_saved_plan_is_refused_once_a_service_starts_converging(ccci: Ccci) -> None:
@@ -860,7 +860,7 @@ def test_a_saved_plan_is_refused_once_a_service_starts_converging(ccci: Ccci) ->
     assert f"policy {POLICY_NAME} holds it now: gate no_converging_services closed (" in line
     assert "service web_app converging" in line
     assert set(images) <= image_ids(engine)
-    assert ccci.state.journal() == []
+    assert ccci.journal() == []
 
 
 def test_a_saved_plan_is_refused_once_the_disk_gate_has_closed(ccci: Ccci) -> None:
@@ -876,7 +876,7 @@ def test_a_saved_plan_is_refused_once_the_disk_gate_has_closed(ccci: Ccci) -> No
         f"policy {POLICY_NAME} holds it now: gate disk_usage closed (disk 0% < 80% on {ccci.disk})"
     ) in line
     assert set(images) <= image_ids(engine)
-    assert ccci.state.journal() == []
+    assert ccci.journal() == []
 
 
 # ---- 10. a failed change -----------------------------------------------------------------
@@ -901,7 +901,7 @@ def test_a_failed_change_does_not_stop_the_others_and_exits_1(ccci: Ccci) -> Non
     finally:
         subprocess.run([chattr, "-i", str(pinned)], check=True)
 
-    journal = ccci.state.journal()
+    journal = ccci.journal()
     changes = changes_in(journal)
     assert set(changes) == {
         f"container:{bystander}",

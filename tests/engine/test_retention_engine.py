@@ -292,7 +292,7 @@ def test_ensure_present_pulls_a_missing_image_from_the_registry(
     ccci.write_policy("retention", retention_policy(ensure_present=(image.ref,)))
 
     pending = ccci.run("reconcile", "--plan", "--detailed-exitcode", expect=(2,)).stdout
-    plan = ccci.plan.model()
+    plan = ccci.plan()
 
     assert f"+ image {image.ref} ({image.ref})" in pending
     assert "Plan: 1 to add, 0 to change, 0 to remove." in pending
@@ -304,14 +304,14 @@ def test_ensure_present_pulls_a_missing_image_from_the_registry(
     )
     before = registry.log_offset()
 
-    applied = ccci.apply.executor()
+    applied = ccci.apply()
 
     assert "changed=1 failed=0 skipped=0" in applied.stdout
     assert has_image(engine, image.ref)
     assert registry.manifest_gets(image.repo, image.digest, since=before) == 1
-    assert journalled(ccci.state.journal())[f"image:{image.ref}"]["status"] == "ok"
+    assert journalled(ccci.journal())[f"image:{image.ref}"]["status"] == "ok"
     # Warm now: the same plan finds it present and pulls nothing more.
-    again = ccci.plan.model()
+    again = ccci.plan()
     assert changes(again) == []
     short = image_id(engine, image.ref).removeprefix("sha256:")[:12]
     assert noops(again)[f"image:{image.ref}"] == f"present ({short})"
@@ -329,10 +329,10 @@ def test_ensure_present_pulls_even_while_eviction_waits_for_its_watermark(
     )
     fill_to(ccci.disk, 30)  # far below the 85 % that starts eviction: the normal day
 
-    assert [c["address"] for c in changes(ccci.plan.model())] == [f"image:{image.ref}"]
-    ccci.apply.executor()
+    assert [c["address"] for c in changes(ccci.plan())] == [f"image:{image.ref}"]
+    ccci.apply()
 
-    assert journalled(ccci.state.journal())[f"image:{image.ref}"]["status"] == "ok"
+    assert journalled(ccci.journal())[f"image:{image.ref}"]["status"] == "ok"
     assert has_image(engine, image.ref)
 
 
@@ -349,9 +349,9 @@ def test_a_pull_of_a_missing_repo_fails_that_change_with_the_registrys_message_a
         retention_policy(ensure_present=(missing, present.ref)),
     )
 
-    applied = ccci.apply.executor(expect=(1,))
+    applied = ccci.apply(expect=(1,))
 
-    entries = journalled(ccci.state.journal())
+    entries = journalled(ccci.journal())
     failed = entries[f"image:{missing}"]
     assert failed["status"] == "failed"
     # The registry's own words (its MANIFEST_UNKNOWN error), as the engine relays them.
@@ -365,7 +365,7 @@ def test_a_pull_of_a_missing_repo_fails_that_change_with_the_registrys_message_a
     assert has_image(engine, present.ref)
     assert old_dangling not in image_ids(engine)
     assert "changed=2 failed=1 skipped=0" in applied.stdout
-    [recap] = [e for e in ccci.state.journal() if e["type"] == "recap"]
+    [recap] = [e for e in ccci.journal() if e["type"] == "recap"]
     assert recap["failed"] == 1 and recap["converged"] is False
     assert f"image:{missing}" in recap["remaining"]  # still wanted: the next run tries again
 
@@ -384,7 +384,7 @@ def test_a_redeploy_after_stack_rm_finds_the_image_local_and_pulls_nothing(
         ),
     )
     ccci.write_prune_policy()
-    ccci.apply.executor()  # the nightly run warms the cache: one pull
+    ccci.apply()  # the nightly run warms the cache: one pull
     ident = image_id(engine, image.ref)
     # --resolve-image never (harness.swarm.deploy_stack): the deploy itself asks no registry.
     deploy_stack(engine, RUN_APP, sleeper(image.ref))
@@ -393,7 +393,7 @@ def test_a_redeploy_after_stack_rm_finds_the_image_local_and_pulls_nothing(
     ccci.record_last_use({ident: now() - 60 * DAY})
     after_teardown = registry.log_offset()
 
-    plan = ccci.plan.model()
+    plan = ccci.plan()
 
     eviction_gates = [g for g in plan["hosts"][0]["gates"] if g["policy"] == RETENTION]
     assert eviction_gates and all(g["open"] for g in eviction_gates)  # eviction did run
@@ -402,7 +402,7 @@ def test_a_redeploy_after_stack_rm_finds_the_image_local_and_pulls_nothing(
         f"retained by policy {RETENTION} ('127.0.0.1:5000/recipe/*:*', {retention}:{pattern_line})"
     )
     assert f"image:{ident}" not in {c["address"] for c in changes(plan)}
-    ccci.apply.executor()
+    ccci.apply()
     assert has_image(engine, image.ref)
 
     deploy_stack(engine, RUN_APP, sleeper(image.ref))
@@ -458,7 +458,7 @@ def test_watermark_eviction_removes_the_least_recently_used_down_to_the_low_wate
         projections.append(f"projected disk {before} → {format_percent(projected / total)}")
     assert expected == lru[:3], "the fixture means three evictions: 90 % less 3 × ~6 %"
 
-    plan = ccci.plan.model()
+    plan = ccci.plan()
 
     planned = changes(plan)
     assert [c["address"] for c in planned] == [f"image:{i}" for i in expected]
@@ -484,10 +484,10 @@ def test_watermark_eviction_removes_the_least_recently_used_down_to_the_low_wate
     assert left[f"image:{recent}"] == "last used 3 days ago < 14d"
     assert left[f"image:{unseen}"] == "never seen before: its use is tracked from now on"
 
-    applied = ccci.apply.executor()
+    applied = ccci.apply()
 
     assert "changed=3 failed=0 skipped=0" in applied.stdout
-    entries = journalled(ccci.state.journal())
+    entries = journalled(ccci.journal())
     assert {a: e["status"] for a, e in entries.items()} == {f"image:{i}": "ok" for i in expected}
     now_present = image_ids(engine)
     assert now_present.isdisjoint(expected)
@@ -498,7 +498,7 @@ def test_watermark_eviction_removes_the_least_recently_used_down_to_the_low_wate
     # would. The disk is then under the high watermark again and nothing more is evicted
     # (the gap between the watermarks is what keeps eviction from flapping).
     fill_to(ccci.disk, 100 * projected / total)
-    again = ccci.plan.model()
+    again = ccci.plan()
 
     assert changes(again) == []
     assert noops(again)[f"policy:{RETENTION}"].startswith(
@@ -564,13 +564,13 @@ def test_a_retained_dangling_image_survives_the_prune_by_its_digest(
     retention = ccci.write_policy("retention", retention_policy(retain=(pin,)))
     ccci.write_prune_policy()
 
-    plan = ccci.plan.model()
+    plan = ccci.plan()
 
     assert [c["address"] for c in changes(plan)] == [f"image:{unpinned}"]
     assert noops(plan)[f"image:{pinned}"] == (
         f"retained by policy {RETENTION} ('{pin}', {retention}:{line_of(retention, pin)})"
     )
-    ccci.apply.executor()
+    ccci.apply()
     assert pinned in image_ids(engine)
     assert unpinned not in image_ids(engine)
 
@@ -588,7 +588,7 @@ def test_every_apply_records_use_and_an_image_first_seen_starts_now(ccci: Ccci) 
     ccci.record_last_use({running: seeded - 40 * DAY, idle: seeded - 40 * DAY})
     ccci.write_policy("retention", retention_policy(retain=("ccci-use/none",)))
 
-    ccci.apply.executor()  # nothing to change: the nightly run still records what it saw in use
+    ccci.apply()  # nothing to change: the nightly run still records what it saw in use
 
     record = lastuse.read(ccci.last_use_path)
     assert record[running] >= seeded  # a running container: in use now
@@ -611,6 +611,6 @@ def test_the_last_use_of_an_exited_containers_image_is_when_the_container_finish
     ccci.record_last_use({job_image: seeded - 40 * DAY})
     ccci.write_policy("retention", retention_policy(retain=("ccci-use/none",)))
 
-    ccci.apply.executor()
+    ccci.apply()
 
     assert lastuse.read(ccci.last_use_path)[job_image] >= finished.replace(microsecond=0)

@@ -217,7 +217,7 @@ def test_stuck_deploys_are_reaped_and_pruned_past_stuck_after_and_status_names_t
 
     # With the real clock every one of them was deployed seconds ago: in flight. The prune
     # waits, and no run-app is reaped (younger than orphan_after).
-    now = ccci.plan.model()
+    now = ccci.plan()
     converging = gate(now, "no_converging_services")
     assert not converging["open"]
     assert converging["observed"].startswith(f"service {CRASHING}_app converging (")
@@ -226,7 +226,7 @@ def test_stuck_deploys_are_reaped_and_pruned_past_stuck_after_and_status_names_t
     # Four hours on, each is stuck: the three run-apps are reaped although they converge,
     # and the stuck infra service no longer holds the prune back.
     ahead = later()
-    plan = ccci.plan.model(ahead)
+    plan = ccci.plan(ahead)
     planned = changes(plan)
     for stack in (PENDING, UNHEALTHY):
         reason = planned[f"stack:{stack}"]["reason"]
@@ -248,7 +248,7 @@ def test_stuck_deploys_are_reaped_and_pruned_past_stuck_after_and_status_names_t
     )
     assert gate(plan, "no_live_stacks")["open"]
 
-    before = ccci.views.status(ahead)
+    before = ccci.status(ahead)
     assert any(
         p.startswith(f"service {INFRA}_app stuck (") and NO_NODE in p for p in before["problems"]
     ), before["problems"]
@@ -258,7 +258,7 @@ def test_stuck_deploys_are_reaped_and_pruned_past_stuck_after_and_status_names_t
     assert services(engine) == {f"{INFRA}_app"}
     assert leftover not in images(engine)
     assert "pending" in states(engine, f"{INFRA}_app")  # untouched, still stuck
-    after = ccci.views.status(ahead)
+    after = ccci.status(ahead)
     stuck = [p for p in after["problems"] if p.startswith(f"service {INFRA}_app stuck (")]
     assert stuck and NO_NODE in stuck[0], after["problems"]
     assert after["orphans"] == []
@@ -266,10 +266,10 @@ def test_stuck_deploys_are_reaped_and_pruned_past_stuck_after_and_status_names_t
     # An update starts its clock again: with the real clock it is in flight once more and
     # holds the gate, whatever its tasks' age.
     engine.docker("service", "update", "--detach", "--env-add", "X=1", f"{INFRA}_app")
-    held = gate(ccci.plan.model(), "no_converging_services")
+    held = gate(ccci.plan(), "no_converging_services")
     assert not held["open"]
     assert held["observed"].startswith(f"service {INFRA}_app converging ("), held
-    assert gate(ccci.plan.model(later()), "no_converging_services")["open"]
+    assert gate(ccci.plan(later()), "no_converging_services")["open"]
 
 
 def test_a_crash_loop_holds_the_gate_in_every_plan_then_is_stuck_in_every_plan(
@@ -285,8 +285,8 @@ def test_a_crash_loop_holds_the_gate_in_every_plan_then_is_stuck_in_every_plan(
     answers = []
     for _ in range(8):
         phases.append(sorted(set(states(engine, f"{CRASHING}_app"))))
-        answers.append(gate(ccci.plan.model(), "no_converging_services")["open"])
-        answers.append(gate(ccci.plan.model(later()), "no_converging_services")["open"])
+        answers.append(gate(ccci.plan(), "no_converging_services")["open"])
+        answers.append(gate(ccci.plan(later()), "no_converging_services")["open"])
     assert answers == [False, True] * 8, f"task states seen: {phases}"
 
 
@@ -311,7 +311,7 @@ def test_a_view_without_the_swarm_reaps_nothing_and_prunes_nothing(ccci: Ccci) -
     engine.docker("swarm", "leave", "--force")
     try:
         ahead = later()
-        plan = ccci.plan.model(ahead)
+        plan = ccci.plan(ahead)
         assert changes(plan) == {}
         # Each policy that cannot judge is a manual action: the host is not in sync.
         why = {m["address"]: m["reason"] for h in plan["hosts"] for m in h["manual"]}
@@ -327,7 +327,7 @@ def test_a_view_without_the_swarm_reaps_nothing_and_prunes_nothing(ccci: Ccci) -
         ccci.run("reconcile", "--apply", "--yes", "--now", stamp(ahead))
         assert volume in engine.docker("volume", "ls", "--format", "{{.Name}}").stdout.split()
         assert leftover in images(engine)
-        status = ccci.views.status(ahead)
+        status = ccci.status(ahead)
         assert any(swarm_gap in p for p in status["problems"]), status["problems"]
     finally:
         ensure_engine()  # the harness brings its loopback swarm back

@@ -87,7 +87,7 @@ def test_a_stack_deploys_images_by_digest_and_the_prune_keeps_them_as_cache(
     leftover = make_dangling_image(engine, now() - 3 * DAY)
     ccci.write_prune_policy()
 
-    plan = ccci.plan.model()
+    plan = ccci.plan()
 
     assert [c["address"] for c in changes(plan)] == [f"image:{leftover}"]
     assert noops(plan)[f"image:{cached}"] == CACHE_NOOP
@@ -98,7 +98,7 @@ def test_a_stack_deploys_images_by_digest_and_the_prune_keeps_them_as_cache(
     assert f"pulled by digest from {registry.ref(app.repo)}: cache, never pruned" in text
     assert "leftover (no tag, no digest)" in text
 
-    ccci.apply.executor()
+    ccci.apply()
 
     assert cached in image_ids(engine) and leftover not in image_ids(engine)
     # Docker's own prune (without --all) is less strict: it takes the swarm's cache too.
@@ -130,7 +130,7 @@ def test_retain_patterns_keep_a_digest_pulled_image_from_eviction_in_every_form(
     )
     ccci.record_last_use({cached: now() - 60 * DAY})
 
-    plan = ccci.plan.model()
+    plan = ccci.plan()
 
     assert noops(plan)[f"image:{cached}"].startswith(
         f"retained by policy recipe-base-images ('{pattern}', "
@@ -151,12 +151,12 @@ def test_an_unretained_digest_pulled_image_is_evicted_by_last_use(
     )
     ccci.record_last_use({cached: now() - 60 * DAY})
 
-    plan = ccci.plan.model()
+    plan = ccci.plan()
 
     evicted = {c["address"]: c for c in changes(plan)}[f"image:{cached}"]
     assert evicted["label"] == f"{registry.ref(app.repo)}:<none>"
     assert evicted["reason"].startswith("pulled by digest, unretained, last used ")
-    ccci.apply.executor()
+    ccci.apply()
     assert cached not in image_ids(engine)
 
 

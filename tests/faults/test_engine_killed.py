@@ -46,7 +46,7 @@ def test_an_engine_killed_mid_apply_loses_nothing_and_the_next_run_converges(
     kept_image = load_image(engine, "ccci-test/kept:1", now() - 30 * DAY)
     engine.docker("run", "--name", "finished-job", BASE_TAG, "true")
     engine.docker("volume", "create", "cache-data")
-    assert addresses(ccci.plan.model()) == {f"image:{i}" for i in leftovers}
+    assert addresses(ccci.plan()) == {f"image:{i}" for i in leftovers}
     removals: list[Request] = []
 
     def kill_before_the_second(request: Request) -> None:

@@ -52,7 +52,7 @@ def test_a_500_on_one_removal_fails_that_change_alone_and_the_next_run_converges
     doomed = images[1]
     message = "driver overlay2 failed to remove root filesystem: injected by the fault proxy"
     fault = proxy.answer("DELETE", f"/images/{doomed}", 500, message)
-    assert addresses(ccci.plan.model()) == {f"image:{i}" for i in images}
+    assert addresses(ccci.plan()) == {f"image:{i}" for i in images}
 
     failed = ccci.run("reconcile", "--apply", "--yes", expect=(1,))
 
@@ -108,7 +108,7 @@ def test_a_container_created_between_the_recheck_and_the_removal_is_the_engines_
     assert "late-job" in container_names(engine)
 
     # The next run sees the job's container and leaves its image alone: nothing to do.
-    plan = ccci.plan.model()
+    plan = ccci.plan()
     assert addresses(plan) == set()
     again = ccci.run("reconcile", "--apply", "--yes", expect=(0,))
     assert "cc-ci: converged" in again.stdout

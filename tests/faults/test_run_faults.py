@@ -67,7 +67,7 @@ def test_ccci_killed_mid_reap_leaves_a_partial_stack_the_next_run_finishes(
     engine.docker(
         "service", "update", "--detach", "--label-add", f"ci.expires={9**10}", f"{LIVE}_app"
     )
-    assert addresses(ccci.plan.model(later)) == {f"stack:{OLD}"}
+    assert addresses(ccci.plan(later)) == {f"stack:{OLD}"}
     janitor = ccci.popen("janitor", "--now", stamp(later))
     killed: list[Request] = []
 
@@ -181,7 +181,7 @@ def test_a_deploy_while_the_operator_reads_the_plan_stops_the_prune_at_its_reche
         apply = ccci.popen("reconcile", "--apply", stdin=slave, stderr=stderr_w)
         os.close(stderr_w)
         read_until(stderr_r, b"[y/N]")
-        assert addresses(ccci.plan.model()) == {f"image:{i}" for i in images}  # as it was planned
+        assert addresses(ccci.plan()) == {f"image:{i}" for i in images}  # as it was planned
         deploy_stack(engine, OLD, sleeper())  # a run-app: the prune's no_live_stacks closes
         os.write(master, b"y\n")
         out, _ = finish(apply)

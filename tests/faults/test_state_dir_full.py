@@ -79,7 +79,7 @@ def test_a_disk_that_fills_mid_apply_stops_it_without_a_torn_journal_line(
     engine = ccci.engine
     ccci.run("reconcile", "--apply", "--yes", expect=(0,))
     images = [make_dangling_image(engine, now() - (3 + n) * DAY) for n in range(3)]
-    planned = addresses(ccci.plan.model())
+    planned = addresses(ccci.plan())
     assert planned == {f"image:{i}" for i in images}
     # Place the journal's end 10 bytes before a page boundary, so that the next line finds
     # room for its first 10 bytes only: the torn write a full disk makes.
