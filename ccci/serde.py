@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import json
 import types
 import typing
@@ -49,10 +50,20 @@ def read_json(path: Path) -> Any:
         raise InputError(Location(str(path), line), f"not JSON: {exc}") from None
 
 
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...] | None:
+    """A dataclass's field names, None for any other type; once per class, as
+    ``dataclasses.fields`` is rebuilt on each call and a plan fingerprints thousands."""
+    if not dataclasses.is_dataclass(cls):
+        return None
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
 def to_jsonable(value: Any) -> Any:
     """Turn dataclasses, enums, datetimes and tuples into plain JSON values."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    names = _field_names(type(value))
+    if names is not None:
+        return {name: to_jsonable(getattr(value, name)) for name in names}
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, datetime):
@@ -71,6 +82,14 @@ def from_jsonable(cls: type[T], data: Any) -> T:
     return typing.cast(T, _decode(cls, data, cls.__name__))
 
 
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    """A dataclass's resolved field hints, once per class: resolving them (string
+    annotations, evaluated) cost more than decoding the objects of a snapshot (0.38 s of
+    0.57 s for 3,000 objects). Callers only read the dict."""
+    return typing.get_type_hints(cls)
+
+
 def _decode(hint: Any, data: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
@@ -82,28 +101,43 @@ def _decode(hint: Any, data: Any, where: str) -> Any:
     if hint is Any:
         return data
     if dataclasses.is_dataclass(hint) and isinstance(hint, type):
-        if not isinstance(data, dict):
-            raise ValueError(f"{where}: expected an object")
-        hints = typing.get_type_hints(hint)
-        unknown = sorted(set(data) - set(hints))
-        if unknown:
-            raise ValueError(f"{where}: unknown field {unknown[0]!r}")
-        kwargs = {}
-        for f in dataclasses.fields(hint):
-            if f.name in data:
-                kwargs[f.name] = _decode(hints[f.name], data[f.name], f"{where}.{f.name}")
-            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ValueError(f"{where}: missing field {f.name!r}")
-        return hint(**kwargs)
+        return _decode_dataclass(hint, data, where)
+    if origin is tuple or origin is dict:
+        return _decode_collection(origin, args, data, where)
+    return _decode_scalar(hint, data, where)
+
+
+def _decode_dataclass(cls: type, data: Any, where: str) -> Any:
+    """An instance of ``cls`` from its fields; unknown and missing fields are refused."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected an object")
+    hints = _hints(cls)
+    unknown = sorted(set(data) - set(hints))
+    if unknown:
+        raise ValueError(f"{where}: unknown field {unknown[0]!r}")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            kwargs[f.name] = _decode(hints[f.name], data[f.name], f"{where}.{f.name}")
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ValueError(f"{where}: missing field {f.name!r}")
+    return cls(**kwargs)
+
+
+def _decode_collection(origin: Any, args: tuple[Any, ...], data: Any, where: str) -> Any:
+    """A ``tuple[X, ...]`` from a list, or a ``dict[str, X]`` from an object."""
     if origin is tuple:
         if not isinstance(data, list):
             raise ValueError(f"{where}: expected a list")
         item = args[0] if args else Any
         return tuple(_decode(item, v, f"{where}[{i}]") for i, v in enumerate(data))
-    if origin is dict:
-        if not isinstance(data, dict):
-            raise ValueError(f"{where}: expected an object")
-        return {k: _decode(args[1], v, f"{where}.{k}") for k, v in data.items()}
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected an object")
+    return {k: _decode(args[1], v, f"{where}.{k}") for k, v in data.items()}
+
+
+def _decode_scalar(hint: Any, data: Any, where: str) -> Any:
+    """An enum, a time, a duration, or a plain JSON value of the hinted type."""
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         return hint(data)
     if hint is datetime:

@@ -40,7 +40,12 @@ RULES: dict[type[Any], Callable[[Any, Context], RuleOutput]] = {
 _ORDER = {kind: i for i, kind in enumerate(RULES)}
 
 
-def plan_host(host: str, policies: Iterable[Policy], facts: Facts, now: datetime) -> HostPlan:
+def plan_host(
+    host: str, policies: Iterable[Policy], facts: Facts, now: datetime, trial: bool = False
+) -> HostPlan:
+    """The host's plan. A ``trial`` plan only tells what else to gather or which changes
+    there are: it is never saved nor applied, so it carries no fingerprints (half of a
+    big plan's cost is fingerprinting every change)."""
     changes: dict[str, Change] = {}
     noops: list[Noop] = []
     gates: list[GateResult] = []
@@ -82,7 +87,7 @@ def plan_host(host: str, policies: Iterable[Policy], facts: Facts, now: datetime
         changes=planned,
         noops=tuple(noops),
         gates=tuple(gates),
-        fingerprints=fingerprints_for(facts, planned),
+        fingerprints={} if trial else fingerprints_for(facts, planned),
         manual=tuple(manual),
     )
 

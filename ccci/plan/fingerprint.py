@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
-from ccci.facts.model import Facts
+from ccci.facts.model import BuildCacheRecord, Container, Facts, Image
 from ccci.plan.address import AddressKind, addr
 from ccci.plan.model import Action, Change, HostPlan
 from ccci.serde import to_jsonable
@@ -26,11 +27,36 @@ def swarm_fingerprint(facts: Facts) -> str:
     return fingerprint(sorted((s.name, s.image, s.update_state) for s in facts.services))
 
 
-def _image_record(facts: Facts, image_id: str) -> Any:
+@dataclass(frozen=True)
+class _ById:
+    """The facts' images, containers and build cache records by id, made once for all the
+    changes fingerprinted together: a plan fingerprints each of its changes, and a scan of
+    the facts per change made that quadratic (1,500 images and containers: 80 ms)."""
+
+    images: dict[str, Image]
+    containers: dict[str, Container]
+    build_cache: dict[str, BuildCacheRecord]
+
+    @classmethod
+    def of(cls, facts: Facts) -> _ById:
+        # setdefault: the first of two records with one id wins, as the scan found it.
+        images: dict[str, Image] = {}
+        containers: dict[str, Container] = {}
+        build_cache: dict[str, BuildCacheRecord] = {}
+        for image in facts.images:
+            images.setdefault(image.id, image)
+        for container in facts.containers:
+            containers.setdefault(container.id, container)
+        for record in facts.build_cache:
+            build_cache.setdefault(record.id, record)
+        return cls(images, containers, build_cache)
+
+
+def _image_record(index: _ById, image_id: str) -> Any:
     """What an image removal depends on: its identity, names and parent. Its unique size
     is left out: the engine reports it only from a slow call that is made when an eviction
     needs it, so two gatherings of an unchanged image may differ in it."""
-    image = next((i for i in facts.images if i.id == image_id), None)
+    image = index.images.get(image_id)
     if image is None:
         return None
     return {
@@ -109,8 +135,8 @@ def stack_record(facts: Facts, name: str, env_files: tuple[str, ...] = ()) -> An
     return {"objects": sorted(objects), "files": [facts.file(p) for p in sorted(env_files)]}
 
 
-def _record_of(facts: Facts, change: Change) -> tuple[bool, Any]:
-    """(known kind, what the change depends on in ``facts``)."""
+def _record_of(facts: Facts, change: Change, index: _ById) -> tuple[bool, Any]:
+    """(known kind, what the change depends on in ``facts``; ``index`` is theirs by id)."""
     try:
         kind, ident = change.kind, change.subject.ident
     except ValueError:  # a saved plan's address of no kind ccci knows: not fingerprintable
@@ -118,11 +144,11 @@ def _record_of(facts: Facts, change: Change) -> tuple[bool, Any]:
     if kind is AddressKind.IMAGE and change.action is Action.CREATE:
         return True, _pull_record(facts, change)
     if kind is AddressKind.IMAGE:
-        return True, _image_record(facts, ident)
+        return True, _image_record(index, ident)
     if kind is AddressKind.CONTAINER:
-        return True, next((c for c in facts.containers if c.id == ident), None)
+        return True, index.containers.get(ident)
     if kind is AddressKind.BUILD_CACHE:
-        return True, next((b for b in facts.build_cache if b.id == ident), None)
+        return True, index.build_cache.get(ident)
     if kind is AddressKind.STACK:
         files = tuple(t.name for t in change.targets if t.kind == "env_file")
         return True, stack_record(facts, ident, files)
@@ -137,8 +163,9 @@ def fingerprints_for(facts: Facts, changes: tuple[Change, ...]) -> dict[str, str
     """Per change, a hash of the facts it depends on; a kind ccci cannot fingerprint gets
     none, and a saved plan holding such a change is refused."""
     prints = {}
+    index = _ById.of(facts)
     for change in changes:
-        known, record = _record_of(facts, change)
+        known, record = _record_of(facts, change, index)
         if known:
             prints[change.address] = fingerprint(record)
     prints[SWARM_KEY] = swarm_fingerprint(facts)

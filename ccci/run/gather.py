@@ -69,7 +69,8 @@ def gather_with(
         # never at a plan's hypothetical --now.
         facts = lastuse.observe(conn, facts, last_use, facts.gathered_at)
     if lean:
-        trial = plan_host(host.name, target.policies, facts, plan_at or facts.gathered_at)
+        moment = plan_at or facts.gathered_at
+        trial = plan_host(host.name, target.policies, facts, moment, trial=True)
         if "build_cache" in facts.not_gathered and wants_build_cache(trial, target.policies):
             facts = add_build_cache(conn, facts, early)
         if wants_image_sizes(trial, target.policies):

@@ -307,7 +307,10 @@ class Workspace:
         if target is None:
             return None
         return lambda facts: tuple(
-            c.address for c in plan_host(target.host.name, target.policies, facts, plan.now).changes
+            c.address
+            for c in plan_host(
+                target.host.name, target.policies, facts, plan.now, trial=True
+            ).changes
         )
 
     def rederive(self, saved: Plan) -> Plan:
