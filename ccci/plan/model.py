@@ -40,6 +40,8 @@ class Action(enum.Enum):
 
     @property
     def symbol(self) -> str:
+        """Terraform's one-glyph mark (``+ ~ - -/+``) that the text plan and the policy diff
+        print."""
         return {"create": "+", "update": "~", "delete": "-", "replace": "-/+"}[self.value]
 
 
@@ -235,6 +237,8 @@ class HostPlan:
         return sum(c.bytes_freed or 0 for c in self.changes)
 
     def manual_count(self) -> int:
+        """What an operator must fix by hand here: pending, but never counted as a change to
+        apply."""
         return len(self.manual)
 
     def policy_noops(self) -> tuple[Noop, ...]:
@@ -246,9 +250,13 @@ class HostPlan:
         return tuple(n for n in self.noops if not n.is_policy_level())
 
     def gates_for(self, policy: str) -> tuple[GateResult, ...]:
+        """The gates that hold back ``policy``'s gated changes (apply re-checks them, a saved plan
+        must claim the same ones)."""
         return tuple(g for g in self.gates if g.policy == policy)
 
     def closed_gates(self) -> tuple[GateResult, ...]:
+        """Closed gates: their policies' changes wait, so gathering skips the slow facts only they
+        need."""
         return tuple(g for g in self.gates if not g.open)
 
 
@@ -262,6 +270,8 @@ class Plan:
     format_version: int = PLAN_FORMAT
 
     def is_empty(self) -> bool:
+        """Every host matches policy: nothing for ccci or an operator to do, so ``reconcile --plan
+        --detailed-exitcode`` exits 0."""
         return all(h.is_empty() for h in self.hosts)
 
     def can_apply(self) -> bool:
@@ -269,6 +279,8 @@ class Plan:
         return any(h.changes for h in self.hosts)
 
     def manual_count(self) -> int:
+        """Manual actions over every host: they keep a run from converging though apply does
+        none."""
         return sum(len(h.manual) for h in self.hosts)
 
     def counts(self) -> dict[Action, int]:
@@ -287,6 +299,8 @@ class Plan:
         return sum(h.bytes_freed() for h in self.hosts)
 
     def to_json(self) -> str:
+        """The form ``--out`` saves and ``ccci apply`` reads back (keys sorted, so saved plans diff
+        cleanly)."""
         return json.dumps(to_jsonable(self), indent=2, sort_keys=True)
 
     @classmethod

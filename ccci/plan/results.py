@@ -38,14 +38,19 @@ class HostReport:
     remaining: tuple[str, ...]
 
     def count(self, status: Status) -> int:
+        """Results that ended in ``status``: the recap's changed/failed/skipped numbers."""
         return sum(1 for r in self.results if r.status is status)
 
     @property
     def converged(self) -> bool:
+        """Whether the host now matches the plan: nothing planned (changes or manual actions) is
+        still there when facts are gathered again after apply."""
         return not self.remaining
 
     @property
     def bytes_freed(self) -> int:
+        """Bytes the changes that were done freed: the plan's estimate for images and containers,
+        the engine's own count for build cache."""
         return sum(r.bytes_freed for r in self.results)
 
     def recap(self) -> str:

@@ -115,6 +115,7 @@ class PlanRefused(CcciError):
 
 
 def stale_message(moved: list[str]) -> str:
+    """The one wording of a stale saved plan: at most three moved facts named, and what to do."""
     shown = ", ".join(moved[:3]) + (f" and {len(moved) - 3} more" if len(moved) > 3 else "")
     return (
         f"saved plan is stale: the facts it was made from have moved ({shown}); "
@@ -123,6 +124,8 @@ def stale_message(moved: list[str]) -> str:
 
 
 def refuse_if_stale(plan: Plan, fresh: dict[str, Facts]) -> None:
+    """Raises StalePlan when the facts gathered again just before acting moved from those the plan
+    was judged on: an operator's pause must not let apply act on a changed host."""
     found = [
         f"{host_plan.host}: {address}"
         for host_plan in plan.hosts
