@@ -43,6 +43,8 @@ _MAX_ERROR = 120
 
 
 class Progress(enum.Enum):
+    """Whether a deploy is still in flight (it holds the prune gate) or stuck (nothing in flight: it
+    neither blocks the prune nor saves its stack from the janitor)."""
     CONVERGING = "converging"
     STUCK = "stuck"
 
@@ -59,6 +61,8 @@ class Unsettled:
 
     @property
     def stuck(self) -> bool:
+        """The one test the gates, the janitor, status and metrics use, so they never disagree on
+        it."""
         return self.progress is Progress.STUCK
 
     @property

@@ -70,6 +70,8 @@ def _registry(policy: DaemonPolicy, ctx: Context) -> RuleOutput:
 
 
 def plan_daemon(policy: DaemonPolicy, ctx: Context) -> RuleOutput:
+    """The DaemonPolicy rule: drift only ever yields a manual action, because credentials and daemon
+    settings are the operator's to change; a setting the policy leaves out is not checked."""
     daemon = ctx.facts.daemon
     name, source = policy.meta.name, policy.meta.source
     if policy.registry:

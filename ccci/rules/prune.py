@@ -42,6 +42,9 @@ def _needs(policy: PrunePolicy) -> tuple[str, ...]:
 
 
 def plan_prune(policy: PrunePolicy, ctx: Context) -> RuleOutput:
+    """The PrunePolicy rule: nothing while a gate is closed or a needed fact is missing; then old
+    stopped containers, leftover images and dangling build cache, each removal carrying the
+    preconditions apply re-checks."""
     facts, now, name = ctx.facts, ctx.now, policy.meta.name
     results = [evaluate(name, gate, facts, ctx.reaping, now) for gate in policy.gates]
     yield from results

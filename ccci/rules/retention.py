@@ -275,6 +275,9 @@ def _pruning_build_cache(ctx: Context) -> str:
 
 
 def plan_retention(policy: ImageRetention, ctx: Context) -> RuleOutput:
+    """The ImageRetention rule: pull what ``ensure_present`` lists and is missing (never gated),
+    then evict by least recent use; without the image list it plans nothing, as every image would
+    look missing."""
     gaps = ctx.facts.missing("images")
     if gaps:
         # Without the image list every image would look missing, and evictable by none.

@@ -226,6 +226,8 @@ def _absent(policy: TimerPolicy, unit_name: str, ctx: Context, source: Location)
 
 
 def plan_timers(policy: TimerPolicy, ctx: Context) -> RuleOutput:
+    """The TimerPolicy rule: write and start present timers, mask absent ones; where systemd is not
+    usable, one policy-level noop says so and nothing is planned."""
     state = ctx.facts.systemd
     if state and not systemd_usable(state):
         # Without a running systemd, units can be neither read nor started: do nothing.
