@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,6 +47,7 @@ from benchkit import (  # noqa: E402
     ccci_args,
     ccci_bin,
     ccci_env,
+    heaviest_imports,
     help_row,
     locked_engine,
     measure,
@@ -351,24 +351,8 @@ def engine_calls(api: EngineApi) -> list[tuple[str, float]]:
 def profile_janitor(root: Path, anchor: str, api: EngineApi, env: dict[str, str]) -> None:
     """Where a janitor's time goes: start-up (imports), one cold in-process run under
     cProfile, one warm run timed by phase, and the engine's own time per read."""
-    imports = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c",
-         "import ccci.cli.main, ccci.run.workspace, ccci.plan.build, "
-         "ccci.apply.executor; "
-         "import docker, jinja2, jsonschema, yaml"],
-        capture_output=True, text=True, env=env, check=False,
-    )  # fmt: skip
-    rows = []
-    for line in imports.stderr.splitlines():
-        parts = line.split("|")
-        if len(parts) == 3 and parts[0].startswith("import time:") and parts[1].strip().isdigit():
-            name = parts[2].rstrip()
-            if not name.startswith("  "):  # top-level packages only (cumulative)
-                rows.append((int(parts[1]), name.strip()))
-    rows.sort(reverse=True)
-    print("\n-- start-up: heaviest top-level imports (python -X importtime, cumulative) --")
-    for micros, name in rows[:8]:
-        print(f"  {micros / 1e6:6.3f} s  {name}")
+    print("\n-- start-up: heaviest top-level imports of one janitor --plan (-X importtime) --")
+    print("\n".join(heaviest_imports(janitor_args(root, anchor), env, root)))
 
     main, workers, seconds, size = profiled(lambda: _run_in_process(root, anchor))
     print(

@@ -52,6 +52,7 @@ from benchkit import (  # noqa: E402
     ccci_env,
     copy_policies,
     create_container,
+    heaviest_imports,
     help_row,
     load_images,
     locked_engine,
@@ -316,10 +317,12 @@ def _run_plan_in_process(root: Path, anchor: str) -> tuple[float, int]:
     return run_cli_in_process(plan_args(root, anchor))
 
 
-def profile_plan(root: Path, anchor: str, api: EngineApi) -> None:
-    """Show where a plan's time goes: one cold run under cProfile (main thread, and the
-    gathering threads summed, so above wall time), one warm run timed by phase, and the
-    engine's own time for each read ccci makes."""
+def profile_plan(root: Path, anchor: str, api: EngineApi, env: dict[str, str]) -> None:
+    """Show where a plan's time goes: its start-up imports, one cold run under cProfile
+    (main thread, and the gathering threads summed, so above wall time), one warm run
+    timed by phase, and the engine's own time for each read ccci makes."""
+    print("\n-- start-up: heaviest top-level imports of one plan (python -X importtime) --")
+    print("\n".join(heaviest_imports(plan_args(root, anchor), env, root)))
     main, workers, seconds, size = profiled(lambda: _run_plan_in_process(root, anchor))
     print(f"\nprofile: one in-process plan under cProfile, {seconds:.2f} s wall, {size} B output")
     print(f"\n-- main thread, top {PROFILE_TOP} by cumulative time (CLI wrappers left out) --")
@@ -425,7 +428,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  {'peak RSS (ccci reconcile --plan)':<{label_width}}{rss_mib:5.0f} MiB")
 
         if args.profile:
-            profile_plan(root, seeded.anchor, api)
+            profile_plan(root, seeded.anchor, api, env)
     return 0
 
 

@@ -20,6 +20,7 @@ from ccci.quantities import format_duration, format_spec_duration, format_time
 from ccci.rules import Context, RuleOutput
 from ccci.rules.convergence import unsettled
 from ccci.rules.gates import describe_gaps, unsure
+from ccci.rules.swarmreap import member_outcome, on_member, unreached_nodes
 
 # A unix time is ASCII digits and nothing else: int() would also take '１２３', ' 12',
 # '+12' or '1_2', and a recipe chooses its own labels. Eleven digits reach the year 5138.
@@ -222,6 +223,10 @@ def plan_orphans(policy: OrphanStackPolicy, ctx: Context) -> RuleOutput:
         orphaned, why = orphan_verdict(policy, stack, facts, now)
         if not orphaned:
             yield Noop(address, _label(stack, present), why, name, source)
+        if on_member(facts):
+            # Its swarm's cluster host judges the stack; this node reaps its own volumes.
+            yield from member_outcome(policy, stack, facts, _label(stack, present))
+            continue
             continue
         objects = reapable(policy, stack, facts)
         if not objects:
@@ -256,6 +261,7 @@ def plan_orphans(policy: OrphanStackPolicy, ctx: Context) -> RuleOutput:
 
 
 def _targets(stack: Stack, objects: dict[str, list[str]]) -> tuple[Target, ...]:
+        yield from unreached_nodes(policy, stack, facts)
     """The exact objects the reap removes, with their engine ids: apply removes these and
     nothing that joins the stack after the plan."""
     ids = {("services", s.name): s.id for s in stack.services}

@@ -14,7 +14,7 @@ from typing import Any
 from ccci.config import inventory as inventory_mod
 from ccci.config.inventory import Host, Inventory
 from ccci.errors import CcciError, InputError, Location, StalePlan
-from ccci.facts.model import SCOPE_FULL, Facts
+from ccci.facts.model import SCOPE_FULL, Facts, SwarmScope
 from ccci.facts.snapshot import read_snapshot
 from ccci.plan.model import Plan
 from ccci.plan.saved import PlanRefused, refuse_if_stale, stale_message
@@ -229,8 +229,10 @@ class Workspace:
     def plan(
         self, now: datetime | None = None, snapshot: Path | None = None
     ) -> tuple[Plan, dict[str, Facts]]:
-        """Plan every targeted host, from live facts or from a saved snapshot."""
-        from ccci.plan.build import plan_hosts
+        """Plan every targeted host, from live facts or from a saved snapshot. Hosts of one
+        swarm share its cluster objects, read from one manager (see ccci.run.swarmscope);
+        the facts returned are those each host was planned on."""
+        from ccci.run.swarmscope import plan_in_scope, share
 
         inventory = self.inventory
         moment = now or datetime.now(UTC)
@@ -254,11 +256,22 @@ class Workspace:
             facts_by_host = self.gather_all(targets, plan_at=moment)
             targets = [t for t in targets if t.host.name in facts_by_host]
         self._planned = {t.host.name: t for t in targets}
-        self._facts = facts_by_host
-        plan = plan_hosts(
-            ((t.host.name, t.policies, facts_by_host[t.host.name]) for t in targets), moment
+        names = [t.host.name for t in targets]
+        shared = share(facts_by_host, names, self.unreachable)
+        plan, planned_on = plan_in_scope(
+            [(t.host.name, t.policies, shared[t.host.name]) for t in targets], moment
         )
-        return plan, facts_by_host
+        self._facts = planned_on
+        return plan, planned_on
+
+    def _member_of(self, host: str) -> SwarmScope | None:
+        """The host's share of a swarm view whose cluster work another host of the run does
+        (its plan was made on that host's cluster objects), or None."""
+        facts = self._facts.get(host)
+        swarm = facts.swarm if facts is not None else None
+        if swarm is None or swarm.cluster_work or swarm.source not in self.inventory.hosts:
+            return None
+        return swarm
 
     def _target_for(self, host: str) -> HostPolicies | None:
         """The host's policies, as the plan being applied was made (or re-derived) with."""
@@ -378,11 +391,13 @@ class Workspace:
 
         with self.locked():
             journal = _SharedJournal(self.settings.journal_path)
+        from ccci.run.swarmscope import cluster_first, gather_member
             run_id = uuid.uuid4().hex[:12]
             executors: dict[str, Executor] = {}
             fresh: dict[str, Facts] = {}
             ordered = _InOrder([h.host for h in plan.hosts], on_result)
             by_name = {h.host: h for h in plan.hosts}
+            clusters: list[Any] = []
             try:
                 for name in self.unreachable:
                     # Not reached when planned: its result is "unreachable", and says why.
@@ -398,20 +413,34 @@ class Workspace:
                     executors[host.name] = Executor(
                         conn,
                         journal,
+                    swarm = self._member_of(host.name)
+                    cluster = connector_for(self.inventory.hosts[swarm.source]) if swarm else None
+                    refresh: Callable[..., Facts] = functools.partial(
+                        gather_with,
+                        conn,
+                        target,
+                        last_use=self.settings.last_use_path(host.name),
+                    )
+                    if swarm is not None and cluster is not None:
+                        clusters.append(cluster)
+                        refresh = functools.partial(
+                            gather_member,
+                            conn,
+                            cluster,
+                            target,
+                            last_use=self.settings.last_use_path(host.name),
+                            swarm=swarm,
+                        )
                         run_id,
                         clock=lambda: datetime.now(UTC),
                         on_result=functools.partial(ordered.result, host.name),
-                        refresh=functools.partial(
-                            gather_with,
-                            conn,
-                            target,
-                            last_use=self.settings.last_use_path(host.name),
-                        ),
+                        refresh=refresh,
                         scope=self.settings.scope,
                         planned_at=plan.now,
                     )
 
                 def current(target: HostPolicies) -> Facts | None:
+                        cluster=cluster,
                     host_plan = by_name[target.host.name]
                     if not host_plan.changes:
                         return None
@@ -440,8 +469,17 @@ class Workspace:
                     finally:
                         ordered.finish(host_plan.host)
 
-                reachable = [t for t in targets if t.host.name not in lost]
-                done, gone = each_host(reachable, run, self.settings.forks, alone=alone)
+                reachable = [t.host.name for t in targets if t.host.name not in lost]
+                done: dict[str, Any] = {}
+                gone: dict[str, str] = {}
+                # Each swarm's cluster host first: the other nodes' reaps wait for the
+                # services that hold their volumes to be gone.
+                for wave in cluster_first(reachable, self._facts):
+                    wave_done, wave_gone = each_host(
+                        [self._planned[n] for n in wave], run, self.settings.forks, alone=alone
+                    )
+                    done.update(wave_done)
+                    gone.update(wave_gone)
                 # Lost mid-apply: the executor journalled its recap (not converged).
                 self.unreachable.update(lost)
                 self.unreachable.update(gone)
@@ -457,6 +495,8 @@ class Workspace:
 
 
 class _SharedJournal(Journal):
+                for cluster_conn in clusters:
+                    cluster_conn.close()
     """The journal, one line at a time from the hosts' threads (its torn-line repair
     measures the file's end first, which two writers at once would get wrong)."""
 
