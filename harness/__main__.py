@@ -101,6 +101,7 @@ def _fleet(args: argparse.Namespace) -> int:
                 f"{node.name} {node.role} {node.node_id[:12]} ssh root@{node.address} "
                 f"-p {node.ssh_port}  DOCKER_HOST={node.engine.docker_host}"
             )
+        print(f"  registry {running.registry.addr} (pid {running.registry.pid}): every node pulls")
         print(f"  ssh options: {' '.join(running.ssh_options())}")
     return 0
 

@@ -32,10 +32,10 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
-from harness import apt, mounts, netns, procs, sshd
+from harness import apt, fleet_registry, mounts, netns, procs, sshd
 from harness.engine import (
     Engine,
     EngineError,
@@ -44,6 +44,7 @@ from harness.engine import (
     _is_our_dockerd,
     _kill_orphaned_containers,
     _wait_ready,
+    daemon_config,
     engine_handle,
     ensure_packages,
     launch_dockerd,
@@ -52,6 +53,7 @@ from harness.engine import (
     ping,
     swarm_listen_addr,
 )
+from harness.registry import Registry
 
 DEFAULT_DIR = "/var/tmp/ccci-fleet"
 # A /24 the machine does not use; checked at start. Only the bridge and the nodes have it.
@@ -143,6 +145,8 @@ class Fleet:
     known_hosts: str
     remote_dir: str
     nodes: tuple[FleetNode, ...]
+    # The registry every node pulls from (harness/fleet_registry.py): 10.213.77.10:5000.
+    registry: Registry
 
     @property
     def manager(self) -> FleetNode:
@@ -192,6 +196,11 @@ def inventory_yaml(fleet: Fleet, group: str = "fleet") -> str:
     return json.dumps({"all": {"children": {group: {"hosts": hosts}}}}, indent=2) + "\n"
 
 
+def _members(nodes: tuple[NodePaths, ...]) -> list[netns.Member]:
+    """Every namespace of ours on the bridge: the nodes', then the registry's."""
+    return [*(n.member for n in nodes), fleet_registry.MEMBER]
+
+
 def fleet_dir() -> str:
     return os.path.abspath(os.environ.get("CCCI_FLEET_DIR") or DEFAULT_DIR)
 
@@ -238,10 +247,39 @@ def _engine(node: NodePaths, pid: int) -> Engine:
     return engine_handle(node.engine, pid)
 
 
-def _launch_dockerd(node: NodePaths) -> int:
-    """The private engine's dockerd, in the node's network, UTS and mount namespaces."""
+def _launch_dockerd(node: NodePaths, settings: Mapping[str, object] | None = None) -> int:
+    """The private engine's dockerd, in the node's network, UTS and mount namespaces; its
+    daemon.json trusts the fleet registry unless ``settings`` says otherwise."""
     wrap = functools.partial(netns.inside, node.member, node.name, "true")
-    return launch_dockerd(node.engine, wrap=wrap, banner="harness fleet start")
+    if settings is None:
+        settings = fleet_registry.daemon_settings()
+    return launch_dockerd(node.engine, settings, wrap, banner="harness fleet start")
+
+
+def _daemon_current(node: NodePaths) -> bool:
+    """Whether the node's daemon.json is the one this harness writes now (as
+    _sshd_current: a node an older harness started must not pass as warm)."""
+    try:
+        with open(node.engine.config) as fh:
+            return fh.read() == daemon_config(fleet_registry.daemon_settings())
+    except OSError:
+        return False
+
+
+def _reload_dockerd(node: NodePaths, pid: int, timeout: float) -> bool:
+    """Write the current daemon.json and SIGHUP the running dockerd (ours, re-checked):
+    it reloads insecure-registries in place, so the node keeps its containers and its
+    swarm. True once /info shows the fleet registry trusted; False leaves a restart.
+    (A reload only adds: dockerd keeps a setting the file no longer names, which is why
+    success is read from /info and a setting ever dropped would need a restart.)"""
+    paths = node.engine
+    with open(paths.config, "w") as fh:
+        fh.write(daemon_config(fleet_registry.daemon_settings()))
+    if not _is_our_dockerd(paths, procs.cmdline(pid)):
+        return False
+    os.kill(pid, signal.SIGHUP)
+    engine = _engine(node, pid)
+    return _settle(lambda: fleet_registry.trusted_by(engine.api("/info")), timeout)
 
 
 def _ensure_keys(state_dir: str, nodes: tuple[NodePaths, ...]) -> None:
@@ -289,18 +327,28 @@ def _launch_sshd(node: NodePaths) -> int:
     return pid
 
 
-def _stop_node_processes(node: NodePaths, grace: float) -> None:
-    """Containers first (busybox ``sleep`` ignores SIGTERM), then dockerd, then whatever
-    else lives in the node's namespace (containerd, shims, sshd and its sessions)."""
+def _stop_dockerd(node: NodePaths, grace: float) -> None:
+    """Containers first (busybox ``sleep`` ignores SIGTERM), then dockerd, then what a
+    killed one leaves (containerd, shims, mounts, pidfile and socket)."""
     paths = node.engine
     pid = our_dockerd_pid(paths)
     _kill_orphaned_containers(paths)
     if pid:
         procs.terminate(pid, lambda p: _is_our_dockerd(paths, procs.cmdline(p)), grace=grace)
     _clean_dirty_state(paths)
-    inode = netns.inode(node.name)
-    for left in netns.pids_in(node.name):
+
+
+def _stop_namespace_processes(netns_name: str) -> None:
+    """Whatever still lives in a namespace of ours (sshd and its sessions, the registry)."""
+    inode = netns.inode(netns_name)
+    for left in netns.pids_in(netns_name):
         procs.terminate(left, lambda p: netns.lives_in(p, inode), grace=5)
+
+
+def _stop_node_processes(node: NodePaths, grace: float) -> None:
+    """dockerd and its containers, then everything else in the node's namespace."""
+    _stop_dockerd(node, grace)
+    _stop_namespace_processes(node.name)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(node.sshd_pidfile)
 
@@ -439,7 +487,9 @@ def _locked(state_dir: str) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _fleet(state_dir: str, nodes: tuple[NodePaths, ...], engines: list[Engine]) -> Fleet:
+def _fleet(
+    state_dir: str, nodes: tuple[NodePaths, ...], engines: list[Engine], registry: Registry
+) -> Fleet:
     client, _, known, remote = _files(state_dir)
     members = []
     for node, engine in zip(nodes, engines, strict=True):
@@ -448,7 +498,7 @@ def _fleet(state_dir: str, nodes: tuple[NodePaths, ...], engines: list[Engine]) 
         members.append(
             FleetNode(node.name, node.address, SSH_PORT, engine, role, str(swarm.get("NodeID")))
         )
-    return Fleet(state_dir, client, known, remote, tuple(members))
+    return Fleet(state_dir, client, known, remote, tuple(members), registry)
 
 
 def _warm(state_dir: str, nodes: tuple[NodePaths, ...]) -> Fleet | None:
@@ -456,16 +506,20 @@ def _warm(state_dir: str, nodes: tuple[NodePaths, ...]) -> Fleet | None:
     engines = []
     for node in nodes:
         pid = our_dockerd_pid(node.engine)
-        if not (pid and ping(node.engine.socket) and _sshd_pid(node) and _sshd_current(node)):
+        up = pid and ping(node.engine.socket) and _daemon_current(node)
+        if not (up and pid and _sshd_pid(node) and _sshd_current(node)):
             return None
         engines.append(_engine(node, pid))
     if not os.path.exists(_files(state_dir)[2]):
+        return None
+    registry = fleet_registry.running(state_dir)
+    if registry is None:
         return None
     try:
         healthy = _swarm_healthy(nodes, engines)
     except (EngineError, OSError):
         return None
-    return _fleet(state_dir, nodes, engines) if healthy else None
+    return _fleet(state_dir, nodes, engines, registry) if healthy else None
 
 
 def ensure_fleet(timeout: float = 120.0) -> Fleet:
@@ -478,7 +532,7 @@ def ensure_fleet(timeout: float = 120.0) -> Fleet:
     ensure_packages()
     _ensure_tools()
     with _locked(state_dir):
-        netns.ensure(BRIDGE, HOST_ADDRESS, SUBNET, [n.member for n in nodes])
+        netns.ensure(BRIDGE, HOST_ADDRESS, SUBNET, _members(nodes))
         _ensure_keys(state_dir, nodes)
         started = {}
         for node in nodes:
@@ -489,6 +543,9 @@ def ensure_fleet(timeout: float = 120.0) -> Fleet:
                 if not ping(node.engine.socket):
                     _stop_node_processes(node, grace=10)
                     pid = None
+            if pid and not _daemon_current(node) and not _reload_dockerd(node, pid, 15.0):
+                _stop_dockerd(node, grace=10)
+                pid = None
             if not pid:
                 _clean_dirty_state(node.engine)
                 pid = _launch_dockerd(node)
@@ -505,10 +562,11 @@ def ensure_fleet(timeout: float = 120.0) -> Fleet:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(node.sshd_pidfile)
                 _launch_sshd(node)
+        registry = fleet_registry.ensure(state_dir, timeout)
         for engine in engines:
             ensure_busybox_image(engine)
         _ensure_swarm(nodes, engines, timeout)
-        return _fleet(state_dir, nodes, engines)
+        return _fleet(state_dir, nodes, engines, registry)
 
 
 def stop_fleet(purge: bool = False, grace: float = 20.0) -> None:
@@ -520,7 +578,9 @@ def stop_fleet(purge: bool = False, grace: float = 20.0) -> None:
     with _locked(state_dir):
         for node in nodes:
             _stop_node_processes(node, grace)
-        netns.remove(BRIDGE, [n.member for n in nodes])
+        fleet_registry.stop(state_dir, purge)
+        _stop_namespace_processes(fleet_registry.NETNS)
+        netns.remove(BRIDGE, _members(nodes))
         mounts.unmount_under(state_dir)
         if purge:
             for node in nodes:
@@ -548,6 +608,12 @@ def status() -> dict[str, object]:
             "docker_host": node.engine.docker_host,
         })  # fmt: skip
     out["nodes"] = rows
+    registry = fleet_registry.running(state_dir)
+    out["registry"] = {
+        "address": fleet_registry.ADDR,
+        "netns": netns.inode(fleet_registry.NETNS) is not None,
+        "pid": registry.pid if registry else None,
+    }
     out["running"] = _warm(state_dir, nodes) is not None
     return out
 
@@ -559,6 +625,23 @@ def kill_dockerd(node: FleetNode) -> None:
     if pid and _is_our_dockerd(paths, procs.cmdline(pid)):
         os.kill(pid, signal.SIGKILL)
         procs.wait_dead(pid, 10)
+
+
+def relaunch_dockerd(node: FleetNode, settings: Mapping[str, object]) -> int:
+    """Stop one node's dockerd and start it again with ``settings`` as its daemon.json, as
+    an older harness would have (tests of what a start repairs); returns the new pid."""
+    paths = next(p for p in node_paths() if p.name == node.name)
+    _stop_dockerd(paths, grace=10)
+    pid = _launch_dockerd(paths, settings)
+    _wait_ready(paths.engine, pid, 60)
+    return pid
+
+
+def registry_pid() -> int | None:
+    """The fleet registry's pid when it runs (a process proven ours), else None."""
+    from harness import registry
+
+    return registry.our_pid(fleet_registry.site(fleet_dir()).paths)
 
 
 def leftovers() -> list[str]:
@@ -573,6 +656,14 @@ def leftovers() -> list[str]:
             found.append(f"dockerd {pid}")
         found += [f"containerd {p}" for p in our_containerd_pids(node.engine)]
         found += [f"process {pid} in {node.name}" for pid in netns.pids_in(node.name)]
+    reg = fleet_registry.MEMBER
+    if netns.inode(reg.netns) is not None:
+        found.append(f"netns {reg.netns}")
+    if netns.link_exists(reg.veth):
+        found.append(f"link {reg.veth}")
+    if pid := registry_pid():
+        found.append(f"registry {pid}")
+    found += [f"process {pid} in {reg.netns}" for pid in netns.pids_in(reg.netns)]
     if netns.link_exists(BRIDGE):
         found.append(f"link {BRIDGE}")
     return found

@@ -38,7 +38,10 @@ ADDR = f"{HOST}:{PORT}"
 
 # The access log is Apache's combined format:
 #   127.0.0.1 - - [date] "GET /v2/recipe/redis/manifests/7 HTTP/1.1" 200 529 "" "docker/…"
-_ACCESS = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[0-9.]+" (?P<status>\d{3}) ')
+_ACCESS = re.compile(
+    r"(?P<client>[0-9A-Fa-f.:]+) \S+ \S+ \[[^\]]*\] "
+    r'"(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[0-9.]+" (?P<status>\d{3}) '
+)
 
 
 class RegistryError(EngineError):
@@ -106,6 +109,8 @@ class Request:
     method: str
     path: str
     status: int
+    # Who asked: on the fleet's registry, which node (its address) pulled.
+    client: str = ""
 
 
 @dataclass(frozen=True)
@@ -141,7 +146,7 @@ class Registry:
         except OSError:
             return []
         return [
-            Request(m["method"], m["path"], int(m["status"]))
+            Request(m["method"], m["path"], int(m["status"]), m["client"])
             for m in (_ACCESS.search(line) for line in text.splitlines())
             if m
         ]
@@ -303,12 +308,17 @@ def stop_registry(purge: bool = False) -> bool:
     return stop(loopback(), purge)
 
 
+def running(site: Site) -> Registry | None:
+    """The registry of ``site`` when ours runs and serves (a few ms), else None."""
+    pid = our_pid(site.paths)
+    return _handle(site, pid) if pid and serves_v2(site.addr) else None
+
+
 def start(site: Site, timeout: float = 30.0) -> Registry:
     """Return the running registry of ``site``, installing and starting it when needed."""
+    if warm := running(site):
+        return warm
     paths = site.paths
-    pid = our_pid(paths)
-    if pid and serves_v2(site.addr):
-        return _handle(site, pid)  # warm path
     binary = ensure_package()
     with _locked(paths):
         pid = our_pid(paths)

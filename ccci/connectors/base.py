@@ -20,6 +20,8 @@ class Connector(Protocol):
     refusals raise the engine's, the OS's or ccci's own errors (never a bare Exception)."""
 
     host: str
+    # Where the engine is reached, as error messages name it (``unix:///…``, ``fake://…``).
+    docker_host: str
 
     # ---- the engine: reads ----------------------------------------------------------
     @property

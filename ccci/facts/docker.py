@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from ccci.facts.model import (
     SCOPE_FULL,
@@ -34,23 +34,13 @@ from ccci.facts.model import (
 )
 from ccci.quantities import parse_time
 
+if TYPE_CHECKING:
+    from ccci.connectors.base import Connector
+
 # Docker's zero time, reported for containers that never finished.
 _ZERO_TIME_PREFIX = "0001-01-01"
 _INSPECT_STATES = frozenset({"exited", "dead"})
 _WORKERS = 8
-
-
-class DockerConnector(Protocol):
-    """What gathering needs from a connector."""
-
-    host: str
-
-    @property
-    def api(self) -> Any: ...
-
-    def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any: ...
-
-    def disk_usage(self, path: str) -> DiskUsage: ...
 
 
 def _epoch(seconds: int | float) -> datetime:
@@ -200,7 +190,7 @@ _DF_BUSY = "a disk usage operation is already running"
 _DF_RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 3.0, 4.0)
 
 
-def _build_cache(conn: DockerConnector) -> list[dict[str, Any]]:
+def _build_cache(conn: Connector) -> list[dict[str, Any]]:
     """BuildKit records from ``/system/df``.
 
     API 1.42 can limit the call to the build cache; older engines size everything, and
@@ -218,13 +208,13 @@ _DF_LOCKS: dict[str, threading.Lock] = {}
 _DF_LOCKS_GUARD = threading.Lock()
 
 
-def _engine_key(conn: DockerConnector) -> str:
+def _engine_key(conn: Connector) -> str:
     target = getattr(conn, "target", None)
     where = getattr(target, "address", "") if target is not None else ""
     return f"{where}|{getattr(conn, 'docker_host', '')}"
 
 
-def _disk_usage(conn: DockerConnector, params: dict[str, str]) -> dict[str, Any]:
+def _disk_usage(conn: Connector, params: dict[str, str]) -> dict[str, Any]:
     """``/system/df``, retried while another caller's disk-usage operation runs."""
     with _DF_LOCKS_GUARD:
         lock = _DF_LOCKS.setdefault(_engine_key(conn), threading.Lock())
@@ -239,7 +229,7 @@ def _disk_usage(conn: DockerConnector, params: dict[str, str]) -> dict[str, Any]
     raise AssertionError("unreachable")
 
 
-def _containers(conn: DockerConnector, created_before: datetime | None) -> tuple[Container, ...]:
+def _containers(conn: Connector, created_before: datetime | None) -> tuple[Container, ...]:
     """List all containers, then inspect the exited ones for their finish time.
 
     With ``created_before``, only containers created before it are inspected: one created
@@ -264,7 +254,7 @@ def _containers(conn: DockerConnector, created_before: datetime | None) -> tuple
     return tuple(parse_container(r, times.get(r["Id"])) for r in raws)
 
 
-def _stack_containers(conn: DockerConnector) -> tuple[Container, ...]:
+def _stack_containers(conn: Connector) -> tuple[Container, ...]:
     """Only containers that belong to a stack, uninspected: what the janitor needs."""
     raws = conn.api.containers(all=True, filters={"label": STACK_LABEL})
     return tuple(parse_container(r) for r in raws)
@@ -318,7 +308,7 @@ _STACK_SCOPE_GAPS = (
 
 
 def gather(
-    conn: DockerConnector,
+    conn: Connector,
     disk_paths: Iterable[str] = (),
     now: datetime | None = None,
     scope: str = SCOPE_FULL,
@@ -387,7 +377,7 @@ def gather(
     )
 
 
-def add_finish_times(conn: DockerConnector, facts: Facts) -> Facts:
+def add_finish_times(conn: Connector, facts: Facts) -> Facts:
     """Inspect the exited containers a lean gather left uninspected: the last-use record
     wants when each finished. Only an apply records last use, so plans stay cheap."""
     missing = [c.id for c in facts.containers if c.state in _INSPECT_STATES and not c.finished]
@@ -419,13 +409,13 @@ class Prefetch:
     dropped, and the process does not wait for it at exit.
     """
 
-    def __init__(self, conn: DockerConnector) -> None:
+    def __init__(self, conn: Connector) -> None:
         self._records: list[dict[str, Any]] = []
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, args=(conn,), daemon=True)
         self._thread.start()
 
-    def _run(self, conn: DockerConnector) -> None:
+    def _run(self, conn: Connector) -> None:
         try:
             self._records = _build_cache(conn)
         except BaseException as exc:  # handed to the caller that asks, as if read then
@@ -438,7 +428,7 @@ class Prefetch:
         return self._records
 
 
-def add_build_cache(conn: DockerConnector, facts: Facts, early: Prefetch | None = None) -> Facts:
+def add_build_cache(conn: Connector, facts: Facts, early: Prefetch | None = None) -> Facts:
     """Gather the build cache into facts that were gathered without it (``early``: from
     a read already started)."""
     raws = early.records() if early is not None else _build_cache(conn)
@@ -447,7 +437,7 @@ def add_build_cache(conn: DockerConnector, facts: Facts, early: Prefetch | None 
     return replace(facts, build_cache=records, gaps=left)
 
 
-def add_image_sizes(conn: DockerConnector, facts: Facts) -> Facts:
+def add_image_sizes(conn: Connector, facts: Facts) -> Facts:
     """Each image's unique size (what removing it frees: its size less the layers it shares),
     from the engine's disk-usage call. Slow before API 1.42: asked for only when needed."""
     data = _disk_usage(conn, {"type": "image"})
@@ -460,7 +450,7 @@ def add_image_sizes(conn: DockerConnector, facts: Facts) -> Facts:
     )
 
 
-def _disks(conn: DockerConnector, paths: list[str]) -> tuple[DiskUsage, ...]:
+def _disks(conn: Connector, paths: list[str]) -> tuple[DiskUsage, ...]:
     """statvfs of each path; a path that cannot be measured is left out, so a gate on it
     stays closed and says the usage is unknown."""
     found = []
@@ -472,7 +462,7 @@ def _disks(conn: DockerConnector, paths: list[str]) -> tuple[DiskUsage, ...]:
     return tuple(found)
 
 
-def refresh_swarm(conn: DockerConnector, facts: Facts) -> Facts:
+def refresh_swarm(conn: Connector, facts: Facts) -> Facts:
     """The same facts with services and tasks read again: cheap enough before every change,
     and exactly what tells whether a deploy started since the last look."""
     if swarm_gap(facts.daemon) is not None:

@@ -5,14 +5,18 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ccci.facts.model import Facts
 from ccci.policy.load import HostPolicies
 
+if TYPE_CHECKING:
+    from ccci.connectors.base import Connector
+    from ccci.policy.model import Policy
+
 
 def gather_with(
-    conn: Any,
+    conn: Connector,
     target: HostPolicies,
     scope: str,
     plan_at: datetime | None,
@@ -78,7 +82,7 @@ def gather_with(
     return facts
 
 
-def _may_want_build_cache(conn: Any, policies: Any) -> bool:
+def _may_want_build_cache(conn: Connector, policies: tuple[Policy, ...]) -> bool:
     """Whether a prune of the build cache has every disk gate open now (statvfs, cheap):
     then the build cache is read beside the other facts, not after the trial plan. Its
     other gates need the facts; a closed one leaves the early answer unused. A closed or

@@ -388,16 +388,16 @@ class Workspace:
         facts are gathered once more before acting (an operator may have taken minutes to
         say yes), and any fingerprint that moved since refuses it whole."""
         from ccci.apply.executor import Executor, scope_for
+        from ccci.run.swarmscope import cluster_first, gather_member
 
         with self.locked():
             journal = _SharedJournal(self.settings.journal_path)
-        from ccci.run.swarmscope import cluster_first, gather_member
             run_id = uuid.uuid4().hex[:12]
             executors: dict[str, Executor] = {}
+            clusters: list[Any] = []
             fresh: dict[str, Facts] = {}
             ordered = _InOrder([h.host for h in plan.hosts], on_result)
             by_name = {h.host: h for h in plan.hosts}
-            clusters: list[Any] = []
             try:
                 for name in self.unreachable:
                     # Not reached when planned: its result is "unreachable", and says why.
@@ -410,9 +410,6 @@ class Workspace:
                             f"{host_plan.host}: host is not in {self.settings.inventory}"
                         )
                     conn = connector_for(host)
-                    executors[host.name] = Executor(
-                        conn,
-                        journal,
                     swarm = self._member_of(host.name)
                     cluster = connector_for(self.inventory.hosts[swarm.source]) if swarm else None
                     refresh: Callable[..., Facts] = functools.partial(
@@ -431,16 +428,19 @@ class Workspace:
                             last_use=self.settings.last_use_path(host.name),
                             swarm=swarm,
                         )
+                    executors[host.name] = Executor(
+                        conn,
+                        journal,
                         run_id,
                         clock=lambda: datetime.now(UTC),
                         on_result=functools.partial(ordered.result, host.name),
                         refresh=refresh,
                         scope=self.settings.scope,
                         planned_at=plan.now,
+                        cluster=cluster,
                     )
 
                 def current(target: HostPolicies) -> Facts | None:
-                        cluster=cluster,
                     host_plan = by_name[target.host.name]
                     if not host_plan.changes:
                         return None
@@ -492,11 +492,11 @@ class Workspace:
                 journal.close()
                 for executor in executors.values():
                     executor.conn.close()
+                for cluster_conn in clusters:
+                    cluster_conn.close()
 
 
 class _SharedJournal(Journal):
-                for cluster_conn in clusters:
-                    cluster_conn.close()
     """The journal, one line at a time from the hosts' threads (its torn-line repair
     measures the file's end first, which two writers at once would get wrong)."""
 

@@ -19,11 +19,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from ccci.facts.model import SCOPE_FULL, Facts, Image
 from ccci.quantities import format_time, parse_time
 from ccci.state.atomic import write_atomic
+
+if TYPE_CHECKING:
+    from ccci.connectors.base import Connector
 
 RECORD_FORMAT = 2
 # References seen in events whose image was not listed in that run (the janitor lists no
@@ -43,12 +46,6 @@ class Record:
     images: dict[str, datetime] = field(default_factory=dict)
     refs: dict[str, datetime] = field(default_factory=dict)
     events_until: datetime | None = None
-
-
-class EventSource(Protocol):
-    """What reading events needs from a connector."""
-
-    def events(self, since: datetime, until: datetime) -> list[dict[str, Any]]: ...
 
 
 def seen_in_use(facts: Facts, now: datetime) -> dict[str, datetime]:
@@ -159,7 +156,7 @@ def advanced(
     return Record(images=record, refs=dict(newest), events_until=until)
 
 
-def events_since(source: EventSource, record: Record, now: datetime) -> dict[str, datetime]:
+def events_since(source: Connector, record: Record, now: datetime) -> dict[str, datetime]:
     """What the engine's events since the last run show in use; nothing on the first run
     (there is no "since"), nothing when the engine cannot say (its events are a bonus: the
     container list is the primary evidence)."""
@@ -178,7 +175,7 @@ def events_since(source: EventSource, record: Record, now: datetime) -> dict[str
         return {}
 
 
-def observe(source: EventSource, facts: Facts, path: Path, now: datetime) -> Facts:
+def observe(source: Connector, facts: Facts, path: Path, now: datetime) -> Facts:
     """Fold this run's evidence of use into the record on disk and return the facts with
     the record's view (``image_last_use``). A state directory ccci cannot write (a plan
     run by another user) leaves the record as it was."""

@@ -12,12 +12,15 @@ import shutil
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ccci.errors import CcciError
 from ccci.policy.build import timer_values
 from ccci.policy.model import Policy
 from ccci.systemd.values import FieldError, check_path, check_timer
+
+if TYPE_CHECKING:
+    from ccci.connectors.base import Connector
 
 UNIT_NAME = "ccci-reconcile"
 DEFAULT_STATE_DIR = Path("/var/lib/ccci")
@@ -123,7 +126,7 @@ def nightly_policies(working_directory: Path) -> tuple[list[Policy], str]:
     return [p for t in targets for p in t.policies], ""
 
 
-def install(conn: Any, unit_dir: Path, files: dict[str, str], state_dir: Path) -> list[str]:
+def install(conn: Connector, unit_dir: Path, files: dict[str, str], state_dir: Path) -> list[str]:
     """Write the unit files, reload systemd, enable and start the timer; returns the paths.
     A file there that ccci did not write (no header, or a mask) is refused before anything
     is written: it is someone else's. The state directory is made first: the first nightly

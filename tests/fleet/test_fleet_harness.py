@@ -6,14 +6,18 @@ The stop test stops the whole fleet (and starts it again), so it is kept last in
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import signal
 import subprocess
 import time
+import uuid
+from collections.abc import Callable
 
 from harness import fleet as fleet_mod
-from harness import procs
-from harness.engine import Engine
+from harness import fleet_registry, procs
+from harness.engine import Engine, daemon_config
 from harness.fleet import Fleet
 
 
@@ -165,9 +169,126 @@ def test_start_cleans_what_a_killed_run_left_of_a_node_and_its_task_runs_there_a
     assert _running_on(boss, "fleet-test-dirty") == {n.node_id for n in again.nodes}
 
 
+def _image(node: fleet_mod.FleetNode, ref: str) -> tuple[list[str], list[str]] | None:
+    """(RepoTags, RepoDigests) of ``ref`` on the node, or None when it has no such image."""
+    found = node.engine.docker(
+        "image", "inspect", "--format", "{{json .RepoTags}}\t{{json .RepoDigests}}", ref,
+        check=False,
+    )  # fmt: skip
+    if found.returncode != 0:
+        return None
+    tags, digests = found.stdout.strip().split("\t")
+    return json.loads(tags), json.loads(digests)
+
+
+def _wait(what: str, done: Callable[[], bool], timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+def _manifest_status(fleet: Fleet, repo: str, digest: str) -> int:
+    """HEAD of the manifest in the fleet registry, from the root namespace."""
+    host, port = fleet.registry.addr.split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=5)
+    try:
+        conn.request(
+            "HEAD",
+            f"/v2/{repo}/manifests/{digest}",
+            headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+        )
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+PINNED_STACK = """\
+version: "3.8"
+services:
+  app:
+    image: {image}
+    deploy:
+      placement:
+        constraints: ["node.id == {node_id}"]
+"""
+
+
+def test_a_stack_deployed_on_the_manager_pulls_by_digest_from_the_fleet_registry_onto_a_worker(
+    clean_fleet: Fleet,
+) -> None:
+    fleet = clean_fleet
+    worker, other = fleet.workers
+    repo = f"fleet-test/pinned-{uuid.uuid4().hex[:8]}"
+    pinned = fleet_registry.push_test_image(fleet, f"{repo}:1")
+    name, digest = pinned.split("@")
+    assert name == f"{fleet_registry.ADDR}/{repo}"
+    assert all(_image(n, pinned) is None for n in fleet.nodes)  # in the registry only
+    since = fleet.registry.log_offset()
+
+    tagged = fleet.registry.ref(f"{repo}:1")
+    fleet_registry.deploy(
+        fleet, "pinned", PINNED_STACK.format(image=tagged, node_id=worker.node_id)
+    )
+
+    boss = fleet.manager.engine
+    spec = boss.docker(
+        "service", "inspect", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
+        "pinned_app",
+    ).stdout.strip()  # fmt: skip
+    assert spec == f"{tagged}@{digest}"  # pinned by the manager, as on a real host
+    gets = [r for r in fleet.registry.requests(since) if r.method == "GET"]
+    by_worker = {r.path for r in gets if r.client == worker.address}
+    assert f"/v2/{repo}/manifests/{digest}" in by_worker  # the worker pulled, by digest
+    assert f"/v2/{repo}/manifests/1" not in by_worker
+    assert not [r for r in fleet.registry.requests(since) if r.client == other.address]
+    assert _image(worker, pinned) == ([], [pinned])  # a pull by digest makes no tag
+    assert _image(fleet.manager, pinned) is None and _image(other, pinned) is None
+
+    boss.docker("stack", "rm", "pinned")
+    stack = "label=com.docker.stack.namespace=pinned"
+    _wait("the task's container to go", lambda: not worker.engine.docker(
+        "ps", "-aq", "--filter", stack).stdout.split())  # fmt: skip
+    assert _image(worker, pinned) == ([], [pinned])  # cache: untagged, with its repo digest
+    listed = worker.engine.docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}").stdout
+    assert f"{name}:<none>" in listed.split()
+
+
+def test_each_node_trusts_the_fleet_registry_and_a_start_reloads_one_whose_config_lacks_it(
+    fleet: Fleet,
+) -> None:
+    assert all(fleet_registry.trusted_by(n.engine.api("/info")) for n in fleet.nodes)
+    node = fleet.workers[-1]
+    # As an older harness started it: a daemon.json that names no registry.
+    pid = fleet_mod.relaunch_dockerd(node, settings={})
+    assert not fleet_registry.trusted_by(node.engine.api("/info"))
+
+    again = fleet_mod.ensure_fleet()
+
+    back = next(n for n in again.nodes if n.name == node.name)
+    assert back.engine.pid == pid  # reloaded in place (SIGHUP), not restarted
+    assert fleet_registry.trusted_by(back.engine.api("/info"))
+    with open(os.path.join(back.engine.state_dir, "daemon.json")) as fh:
+        assert fh.read() == daemon_config(fleet_registry.daemon_settings())
+    assert _swarm_nodes(again)[node.node_id] == ("worker", "ready")
+
+
+def test_a_second_start_finds_the_same_daemons_and_registry_running(fleet: Fleet) -> None:
+    again = fleet_mod.ensure_fleet()
+    assert [n.engine.pid for n in again.nodes] == [n.engine.pid for n in fleet.nodes]
+    assert again.registry == fleet.registry
+    argv = procs.cmdline(again.registry.pid)
+    assert os.path.basename(argv[0]) == "docker-registry"
+    assert argv[1:] == ["serve", os.path.join(again.registry.root, "config.yml")]
+    ns = os.readlink(f"/proc/{again.registry.pid}/ns/net")
+    assert ns == f"net:[{os.stat(f'/run/netns/{fleet_registry.NETNS}').st_ino}]"
+
+
 def test_stop_leaves_nothing_of_ours_running_and_start_brings_the_same_swarm_back(
     fleet: Fleet,
 ) -> None:
+    repo = f"fleet-test/kept-{uuid.uuid4().hex[:8]}"
+    digest = fleet_registry.push_test_image(fleet, f"{repo}:1").split("@")[1]
     fleet_mod.stop_fleet()
     assert fleet_mod.leftovers() == []
     ours = procs.find(lambda argv: any(fleet.state_dir + "/" in a for a in argv))
@@ -175,6 +296,7 @@ def test_stop_leaves_nothing_of_ours_running_and_start_brings_the_same_swarm_bac
     assert not any(name.startswith("ccci-fleet-") for name in _netns_names())
     again = fleet_mod.ensure_fleet()
     assert {n.node_id for n in again.nodes} == {n.node_id for n in fleet.nodes}
+    assert _manifest_status(again, repo, digest) == 200  # the registry's store is kept
 
 
 def _netns_names() -> list[str]:
