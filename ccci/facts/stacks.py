@@ -42,7 +42,9 @@ ENV_READ_LIMIT = 64 * 1024
 class Pattern(Protocol):
     """A compiled run-app pattern: ``re`` or the policy's time-safe matcher."""
 
-    def search(self, text: str) -> object: ...
+    def search(self, text: str) -> object:
+        """Truthy when the pattern matches anywhere in ``text``, as ``re.Pattern.search``:
+        all that grouping asks of a pattern."""
 
 
 _KEY_LINE = re.compile(r"\A(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)\Z")
