@@ -21,8 +21,6 @@ from ccci.rules.gates import describe_gaps, stuck_after_of
 
 @dataclass(frozen=True)
 class DiskLine:
-    """A measured filesystem beside every policy threshold on it (policy name, share), so status
-    says which policy the usage crosses."""
     path: str
     ratio: float
     thresholds: tuple[tuple[str, float], ...]
@@ -30,8 +28,6 @@ class DiskLine:
 
 @dataclass(frozen=True)
 class StackLine:
-    """A live stack and how old it is; ``converging``/``stuck`` name a service still in flight, or
-    one stuck past ``stuck_after``, with why."""
     name: str
     services: int
     age_seconds: float | None
@@ -52,8 +48,6 @@ class TimerLine:
 
 @dataclass(frozen=True)
 class LastRun:
-    """The journal's newest recap for the host: what the last apply did, and whether it
-    converged."""
     time: str
     run: str
     changed: int
@@ -87,7 +81,6 @@ class HostStatus:
 
     @property
     def healthy(self) -> bool:
-        """Healthy means no problem was found: ``problems`` alone decides it, and says why not."""
         return not self.problems
 
 
@@ -154,9 +147,6 @@ def host_status(
     journal: list[dict[str, Any]],
     now: datetime,
 ) -> HostStatus:
-    """The status screen as data, pure: problems are disk over a threshold, facts that could not be
-    gathered, stuck services, orphans to reap, missing images, manual actions and a last run with
-    failures."""
     thresholds = _thresholds(policies)
     disks = tuple(DiskLine(d.path, d.ratio, tuple(thresholds.get(d.path, ()))) for d in facts.disks)
     found = unsettled(facts, now, stuck_after_of(g.gate for g in plan.gates))
