@@ -28,9 +28,12 @@ class Matcher(Protocol):
     """What rules need of a compiled pattern: its text and a search."""
 
     @property
-    def pattern(self) -> str: ...
+    def pattern(self) -> str:
+        """The policy's own text, for messages that name the pattern an author wrote."""
 
-    def search(self, text: str) -> Any: ...
+    def search(self, text: str) -> Any:
+        """A match anywhere in ``text`` or None, as ``re.Pattern.search``; linear in
+        ``text`` with RE2."""
 
 
 def _re2() -> Any:

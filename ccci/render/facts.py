@@ -8,6 +8,8 @@ from ccci.rules.convergence import unsettled
 
 
 def render_facts(facts: Facts) -> str:
+    """A screenful for a person: counts, disks and gaps only; the full record, for planning offline,
+    is ``--output json``."""
     daemon = facts.daemon
     stacks = facts.stacks()
     dangling = [i for i in facts.images if i.dangling]

@@ -19,6 +19,8 @@ from ccci.state.lastuse import seen_in_use
 
 @dataclass(frozen=True)
 class ImageRow:
+    """One image as ``ccci images`` lists it: what it is to the cache, and every reason it stays
+    (retained by a policy, in use, last used)."""
     id: str
     tags: tuple[str, ...]
     kind: str
@@ -88,6 +90,8 @@ def _name(row: ImageRow) -> str:
 
 
 def render_text(host: str, rows: list[ImageRow], now: datetime) -> str:
+    """The listing for a person; every engine-given name is escaped, so a recipe's tag cannot print
+    as a line of its own."""
     lines = [terminal(f"{host}: {len(rows)} images")]
     for row in rows:
         name = _name(row)
@@ -114,6 +118,7 @@ def render_text(host: str, rows: list[ImageRow], now: datetime) -> str:
 
 
 def render_json(by_host: dict[str, list[ImageRow]]) -> str:
+    """Every host's rows as one versioned document (``format_version``) that scripts may rely on."""
     return json.dumps(
         {"format_version": 1, "hosts": {h: to_jsonable(r) for h, r in by_host.items()}},
         indent=2,

@@ -25,4 +25,5 @@ def plan_document(plan: Plan) -> dict[str, Any]:
 
 
 def render_plan(plan: Plan) -> str:
+    """The plan with its summary, key-sorted: a saved plan ``ccci apply`` accepts as it is."""
     return json.dumps(plan_document(plan), indent=2, sort_keys=True)

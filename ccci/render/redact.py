@@ -170,6 +170,8 @@ class Scrubber:
 
     @classmethod
     def of(cls, *variable_sets: Mapping[str, Any]) -> Scrubber:
+        """A scrubber for every secret-looking value in these variable sets (an inventory's host
+        vars)."""
         found: set[str] = set()
         for variables in variable_sets:
             found |= secret_values(variables)
@@ -193,6 +195,8 @@ class Scrubber:
         return sorted((f for f in forms if len(f) >= MIN_SCRUB), key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
+        """``text`` with every form of every known secret masked, longest first, so a secret that
+        holds another is masked whole."""
         for form in self._forms():
             text = text.replace(form, MASK)
         return text

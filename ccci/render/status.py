@@ -12,6 +12,8 @@ from ccci.views.status import HostStatus
 
 
 def render_text(status: HostStatus, style: Style) -> str:
+    """The status screen for a person: the verdict and problems first, then the details they come
+    from."""
     verdict = style("healthy", "green") if status.healthy else style("needs attention", "yellow")
     lines = [style(f"{status.host}: {verdict}", "bold"), f"  engine   {status.engine}"]
     lines += [f"  !  {p}" for p in status.problems]
@@ -69,6 +71,8 @@ def render_text(status: HostStatus, style: Style) -> str:
 
 
 def render_json(statuses: list[HostStatus]) -> str:
+    """Every host's status as one versioned document, with ``healthy`` spelt out, since a script
+    should not re-derive it from ``problems``."""
     hosts = []
     for status in statuses:
         data = to_jsonable(status)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ccci.config import inventory as inventory_mod
 from ccci.config.inventory import Host, Inventory
@@ -22,6 +22,9 @@ from ccci.policy.load import HostPolicies, load_for_hosts
 from ccci.quantities import format_time
 from ccci.run.gather import gather_with
 from ccci.state.journal import Journal
+
+if TYPE_CHECKING:
+    from ccci.connectors.base import Connector
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ class Settings:
 
 
 
-def connector_for(host: Host) -> Any:
+def connector_for(host: Host) -> Connector:
     """The host's connector by its ``ansible_connection`` (a ``-c`` override is already in
     its vars, see :func:`with_connection`), not yet connected."""
     from ccci.connectors import connection

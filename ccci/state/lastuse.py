@@ -211,6 +211,8 @@ def _times(raw: Any) -> dict[str, datetime]:
 
 
 def read_record(path: Path) -> Record:
+    """The record as last written; a damaged or missing file reads as empty (every image first seen
+    now, which can only delay eviction), and pending refs keep only the newest."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):
@@ -235,6 +237,7 @@ def read(path: Path) -> dict[str, datetime]:
 
 
 def write_record(path: Path, record: Record) -> None:
+    """Written atomically, sorted: a run killed mid-write leaves the previous record whole."""
     body: dict[str, Any] = {
         "format_version": RECORD_FORMAT,
         "images": {k: format_time(v) for k, v in sorted(record.images.items())},

@@ -45,6 +45,8 @@ def render(
     facts: dict[str, Facts],
     finished: datetime,
 ) -> str:
+    """The node_exporter textfile of one apply, every metric with HELP and TYPE even when no host
+    has a sample; ``finished`` is the apply's end, the caller's clock (metrics do not read one)."""
     samples: dict[str, list[str]] = {name: [] for name in _HELP}
     for report in reports:
         host = f'host="{_label(report.host)}"'
@@ -92,4 +94,5 @@ def _stuck(host: str, facts: Facts, plan: HostPlan | None, now: datetime) -> lis
 
 
 def write(path: Path, text: str) -> None:
+    """Atomically, so node_exporter's collector never reads half a file."""
     write_atomic(path, text)

@@ -124,6 +124,8 @@ def parse_unit(text: str) -> Settings:
 
 
 def same_meaning(a: str, b: str) -> bool:
+    """Whether two unit files configure systemd alike (comments, layout and spellings such as
+    ``daily`` aside): a unit that means the same is left alone rather than rewritten."""
     return parse_unit(a) == parse_unit(b)
 
 

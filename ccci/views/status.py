@@ -21,6 +21,8 @@ from ccci.rules.gates import describe_gaps, stuck_after_of
 
 @dataclass(frozen=True)
 class DiskLine:
+    """A measured filesystem beside every policy threshold on it (policy name, share), so status
+    says which policy the usage crosses."""
     path: str
     ratio: float
     thresholds: tuple[tuple[str, float], ...]
@@ -28,6 +30,8 @@ class DiskLine:
 
 @dataclass(frozen=True)
 class StackLine:
+    """A live stack and how old it is; ``converging``/``stuck`` name a service still in flight, or
+    one stuck past ``stuck_after``, with why."""
     name: str
     services: int
     age_seconds: float | None
@@ -48,6 +52,8 @@ class TimerLine:
 
 @dataclass(frozen=True)
 class LastRun:
+    """The journal's newest recap for the host: what the last apply did, and whether it
+    converged."""
     time: str
     run: str
     changed: int
@@ -81,6 +87,7 @@ class HostStatus:
 
     @property
     def healthy(self) -> bool:
+        """Healthy means no problem was found: ``problems`` alone decides it, and says why not."""
         return not self.problems
 
 
@@ -147,6 +154,9 @@ def host_status(
     journal: list[dict[str, Any]],
     now: datetime,
 ) -> HostStatus:
+    """The status screen as data, pure: problems are disk over a threshold, facts that could not be
+    gathered, stuck services, orphans to reap, missing images, manual actions and a last run with
+    failures."""
     thresholds = _thresholds(policies)
     disks = tuple(DiskLine(d.path, d.ratio, tuple(thresholds.get(d.path, ()))) for d in facts.disks)
     found = unsettled(facts, now, stuck_after_of(g.gate for g in plan.gates))
