@@ -38,6 +38,9 @@ def confirm(plan: Any, yes: bool) -> None:
 def apply_plan(
     workspace: Any, plan: Any, saved: bool, detailed_exitcode: bool, output: str = "text"
 ) -> None:
+    """Apply and print each result as it lands, then one recap per host in inventory order; exit 1
+    when a host was unreachable or a change failed, and EXIT_CHANGES under ``--detailed-exitcode``
+    when a host did not converge."""
     from ccci.plan.results import Status
     from ccci.render import text as render_text
 

@@ -120,11 +120,14 @@ def show_unreachable(workspace: Any, output: str = "text") -> None:
 
 
 def exit_if_unreachable(workspace: Any) -> None:
+    """Exit 1 after the output when a host could not be reached: what was shown covers only part of
+    the inventory."""
     if workspace.unreachable:
         sys.exit(1)
 
 
 def output_style(stream: Any = None) -> Any:
+    """Colour for ``stream`` (stdout by default) only when it is a terminal that wants it."""
     from ccci.render.style import Style, wants_colour
 
     return Style(wants_colour(stream or sys.stdout))

@@ -35,6 +35,7 @@ for command in COMMANDS:
 
 
 def main() -> None:
+    """The console-script entry point; under NO_COLOR click's own output is plain too."""
     # Honour NO_COLOR for click's own output as well.
     if "NO_COLOR" in os.environ:
         os.environ.setdefault("TERM", "dumb")

@@ -31,6 +31,8 @@ class Host:
 
 @dataclass(frozen=True)
 class Inventory:
+    """Hosts by name in file order, groups by name, and the variables of ``all``; ``source`` names
+    the file in errors."""
     hosts: dict[str, Host]
     groups: dict[str, tuple[str, ...]]
     source: str = ""

@@ -78,6 +78,8 @@ def _converging_gate(doc: Document, value: Any) -> Gate:
 
 
 def build_prune(doc: Document) -> PrunePolicy:
+    """A PrunePolicy; refused without ``gates`` (a prune at any disk usage, mid-deploy, must be
+    asked for with ``gates: {}``) or with an age of 0s or less."""
     spec = doc.data["spec"]
     if "gates" not in spec:
         # A prune without gates runs at any disk usage, mid-deploy: it must be asked for.
@@ -135,6 +137,7 @@ def build_prune(doc: Document) -> PrunePolicy:
 
 
 def build_selector(doc: Document) -> StackSelector:
+    """A shared stack pattern: it plans nothing itself, other policies name it as ``selector``."""
     return StackSelector(meta=_meta(doc), match=doc.data["spec"]["match"])
 
 
@@ -196,6 +199,9 @@ def _env_file(doc: Document, spec: dict[str, Any]) -> str:
 
 
 def build_orphans(doc: Document) -> OrphanStackPolicy:
+    """An OrphanStackPolicy; refused when ``orphan_after`` is under 1m (it would reap runs still
+    going) or ``max_lifetime`` is shorter than it, and env files are read only by a policy that
+    reaps them or says where they are."""
     spec = doc.data["spec"]
     reap = set(spec["reap"])
     # Env files are read when the policy reaps them or names where they are; otherwise a
@@ -236,6 +242,8 @@ def build_orphans(doc: Document) -> OrphanStackPolicy:
 
 
 def build_daemon(doc: Document) -> DaemonPolicy:
+    """A DaemonPolicy; the registry is brought to the one name a client config's auths are compared
+    by (Docker Hub under any of its names), and a setting left out is not checked."""
     spec = doc.data["spec"]
     auth = spec.get("registry_auth") or {}
     version = spec.get("min_api_version")
@@ -322,6 +330,8 @@ def build_timers(doc: Document) -> TimerPolicy:
 
 
 def build_retention(doc: Document) -> ImageRetention:
+    """An ImageRetention; refused when ``down_to`` is not below the high watermark (eviction would
+    flap) or a ``retain`` pattern or ``ensure_present`` reference could never name an image."""
     spec = doc.data["spec"]
     evict = None
     if "evict" in spec:

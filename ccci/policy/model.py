@@ -15,6 +15,8 @@ from ccci.saferegex import Matcher, compile_policy
 
 
 class GateKind(enum.Enum):
+    """The closed set of gates: the disk is under pressure, no run-app stack is live, no service is
+    still converging."""
     DISK_USAGE = "disk_usage"
     NO_LIVE_STACKS = "no_live_stacks"
     NO_CONVERGING_SERVICES = "no_converging_services"
@@ -45,6 +47,8 @@ class Gate:
 
     @cached_property
     def pattern(self) -> Matcher:
+        """Compiled once, and linear in the name (see ccci.saferegex); load already refused a bad
+        pattern."""
         return compile_policy(self.match)
 
 
@@ -130,10 +134,13 @@ class OrphanStackPolicy:
 
     @cached_property
     def run_apps_pattern(self) -> Matcher:
+        """The run-app pattern, compiled once and linear in the name; load already refused a bad
+        one."""
         return compile_policy(self.run_apps)
 
     @cached_property
     def keep_patterns(self) -> tuple[Matcher, ...]:
+        """The ``keep`` patterns, compiled once: a stack matching any is never reaped."""
         return tuple(compile_policy(k) for k in self.keep)
 
     @property

@@ -46,6 +46,8 @@ class Settings:
 
     @property
     def journal_path(self) -> Path:
+        """``--journal``, else the state directory's journal: the one file status reads last runs
+        from."""
         return self.journal or self.state_dir / "journal.jsonl"
 
     @property
@@ -59,6 +61,8 @@ class Settings:
 
     @property
     def lock_path(self) -> Path:
+        """One lock file per state directory: two applies sharing a state directory never run at
+        once."""
         return self.state_dir / "ccci.lock"
 
 
@@ -210,6 +214,8 @@ class Workspace:
         ]
 
     def gather(self, target: HostPolicies, plan_at: datetime | None = None) -> Facts:
+        """One host's facts through a connector of its own, with this run's scope and the host's
+        last-use record; with ``plan_at``, only what planning at that time can use."""
         return _gather(
             target, self.settings.scope, plan_at, self.settings.last_use_path(target.host.name)
         )
