@@ -40,6 +40,8 @@ def scope_for(plan: HostPlan) -> str:
 
 
 def gate_paths(plan: HostPlan) -> list[str]:
+    """The filesystems the plan's gates measure: without a refresh, apply gathers these disks again
+    to re-check the gates before acting."""
     return sorted({g.gate.path for g in plan.gates if g.gate.path})
 
 
@@ -56,8 +58,12 @@ class Executor:
         refresh: Callable[..., Facts] | None = None,
         scope: str = SCOPE_FULL,
         planned_at: datetime | None = None,
+        cluster: Connector | None = None,
     ) -> None:
         self.conn = conn
+        # Where services and tasks are read again before a change: the host's own engine,
+        # or, on a node of a shared swarm view, its cluster host's (a worker cannot list them).
+        self.cluster = cluster or conn
         self.journal = journal
         self.run_id = run_id
         self.clock = clock
@@ -170,7 +176,7 @@ class Executor:
         try:
             policy_gates = plan.gates_for(change.policy) if change.gated else ()
             if any(g.gate.kind in _LIVE_GATES for g in policy_gates):
-                fresh = refresh_swarm(self.conn, facts)
+                fresh = refresh_swarm(self.cluster, facts)
                 closed = self._closed(policy_gates, fresh, kinds=_LIVE_GATES)
                 if closed:
                     return ChangeResult(change, Status.SKIPPED, closed[change.policy])
@@ -228,7 +234,7 @@ class Executor:
                 if users:
                     return ChangeResult(change, Status.SKIPPED, f"now used by {', '.join(users)}")
         if Precondition.STACK_ORPHANED in checks:
-            fresh = refresh_swarm(self.conn, facts)
+            fresh = refresh_swarm(self.cluster, facts)
             # Converging is no reason to stop (a stuck orphan converges for ever); being
             # deployed again since the plan is.
             again = redeployed(ident, facts, fresh)
@@ -284,6 +290,7 @@ class Executor:
                 change.work.reap,
                 change.work.wait_seconds,
                 lambda: self.current(plan, SCOPE_STACKS),
+                cluster=self.cluster,
             )
             return 0, notes
         return self._act_one(change), []

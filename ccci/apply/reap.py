@@ -85,6 +85,7 @@ def reap_stack(
     kinds: tuple[str, ...],
     wait_seconds: float,
     current: Callable[[], Facts],
+    cluster: Connector | None = None,
 ) -> list[str]:
     """Remove exactly ``targets`` of ``stack``, then prove they are gone; raise ReapFailed.
 
@@ -120,11 +121,14 @@ def reap_stack(
                 errors.append(f"{SINGULAR[kind]} {name}: {explain(exc)}")
 
     remove_all("services")
-    if not conn.stack_services(stack):
+    # Whether services are left is the swarm's to say: on a node of a shared swarm view, its
+    # cluster host's engine (which removed them first); the task containers are this node's.
+    swarm = cluster or conn
+    if not swarm.stack_services(stack):
         # No service left (reaped now, or removed by a teardown killed halfway): its task
         # containers still hold volumes and networks for a few seconds; wait them out.
         gone = _wait_until(
-            lambda: not conn.stack_containers(stack) and not conn.stack_services(stack),
+            lambda: not conn.stack_containers(stack) and not swarm.stack_services(stack),
             wait_seconds,
         )
         if not gone:

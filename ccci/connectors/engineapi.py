@@ -209,6 +209,11 @@ class EngineReads:
             return self.sdk.configs(*args, **kwargs)
         return self._get("/configs", None)
 
+    def nodes(self, *args: Any, **kwargs: Any) -> Any:
+        if args or kwargs:
+            return self.sdk.nodes(*args, **kwargs)
+        return self._get("/nodes", None)
+
     def events(
         self,
         since: int,

@@ -32,6 +32,7 @@ from ccci.facts.model import (
     Task,
     Volume,
 )
+from ccci.facts.swarm import parse_node, placement_fields
 from ccci.quantities import parse_time
 
 if TYPE_CHECKING:
@@ -119,6 +120,7 @@ def parse_service(raw: dict[str, Any]) -> Service:
         update_started=_time(update.get("StartedAt")),
         update_message=update.get("Message") or "",
         version=int((raw.get("Version") or {}).get("Index") or 0),
+        **placement_fields(spec),
     )
 
 
@@ -140,6 +142,7 @@ def parse_task(raw: dict[str, Any]) -> Task:
         changed=_time(status.get("Timestamp")),
         message=status.get("Message") or "",
         exit_code=exit_code if isinstance(exit_code, int) else None,
+        node_id=raw.get("NodeID") or "",
     )
 
 
@@ -183,6 +186,11 @@ def parse_daemon(info: dict[str, Any], version: dict[str, Any]) -> Daemon:
         storage_driver=info.get("Driver") or "",
         swarm_state=swarm.get("LocalNodeState") or "inactive",
         swarm_manager=bool(swarm.get("ControlAvailable")),
+        node_id=swarm.get("NodeID") or "",
+        cluster_id=(swarm.get("Cluster") or {}).get("ID") or "",
+        managers=tuple(
+            sorted(m.get("NodeID") or "" for m in swarm.get("RemoteManagers") or [] if m)
+        ),
     )
 
 
@@ -353,6 +361,7 @@ def gather(
                 "tasks": api.tasks,
                 "secrets": api.secrets,
                 "configs": api.configs,
+                "nodes": api.nodes,
             }
             raw.update(_collect(pool, swarm_calls, gaps))
         else:
@@ -372,6 +381,7 @@ def gather(
         networks=tuple(parse_network(r) for r in raw["networks"]),
         secrets=tuple(parse_swarm_object(r) for r in raw["secrets"]),
         configs=tuple(parse_swarm_object(r) for r in raw["configs"]),
+        nodes=tuple(sorted((parse_node(r) for r in raw["nodes"]), key=lambda n: n.id)),
         scope=scope,
         gaps=tuple(sorted(gaps, key=lambda g: g.kind)),
     )
@@ -465,7 +475,9 @@ def _disks(conn: Connector, paths: list[str]) -> tuple[DiskUsage, ...]:
 def refresh_swarm(conn: Connector, facts: Facts) -> Facts:
     """The same facts with services and tasks read again: cheap enough before every change,
     and exactly what tells whether a deploy started since the last look."""
-    if swarm_gap(facts.daemon) is not None:
+    # A member of a shared swarm view reads them through its cluster host's connector.
+    shared = facts.swarm is not None and not facts.swarm.cluster_work
+    if not shared and swarm_gap(facts.daemon) is not None:
         return facts  # still not a manager's view: the gaps stay, and so do the refusals
     api = conn.api
     return replace(

@@ -116,6 +116,12 @@ class Service:
     update_started: datetime | None = None
     update_message: str = ""
     version: int = 0
+    # Where the swarm may put its tasks (see ccci.facts.swarm): ``mode`` is ``replicated``,
+    # ``global``, ``replicated-job`` or ``global-job``; ``platforms`` are ``os/arch``.
+    mode: str = "replicated"
+    constraints: tuple[str, ...] = ()
+    platforms: tuple[str, ...] = ()
+    max_replicas: int = 0
 
     @property
     def stack(self) -> str:
@@ -151,6 +157,8 @@ class Task:
     changed: datetime | None = None
     message: str = ""
     exit_code: int | None = None
+    # The swarm node the task is assigned to ("" before it is assigned).
+    node_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -204,6 +212,10 @@ class Daemon:
     storage_driver: str
     swarm_state: str
     swarm_manager: bool
+    # Swarm.NodeID; Swarm.Cluster.ID (only a manager knows it); RemoteManagers' node IDs.
+    node_id: str = ""
+    cluster_id: str = ""
+    managers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -384,7 +396,46 @@ class FactGap:
 
 
 # The kinds a swarm manager alone can list.
-SWARM_KINDS = ("services", "tasks", "secrets", "configs")
+SWARM_KINDS = ("services", "tasks", "secrets", "configs", "nodes")
+
+
+@dataclass(frozen=True)
+class Node:
+    """A swarm node as a manager lists it; identified by ``id`` (hostnames may repeat)."""
+
+    id: str
+    hostname: str
+    role: str
+    availability: str = ""
+    state: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    engine_labels: dict[str, str] = field(default_factory=dict)
+    os: str = ""
+    arch: str = ""
+
+
+@dataclass(frozen=True)
+class UnreachedNode:
+    """A node of the swarm no host of the run reached: its volumes were not looked at."""
+
+    id: str
+    hostname: str
+    why: str
+
+
+@dataclass(frozen=True)
+class SwarmScope:
+    """Where this host's cluster objects came from, in a run over several hosts (see
+    ``ccci.run.swarmscope``): ``source`` is the host whose manager lent them, and the one
+    that does the swarm's cluster work (``cluster_work``). ``cluster_reaps`` names the
+    stacks it reaps in the same run: the only ones whose volumes another node reaps."""
+
+    cluster_id: str
+    node_id: str
+    source: str
+    cluster_work: bool
+    unreached: tuple[UnreachedNode, ...] = ()
+    cluster_reaps: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -408,6 +459,7 @@ class Facts:
     networks: tuple[Network, ...] = ()
     secrets: tuple[SwarmObject, ...] = ()
     configs: tuple[SwarmObject, ...] = ()
+    nodes: tuple[Node, ...] = ()
     files: tuple[FileFact, ...] = ()
     client_configs: tuple[ClientConfig, ...] = ()
     units: tuple[Unit, ...] = ()
@@ -416,6 +468,7 @@ class Facts:
     image_last_use: dict[str, datetime] = field(default_factory=dict)
     scope: str = SCOPE_FULL
     gaps: tuple[FactGap, ...] = ()
+    swarm: SwarmScope | None = None
     format_version: int = FACTS_FORMAT
 
     @property

@@ -51,8 +51,15 @@ def plan_host(
     gates: list[GateResult] = []
     manual: list[Manual] = []
     policies = tuple(policies)
+    # On a node of a shared swarm view, the stacks its cluster host reaps in this run are
+    # gone before this node's gated changes run (apply does the cluster hosts first).
+    swarm_reaps = frozenset(facts.swarm.cluster_reaps) if facts.swarm is not None else frozenset()
     ctx = Context(
-        facts=facts, now=now, retained=retained_images(policies, facts), policies=policies
+        facts=facts,
+        now=now,
+        reaping=swarm_reaps,
+        retained=retained_images(policies, facts),
+        policies=policies,
     )
     ruled = sorted(
         (p for p in policies if type(p) in RULES), key=lambda p: (_ORDER[type(p)], p.meta.name)
@@ -79,7 +86,9 @@ def plan_host(
             else:
                 changes[outcome.address] = outcome
         ctx = replace(
-            ctx, reaping=_reaped_stacks(changes.values()), planned=tuple(changes.values())
+            ctx,
+            reaping=_reaped_stacks(changes.values()) | swarm_reaps,
+            planned=tuple(changes.values()),
         )
     planned = tuple(changes.values())
     return HostPlan(
@@ -102,6 +111,7 @@ def _reaped_stacks(changes: Iterable[Change]) -> frozenset[str]:
 
 
 def plan_hosts(items: Iterable[tuple[str, Iterable[Policy], Facts]], now: datetime) -> Plan:
+    """Every host planned at one ``now``, so a run's hosts are judged against the same moment."""
     return Plan(now=now, hosts=tuple(plan_host(h, p, f, now) for h, p, f in items))
 
 

@@ -220,13 +220,13 @@ def plan_orphans(policy: OrphanStackPolicy, ctx: Context) -> RuleOutput:
                 source,
             )
             continue
-        orphaned, why = orphan_verdict(policy, stack, facts, now)
-        if not orphaned:
-            yield Noop(address, _label(stack, present), why, name, source)
         if on_member(facts):
             # Its swarm's cluster host judges the stack; this node reaps its own volumes.
             yield from member_outcome(policy, stack, facts, _label(stack, present))
             continue
+        orphaned, why = orphan_verdict(policy, stack, facts, now)
+        if not orphaned:
+            yield Noop(address, _label(stack, present), why, name, source)
             continue
         objects = reapable(policy, stack, facts)
         if not objects:
@@ -258,10 +258,10 @@ def plan_orphans(policy: OrphanStackPolicy, ctx: Context) -> RuleOutput:
             ),
             targets=_targets(stack, objects),
         )
+        yield from unreached_nodes(policy, stack, facts)
 
 
 def _targets(stack: Stack, objects: dict[str, list[str]]) -> tuple[Target, ...]:
-        yield from unreached_nodes(policy, stack, facts)
     """The exact objects the reap removes, with their engine ids: apply removes these and
     nothing that joins the stack after the plan."""
     ids = {("services", s.name): s.id for s in stack.services}

@@ -238,6 +238,9 @@ class _Engine:
     def configs(self) -> list[Any]:
         return []
 
+    def nodes(self) -> list[Any]:
+        return []
+
     def get_json(self, path: str, params: Any = None) -> Any:
         return {"BuildCache": []}
 
@@ -259,7 +262,7 @@ def test_an_engine_that_cannot_list_the_swarm_leaves_gaps_not_empty_lists(
 ) -> None:
     gathered = gather(_Engine(swarm), now=NOW)
     assert {g.kind: g.cause for g in gathered.gaps} == {
-        k: cause for k in ("configs", "secrets", "services", "tasks")
+        k: cause for k in ("configs", "nodes", "secrets", "services", "tasks")
     }
     # Re-reading the swarm before a change does not pretend the gaps were filled.
     assert refresh_swarm(_Engine(swarm), gathered) == gathered

@@ -208,6 +208,7 @@ def test_tasks_keep_state_desired_state_container_image_and_error() -> None:
         changed=datetime(2026, 11, 27, 2, 59, 31, 100000, tzinfo=UTC),
         message="preparing",
         exit_code=None,
+        node_id="q2w3e4r5t6y7u8i9o0p1a2s3d",
     )
     assert running.container_id == "0c" * 32
     assert running.exit_code == 0
@@ -269,6 +270,8 @@ def test_the_daemon_is_described_from_info_and_version() -> None:
         storage_driver="overlay2",
         swarm_state="active",
         swarm_manager=True,
+        node_id="q2w3e4r5t6y7u8i9o0p1a2s3d",
+        managers=("q2w3e4r5t6y7u8i9o0p1a2s3d",),
     )
 
 
@@ -336,6 +339,9 @@ class RecordedApi:
 
     def configs(self) -> list[dict[str, Any]]:
         return self._swarm_only("configs")
+
+    def nodes(self) -> list[dict[str, Any]]:
+        return self._swarm_only("nodes")
 
 
 class RecordedConnector:
