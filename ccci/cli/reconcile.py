@@ -21,6 +21,7 @@ from ccci.cli.common import (
 )
 from ccci.cli.options import errors, output_option, parse_now
 from ccci.errors import CcciError
+from ccci.policy.workscope import SCOPE_ALL, SCOPES
 
 
 @click.command()
@@ -50,6 +51,15 @@ from ccci.errors import CcciError
     is_flag=True,
     help="Accept a policy set with no policy at all (else an error: nothing would be checked).",
 )
+@click.option(
+    "--scope",
+    "work_scope",
+    type=click.Choice(SCOPES),
+    default=SCOPE_ALL,
+    show_default=True,
+    help="node: only what is the host's own (images, containers, build cache, units); "
+    "cluster: only orphan stacks (services, secrets, configs, networks and their volumes).",
+)
 @errors
 def reconcile(
     mode: str,
@@ -61,10 +71,11 @@ def reconcile(
     now: str | None,
     verbose: bool,
     allow_empty: bool,
+    work_scope: str,
 ) -> None:
     """Plan (and with --apply, apply) what the policies ask of each host."""
 
-    settings = host_settings()
+    settings = _scoped(host_settings(), work_scope)
     if not allow_empty:
         from ccci.policy.load import require_policies
 
@@ -112,6 +123,22 @@ def _reconcile(
     exit_if_unreachable(workspace)
     if detailed_exitcode and not plan.is_empty():
         sys.exit(EXIT_CHANGES)
+
+
+def _scoped(settings: Any, work_scope: str) -> Any:
+    """The run limited to the policies of ``--scope`` (ccci.policy.workscope); a cluster
+    run gathers what stacks are made of, as the janitor does."""
+    from dataclasses import replace
+
+    from ccci.facts.model import SCOPE_STACKS
+    from ccci.policy.workscope import SCOPE_CLUSTER, kinds_for
+
+    kinds = kinds_for(work_scope)
+    if kinds is None:
+        return settings
+    if work_scope == SCOPE_CLUSTER:
+        return replace(settings, kinds=kinds, scope=SCOPE_STACKS)
+    return replace(settings, kinds=kinds)
 
 
 def _save_plan(out: Path, text: str) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ccci.cli.options import errors
+from ccci.policy.workscope import SCOPE_ALL, SCOPES
 
 
 @click.group()
@@ -47,6 +48,36 @@ def systemd() -> None:
     default=Path("/var/lib/ccci"),
     show_default=True,
 )
+@click.option(
+    "--scope",
+    "work_scope",
+    type=click.Choice(SCOPES),
+    default=SCOPE_ALL,
+    show_default=True,
+    help="What the nightly's reconcile acts on: all (one run for the whole inventory, or a "
+    "single host); node (each node's own oneshot: never cluster objects); cluster.",
+)
+@click.option(
+    "-l",
+    "--limit",
+    metavar="PATTERN",
+    help="The hosts the nightly reconciles (Ansible syntax).  [default: every host]",
+)
+@click.option(
+    "-f",
+    "--forks",
+    type=click.IntRange(1, 256),
+    default=5,
+    show_default=True,
+    help="At most this many hosts at once in the nightly run.",
+)
+@click.option(
+    "-c",
+    "--connection",
+    type=click.Choice(["local", "ssh"]),
+    help="Reach every host this way (localhost stays local).  "
+    "[default: each host's ansible_connection]",
+)
 @errors
 def systemd_install(
     print_only: bool,
@@ -56,24 +87,38 @@ def systemd_install(
     on_calendar: str,
     randomized_delay: str,
     state_dir: Path,
+    work_scope: str,
+    limit: str | None,
+    forks: int,
+    connection: str | None,
 ) -> None:
     """Install ccci-reconcile.service (Type=oneshot, SuccessExitStatus=75 for a busy lock,
     hardened but able to reach the Docker socket and write where the policies in the
-    working directory write) and ccci-reconcile.timer."""
+    working directory write) and ccci-reconcile.timer. On a farm: one manager's nightly
+    for every node over SSH (the default, --scope all), or each node's own with
+    --scope node and exactly one manager's with --scope all (docs/operations.md)."""
     from ccci.connectors.local import LocalConnector
     from ccci.systemd.install import (
         UNIT_NAME,
+        Farm,
+        check_farm,
         install,
         nightly_args,
+        nightly_hosts,
         nightly_policies,
         nightly_values,
     )
     from ccci.systemd.units import render_nixos_module, render_timer_units
 
+    farm = check_farm(Farm(work_scope, limit, forks, connection))
     where = working_directory.resolve()
-    policies, note = nightly_policies(where)
+    policies, note = nightly_policies(where, farm)
     if note:
         click.echo(f"note: {note}", err=True)
+    hosts = nightly_hosts(where, farm)
+    if len(hosts) > 1 or any(how == "ssh" for _, how in hosts):
+        reached = ", ".join(f"{name} ({how})" for name, how in hosts)
+        click.echo(f"note: the nightly reconciles {reached}", err=True)
     values = nightly_values(
         where,
         on_calendar,
@@ -82,9 +127,11 @@ def systemd_install(
         unit_dir,
         policies,
         unit_dir_writable=fmt != "nix",
+        farm=farm,
     )
     if fmt == "nix":
-        click.echo(render_nixos_module(values, nightly_args(state_dir)), nl=False)
+        ssh = any(how == "ssh" for _, how in hosts)
+        click.echo(render_nixos_module(values, nightly_args(state_dir, farm), ssh), nl=False)
         return
     units = render_timer_units(values)
     files = {f"{UNIT_NAME}.service": units.service, f"{UNIT_NAME}.timer": units.timer}

@@ -162,14 +162,16 @@ def _template(name: str) -> Any:
     return env.from_string(text)
 
 
-def render_nixos_module(values: dict[str, Any], args: str) -> str:
+def render_nixos_module(values: dict[str, Any], args: str, ssh: bool = False) -> str:
     """The same timer as a NixOS module, for hosts whose units live in the Nix store. The
     command is the ccci of the module's ``services.ccci.package`` with ``args``: a path
-    found on this machine means nothing in a Nix configuration."""
+    found on this machine means nothing in a Nix configuration. ``ssh``: the run reaches
+    hosts over SSH, and a NixOS unit's PATH holds no ``ssh`` unless it is given one."""
     return str(
         _template("nixos.nix.j2").render(
             **values,
             args=args,
+            ssh=ssh,
             after_units=values["after"].split(),
             exit_statuses=exit_statuses(values["success_exit_status"]),
         )
