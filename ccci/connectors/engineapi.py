@@ -103,6 +103,8 @@ class EngineReads:
 
     @property
     def sdk(self) -> Any:
+        """The SDK's client, made (and the SDK imported) on the first call plain HTTP does not
+        answer."""
         if self._sdk is None:
             self._sdk = self._sdk_factory()
         return self._sdk
@@ -113,6 +115,7 @@ class EngineReads:
         return getattr(self.sdk, name)
 
     def close(self) -> None:
+        """Close the SDK's client if one was made; the plain-HTTP reads hold no connection open."""
         if self._sdk is not None:
             self._sdk.close()
             self._sdk = None
@@ -143,22 +146,28 @@ class EngineReads:
         return self._get(path, params)
 
     def info(self, *args: Any, **kwargs: Any) -> Any:
+        """``/info`` by plain HTTP; a call with arguments gathering never makes goes to the SDK."""
         if args or kwargs:
             return self.sdk.info(*args, **kwargs)
         return self._get("/info", None)
 
     def version(self, *args: Any, **kwargs: Any) -> Any:
+        """``/version`` by plain HTTP; a call with arguments gathering never makes goes to the
+        SDK."""
         if args or kwargs:
             return self.sdk.version(*args, **kwargs)
         return self._get("/version", None)
 
     def images(self, *args: Any, **kwargs: Any) -> Any:
+        """``/images/json`` (``all`` only) by plain HTTP; any other argument goes to the SDK."""
         if args or set(kwargs) - {"all"}:
             return self.sdk.images(*args, **kwargs)
         every = bool(kwargs.get("all"))
         return self._get("/images/json", {"only_ids": False, "all": every})
 
     def containers(self, *args: Any, **kwargs: Any) -> Any:
+        """``/containers/json`` with ``all`` and ``filters`` by plain HTTP, every container and no
+        sizes; any other argument goes to the SDK."""
         if args or set(kwargs) - {"all", "filters"}:
             return self.sdk.containers(*args, **kwargs)
         params: dict[str, Any] = {
@@ -177,16 +186,20 @@ class EngineReads:
         return self._get(path, None)
 
     def volumes(self, *args: Any, **kwargs: Any) -> Any:
+        """``/volumes`` by plain HTTP; a call with arguments goes to the SDK."""
         if args or kwargs:
             return self.sdk.volumes(*args, **kwargs)
         return self._get("/volumes", None)
 
     def networks(self, *args: Any, **kwargs: Any) -> Any:
+        """``/networks`` by plain HTTP; a call with arguments goes to the SDK."""
         if args or kwargs:
             return self.sdk.networks(*args, **kwargs)
         return self._get("/networks", None)
 
     def services(self, *args: Any, **kwargs: Any) -> Any:
+        """``/services`` with ``status`` and ``filters`` by plain HTTP (the reap's
+        ``stack_services`` filters by label); any other argument goes to the SDK."""
         if args or set(kwargs) - {"status", "filters"}:
             return self.sdk.services(*args, **kwargs)
         params: dict[str, Any] = {"status": True} if kwargs.get("status") else {}
@@ -195,21 +208,26 @@ class EngineReads:
         return self._get("/services", params or None)
 
     def tasks(self, *args: Any, **kwargs: Any) -> Any:
+        """``/tasks`` by plain HTTP; a call with arguments goes to the SDK."""
         if args or kwargs:
             return self.sdk.tasks(*args, **kwargs)
         return self._get("/tasks", None)
 
     def secrets(self, *args: Any, **kwargs: Any) -> Any:
+        """``/secrets`` by plain HTTP (names and labels; the engine never returns the data); a call
+        with arguments goes to the SDK."""
         if args or kwargs:
             return self.sdk.secrets(*args, **kwargs)
         return self._get("/secrets", None)
 
     def configs(self, *args: Any, **kwargs: Any) -> Any:
+        """``/configs`` by plain HTTP; a call with arguments goes to the SDK."""
         if args or kwargs:
             return self.sdk.configs(*args, **kwargs)
         return self._get("/configs", None)
 
     def nodes(self, *args: Any, **kwargs: Any) -> Any:
+        """``/nodes`` by plain HTTP; a call with arguments goes to the SDK."""
         if args or kwargs:
             return self.sdk.nodes(*args, **kwargs)
         return self._get("/nodes", None)

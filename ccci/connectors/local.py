@@ -133,6 +133,7 @@ class LocalConnector:
         return DiskUsage(path=path, total=total, used=used, available=st.f_bavail * st.f_frsize)
 
     def close(self) -> None:
+        """Close the engine client if one was made; the next call makes a new one."""
         if self._client is not None:
             self._client.close()
             self._client = None
@@ -140,9 +141,11 @@ class LocalConnector:
     # Targeted reads used by apply to re-check one object just before acting on it.
 
     def inspect_image(self, image_id: str) -> dict[str, Any] | None:
+        """By id or reference; None when the engine has no such image (gone since the plan)."""
         return self._inspect(self.api.inspect_image, image_id)
 
     def inspect_container(self, container_id: str) -> dict[str, Any] | None:
+        """None when the engine has no such container (removed since it was listed)."""
         return self._inspect(self.api.inspect_container, container_id)
 
     def containers_of_image(self, image_id: str) -> list[dict[str, Any]]:
@@ -161,9 +164,13 @@ class LocalConnector:
     # container) are a second line of defence behind ccci's preconditions.
 
     def remove_container(self, container_id: str) -> None:
+        """Never forced and never with its volumes: a running container is the engine's to
+        refuse."""
         self.api.remove_container(container_id, v=False, force=False)
 
     def remove_image(self, image_id: str) -> None:
+        """Never forced: an image in use, or named by several repositories, is the engine's to
+        refuse."""
         # noprune: an untagged parent is not in the plan, so the engine must not take it along.
         self.api.remove_image(image_id, force=False, noprune=True)
 
@@ -231,9 +238,13 @@ class LocalConnector:
         return list(self.api.containers(all=True, filters={"label": f"{STACK_LABEL}={stack}"}))
 
     def stack_services(self, stack: str) -> list[dict[str, Any]]:
+        """The stack's services as the engine has them now, by the stack label: the reap waits for
+        them to be gone."""
         return list(self.api.services(filters={"label": f"{STACK_LABEL}={stack}"}))
 
     def client_config(self, path: str) -> ClientConfig:
+        """Read on this machine by ``ccci.facts.clientconfig``, which keeps registries and users and
+        never a credential."""
         from ccci.facts.clientconfig import read_client_config
 
         return read_client_config(path)
@@ -275,6 +286,7 @@ class LocalConnector:
         return sorted(globbing.glob(pattern))
 
     def remove_file(self, path: str) -> None:
+        """Already gone is done: a reap run twice, or a file removed by hand, is no failure."""
         try:
             os.remove(path)
         except FileNotFoundError:
@@ -330,6 +342,8 @@ class LocalConnector:
         )
 
     def unit_file(self, path: str) -> UnitFile:
+        """Content, symlink and whether the folder is writable; a folder in the Nix store counts as
+        read-only, whatever its mode says."""
         folder = os.path.dirname(path)
         writable = os.access(folder, os.W_OK) and not os.path.realpath(folder).startswith(
             "/nix/store"

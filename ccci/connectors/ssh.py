@@ -283,10 +283,13 @@ class SshConnector(LocalConnector):
 
     @property
     def control_path(self) -> str:
+        """The SSH master's control socket, in this connector's private folder."""
         return os.path.join(self._dir, "control")
 
     @property
     def forwarded_socket(self) -> str:
+        """The engine's socket forwarded by the master, in the private folder: the SDK connects here
+        as to a local engine."""
         return os.path.join(self._dir, "docker.sock")
 
     def connect(self) -> None:
@@ -380,6 +383,8 @@ class SshConnector(LocalConnector):
 
     @property
     def api(self) -> Any:
+        """The SDK's client on the forwarded socket, starting the SSH master first; a failure is a
+        ConnectionFailed naming the host and the remote engine."""
         if self._client is None:
             import docker.errors
 
@@ -500,6 +505,8 @@ class SshConnector(LocalConnector):
         return (lines + [""] * len(paths))[: len(paths)]
 
     def unit_file(self, path: str) -> UnitFile:
+        """Read by one remote shell script (writability, real path, link, content); a folder in the
+        Nix store counts as read-only, and a failed read is an error, never an absent unit."""
         folder = os.path.dirname(path)
         done = self.run(sh_script(_UNIT_FILE, path, folder))
         fields = done.stdout.split(b"\0", 4)
