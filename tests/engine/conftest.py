@@ -21,6 +21,7 @@ from harness.disk import disk_path, fill_to, small_filesystem, unmount  # noqa: 
 from harness.engine import Engine  # noqa: E402
 from harness.images import ensure_busybox_image  # noqa: E402
 from harness.pytest_support import engine_or_fail  # noqa: E402
+from harness.registry import Registry, ensure_registry  # noqa: E402
 
 HOST_DOCKER_SOCK = "unix:///var/run/docker.sock"
 DISK_NAME = "ccci-engine-tests"
@@ -63,3 +64,9 @@ def gate_disk(_gate_filesystem: str) -> str:
     small_filesystem(_gate_filesystem, DISK_MB)
     fill_to(_gate_filesystem, PRESSURE)
     return _gate_filesystem
+
+
+@pytest.fixture
+def registry() -> Registry:
+    """The harness's loopback registry (127.0.0.1:5000), started when it is not running."""
+    return ensure_registry()
