@@ -15,18 +15,38 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ccci_cli import CliWorkspace
+from ccci_cli import stamp
+from enginekit import (
+    AHEAD,
+    DAY,
+    OLD,
+    RUN_APP_MATCH,
+    SECRETS,
+    YOUNG,
+    JanitorCli,
+    changes,
+    full_stack,
+    gates,
+    journal_changes,
+    mountpoint,
+    names,
+    noops,
+    now,
+    on_engine,
+    recaps,
+    seed_run_app,
+    sleeper,
+    stack_containers,
+    task_states,
+    wait_until,
+)
 
 from ccci.apply.lock import hold
 from harness.engine import Engine
@@ -35,157 +55,16 @@ from harness.swarm import deploy_stack
 
 pytestmark = pytest.mark.engine
 
-CCCI = Path(sys.executable).parent / "ccci"
-STACK_LABEL = "com.docker.stack.namespace"
-RUN_APP_MATCH = "^[a-z0-9]{1,4}-[0-9a-f]{6}_ci_"
-POLICY = "reap-killed-runs"
-HOST = "cc-ci"
-SECRETS = ("db_password", "admin_token")
-AHEAD = timedelta(hours=4)  # past the policy's orphan_after of 3h
-DAY = timedelta(days=1)
-
-OLD = "redi-3fa9c1_ci_example_org"
-YOUNG = "mari-5e6f70_ci_example_org"
 KEPT = "demo-0a1b2c_ci_example_org"
 CONVERGING = "post-8d2e4f_ci_example_org"
 PAST_DEADLINE = "wiki-77aa01_ci_example_org"
 NOT_A_RUN_APP = "traefik"
 
 
-def stamp(moment: datetime) -> str:
-    """RFC 3339, whole seconds, as ``--now`` takes it."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
-
-
-def domain(stack: str) -> str:
-    return stack.replace("_", ".")
-
-
 # ---- the CLI, as a user runs it -----------------------------------------------------------
 
 
-@dataclass
-class Ccci(CliWorkspace):
-    """The CLI, pointed at the private engine, with policies, state and abra_dir under root."""
-
-    @property
-    def abra_dir(self) -> Path:
-        return self.root / "abra"
-
-    def write_inventory(self, abra_server: str | None = None) -> None:
-        host_vars = [f"          docker_host: '{self.engine.docker_host}'"]
-        if abra_server:
-            host_vars.append(f"          abra_server: '{abra_server}'")
-        lines = [
-            "all:",
-            "  vars:",
-            f"    abra_dir: '{self.abra_dir}'",
-            "  children:",
-            "    ci:",
-            "      hosts:",
-            f"        {HOST}:",
-            *host_vars,
-        ]
-        self.inventory.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-    def write_policies(self, prune_disk: str | None = None) -> None:
-        """The run-app selector and the orphan policy; with ``prune_disk``, also a gated
-        prune whose ``no_live_stacks`` gate names the same selector."""
-        self.policies.mkdir(exist_ok=True)
-        (self.policies / "selectors.yaml").write_text(
-            "apiVersion: ccci/v1\n"
-            "kind: StackSelector\n"
-            "metadata: {name: run-apps}\n"
-            "hosts: ci\n"
-            "spec:\n"
-            f"  match: '{RUN_APP_MATCH}'\n",
-            encoding="utf-8",
-        )
-        (self.policies / "orphans.yaml").write_text(
-            "apiVersion: ccci/v1\n"
-            "kind: OrphanStackPolicy\n"
-            f"metadata: {{name: {POLICY}}}\n"
-            "hosts: ci\n"
-            "spec:\n"
-            "  run_apps: {selector: run-apps}\n"
-            "  orphan_after: 3h\n"
-            "  expires_label: ci.expires\n"
-            "  keep: ['^demo-']\n"
-            "  reap: [services, secrets, configs, networks, volumes, env_file]\n"
-            "  env_file: '{{ abra_dir }}/servers/{server}/{domain}.env'\n"
-            "  wait: 60s\n",
-            encoding="utf-8",
-        )
-        if prune_disk is not None:
-            (self.policies / "prune.yaml").write_text(
-                "apiVersion: ccci/v1\n"
-                "kind: PrunePolicy\n"
-                "metadata: {name: ci-docker-prune}\n"
-                "hosts: ci\n"
-                "spec:\n"
-                "  gates:\n"
-                f"    disk_usage: {{path: '{prune_disk}', at_least: 80%}}\n"
-                "    no_live_stacks: {selector: run-apps}\n"
-                "    no_converging_services: true\n"
-                "  prune:\n"
-                "    dangling_images: {older_than: 24h}\n",
-                encoding="utf-8",
-            )
-
-    def env_file(self, stack: str, server: str = HOST) -> Path:
-        return self.abra_dir / "servers" / server / f"{domain(stack)}.env"
-
-    def argv(self, *args: str) -> list[str]:
-        return [
-            str(CCCI),
-            *args,
-            "-i",
-            str(self.inventory),
-            "-p",
-            str(self.policies),
-            "--state-dir",
-            str(self.state_dir),
-        ]
-
-    def run(self, *args: str, expect: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[str]:
-        """Run ``ccci ARGS -i … -p … --state-dir …``; fail with its output on another exit."""
-        done = subprocess.run(
-            self.argv(*args),
-            cwd=self.root,
-            env=self.env(),
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert done.returncode in expect, (
-            f"ccci {' '.join(args)} exited {done.returncode}, expected {expect}\n"
-            f"--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
-        )
-        return done
-
-    def janitor_plan(self, at: datetime | None = None) -> dict[str, Any]:
-        """``ccci janitor --plan --output json`` (as of ``at`` when given), parsed."""
-        args = ["janitor", "--plan", "--output", "json"]
-        if at is not None:
-            args += ["--now", stamp(at)]
-        data: dict[str, Any] = json.loads(self.run(*args).stdout)
-        return data
-
-    def plan(self, at: datetime | None = None) -> dict[str, Any]:
-        args = ["reconcile", "--plan", "--output", "json"]
-        if at is not None:
-            args += ["--now", stamp(at)]
-        data: dict[str, Any] = json.loads(self.run(*args).stdout)
-        return data
-
-    def residual(
-        self, stack: str, *args: str, expect: tuple[int, ...] = (0, 1)
-    ) -> subprocess.CompletedProcess[str]:
-        return self.run("residual", stack, *args, expect=expect)
+Ccci = JanitorCli  # the janitor's workspace, by the name every test here gives it
 
 
 @pytest.fixture
@@ -194,192 +73,15 @@ def ccci(clean_engine: Engine, tmp_path: Path) -> Ccci:
     cli = Ccci(clean_engine, tmp_path)
     cli.write_inventory()
     cli.write_policies()
-    assert os.access(CCCI, os.X_OK), f"{CCCI} is missing: install the package (make venv)"
     return cli
 
 
-# ---- making stacks the way abra does -----------------------------------------------------
-
-
-def run_app_compose(
-    stack: str,
-    config_file: Path,
-    *,
-    expires: int | None = None,
-    volume: bool = True,
-    secrets: tuple[str, ...] = SECRETS,
-    pending: bool = False,
-    one_per_node: bool = False,
-) -> str:
-    """A run-app as abra deploys it: one service writing into a named volume, a labelled
-    config, a stack network, abra's external secrets; ``pending`` adds a service whose
-    task can never be placed (it stays pending: the stack is converging)."""
-    command = '["sh", "-c", "echo data > /data/f; sleep 3600"]' if volume else '["sleep", "3600"]'
-    lines = [
-        'version: "3.8"',
-        "services:",
-        "  app:",
-        f"    image: {BASE_TAG}",
-        f"    command: {command}",
-        "    stop_grace_period: 1s",
-        "    networks: [backend]",
-        "    configs: [{source: app_conf, target: /etc/app.conf}]",
-    ]
-    if volume:
-        lines.append("    volumes: [data:/data]")
-    if secrets:
-        lines.append(f"    secrets: [{', '.join(secrets)}]")
-    deploy = []
-    if expires is not None:
-        deploy.append(f'labels: {{ci.expires: "{expires}"}}')
-    if one_per_node:  # a second replica then has nowhere to go: it stays pending
-        deploy.append("placement: {max_replicas_per_node: 1}")
-    if deploy:
-        lines.append(f"    deploy: {{{', '.join(deploy)}}}")
-    if pending:
-        lines += [
-            "  worker:",
-            f"    image: {BASE_TAG}",
-            '    command: ["sleep", "3600"]',
-            "    stop_grace_period: 1s",
-            "    networks: [backend]",
-            '    deploy: {placement: {constraints: ["node.labels.nope==1"]}}',
-        ]
-    lines += ["networks:", "  backend: {}"]
-    lines += [
-        "configs:",
-        "  app_conf:",
-        f"    file: {config_file}",
-        "    labels: {ci.role: app-config}",
-    ]
-    if volume:
-        lines += ["volumes:", "  data: {}"]
-    if secrets:
-        lines.append("secrets:")
-        for name in secrets:
-            lines += [f"  {name}:", "    external: true", f"    name: {stack}_{name}_v1"]
-    return "\n".join(lines) + "\n"
+# ---- stacks that are not run-apps, and what residual prints -------------------------------
 
 
 def proxy_compose() -> str:
-    return (
-        'version: "3.8"\n'
-        "services:\n"
-        "  app:\n"
-        f"    image: {BASE_TAG}\n"
-        '    command: ["sleep", "3600"]\n'
-        "    stop_grace_period: 1s\n"
-        "    deploy: {labels: {ci.expires: '1'}}\n"  # a deadline long past: still not a run-app
-    )
-
-
-def seed_run_app(
-    cli: Ccci,
-    stack: str,
-    *,
-    expires: int | None = None,
-    volume: bool = True,
-    secrets: tuple[str, ...] = SECRETS,
-    pending: bool = False,
-    one_per_node: bool = False,
-    env_server: str = HOST,
-) -> None:
-    """What ``abra app new`` + ``abra app secret generate`` + ``abra app deploy`` leave:
-    the env file, the external secrets (unlabelled), then the deployed stack."""
-    engine = cli.engine
-    env_file = cli.env_file(stack, env_server)
-    env_file.parent.mkdir(parents=True, exist_ok=True)
-    env_file.write_text(f"TYPE=redis\nDOMAIN={domain(stack)}\n", encoding="utf-8")
-    for name in secrets:
-        engine.docker("secret", "create", f"{stack}_{name}_v1", "-", input="s3cret")
-    config_file = cli.root / f"{stack}.conf"
-    config_file.write_text("port = 6379\n", encoding="utf-8")
-    compose = run_app_compose(
-        stack,
-        config_file,
-        expires=expires,
-        volume=volume,
-        secrets=secrets,
-        pending=pending,
-        one_per_node=one_per_node,
-    )
-    deploy_stack(engine, stack, compose, wait=not pending)
-    if pending:
-        wait_until(
-            f"{stack}_app to run", lambda: task_states(engine, f"{stack}_app") == {"running"}
-        )
-        wait_until(
-            f"{stack}_worker to be pending",
-            lambda: task_states(engine, f"{stack}_worker") == {"pending"},
-        )
-    if volume:
-        data = Path(mountpoint(engine, f"{stack}_data")) / "f"
-        wait_until(f"{stack}'s service to write into its volume", data.exists)
-        wait_until(f"data in {data}", lambda: data.read_text() == "data\n")
-
-
-# ---- reading the engine (independently of ccci) ------------------------------------------
-
-
-def _names(engine: Engine, *args: str) -> list[str]:
-    return [ln for ln in engine.docker(*args).stdout.splitlines() if ln.strip()]
-
-
-def mountpoint(engine: Engine, volume: str) -> str:
-    return engine.docker("volume", "inspect", "--format", "{{.Mountpoint}}", volume).stdout.strip()
-
-
-def task_states(engine: Engine, service: str) -> set[str]:
-    """States of the service's tasks that are meant to run."""
-    service_id = engine.docker("service", "inspect", "--format", "{{.ID}}", service).stdout.strip()
-    return {
-        t["Status"]["State"]
-        for t in engine.api("/tasks")
-        if t.get("ServiceID") == service_id and t.get("DesiredState") == "running"
-    }
-
-
-def stack_containers(engine: Engine, stack: str) -> list[str]:
-    return _names(
-        engine, "ps", "-a", "--filter", f"label={STACK_LABEL}={stack}", "--format", "{{.Names}}"
-    )
-
-
-def on_engine(engine: Engine, stack: str, env_file: Path | None = None) -> set[tuple[str, str]]:
-    """Everything of ``stack`` the engine (and abra's dir) still holds, as (kind, name):
-    labelled services, configs, networks, volumes, task containers; abra's secrets by
-    their name prefix; the env file."""
-    label = f"label={STACK_LABEL}={stack}"
-    found = set()
-    for kind, cmd in (
-        ("service", ("service", "ls")),
-        ("config", ("config", "ls")),
-        ("network", ("network", "ls")),
-        ("volume", ("volume", "ls")),
-    ):
-        found |= {
-            (kind, n) for n in _names(engine, *cmd, "--filter", label, "--format", "{{.Name}}")
-        }
-    found |= {("container", n) for n in stack_containers(engine, stack)}
-    secrets = _names(engine, "secret", "ls", "--format", "{{.Name}}")
-    found |= {("secret", n) for n in secrets if n.startswith(f"{stack}_")}
-    if env_file is not None and env_file.exists():
-        found.add(("env file", str(env_file)))
-    return found
-
-
-def full_stack(
-    stack: str, env_file: Path, secrets: tuple[str, ...] = SECRETS
-) -> set[tuple[str, str]]:
-    """What a deployed run-app is made of, apart from its task containers."""
-    return {
-        ("service", f"{stack}_app"),
-        ("config", f"{stack}_app_conf"),
-        ("network", f"{stack}_backend"),
-        ("volume", f"{stack}_data"),
-        ("env file", str(env_file)),
-        *(("secret", f"{stack}_{s}_v1") for s in secrets),
-    }
+    # A deadline long past: still not a run-app.
+    return sleeper(deploy="{labels: {ci.expires: '1'}}")
 
 
 def residual_lines(stdout: str) -> set[tuple[str, str]]:
@@ -392,35 +94,7 @@ def residual_lines(stdout: str) -> set[tuple[str, str]]:
     return found
 
 
-def wait_until(what: str, done: Callable[[], bool], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.2)
-
-
-# ---- reading plans and journals ----------------------------------------------------------
-
-
-def changes(plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {c["address"]: c for host in plan["hosts"] for c in host["changes"]}
-
-
-def noops(plan: dict[str, Any]) -> dict[str, str]:
-    return {n["address"]: n["reason"] for host in plan["hosts"] for n in host["noops"]}
-
-
-def gates(plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {g["gate"]["kind"]: g for host in plan["hosts"] for g in host["gates"]}
-
-
-def journal_changes(journal: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [e for e in journal if e["type"] == "change"]
-
-
-def recaps(journal: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [e for e in journal if e["type"] == "recap"]
+# ---- reading plans ---------------------------------------------------------------------------
 
 
 def reap_before(
@@ -559,7 +233,7 @@ def test_a_partial_stack_whose_services_were_removed_by_hand_is_reaped(ccci: Ccc
     seed_run_app(ccci, OLD, env_server="ci.example.org")
     engine.docker("service", "rm", f"{OLD}_app")
     wait_until("the task containers to go", lambda: not stack_containers(engine, OLD))
-    assert OLD not in _names(engine, "stack", "ls", "--format", "{{.Name}}")
+    assert OLD not in names(engine, "stack", "ls", "--format", "{{.Name}}")
     partial = full_stack(OLD, env_file) - {("service", f"{OLD}_app")}
     assert on_engine(engine, OLD, env_file) == partial
     later = now() + AHEAD
