@@ -28,20 +28,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_orphans_engine import (
+from ccci_cli import HOST, CliWorkspace, stamp
+from enginekit import (
     AHEAD,
-    HOST,
     OLD,
     STACK_LABEL,
     YOUNG,
-    Ccci,
+    JanitorCli,
+    eviction,
     full_stack,
+    image_ids,
     journal_changes,
     now,
     on_engine,
     recaps,
+    retention_policy,
     seed_run_app,
-    stamp,
+    sleeper,
     wait_until,
 )
 
@@ -60,7 +63,7 @@ PROMPT = "[y/N]"
 
 
 @dataclass
-class SavedPlans(Ccci):
+class SavedPlans(JanitorCli):
     """The orphan janitor's CLI workspace plus a gated prune and a retention policy."""
 
     def write_retention(self, ensure_present: tuple[str, ...] = ()) -> None:
@@ -74,15 +77,7 @@ class SavedPlans(Ccci):
         ]
         if ensure_present:
             lines.append("  ensure_present: [" + ", ".join(f"'{r}'" for r in ensure_present) + "]")
-        (self.policies / "retention.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-    def write_hosts(self, hosts: tuple[str, ...]) -> None:
-        """Several inventory hosts, each reached at the same private engine."""
-        lines = ["all:", "  vars:", f"    abra_dir: '{self.abra_dir}'", "  children:", "    ci:"]
-        lines.append("      hosts:")
-        for host in hosts:
-            lines += [f"        {host}:", f"          docker_host: '{self.engine.docker_host}'"]
-        self.inventory.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        self.write_policy("retention", "\n".join(lines) + "\n")
 
     def save_plan(self, *args: str) -> dict[str, Any]:
         self.run("reconcile", "--plan", "--out", "plan.json", *args)
@@ -148,25 +143,11 @@ def _read_until(fd: int, proc: subprocess.Popen[bytes], marker: bytes | None) ->
 
 
 def proxy_with_volume() -> str:
-    return (
-        'version: "3.8"\n'
-        "services:\n"
-        "  app:\n"
-        f"    image: {BASE_TAG}\n"
-        '    command: ["sleep", "3600"]\n'
-        "    stop_grace_period: 1s\n"
-        "    volumes: [certs:/certs]\n"
-        "volumes:\n"
-        "  certs: {}\n"
-    )
+    return sleeper(volume="certs")
 
 
 def volumes(engine: Engine) -> set[str]:
     return set(engine.docker("volume", "ls", "--format", "{{.Name}}").stdout.split())
-
-
-def image_ids(engine: Engine) -> set[str]:
-    return set(engine.docker("image", "ls", "-a", "-q", "--no-trunc").stdout.split())
 
 
 def secrets(engine: Engine) -> set[str]:
@@ -547,7 +528,7 @@ def test_a_reap_only_apply_reports_converged_while_an_ensure_present_image_is_pr
 
 def test_a_saved_plan_for_two_hosts_applies_on_both(host: SavedPlans) -> None:
     engine = host.engine
-    host.write_hosts(("cc-ci-a", "cc-ci-b"))
+    host.write_inventory(("cc-ci-a", "cc-ci-b"))  # each reached at the same engine
     leftover = make_dangling_image(engine, _days_ago(3))
     saved = host.save_plan()
     assert [(h["host"], [c["address"] for c in h["changes"]]) for h in saved["hosts"]] == [
@@ -643,11 +624,8 @@ def test_a_saved_eviction_plan_applies_when_nothing_moved(
     # The plan asks the engine's slow disk-usage call for unique sizes, because the
     # eviction's gate is open; the facts gathered before applying need not have them. An
     # image is the same image whether or not its unique size was asked for.
-    from test_retention_engine import Ccci as RetentionCcci
-    from test_retention_engine import eviction, retention_policy
-
     engine = clean_engine
-    cli = RetentionCcci(engine, tmp_path, gate_disk)
+    cli = CliWorkspace(engine, tmp_path)
     cli.write_inventory()
     seeded = now()
     lru = [
