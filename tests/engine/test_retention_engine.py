@@ -9,184 +9,59 @@ is set the way ccci itself keeps it: ``ccci.state.lastuse.write`` into the state
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-import time
-import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
-from ccci_cli import CliWorkspace
+from ccci_cli import stamp
+from enginekit import (
+    DAY,
+    NO_CHANGES,
+    RETENTION,
+    RetentionCli,
+    change_list,
+    eviction,
+    has_image,
+    image_id,
+    image_ids,
+    journalled,
+    line_of,
+    noops,
+    now,
+    publish,
+    retention_policy,
+    sleeper,
+    tear_down,
+    unique,
+)
 
 from ccci.quantities import format_percent, parse_time
 from ccci.state import lastuse
 from harness.disk import fill_to
 from harness.engine import Engine
 from harness.images import load_image, make_dangling_image
-from harness.registry import Registry, ensure_registry, push_image
+from harness.registry import Registry
 from harness.swarm import deploy_stack
 
 pytestmark = pytest.mark.engine
 
-CCCI = Path(sys.executable).parent / "ccci"
-HOST = "cc-ci"
-RETENTION = "recipe-base-images"
-PRUNE = "ci-docker-prune"
 RUN_APP = "redi-3fa9c1_ci_example_org"
-RUN_APP_MATCH = "^[a-z0-9]{1,4}-[0-9a-f]{6}_ci_"
-STACK_LABEL = "com.docker.stack.namespace"
-DAY = timedelta(days=1)
 MIB = 1 << 20
-NO_CHANGES = "No changes. Host matches policy."
 
 
-def now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
-
-
-def stamp(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-# ---- the CLI, as a user runs it -----------------------------------------------------------
-
-
-@dataclass
-class Ccci(CliWorkspace):
-    """The CLI, pointed at the private engine, with policies and state under ``root``."""
-
-    disk: str
-
-    @property
-    def last_use_path(self) -> Path:
-        return self.state_dir / f"last-use-{HOST}.json"
-
-    def write_inventory(self) -> None:
-        self.inventory.write_text(
-            "all:\n  children:\n    ci:\n      hosts:\n"
-            f"        {HOST}:\n          docker_host: '{self.engine.docker_host}'\n",
-            encoding="utf-8",
-        )
-
-    def write_policy(self, name: str, text: str) -> Path:
-        self.policies.mkdir(exist_ok=True)
-        path = self.policies / f"{name}.yaml"
-        path.write_text(text, encoding="utf-8")
-        return path
-
-    def write_prune_policy(self) -> Path:
-        return self.write_policy(
-            "prune",
-            "apiVersion: ccci/v1\n"
-            "kind: PrunePolicy\n"
-            f"metadata: {{name: {PRUNE}}}\n"
-            "hosts: ci\n"
-            "spec:\n"
-            "  gates:\n"
-            f"    disk_usage: {{path: '{self.disk}', at_least: 80%}}\n"
-            f"    no_live_stacks: {{match: '{RUN_APP_MATCH}'}}\n"
-            "    no_converging_services: true\n"
-            "  prune:\n"
-            "    dangling_images: {older_than: 24h}\n",
-        )
-
-    def run(self, *args: str, expect: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[str]:
-        argv = [str(CCCI), *args, "-i", str(self.inventory), "-p", str(self.policies)]
-        argv += ["--state-dir", str(self.state_dir)]
-        done = subprocess.run(
-            argv, cwd=self.root, env=self.env(), capture_output=True, text=True, timeout=300
-        )
-        assert done.returncode in expect, (
-            f"ccci {' '.join(args)} exited {done.returncode}, expected {expect}\n"
-            f"--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
-        )
-        return done
-
-    def plan(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(
-            self.run("reconcile", "--plan", "--output", "json").stdout
-        )
-        return data
-
-    def apply(self, expect: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[str]:
-        return self.run("reconcile", "--apply", "--yes", expect=expect)
-
-    def images(self) -> dict[str, dict[str, Any]]:
-        """``ccci images --output json``: this host's rows by image id."""
-        data = json.loads(self.run("images", "--output", "json").stdout)
-        assert data["format_version"] == 1
-        return {row["id"]: row for row in data["hosts"][HOST]}
-
-    def record_last_use(self, record: dict[str, datetime]) -> None:
-        """Set when images were last used, in ccci's own state file."""
-        lastuse.write(self.last_use_path, record)
+Ccci = RetentionCli  # the workspace, by the name every test here gives it
 
 
 @pytest.fixture
 def ccci(clean_engine: Engine, gate_disk: str, tmp_path: Path) -> Ccci:
     """The real CLI against a freshly reset engine, no policy yet; the gate disk at 90 %."""
-    assert os.access(CCCI, os.X_OK), f"{CCCI} is missing: install the package (make venv)"
     cli = Ccci(clean_engine, tmp_path, gate_disk)
     cli.write_inventory()
     return cli
 
 
-@pytest.fixture
-def registry() -> Registry:
-    return ensure_registry()
-
-
 # ---- making and reading things on the engine -------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Published:
-    """An image in the loopback registry (and not on the engine)."""
-
-    ref: str  # 127.0.0.1:5000/recipe/<name>:<tag>
-    repo: str  # recipe/<name>, the path the registry logs
-    digest: str
-
-
-def publish(
-    engine: Engine,
-    registry: Registry,
-    name: str,
-    tag: str = "7",
-    created: datetime | None = None,
-    layer_bytes: int = 64 * 1024,
-) -> Published:
-    """Make an image, push it to the registry as ``recipe/<name>:<tag>``, drop it locally."""
-    repo = f"recipe/{name}"
-    local = f"ccci-src/{name}:{tag}"
-    load_image(engine, local, created or now() - 3 * DAY, layer_bytes=layer_bytes)
-    ref = registry.ref(f"{repo}:{tag}")
-    digest = push_image(engine, local, ref)
-    engine.docker("rmi", local, ref)
-    assert not has_image(engine, ref)
-    return Published(ref, repo, digest)
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:6]}"
-
-
-def has_image(engine: Engine, ref: str) -> bool:
-    return engine.docker("image", "inspect", ref, check=False).returncode == 0
-
-
-def image_id(engine: Engine, ref: str) -> str:
-    return engine.docker("image", "inspect", "--format", "{{.Id}}", ref).stdout.strip()
-
-
-def image_ids(engine: Engine) -> set[str]:
-    return set(engine.docker("image", "ls", "--all", "--quiet", "--no-trunc").stdout.split())
 
 
 def unique_sizes(engine: Engine) -> dict[str, int]:
@@ -200,85 +75,6 @@ def disk_bytes(path: str) -> tuple[int, int]:
     st = os.statvfs(path)
     used = (st.f_blocks - st.f_bfree) * st.f_frsize
     return used, used + st.f_bavail * st.f_frsize
-
-
-def wait_until(what: str, done: Callable[[], bool], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.3)
-
-
-def sleeper(image: str) -> str:
-    """A one-service stack; busybox ``sleep`` ignores SIGTERM, hence the 1 s grace period."""
-    return (
-        'version: "3.8"\n'
-        "services:\n"
-        "  app:\n"
-        f"    image: {image}\n"
-        '    command: ["sleep", "3600"]\n'
-        "    stop_grace_period: 1s\n"
-    )
-
-
-def tear_down(engine: Engine, stack: str) -> None:
-    """``docker stack rm``, then wait until its services and task containers are gone."""
-    engine.docker("stack", "rm", stack)
-
-    def gone() -> bool:
-        services = engine.docker("stack", "ls", "--format", "{{.Name}}").stdout.split()
-        containers = engine.docker(
-            "ps", "-aq", "--filter", f"label={STACK_LABEL}={stack}"
-        ).stdout.split()
-        return stack not in services and not containers
-
-    wait_until(f"stack {stack} to go", gone)
-
-
-def line_of(path: Path, text: str) -> int:
-    """The 1-based line of ``path`` that holds ``text``: where a reason's file:line points."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return next(i for i, line in enumerate(lines, 1) if text in line)
-
-
-def changes(plan: dict[str, Any]) -> list[dict[str, Any]]:
-    return [c for host in plan["hosts"] for c in host["changes"]]
-
-
-def noops(plan: dict[str, Any]) -> dict[str, str]:
-    return {n["address"]: n["reason"] for host in plan["hosts"] for n in host["noops"]}
-
-
-def journalled(journal: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {e["address"]: e for e in journal if e["type"] == "change"}
-
-
-def retention_policy(
-    retain: tuple[str, ...] = (), ensure_present: tuple[str, ...] = (), evict: str = ""
-) -> str:
-    text = (
-        "apiVersion: ccci/v1\n"
-        "kind: ImageRetention\n"
-        f"metadata: {{name: {RETENTION}}}\n"
-        "hosts: ci\n"
-        "spec:\n"
-    )
-    if retain:
-        text += "  retain:\n" + "".join(f"    - '{p}'\n" for p in retain)
-    if ensure_present:
-        text += "  ensure_present:\n" + "".join(f"    - '{r}'\n" for r in ensure_present)
-    return text + evict
-
-
-def eviction(path: str, at_least: str = "85%", down_to: str = "75%") -> str:
-    return (
-        "  evict:\n"
-        f"    when: {{disk_usage: {{path: '{path}', at_least: {at_least}}}}}\n"
-        f"    down_to: {down_to}\n"
-        "    unused_for: 14d\n"
-        "    max_per_run: 50\n"
-    )
 
 
 # ---- 1. warming the cache: ensure_present -------------------------------------------------
@@ -296,7 +92,7 @@ def test_ensure_present_pulls_a_missing_image_from_the_registry(
 
     assert f"+ image {image.ref} ({image.ref})" in pending
     assert "Plan: 1 to add, 0 to change, 0 to remove." in pending
-    [pull] = changes(plan)
+    [pull] = change_list(plan)
     assert (pull["address"], pull["action"], pull["after"]) == (
         f"image:{image.ref}",
         "create",
@@ -312,7 +108,7 @@ def test_ensure_present_pulls_a_missing_image_from_the_registry(
     assert journalled(ccci.journal())[f"image:{image.ref}"]["status"] == "ok"
     # Warm now: the same plan finds it present and pulls nothing more.
     again = ccci.plan()
-    assert changes(again) == []
+    assert change_list(again) == []
     short = image_id(engine, image.ref).removeprefix("sha256:")[:12]
     assert noops(again)[f"image:{image.ref}"] == f"present ({short})"
     assert registry.manifest_gets(image.repo, since=before) == 1
@@ -329,7 +125,7 @@ def test_ensure_present_pulls_even_while_eviction_waits_for_its_watermark(
     )
     fill_to(ccci.disk, 30)  # far below the 85 % that starts eviction: the normal day
 
-    assert [c["address"] for c in changes(ccci.plan())] == [f"image:{image.ref}"]
+    assert [c["address"] for c in change_list(ccci.plan())] == [f"image:{image.ref}"]
     ccci.apply()
 
     assert journalled(ccci.journal())[f"image:{image.ref}"]["status"] == "ok"
@@ -401,7 +197,7 @@ def test_a_redeploy_after_stack_rm_finds_the_image_local_and_pulls_nothing(
     assert noops(plan)[f"image:{ident}"] == (
         f"retained by policy {RETENTION} ('127.0.0.1:5000/recipe/*:*', {retention}:{pattern_line})"
     )
-    assert f"image:{ident}" not in {c["address"] for c in changes(plan)}
+    assert f"image:{ident}" not in {c["address"] for c in change_list(plan)}
     ccci.apply()
     assert has_image(engine, image.ref)
 
@@ -460,7 +256,7 @@ def test_watermark_eviction_removes_the_least_recently_used_down_to_the_low_wate
 
     plan = ccci.plan()
 
-    planned = changes(plan)
+    planned = change_list(plan)
     assert [c["address"] for c in planned] == [f"image:{i}" for i in expected]
     for change, ident, projection in zip(planned, expected, projections, strict=True):
         assert change["action"] == "delete"
@@ -500,7 +296,7 @@ def test_watermark_eviction_removes_the_least_recently_used_down_to_the_low_wate
     fill_to(ccci.disk, 100 * projected / total)
     again = ccci.plan()
 
-    assert changes(again) == []
+    assert change_list(again) == []
     assert noops(again)[f"policy:{RETENTION}"].startswith(
         "eviction waits: gate disk_usage closed: disk "
     )
@@ -566,7 +362,7 @@ def test_a_retained_dangling_image_survives_the_prune_by_its_digest(
 
     plan = ccci.plan()
 
-    assert [c["address"] for c in changes(plan)] == [f"image:{unpinned}"]
+    assert [c["address"] for c in change_list(plan)] == [f"image:{unpinned}"]
     assert noops(plan)[f"image:{pinned}"] == (
         f"retained by policy {RETENTION} ('{pin}', {retention}:{line_of(retention, pin)})"
     )
