@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_retention_engine import (
+from enginekit import (
     DAY,
-    Ccci,
-    changes,
+    RetentionCli,
+    change_list,
     eviction,
     image_ids,
     line_of,
@@ -32,7 +32,7 @@ from test_retention_engine import (
 
 from harness.engine import Engine
 from harness.images import make_dangling_image
-from harness.registry import Registry, ensure_registry
+from harness.registry import Registry
 from harness.swarm import deploy_stack
 
 pytestmark = pytest.mark.engine
@@ -44,16 +44,11 @@ CACHE_NOOP = (
 
 
 @pytest.fixture
-def ccci(clean_engine: Engine, gate_disk: str, tmp_path: Path) -> Ccci:
+def ccci(clean_engine: Engine, gate_disk: str, tmp_path: Path) -> RetentionCli:
     """The real CLI against a freshly reset engine; the gate disk at 90 %."""
-    cli = Ccci(clean_engine, tmp_path, gate_disk)
+    cli = RetentionCli(clean_engine, tmp_path, gate_disk)
     cli.write_inventory()
     return cli
-
-
-@pytest.fixture
-def registry() -> Registry:
-    return ensure_registry()
 
 
 def inspect(engine: Engine, ref: str) -> dict[str, Any]:
@@ -66,7 +61,10 @@ def deploy_and_tear_down(engine: Engine, stack: str, ref: str) -> str:
     returns the id of the image the node pulled."""
     deploy_stack(engine, stack, sleeper(ref), resolve_image="always")
     pinned = engine.docker(
-        "service", "inspect", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
+        "service",
+        "inspect",
+        "--format",
+        "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
         f"{stack}_app",
     ).stdout.strip()
     assert "@sha256:" in pinned, pinned  # stack deploy pinned the image by digest
@@ -76,7 +74,7 @@ def deploy_and_tear_down(engine: Engine, stack: str, ref: str) -> str:
 
 
 def test_a_stack_deploys_images_by_digest_and_the_prune_keeps_them_as_cache(
-    ccci: Ccci, registry: Registry
+    ccci: RetentionCli, registry: Registry
 ) -> None:
     engine = ccci.engine
     app = publish(engine, registry, unique("app"), created=now() - 30 * DAY)
@@ -89,7 +87,7 @@ def test_a_stack_deploys_images_by_digest_and_the_prune_keeps_them_as_cache(
 
     plan = ccci.plan()
 
-    assert [c["address"] for c in changes(plan)] == [f"image:{leftover}"]
+    assert [c["address"] for c in change_list(plan)] == [f"image:{leftover}"]
     assert noops(plan)[f"image:{cached}"] == CACHE_NOOP
     rows = ccci.images()
     assert (rows[cached]["kind"], rows[leftover]["kind"]) == ("pulled by digest", "leftover")
@@ -117,7 +115,7 @@ def test_a_stack_deploys_images_by_digest_and_the_prune_keeps_them_as_cache(
     ],
 )
 def test_retain_patterns_keep_a_digest_pulled_image_from_eviction_in_every_form(
-    ccci: Ccci, registry: Registry, spelling: str
+    ccci: RetentionCli, registry: Registry, spelling: str
 ) -> None:
     engine = ccci.engine
     name = unique("kept")
@@ -136,11 +134,11 @@ def test_retain_patterns_keep_a_digest_pulled_image_from_eviction_in_every_form(
         f"retained by policy recipe-base-images ('{pattern}', "
         f"{retention}:{line_of(retention, pattern)})"
     )
-    assert f"image:{cached}" not in {c["address"] for c in changes(plan)}
+    assert f"image:{cached}" not in {c["address"] for c in change_list(plan)}
 
 
 def test_an_unretained_digest_pulled_image_is_evicted_by_last_use(
-    ccci: Ccci, registry: Registry
+    ccci: RetentionCli, registry: Registry
 ) -> None:
     engine = ccci.engine
     app = publish(engine, registry, unique("idle"), created=now() - 200 * DAY)
@@ -153,7 +151,7 @@ def test_an_unretained_digest_pulled_image_is_evicted_by_last_use(
 
     plan = ccci.plan()
 
-    evicted = {c["address"]: c for c in changes(plan)}[f"image:{cached}"]
+    evicted = {c["address"]: c for c in change_list(plan)}[f"image:{cached}"]
     assert evicted["label"] == f"{registry.ref(app.repo)}:<none>"
     assert evicted["reason"].startswith("pulled by digest, unretained, last used ")
     ccci.apply()
@@ -161,7 +159,7 @@ def test_an_unretained_digest_pulled_image_is_evicted_by_last_use(
 
 
 def test_a_run_between_two_ccci_runs_counts_as_use_from_the_engines_events(
-    ccci: Ccci, registry: Registry
+    ccci: RetentionCli, registry: Registry
 ) -> None:
     engine = ccci.engine
     app = publish(engine, registry, unique("daily"), created=now() - 200 * DAY)
