@@ -13,19 +13,36 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ccci_cli import CliWorkspace
+from ccci_cli import CliWorkspace, stamp
+from enginekit import (
+    DAY,
+    NO_CHANGES,
+    PRUNE,
+    RUN_APP_MATCH,
+    addresses,
+    change,
+    containers,
+    gates,
+    image_ids,
+    journalled_once,
+    noops,
+    now,
+    prune_policy,
+    recaps,
+    sleeper,
+    tasks_of,
+    wait_until,
+)
 
 from ccci.apply.lock import hold
 from harness.disk import fill_to, small_filesystem, unmount
@@ -35,20 +52,9 @@ from harness.swarm import deploy_stack, reset
 
 pytestmark = pytest.mark.engine
 
-CCCI = Path(sys.executable).parent / "ccci"
-POLICY_NAME = "ci-docker-prune"
-RUN_APP_MATCH = "^[a-z0-9]{1,4}-[0-9a-f]{6}_ci_"
-
 # The Debian 20.10 client: it builds with BuildKit without buildx (the newer client lacks it).
 BUILDKIT_DOCKER = "/usr/bin/docker"
 RUN_APP = "redi-3fa9c1_ci_example_org"
-DAY = timedelta(days=1)
-NO_CHANGES = "No changes. Host matches policy."
-
-
-def stamp(moment: datetime) -> str:
-    """RFC 3339, whole seconds, as ``--now`` and ``docker … --filter until=`` take it."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # ---- the CLI, as a user runs it -----------------------------------------------------------
@@ -60,78 +66,24 @@ class Ccci(CliWorkspace):
 
     disk: str
 
-    def write_inventory(self, hosts: tuple[str, ...] = ("cc-ci",)) -> None:
-        """Every host in group ``ci``, each reached at the private engine."""
-        lines = ["all:", "  children:", "    ci:", "      hosts:"]
-        for host in hosts:
-            lines += [f"        {host}:", f"          docker_host: '{self.engine.docker_host}'"]
-        self.inventory.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-    def write_policy(
+    def write_prune_policy(
         self,
         images: str = "24h",
         containers: str = "24h",
         build_cache: str = "24h",
         at_least: str = "80%",
     ) -> None:
-        self.policies.mkdir(exist_ok=True)
-        (self.policies / "prune.yaml").write_text(
-            "apiVersion: ccci/v1\n"
-            "kind: PrunePolicy\n"
-            f"metadata: {{name: {POLICY_NAME}}}\n"
-            "hosts: ci\n"
-            "spec:\n"
-            "  gates:\n"
-            f"    disk_usage: {{path: '{self.disk}', at_least: '{at_least}'}}\n"
-            f"    no_live_stacks: {{match: '{RUN_APP_MATCH}'}}\n"
-            "    no_converging_services: true\n"
-            "  prune:\n"
-            f"    dangling_images: {{older_than: {images}}}\n"
-            f"    stopped_containers: {{older_than: {containers}}}\n"
-            f"    dangling_build_cache: {{older_than: {build_cache}}}\n",
-            encoding="utf-8",
+        """The gated prune of all three kinds, each older than its age."""
+        ages = (
+            ("dangling_images", images),
+            ("stopped_containers", containers),
+            ("dangling_build_cache", build_cache),
         )
-
-    def argv(self, *args: str) -> list[str]:
-        return [
-            str(CCCI),
-            *args,
-            "-i",
-            str(self.inventory),
-            "-p",
-            str(self.policies),
-            "--state-dir",
-            str(self.state_dir),
-        ]
-
-    def popen(self, *args: str, stdout: Any, stderr: Any) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            self.argv(*args), cwd=self.root, env=self.env(), stdout=stdout, stderr=stderr, text=True
+        live = f"{{match: '{RUN_APP_MATCH}'}}"
+        self.write_policy(
+            "prune",
+            prune_policy(self.disk, at_least=f"'{at_least}'", live_stacks=live, older_than=ages),
         )
-
-    def run(self, *args: str, expect: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[str]:
-        """Run ``ccci ARGS -i … -p … --state-dir …``; fail with its output on another exit."""
-        done = subprocess.run(
-            self.argv(*args),
-            cwd=self.root,
-            env=self.env(),
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert done.returncode in expect, (
-            f"ccci {' '.join(args)} exited {done.returncode}, expected {expect}\n"
-            f"--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
-        )
-        return done
-
-    def plan(self, now: datetime | None = None) -> dict[str, Any]:
-        """``ccci reconcile --plan --output json`` (as of ``now`` when given), parsed."""
-        args = ["reconcile", "--plan", "--output", "json"]
-        if now is not None:
-            args += ["--now", stamp(now)]
-        data: dict[str, Any] = json.loads(self.run(*args).stdout)
-        return data
 
 
 @pytest.fixture
@@ -139,41 +91,15 @@ def ccci(clean_engine: Engine, gate_disk: str, tmp_path: Path) -> Ccci:
     """The real CLI against a freshly reset engine, with the default policy (gates open)."""
     cli = Ccci(clean_engine, tmp_path, gate_disk)
     cli.write_inventory()
-    cli.write_policy()
-    assert os.access(CCCI, os.X_OK), f"{CCCI} is missing: install the package (make venv)"
+    cli.write_prune_policy()
     return cli
 
 
 # ---- reading the engine (independently of ccci) ------------------------------------------
 
 
-def image_ids(engine: Engine) -> set[str]:
-    return set(engine.docker("image", "ls", "--all", "--quiet", "--no-trunc").stdout.split())
-
-
-def containers(engine: Engine) -> dict[str, dict[str, Any]]:
-    """Every container by name, as the engine lists it."""
-    listed = engine.api("/containers/json?all=1")
-    return {c["Names"][0].lstrip("/"): c for c in listed}
-
-
 def build_cache(engine: Engine) -> dict[str, dict[str, Any]]:
     return {r["ID"]: r for r in engine.api("/system/df").get("BuildCache") or []}
-
-
-def tasks_of(engine: Engine, service: str) -> list[dict[str, Any]]:
-    service_id = engine.docker("service", "inspect", "--format", "{{.ID}}", service).stdout.strip()
-    return [t for t in engine.api("/tasks") if t.get("ServiceID") == service_id]
-
-
-def wait_until(
-    what: str, done: Callable[[], bool], timeout: float = 60, interval: float = 0.2
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 def wait_for_pending_task(engine: Engine, service: str) -> None:
@@ -231,48 +157,7 @@ def many_dangling(engine: Engine, count: int, created: datetime) -> set[str]:
         return set(pool.map(lambda _: make_dangling_image(engine, created), range(count)))
 
 
-def sleeper(image: str = BASE_TAG, deploy: str = "") -> str:
-    """A one-service stack; busybox ``sleep`` ignores SIGTERM, hence the 1 s grace period."""
-    return (
-        'version: "3.8"\n'
-        "services:\n"
-        "  app:\n"
-        f"    image: {image}\n"
-        '    command: ["sleep", "3600"]\n'
-        "    stop_grace_period: 1s\n" + (f"    deploy: {deploy}\n" if deploy else "")
-    )
-
-
-# ---- reading plans and journals ----------------------------------------------------------
-
-
-def addresses(plan: dict[str, Any]) -> set[str]:
-    return {c["address"] for host in plan["hosts"] for c in host["changes"]}
-
-
-def change(plan: dict[str, Any], address: str) -> dict[str, Any]:
-    found = [c for host in plan["hosts"] for c in host["changes"] if c["address"] == address]
-    assert len(found) == 1, f"{address} planned {len(found)} times"
-    return found[0]
-
-
-def noops(plan: dict[str, Any]) -> dict[str, str]:
-    return {n["address"]: n["reason"] for host in plan["hosts"] for n in host["noops"]}
-
-
-def gates(plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {g["gate"]["kind"]: g for host in plan["hosts"] for g in host["gates"]}
-
-
-def changes_in(journal: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    lines = [e for e in journal if e["type"] == "change"]
-    by_address = {e["address"]: e for e in lines}
-    assert len(by_address) == len(lines), "an address was journalled twice"
-    return by_address
-
-
-def recaps_in(journal: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [e for e in journal if e["type"] == "recap"]
+# ---- reading the disk ---------------------------------------------------------------------
 
 
 def df_percent(path: str) -> float:
@@ -280,10 +165,6 @@ def df_percent(path: str) -> float:
     st = os.statvfs(path)
     used = (st.f_blocks - st.f_bfree) * st.f_frsize
     return 100 * used / (used + st.f_bavail * st.f_frsize)
-
-
-def now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
 
 
 # ---- 1. the disk gate --------------------------------------------------------------------
@@ -302,10 +183,10 @@ def test_closed_disk_gate_plans_nothing_and_names_the_observed_usage(ccci: Ccci)
     assert plan["summary"]["empty"] is True
     disk_gate = gates(plan)["disk_usage"]
     assert (disk_gate["open"], disk_gate["observed"]) == (False, observed)
-    assert noops(plan) == {f"policy:{POLICY_NAME}": f"gate disk_usage closed: {observed}"}
+    assert noops(plan) == {f"policy:{PRUNE}": f"gate disk_usage closed: {observed}"}
     text = ccci.run("reconcile", "--plan", "--detailed-exitcode", expect=(0,)).stdout
     assert text.splitlines()[0] == NO_CHANGES
-    assert f"Policy {POLICY_NAME} does nothing: gate disk_usage closed: {observed}." in text
+    assert f"Policy {PRUNE} does nothing: gate disk_usage closed: {observed}." in text
     assert old in image_ids(engine)
 
     # The same host under real pressure: the gate was all that held the prune back.
@@ -323,7 +204,7 @@ def test_open_gates_prune_exactly_the_old_unused_dangling_objects(
     engine = ccci.engine
     seeded = now()
     later = seeded + 2 * DAY  # containers and build cache made now are two days old by then
-    ccci.write_policy(images="72h")  # images: as of `later`, 3 days counts as old
+    ccci.write_prune_policy(images="72h")  # images: as of `later`, 3 days counts as old
 
     old_images = {make_dangling_image(engine, seeded - d * DAY) for d in (3, 6)}
     young = make_dangling_image(engine, seeded - 12 * timedelta(hours=1))  # 60 h < 72 h
@@ -361,7 +242,7 @@ def test_open_gates_prune_exactly_the_old_unused_dangling_objects(
     shared_cache = {i for i, r in cache.items() if r["Shared"]}
     assert dangling_cache and shared_cache, cache  # BuildKit made both kinds
 
-    plan = ccci.plan(now=later)
+    plan = ccci.plan(later)
 
     expected = (
         {f"image:{i}" for i in (*old_images, job_image)}
@@ -396,7 +277,7 @@ def test_open_gates_prune_exactly_the_old_unused_dangling_objects(
     assert shared_cache <= cache_now
     # Exactly the planned records went (BuildKit keeps internal and frontend records unless
     # the prune says `all`): the next plan has no build cache left to remove.
-    again = ccci.plan(now=later)
+    again = ccci.plan(later)
     assert not {a for a in addresses(again) if a.startswith("build_cache:")}, again
 
 
@@ -433,7 +314,7 @@ def test_a_converging_service_blocks_the_prune(ccci: Ccci) -> None:
     observed = "service stuck_app converging (1 task pending, desired running)"
     gate = gates(plan)["no_converging_services"]
     assert (gate["open"], gate["observed"]) == (False, observed)
-    assert noops(plan)[f"policy:{POLICY_NAME}"] == f"gate no_converging_services closed: {observed}"
+    assert noops(plan)[f"policy:{PRUNE}"] == f"gate no_converging_services closed: {observed}"
 
     engine.docker("service", "rm", "stuck_app")
     assert addresses(ccci.plan()) == {f"image:{old}"}
@@ -457,7 +338,7 @@ def test_a_live_run_app_stack_blocks_the_prune_but_another_stack_does_not(ccci: 
     gate = gates(with_run_app)["no_live_stacks"]
     assert (gate["open"], gate["observed"]) == (False, observed)
     assert addresses(with_run_app) == set()
-    assert noops(with_run_app)[f"policy:{POLICY_NAME}"] == f"gate no_live_stacks closed: {observed}"
+    assert noops(with_run_app)[f"policy:{PRUNE}"] == f"gate no_live_stacks closed: {observed}"
 
     # The CI run tears its app down; `docker stack rm` leaves the named volume behind, and a
     # stack that is only leftovers is not live.
@@ -551,7 +432,7 @@ def test_leftover_images_ccci_removes_are_those_docker_image_prune_removes(ccci:
     ids = seed_parity(engine, moment)
     before = image_ids(engine)
 
-    plan = ccci.plan(now=moment)
+    plan = ccci.plan(moment)
     assert all(a.startswith("image:") for a in addresses(plan))  # the containers are young
     planned = {a.removeprefix("image:") for a in addresses(plan)}
     ccci.run("reconcile", "--apply", "--yes", "--now", stamp(moment))
@@ -577,7 +458,7 @@ def test_a_dangling_image_a_service_names_is_kept_though_docker_prune_would_remo
     deploy_stack(engine, "idle", sleeper(image=named, deploy="{replicas: 0}"))
     assert all(c["ImageID"] != named for c in containers(engine).values())  # nothing runs it
 
-    plan = ccci.plan(now=moment)
+    plan = ccci.plan(moment)
 
     assert addresses(plan) == {f"image:{unnamed}"}
     assert noops(plan)[f"image:{named}"] == "dangling, but used by service idle_app"
@@ -595,7 +476,7 @@ def test_removing_a_dangling_child_image_keeps_the_parent_a_service_names(ccci: 
     engine.docker("rm", "base-job")
     deploy_stack(engine, "idle", sleeper(image=parent, deploy="{replicas: 0}"))
 
-    plan = ccci.plan(now=later)
+    plan = ccci.plan(later)
 
     assert addresses(plan) == {f"image:{child}"}
     ccci.run("reconcile", "--apply", "--yes", "--now", stamp(later))
@@ -644,11 +525,11 @@ def test_an_unchanged_saved_plan_applies_exactly_and_journals_each_change(ccci: 
     ccci.run("apply", "plan.json", "--yes", expect=(0,))
 
     journal = ccci.journal()
-    changes = changes_in(journal)
+    changes = journalled_once(journal)
     assert set(changes) == planned
     assert {(c["status"], c["message"]) for c in changes.values()} == {("ok", "done")}
     assert len({c["run"] for c in journal}) == 1
-    [recap] = recaps_in(journal)
+    [recap] = recaps(journal)
     assert (recap["changed"], recap["failed"], recap["skipped"]) == (2, 0, 0)
     # The image that appeared is the policies' work still to do: the host has not converged.
     assert (recap["converged"], recap["remaining"]) == (False, [f"image:{appeared}"])
@@ -730,9 +611,9 @@ def test_a_second_saved_plan_apply_exits_75_while_the_first_is_applying(ccci: Cc
         finish(first)
     assert first.returncode == 0, (ccci.root / "first.out").read_text(encoding="utf-8")
     journal = ccci.journal()
-    assert len(changes_in(journal)) == 40
-    assert {c["status"] for c in changes_in(journal).values()} == {"ok"}
-    assert len(recaps_in(journal)) == 1
+    assert len(journalled_once(journal)) == 40
+    assert {c["status"] for c in journalled_once(journal).values()} == {"ok"}
+    assert len(recaps(journal)) == 1
     assert image_ids(engine).isdisjoint(images)
 
 
@@ -763,9 +644,9 @@ def test_two_saved_plan_applies_started_together_act_only_once(ccci: Ccci) -> No
         loser_stderr
     )
     journal = ccci.journal()
-    assert len(changes_in(journal)) == 40
-    assert {c["status"] for c in changes_in(journal).values()} == {"ok"}
-    assert len(recaps_in(journal)) == 1
+    assert len(journalled_once(journal)) == 40
+    assert {c["status"] for c in journalled_once(journal).values()} == {"ok"}
+    assert len(recaps(journal)) == 1
     assert image_ids(engine).isdisjoint(images)
 
 
@@ -857,7 +738,7 @@ def test_a_saved_plan_is_refused_once_a_service_starts_converging(ccci: Ccci) ->
     refused = ccci.run("apply", "plan.json", "--yes", expect=(1,))
 
     [line] = refused.stderr.splitlines()
-    assert f"policy {POLICY_NAME} holds it now: gate no_converging_services closed (" in line
+    assert f"policy {PRUNE} holds it now: gate no_converging_services closed (" in line
     assert "service web_app converging" in line
     assert set(images) <= image_ids(engine)
     assert ccci.journal() == []
@@ -873,7 +754,7 @@ def test_a_saved_plan_is_refused_once_the_disk_gate_has_closed(ccci: Ccci) -> No
 
     [line] = refused.stderr.splitlines()
     assert (
-        f"policy {POLICY_NAME} holds it now: gate disk_usage closed (disk 0% < 80% on {ccci.disk})"
+        f"policy {PRUNE} holds it now: gate disk_usage closed (disk 0% < 80% on {ccci.disk})"
     ) in line
     assert set(images) <= image_ids(engine)
     assert ccci.journal() == []
@@ -902,7 +783,7 @@ def test_a_failed_change_does_not_stop_the_others_and_exits_1(ccci: Ccci) -> Non
         subprocess.run([chattr, "-i", str(pinned)], check=True)
 
     journal = ccci.journal()
-    changes = changes_in(journal)
+    changes = journalled_once(journal)
     assert set(changes) == {
         f"container:{bystander}",
         f"container:{doomed}",
@@ -921,7 +802,7 @@ def test_a_failed_change_does_not_stop_the_others_and_exits_1(ccci: Ccci) -> Non
     # Its image was planned "once doomed is removed"; doomed is still there, so it stays.
     freed_later = changes[f"image:{doomed_image}"]
     assert (freed_later["status"], freed_later["message"]) == ("skipped", "now used by doomed")
-    [recap] = recaps_in(journal)
+    [recap] = recaps(journal)
     assert (recap["changed"], recap["failed"], recap["skipped"]) == (2, 1, 1)
     assert recap["converged"] is False
     assert "changed=2 failed=1 skipped=1" in applied.stdout
