@@ -16,16 +16,24 @@ test applies once per state folder.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from ccci_cli import CliWorkspace
+from enginekit import (
+    AHEAD,
+    STACK_LABEL,
+    changes,
+    manual,
+    names,
+    noops,
+    now,
+    on_engine,
+    orphan_policy,
+    selector_policy,
+)
 
 from harness.abra import (
     AbraApp,
@@ -40,95 +48,27 @@ from harness.engine import Engine
 
 pytestmark = pytest.mark.engine
 
-CCCI = Path(sys.executable).parent / "ccci"
-STACK_LABEL = "com.docker.stack.namespace"
-HOST = "cc-ci"
 # Anchored at the CI domain: a run of which only secrets are left is then one stack for
 # sure (a prefix-only pattern matches several prefixes of a secret's name).
 ANCHORED = "^[a-z0-9]{1,4}-[0-9a-f]{6}_ci_example_org$"
 PREFIX = "^[a-z0-9]{1,4}-[0-9a-f]{6}_ci_"
-AHEAD = timedelta(hours=4)
-
-
-def now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
-
-
-def stamp(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def unix(moment: datetime) -> int:
     return int(moment.timestamp())
 
 
-@dataclass
 class Ccci(CliWorkspace):
     """The real CLI against the private engine; abra's folder under ``root``."""
 
-    @property
-    def abra_dir(self) -> Path:
-        return self.root / "abra"
+    abra_vars = True
 
     def write(self, run_apps: str, abra_server: str = "") -> None:
-        server = f"          abra_server: '{abra_server}'\n" if abra_server else ""
-        self.inventory.write_text(
-            "all:\n"
-            "  vars:\n"
-            f"    abra_dir: '{self.abra_dir}'\n"
-            "  children:\n"
-            "    ci:\n"
-            "      hosts:\n"
-            f"        {HOST}:\n"
-            f"          docker_host: '{self.engine.docker_host}'\n" + server,
-            encoding="utf-8",
-        )
-        self.policies.mkdir(exist_ok=True)
-        (self.policies / "orphans.yaml").write_text(
-            "apiVersion: ccci/v1\n"
-            "kind: StackSelector\n"
-            "metadata: {name: run-apps}\n"
-            "hosts: ci\n"
-            f"spec: {{match: '{run_apps}'}}\n"
-            "---\n"
-            "apiVersion: ccci/v1\n"
-            "kind: OrphanStackPolicy\n"
-            "metadata: {name: reap-killed-runs}\n"
-            "hosts: ci\n"
-            "spec:\n"
-            "  run_apps: {selector: run-apps}\n"
-            "  orphan_after: 3h\n"
-            "  expires_label: ci.expires\n"
-            "  reap: [services, secrets, configs, networks, volumes, env_file]\n"
-            "  abra_dir: '{{ abra_dir }}'\n"
-            "  wait: 60s\n",
-            encoding="utf-8",
-        )
-
-    def run(self, *args: str, expect: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[str]:
-        argv = [str(CCCI), *args, "-i", str(self.inventory), "-p", str(self.policies)]
-        argv += ["--state-dir", str(self.state_dir)]
-        done = subprocess.run(
-            argv, cwd=self.root, env=self.env(), capture_output=True, text=True, timeout=300
-        )
-        assert done.returncode in expect, (
-            f"ccci {' '.join(args)} exited {done.returncode}, expected {expect}\n"
-            f"--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
-        )
-        return done
-
-    def plan(self, at: datetime | None = None) -> dict[str, Any]:
-        when = ["--now", stamp(at)] if at else []
-        data: dict[str, Any] = json.loads(
-            self.run("janitor", "--plan", "--output", "json", *when).stdout
-        )
-        return data
-
-    def janitor(self, at: datetime | None = None) -> None:
-        self.run("janitor", *(["--now", stamp(at)] if at else []))
-
-    def residual(self, stack: str) -> subprocess.CompletedProcess[str]:
-        return self.run("residual", stack, expect=(0, 1))
+        """The inventory, and the janitor of the run-apps ``run_apps`` matches, finding
+        env files in abra's own folder."""
+        self.write_inventory(abra_server=abra_server)
+        janitor = orphan_policy(env_file=None, abra_dir="{{ abra_dir }}")
+        self.write_policy("orphans", selector_policy(run_apps) + "---\n" + janitor)
 
 
 @pytest.fixture
@@ -141,42 +81,13 @@ def ccci(clean_engine: Engine, tmp_path: Path) -> Ccci:
 # ---- reading the engine and abra's folder, independently of ccci ------------------------
 
 
-def _names(engine: Engine, *args: str) -> set[str]:
-    return {ln for ln in engine.docker(*args).stdout.splitlines() if ln.strip()}
-
-
 def on_host(engine: Engine, app: AbraApp) -> set[tuple[str, str]]:
-    """Everything of the app the engine and abra's folder hold: labelled services,
-    configs, networks, volumes and task containers; its secrets by abra's names; its env
-    file."""
-    label = f"label={STACK_LABEL}={app.stack}"
-    found: set[tuple[str, str]] = set()
-    for kind in ("service", "config", "network", "volume"):
-        listed = _names(engine, kind, "ls", "--filter", label, "--format", "{{.Name}}")
-        found |= {(kind, n) for n in listed}
-    listed = _names(engine, "ps", "-a", "--filter", label, "--format", "{{.Names}}")
-    found |= {("container", n) for n in listed}
-    secrets = _names(engine, "secret", "ls", "--format", "{{.Name}}")
-    found |= {("secret", n) for n in secrets if n.startswith(f"{app.stack}_")}
-    if app.env_file.exists():
-        found.add(("env file", str(app.env_file)))
-    return found
+    """Everything of the app the engine and abra's folder hold (see on_engine)."""
+    return on_engine(engine, app.stack, app.env_file)
 
 
 def kinds(found: set[tuple[str, str]]) -> set[str]:
     return {kind for kind, _ in found}
-
-
-def changes(plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {c["address"]: c for host in plan["hosts"] for c in host["changes"]}
-
-
-def noops(plan: dict[str, Any]) -> dict[str, str]:
-    return {n["address"]: n["reason"] for host in plan["hosts"] for n in host["noops"]}
-
-
-def manual(plan: dict[str, Any]) -> dict[str, str]:
-    return {m["address"]: m["reason"] for host in plan["hosts"] for m in host["manual"]}
 
 
 def new_app(cli: Ccci, recipe: str, domain: str, **kw: Any) -> AbraApp:
@@ -222,7 +133,7 @@ def test_runs_killed_at_every_phase_are_reaped_completely_and_a_live_run_and_ano
     assert kinds(before[mid_teardown.stack]) == left_by_teardown
 
     later = start + AHEAD
-    plan = ccci.plan(later)
+    plan = ccci.janitor_plan(later)
     planned = changes(plan)
     assert set(planned) == {f"stack:{app.stack}" for app in killed}
     for app in killed:
@@ -262,7 +173,7 @@ def test_abras_own_names_lead_to_the_env_file_a_long_domain_and_a_set_stack_name
     secret_generate(engine, renamed)
     deploy(engine, renamed, expires=past)
 
-    plan = ccci.plan()
+    plan = ccci.janitor_plan()
     planned = changes(plan)
     assert set(planned) == {f"stack:{shortened.stack}", f"stack:{renamed.stack}"}
     assert planned[f"stack:{shortened.stack}"]["before"]["env_file"] == [str(shortened.env_file)]
@@ -288,7 +199,7 @@ def test_names_a_recipe_chose_to_leave_their_folder_are_refused_and_shown(ccci: 
     secret_generate(engine, wide)
     deploy(engine, wide, expires="１２３")  # full-width digits: not a unix time
 
-    plan = ccci.plan(start + timedelta(minutes=30))
+    plan = ccci.janitor_plan(start + timedelta(minutes=30))
     assert changes(plan) == {}
     refused = manual(plan)  # never acted on, and never passed over unseen
     assert refused[f"stack:{escape}"] == "refused: it holds a path separator"
@@ -299,6 +210,6 @@ def test_names_a_recipe_chose_to_leave_their_folder_are_refused_and_shown(ccci: 
 
     ccci.janitor(start + timedelta(minutes=30))
 
-    assert "crafted_data" in _names(engine, "volume", "ls", "--format", "{{.Name}}")
+    assert "crafted_data" in names(engine, "volume", "ls", "--format", "{{.Name}}")
     assert hostile.env_file.exists()
     assert kinds(on_host(engine, wide)) >= {"service", "config", "volume", "env file"}
