@@ -16,19 +16,23 @@ CLI, independently of ccci.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
-from ccci_cli import CliWorkspace
+from ccci_cli import CliWorkspace, stamp
+from enginekit import (
+    AHEAD,
+    changes,
+    gate,
+    image_ids,
+    now,
+    orphan_policy,
+    prune_policy,
+    selector_policy,
+    tasks_of,
+    wait_until,
+)
 
 from harness.engine import Engine, ensure_engine
 from harness.images import BASE_TAG, make_dangling_image
@@ -36,95 +40,48 @@ from harness.swarm import deploy_stack
 
 pytestmark = pytest.mark.engine
 
-CCCI = Path(sys.executable).parent / "ccci"
-HOST = "cc-ci"
-AHEAD = timedelta(hours=4)  # past orphan_after (3h) and stuck_after (30m)
-RUN_APP_MATCH = "^[a-z0-9]{1,4}-[0-9a-f]{6}_ci_"
-
 PENDING = "pend-3fa9c1_ci_example_org"
 UNHEALTHY = "hlth-4b5c6d_ci_example_org"
 CRASHING = "cras-0b1c2d_ci_example_org"
 INFRA = "infra"  # not a run-app: never reaped, only reported
 NO_NODE = "no suitable node"
-
-
-def stamp(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+SETTLE = 90  # seconds a never-converging deploy may take to show its state
 
 
 def later() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0) + AHEAD
+    """Past the policies' orphan_after (3h) and stuck_after (30m)."""
+    return now() + AHEAD
 
 
-@dataclass
 class Ccci(CliWorkspace):
     """The CLI pointed at the private engine, with policies and state under ``root``."""
 
     def write(self, disk: str) -> None:
-        self.inventory.write_text(
-            "all:\n  children:\n    ci:\n      hosts:\n"
-            f"        {HOST}:\n          docker_host: '{self.engine.docker_host}'\n",
-            encoding="utf-8",
+        """The inventory, and one policy file: the selector, the janitor and a prune whose
+        converging gate gives a deploy 30m before it counts as stuck."""
+        self.write_inventory()
+        documents = (
+            selector_policy(hosts=None),
+            orphan_policy(
+                expires_label=None,
+                reap=("services", "secrets", "configs", "networks", "volumes"),
+                env_file=None,
+                abra_dir=str(self.root / "abra"),
+                hosts=None,
+            ),
+            prune_policy(
+                disk,
+                converging="{stuck_after: 30m}",
+                hosts=None,
+            ),
         )
-        self.policies.mkdir(exist_ok=True)
-        (self.policies / "policies.yaml").write_text(
-            "apiVersion: ccci/v1\n"
-            "kind: StackSelector\n"
-            "metadata: {name: run-apps}\n"
-            f"spec: {{match: '{RUN_APP_MATCH}'}}\n"
-            "---\n"
-            "apiVersion: ccci/v1\n"
-            "kind: OrphanStackPolicy\n"
-            "metadata: {name: reap-killed-runs}\n"
-            "spec:\n"
-            "  run_apps: {selector: run-apps}\n"
-            "  orphan_after: 3h\n"
-            f"  abra_dir: '{self.root / 'abra'}'\n"
-            "  reap: [services, secrets, configs, networks, volumes]\n"
-            "  wait: 60s\n"
-            "---\n"
-            "apiVersion: ccci/v1\n"
-            "kind: PrunePolicy\n"
-            "metadata: {name: ci-docker-prune}\n"
-            "spec:\n"
-            "  gates:\n"
-            f"    disk_usage: {{path: '{disk}', at_least: 80%}}\n"
-            "    no_live_stacks: {selector: run-apps}\n"
-            "    no_converging_services: {stuck_after: 30m}\n"
-            "  prune:\n"
-            "    dangling_images: {older_than: 24h}\n",
-            encoding="utf-8",
-        )
-
-    def run(self, *args: str, expect: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[str]:
-        argv = [str(CCCI), *args, "-i", str(self.inventory), "-p", str(self.policies)]
-        argv += ["--state-dir", str(self.state_dir)]
-        done = subprocess.run(
-            argv, cwd=self.root, env=self.env(), capture_output=True, text=True, timeout=300
-        )
-        assert done.returncode in expect, (
-            f"ccci {' '.join(args)} exited {done.returncode}, expected {expect}\n"
-            f"--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
-        )
-        return done
-
-    def plan(self, at: datetime | None = None) -> dict[str, Any]:
-        args = ["reconcile", "--plan", "--output", "json"]
-        args += ["--now", stamp(at)] if at is not None else []
-        data: dict[str, Any] = json.loads(self.run(*args).stdout)
-        return data
-
-    def status(self, at: datetime) -> dict[str, Any]:
-        done = self.run("status", "--output", "json", "--now", stamp(at), expect=(0, 1, 2))
-        host: dict[str, Any] = json.loads(done.stdout)["hosts"][0]
-        return host
+        self.write_policy("policies", "---\n".join(documents))
 
 
 @pytest.fixture
 def ccci(clean_engine: Engine, gate_disk: str, tmp_path: Path) -> Ccci:
     cli = Ccci(clean_engine, tmp_path)
     cli.write(gate_disk)
-    assert os.access(CCCI, os.X_OK), f"{CCCI} is missing: install the package (make venv)"
     return cli
 
 
@@ -154,21 +111,8 @@ def compose(service: str) -> str:
     )
 
 
-def tasks(engine: Engine, service: str) -> list[dict[str, Any]]:
-    service_id = engine.docker("service", "inspect", "--format", "{{.ID}}", service).stdout.strip()
-    return [t for t in engine.api("/tasks") if t.get("ServiceID") == service_id]
-
-
 def states(engine: Engine, service: str) -> list[str]:
-    return [t["Status"]["State"] for t in tasks(engine, service)]
-
-
-def wait_until(what: str, done: Callable[[], bool], timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.3)
+    return [t["Status"]["State"] for t in tasks_of(engine, service)]
 
 
 def deploy_never_converging(engine: Engine) -> None:
@@ -180,29 +124,29 @@ def deploy_never_converging(engine: Engine) -> None:
         (INFRA, "pending"),
     ):
         deploy_stack(engine, stack, compose(kind), wait=False)
-    wait_until("the pending tasks", lambda: "pending" in states(engine, f"{PENDING}_app"))
-    wait_until("the infra task pending", lambda: "pending" in states(engine, f"{INFRA}_app"))
-    wait_until("a health check to fail", lambda: "failed" in states(engine, f"{UNHEALTHY}_app"))
-    wait_until("two crashes", lambda: states(engine, f"{CRASHING}_app").count("failed") >= 2)
+    wait_until(
+        "the pending tasks", lambda: "pending" in states(engine, f"{PENDING}_app"), timeout=SETTLE
+    )
+    wait_until(
+        "the infra task pending",
+        lambda: "pending" in states(engine, f"{INFRA}_app"),
+        timeout=SETTLE,
+    )
+    wait_until(
+        "a health check to fail",
+        lambda: "failed" in states(engine, f"{UNHEALTHY}_app"),
+        timeout=SETTLE,
+    )
+    wait_until(
+        "two crashes",
+        lambda: states(engine, f"{CRASHING}_app").count("failed") >= 2,
+        timeout=SETTLE,
+    )
 
 
 def services(engine: Engine) -> set[str]:
     out = engine.docker("service", "ls", "--format", "{{.Name}}").stdout
     return {line for line in out.splitlines() if line}
-
-
-def images(engine: Engine) -> set[str]:
-    return set(engine.docker("image", "ls", "-aq", "--no-trunc").stdout.split())
-
-
-def gate(plan: dict[str, Any], kind: str) -> dict[str, Any]:
-    found = [g for h in plan["hosts"] for g in h["gates"] if g["gate"]["kind"] == kind]
-    assert len(found) == 1, found
-    return found[0]
-
-
-def changes(plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {c["address"]: c for h in plan["hosts"] for c in h["changes"]}
 
 
 # ---- the stuck cases ---------------------------------------------------------------------
@@ -256,7 +200,7 @@ def test_stuck_deploys_are_reaped_and_pruned_past_stuck_after_and_status_names_t
     ccci.run("reconcile", "--apply", "--yes", "--now", stamp(ahead))
 
     assert services(engine) == {f"{INFRA}_app"}
-    assert leftover not in images(engine)
+    assert leftover not in image_ids(engine)
     assert "pending" in states(engine, f"{INFRA}_app")  # untouched, still stuck
     after = ccci.status(ahead)
     stuck = [p for p in after["problems"] if p.startswith(f"service {INFRA}_app stuck (")]
@@ -277,7 +221,11 @@ def test_a_crash_loop_holds_the_gate_in_every_plan_then_is_stuck_in_every_plan(
 ) -> None:
     engine = ccci.engine
     deploy_stack(engine, CRASHING, compose("crashing"), wait=False)
-    wait_until("two crashes", lambda: states(engine, f"{CRASHING}_app").count("failed") >= 2)
+    wait_until(
+        "two crashes",
+        lambda: states(engine, f"{CRASHING}_app").count("failed") >= 2,
+        timeout=SETTLE,
+    )
 
     # Plans across several restart cycles: the task of the moment may be running, waiting
     # out its delay or starting, but the answer is the same each time.
@@ -326,7 +274,7 @@ def test_a_view_without_the_swarm_reaps_nothing_and_prunes_nothing(ccci: Ccci) -
 
         ccci.run("reconcile", "--apply", "--yes", "--now", stamp(ahead))
         assert volume in engine.docker("volume", "ls", "--format", "{{.Name}}").stdout.split()
-        assert leftover in images(engine)
+        assert leftover in image_ids(engine)
         status = ccci.status(ahead)
         assert any(swarm_gap in p for p in status["problems"]), status["problems"]
     finally:
