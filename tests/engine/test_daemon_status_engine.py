@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import secrets
 import subprocess
 import sys
@@ -22,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ccci_cli import CliWorkspace
+from ccci_cli import CCCI, CliWorkspace, cli_env
+from enginekit import prune_policy
 
 from harness.engine import Engine
 from harness.images import make_dangling_image
@@ -30,7 +30,6 @@ from harness.images import make_dangling_image
 pytestmark = pytest.mark.engine
 
 REPO = Path(__file__).resolve().parents[2]
-CCCI = Path(sys.executable).parent / "ccci"
 REGISTRY = "registry.example.org"
 USER = "ci-bot"
 NO_CHANGES = "No changes. Host matches policy."
@@ -47,25 +46,10 @@ class Ccci(CliWorkspace):
 
     printed: list[tuple[str, str]] = field(default_factory=list)
 
-    def write_inventory(self) -> None:
-        self.inventory.write_text(
-            "all:\n"
-            "  children:\n"
-            "    ci:\n"
-            "      hosts:\n"
-            "        cc-ci:\n"
-            f"          docker_host: '{self.engine.docker_host}'\n",
-            encoding="utf-8",
-        )
-
-    def write_policy(self, name: str, text: str) -> None:
-        self.policies.mkdir(exist_ok=True)
-        (self.policies / name).write_text(text, encoding="utf-8")
-
     def write_daemon_policy(self, spec: str) -> None:
         """A DaemonPolicy whose ``spec:`` body is ``spec`` (indented two spaces)."""
         self.write_policy(
-            "daemon.yaml",
+            "daemon",
             "apiVersion: ccci/v1\n"
             "kind: DaemonPolicy\n"
             "metadata: {name: daemon}\n"
@@ -73,44 +57,17 @@ class Ccci(CliWorkspace):
             "spec:\n" + spec,
         )
 
-    def run(self, *args: str, expect: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[str]:
-        """``ccci ARGS -i … -p … --state-dir …``; fail with its output on another exit."""
-        argv = [
-            str(CCCI),
-            *args,
-            "-i",
-            str(self.inventory),
-            "-p",
-            str(self.policies),
-            "--state-dir",
-            str(self.state_dir),
-        ]
-        done = subprocess.run(
-            argv, cwd=self.root, env=self.env(), capture_output=True, text=True, timeout=300
-        )
+    def call(self, *args: str) -> subprocess.CompletedProcess[str]:
+        done = super().call(*args)
         self.printed.append((f"ccci {' '.join(args)}: stdout", done.stdout))
         self.printed.append((f"ccci {' '.join(args)}: stderr", done.stderr))
-        if done.returncode not in expect:
-            # pytest.fail, not assert: a strict xfail expecting an AssertionError must not
-            # pass because a command failed for another reason.
-            pytest.fail(
-                f"ccci {' '.join(args)} exited {done.returncode}, expected {expect}\n"
-                f"--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
-            )
         return done
-
-    def plan(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(
-            self.run("reconcile", "--plan", "--output", "json").stdout
-        )
-        return data
 
 
 @pytest.fixture
 def ccci(clean_engine: Engine, tmp_path: Path) -> Ccci:
     cli = Ccci(clean_engine, tmp_path)
     cli.write_inventory()
-    assert os.access(CCCI, os.X_OK), f"{CCCI} is missing: install the package (make venv)"
     return cli
 
 
@@ -260,18 +217,7 @@ def test_the_planted_token_never_leaks_into_output_or_state(
     )
     ccci.write_daemon_policy(registry_policy(config) + "  data_root: /srv/docker\n")
     # Something for apply to do, so the journal has change lines and metrics are written.
-    ccci.write_policy(
-        "prune.yaml",
-        "apiVersion: ccci/v1\n"
-        "kind: PrunePolicy\n"
-        "metadata: {name: ci-docker-prune}\n"
-        "hosts: ci\n"
-        "spec:\n"
-        "  gates:\n"
-        f"    disk_usage: {{path: '{gate_disk}', at_least: 80%}}\n"
-        "  prune:\n"
-        "    dangling_images: {older_than: 24h}\n",
-    )
+    ccci.write_policy("prune", prune_policy(gate_disk, live_stacks=None, converging=None))
     old = make_dangling_image(ccci.engine, datetime.now(UTC) - timedelta(days=3))
 
     # The facts did read the config: entries and users are there (so the search below
@@ -399,7 +345,7 @@ def test_the_shipped_daemon_policy_matches_the_engine(ccci: Ccci) -> None:
         f"        cc-ci: {{docker_host: '{ccci.engine.docker_host}'}}\n",
         encoding="utf-8",
     )
-    ccci.write_policy("daemon.yaml", (REPO / "policies" / "daemon.yaml").read_text("utf-8"))
+    ccci.write_policy("daemon", (REPO / "policies" / "daemon.yaml").read_text("utf-8"))
     plan = ccci.plan()
     assert host_plan(plan)["manual"] == []
     assert set(noops_by_address(plan)) == {
@@ -442,10 +388,7 @@ def demo_status() -> Iterator[DemoStatus]:
     from harness.pytest_support import engine_or_fail
 
     engine = engine_or_fail()
-    env = engine.env()
-    for name in ("CCCI_STATE_DIR", "CCCI_INVENTORY", "CCCI_METRICS"):
-        env.pop(name, None)
-    env["NO_COLOR"] = "1"
+    env = cli_env(engine)
     demo = subprocess.run(
         [sys.executable, "-m", "demo"],
         cwd=REPO,
