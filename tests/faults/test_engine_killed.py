@@ -9,33 +9,28 @@ error and a journal of whole lines, and the first run after the restart must con
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
-from faultkit import (
-    Ccci,
+from ccci_cli import stamp
+from enginekit import (
+    AHEAD,
+    DAY,
+    NO_CHANGES,
+    OLD,
     addresses,
-    changes_in,
     container_names,
     image_ids,
-    kill_engine,
+    journal_changes,
     now,
-    one_line_error,
-    recaps_in,
-    restart_engine,
-    stamp,
+    on_engine,
+    recaps,
+    seed_run_app,
 )
-from test_orphans_engine import on_engine, seed_run_app
+from faultkit import Ccci, kill_engine, one_line_error, restart_engine
 
 from harness.faultproxy import FaultProxy, Request
 from harness.images import BASE_TAG, load_image, make_dangling_image
 
 pytestmark = pytest.mark.engine
-
-DAY = timedelta(days=1)
-AHEAD = timedelta(hours=4)  # past the orphan policy's orphan_after of 3h
-OLD = "redi-3fa9c1_ci_example_org"
-NO_CHANGES = "No changes. Host matches policy."
 
 
 def test_an_engine_killed_mid_apply_loses_nothing_and_the_next_run_converges(
@@ -65,11 +60,11 @@ def test_an_engine_killed_mid_apply_loses_nothing_and_the_next_run_converges(
     error = one_line_error(crashed.stderr)
     assert "cannot reach the Docker engine" in error, error
     journal = ccci.whole_journal()
-    statuses = [c["status"] for c in changes_in(journal)]
+    statuses = [c["status"] for c in journal_changes(journal)]
     assert statuses[0] == "ok"
     assert set(statuses[1:]) == {"failed"}
     # The host could not be verified: the recap says so rather than leave the last run's.
-    [recap] = recaps_in(journal)
+    [recap] = recaps(journal)
     assert (recap["changed"], recap["failed"], recap["converged"]) == (1, 3, False)
     assert sorted(recap["remaining"]) == sorted(f"image:{i}" for i in leftovers)
 
@@ -86,7 +81,7 @@ def test_an_engine_killed_mid_apply_loses_nothing_and_the_next_run_converges(
     assert "cc-ci: converged" in again.stdout
     assert image_ids(back).isdisjoint(leftovers)
     assert kept_image in image_ids(back)
-    assert recaps_in(ccci.whole_journal())[-1]["converged"] is True
+    assert recaps(ccci.whole_journal())[-1]["converged"] is True
     assert ccci.run("reconcile", "--plan").stdout.splitlines()[0] == NO_CHANGES
 
 
@@ -111,10 +106,10 @@ def test_an_engine_killed_mid_reap_leaves_a_stack_the_next_janitor_finishes(
 
     assert killed, "the engine was never killed mid-reap"
     assert "cannot reach the Docker engine" in one_line_error(crashed.stderr)
-    [line] = changes_in(ccci.whole_journal())
+    [line] = journal_changes(ccci.whole_journal())
     assert (line["address"], line["status"]) == (f"stack:{OLD}", "failed")
     assert "cannot reach the Docker engine" in line["message"]
-    [recap] = recaps_in(ccci.whole_journal())
+    [recap] = recaps(ccci.whole_journal())
     assert (recap["converged"], recap["remaining"]) == (False, [f"stack:{OLD}"])
     partial = on_engine(back, OLD, env_file)
     assert ("service", f"{OLD}_app") not in partial

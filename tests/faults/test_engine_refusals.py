@@ -13,20 +13,20 @@ or wedges in the middle of one call.
 from __future__ import annotations
 
 import time
-from datetime import timedelta
 
 import pytest
-from faultkit import (
+from enginekit import (
+    DAY,
+    NO_CHANGES,
     PRUNE,
-    Ccci,
     addresses,
-    changes_in,
     container_names,
     image_ids,
+    journal_changes,
     now,
-    one_line_error,
-    recaps_in,
+    recaps,
 )
+from faultkit import Ccci, one_line_error
 
 from ccci.connectors.local import ConnectionFailed, LocalConnector
 from harness.engine import Engine
@@ -34,9 +34,6 @@ from harness.faultproxy import FaultProxy, Request
 from harness.images import make_dangling_image
 
 pytestmark = pytest.mark.engine
-
-DAY = timedelta(days=1)
-NO_CHANGES = "No changes. Host matches policy."
 
 
 def old_leftovers(ccci: Ccci, count: int) -> list[str]:
@@ -57,13 +54,13 @@ def test_a_500_on_one_removal_fails_that_change_alone_and_the_next_run_converges
     failed = ccci.run("reconcile", "--apply", "--yes", expect=(1,))
 
     assert len(fault.fired) == 1, "the staged 500 never fired"
-    by_address = {c["address"]: c for c in changes_in(ccci.whole_journal())}
+    by_address = {c["address"]: c for c in journal_changes(ccci.whole_journal())}
     assert (by_address[f"image:{doomed}"]["status"], by_address[f"image:{doomed}"]["message"]) == (
         "failed",
         message,
     )
     assert {by_address[f"image:{i}"]["status"] for i in images if i != doomed} == {"ok"}
-    [recap] = recaps_in(ccci.whole_journal())
+    [recap] = recaps(ccci.whole_journal())
     assert (recap["changed"], recap["failed"], recap["converged"]) == (2, 1, False)
     assert f"image:{doomed}" in recap["remaining"]
     assert "cc-ci : ok=2 changed=2 failed=1 skipped=0" in failed.stdout
@@ -96,7 +93,7 @@ def test_a_container_created_between_the_recheck_and_the_removal_is_the_engines_
 
     assert len(race.fired) == 1, "the staged race never fired"
     journal = ccci.whole_journal()
-    by_address = {c["address"]: c for c in changes_in(journal)}
+    by_address = {c["address"]: c for c in journal_changes(journal)}
     refused = by_address[f"image:{raced}"]
     assert refused["status"] == "failed"
     assert refused["message"].startswith("conflict: unable to delete "), refused["message"]
@@ -113,8 +110,8 @@ def test_a_container_created_between_the_recheck_and_the_removal_is_the_engines_
     again = ccci.run("reconcile", "--apply", "--yes", expect=(0,))
     assert "cc-ci: converged" in again.stdout
     assert raced in image_ids(engine)
-    assert recaps_in(ccci.whole_journal())[-1]["converged"] is True
-    assert PRUNE in {c["policy"] for c in changes_in(ccci.whole_journal())}
+    assert recaps(ccci.whole_journal())[-1]["converged"] is True
+    assert PRUNE in {c["policy"] for c in journal_changes(ccci.whole_journal())}
 
 
 def test_a_connection_the_engine_drops_while_planning_is_one_line_and_plans_nothing(

@@ -14,32 +14,32 @@ import select
 import signal
 import subprocess
 import time
-from datetime import timedelta
 
 import pytest
-from faultkit import (
-    HOST,
-    Ccci,
+from ccci_cli import HOST, stamp
+from enginekit import (
+    AHEAD,
+    DAY,
+    NO_CHANGES,
+    OLD,
     addresses,
-    changes_in,
     image_ids,
+    journal_changes,
     now,
-    recaps_in,
-    stamp,
+    on_engine,
+    recaps,
+    seed_run_app,
+    sleeper,
 )
-from test_orphans_engine import on_engine, seed_run_app
+from faultkit import Ccci
 
 from harness.faultproxy import FaultProxy, Request
-from harness.images import BASE_TAG, make_dangling_image
+from harness.images import make_dangling_image
 from harness.swarm import deploy_stack, remove_all_stacks
 
 pytestmark = pytest.mark.engine
 
-DAY = timedelta(days=1)
-AHEAD = timedelta(hours=4)  # past the orphan policy's orphan_after of 3h
-OLD = "redi-3fa9c1_ci_example_org"
 LIVE = "mari-5e6f70_ci_example_org"
-NO_CHANGES = "No changes. Host matches policy."
 
 
 def finish(process: subprocess.Popen[str], timeout: float = 300) -> tuple[str, str]:
@@ -85,7 +85,7 @@ def test_ccci_killed_mid_reap_leaves_a_partial_stack_the_next_run_finishes(
     partial = on_engine(engine, OLD, env_file)
     assert ("service", f"{OLD}_app") not in partial
     assert ("volume", f"{OLD}_data") in partial and ("env file", str(env_file)) in partial
-    assert changes_in(ccci.whole_journal()) == []  # killed before it could journal the reap
+    assert journal_changes(ccci.whole_journal()) == []  # killed before it could journal the reap
     left = ccci.run("residual", OLD, expect=(1,))
     assert left.stdout.strip(), "residual found nothing of a half-reaped stack"
 
@@ -96,7 +96,7 @@ def test_ccci_killed_mid_reap_leaves_a_partial_stack_the_next_run_finishes(
     assert on_engine(engine, OLD, env_file) == set()
     assert ccci.run("residual", OLD, expect=(0,)).stdout.strip() == f"Nothing of {OLD} is left."
     assert on_engine(engine, LIVE) == live_before  # nothing of the other run-app was touched
-    [line] = changes_in(ccci.whole_journal())
+    [line] = journal_changes(ccci.whole_journal())
     assert (line["address"], line["status"]) == (f"stack:{OLD}", "ok")
 
 
@@ -128,27 +128,17 @@ def test_an_apply_started_while_another_applies_exits_75_and_the_first_converges
     assert busy.stdout == ""  # it gave up before it planned anything
     assert "cc-ci: converged" in out
     journal = ccci.whole_journal()
-    assert sorted(c["address"] for c in changes_in(journal)) == sorted(f"image:{i}" for i in images)
-    assert {c["status"] for c in changes_in(journal)} == {"ok"}
-    [recap] = recaps_in(journal)
+    assert sorted(c["address"] for c in journal_changes(journal)) == sorted(
+        f"image:{i}" for i in images
+    )
+    assert {c["status"] for c in journal_changes(journal)} == {"ok"}
+    [recap] = recaps(journal)
     assert recap["converged"] is True
     assert image_ids(engine).isdisjoint(images)
     assert ccci.run("reconcile", "--plan").stdout.splitlines()[0] == NO_CHANGES
 
 
 # ---- a deploy starts between plan and apply --------------------------------------------------
-
-
-def sleeper() -> str:
-    """A one-service stack; busybox ``sleep`` ignores SIGTERM, hence the 1 s grace period."""
-    return (
-        'version: "3.8"\n'
-        "services:\n"
-        "  app:\n"
-        f"    image: {BASE_TAG}\n"
-        '    command: ["sleep", "3600"]\n'
-        "    stop_grace_period: 1s\n"
-    )
 
 
 def read_until(fd: int, marker: bytes, timeout: float = 120) -> bytes:
@@ -192,7 +182,7 @@ def test_a_deploy_while_the_operator_reads_the_plan_stops_the_prune_at_its_reche
 
     assert apply.returncode == 0, out
     why = f"gate no_live_stacks closed: 1 live run-app stack: {OLD}"
-    lines = changes_in(ccci.whole_journal())
+    lines = journal_changes(ccci.whole_journal())
     assert sorted(c["address"] for c in lines) == sorted(f"image:{i}" for i in images)
     assert {(c["status"], c["message"]) for c in lines} == {("skipped", why)}
     assert f"{HOST} : ok=0 changed=0 failed=0 skipped=2" in out
@@ -225,7 +215,7 @@ def test_a_deploy_that_starts_during_the_prune_stops_it_at_the_next_recheck(
 
     assert len(deployed) == 1, "the deploy never started mid-apply"
     first = deployed[0].path.removeprefix("/images/")
-    lines = changes_in(ccci.whole_journal())
+    lines = journal_changes(ccci.whole_journal())
     assert lines[0]["address"] == f"image:{first}"
     why = f"gate no_live_stacks closed: 1 live run-app stack: {OLD}"
     assert [(c["status"], c["message"]) for c in lines] == [

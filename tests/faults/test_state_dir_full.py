@@ -11,19 +11,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from faultkit import (
-    Ccci,
-    addresses,
-    changes_in,
-    image_ids,
-    now,
-    one_line_error,
-    recaps_in,
-)
+from enginekit import DAY, addresses, image_ids, journal_changes, now, recaps
+from faultkit import Ccci, one_line_error
 
 from harness.disk import disk_path, fill_to, small_filesystem, unmount
 from harness.faultproxy import FaultProxy, Request
@@ -31,7 +23,6 @@ from harness.images import make_dangling_image
 
 pytestmark = pytest.mark.engine
 
-DAY = timedelta(days=1)
 STATE_MB = 1
 PAGE = 4096  # tmpfs hands out whole pages: a write that needs a new one finds none
 
@@ -70,7 +61,7 @@ def test_an_apply_into_a_full_state_dir_is_one_line_and_acts_on_nothing(
 
     assert "cc-ci: converged" in again.stdout
     assert image_ids(engine).isdisjoint(images)
-    assert recaps_in(ccci.whole_journal())[-1]["converged"] is True
+    assert recaps(ccci.whole_journal())[-1]["converged"] is True
 
 
 def test_a_disk_that_fills_mid_apply_stops_it_without_a_torn_journal_line(
@@ -114,6 +105,6 @@ def test_a_disk_that_fills_mid_apply_stops_it_without_a_torn_journal_line(
 
     assert "cc-ci: converged" in again.stdout
     assert image_ids(engine).isdisjoint(images)
-    journal = ccci.whole_journal()
-    assert len(changes_in(journal)) == 2
-    assert recaps_in(journal)[-1]["converged"] is True
+    entries = ccci.whole_journal()
+    assert len(journal_changes(entries)) == 2
+    assert recaps(entries)[-1]["converged"] is True
