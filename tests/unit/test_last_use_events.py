@@ -13,6 +13,7 @@ from typing import Any
 
 from ccci.facts.model import SCOPE_STACKS, Daemon, Facts, Image
 from ccci.state import lastuse
+from tests.unit.fakes import FakeConnector
 
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -47,18 +48,6 @@ def event(kind: str, action: str, moment: datetime, **actor: Any) -> dict[str, A
         "time": int(moment.timestamp()),
         "timeNano": int(moment.timestamp() * 1e9),
     }
-
-
-class RecordedEvents:
-    """Answers ``events`` with a recorded list and remembers the window asked for."""
-
-    def __init__(self, events: list[dict[str, Any]]) -> None:
-        self.recorded = events
-        self.asked: list[tuple[datetime, datetime]] = []
-
-    def events(self, since: datetime, until: datetime) -> list[dict[str, Any]]:
-        self.asked.append((since, until))
-        return [e for e in self.recorded if since.timestamp() <= e["time"] <= until.timestamp()]
 
 
 def test_a_container_that_came_and_went_between_runs_counts_as_use_of_its_image() -> None:
@@ -122,33 +111,31 @@ def test_a_stack_only_run_keeps_every_image_and_parks_what_events_named(tmp_path
 
 
 def test_events_are_read_from_the_last_run_on_and_not_on_the_first(tmp_path: Path) -> None:
-    source = RecordedEvents(
-        [event("container", "start", NOW - HOUR, attributes={"image": "redis:7-alpine"})]
+    # The fake answers ``events`` from the recorded list and records each window asked for.
+    source = FakeConnector(
+        events_log=[event("container", "start", NOW - HOUR, attributes={"image": "redis:7-alpine"})]
     )
     path = tmp_path / "last-use-cc-ci.json"
 
     first = lastuse.observe(source, facts(), path, NOW - 2 * HOUR)
-    assert source.asked == []  # nothing to read "since" yet
+    assert source.reads == []  # nothing to read "since" yet
     # First seen: recorded as "now" on disk, but no evidence of use for the rules to read.
     assert TAGGED not in first.image_last_use
     assert lastuse.read(path)[TAGGED] == NOW - 2 * HOUR
 
     second = lastuse.observe(source, facts(), path, NOW)
-    assert source.asked == [(NOW - 2 * HOUR, NOW)]
+    assert source.reads == [("events", NOW - 2 * HOUR, NOW)]
     assert second.image_last_use[TAGGED] == NOW - HOUR
 
 
 def test_an_engine_that_cannot_list_events_still_records_what_the_facts_show(
     tmp_path: Path,
 ) -> None:
-    class Broken:
-        def events(self, since: datetime, until: datetime) -> list[dict[str, Any]]:
-            raise OSError("events endpoint unavailable")
-
+    broken = FakeConnector(raises={("events",): OSError("events endpoint unavailable")})
     path = tmp_path / "last-use-cc-ci.json"
     stale = lastuse.Record(images={TAGGED: NOW - 50 * HOUR}, events_until=NOW - HOUR)
     lastuse.write_record(path, stale)
-    seen = lastuse.observe(Broken(), facts(), path, NOW)
+    seen = lastuse.observe(broken, facts(), path, NOW)
     assert seen.image_last_use[TAGGED] == NOW - 50 * HOUR
     assert lastuse.read_record(path).events_until == NOW
 

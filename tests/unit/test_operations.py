@@ -15,13 +15,13 @@ from ccci.facts.model import BuildCacheRecord, Facts
 from ccci.plan.address import Address, AddressKind
 from ccci.plan.model import Action, Change, HostPlan, Operation, Precondition, Work
 from ccci.state.journal import Journal
+from tests.unit.fakes import FakeConnector
 from tests.unit.test_retention_units import (
     DAY,
     EVICT_ONLY,
     FULL_DISK,
     NOW,
     OLD_APP,
-    FakeConnector,
     apply_plan,
     facts,
     image,
@@ -53,12 +53,12 @@ def test_an_image_pulled_by_digest_from_two_repositories_is_evicted_by_untagging
     assert change.work == Work(Operation.UNTAG_IMAGE, refs=(FROM_A, FROM_B))
     # The fake finds an image by the references in its RepoTags: here, its repo digests.
     raw = {"Id": OLD_APP, "RepoTags": [FROM_A, FROM_B], "Created": "2026-01-01T00:00:00Z"}
-    conn = FakeConnector({OLD_APP: raw})
+    conn = FakeConnector(images={OLD_APP: raw})
 
     report = apply_plan(plan, current, conn, tmp_path)
 
     assert [r.status for r in report.results] == [Status.OK]
-    assert conn.calls == [("untag", FROM_A), ("untag", FROM_B)]
+    assert conn.calls == [("untag_image", FROM_A), ("untag_image", FROM_B)]
     assert OLD_APP not in conn.images
 
 
@@ -71,23 +71,10 @@ def test_an_image_one_digest_names_is_evicted_by_id(tmp_path: Path) -> None:
     assert change.work == Work(Operation.REMOVE_IMAGE)
 
 
-class BuildCacheEngine:
-    """A fake engine holding build cache records as ``/system/df`` reports them: enough to
+def build_cache_engine(records: list[dict[str, Any]], **fake: Any) -> FakeConnector:
+    """An engine holding build cache records as ``/system/df`` reports them: enough to
     stage a build that starts using a record between the plan and its removal."""
-
-    host = "cc-ci"
-
-    def __init__(self, records: list[dict[str, Any]]) -> None:
-        self.records = records
-        self.removed: list[str] = []
-
-    def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        assert path == "/system/df"
-        return {"BuildCache": self.records}
-
-    def remove_build_cache(self, record_id: str) -> int:
-        self.removed.append(record_id)
-        return 7
+    return FakeConnector(system_df={"BuildCache": records}, **fake)
 
 
 RECORD = BuildCacheRecord("rec1", "regular", "", False, False, 7, NOW - 30 * DAY, None)
@@ -104,7 +91,9 @@ REMOVE_RECORD = Change(
 )
 
 
-def _apply(conn: Any, current: Facts, tmp_path: Path, change: Change = REMOVE_RECORD) -> Any:
+def _apply(
+    conn: FakeConnector, current: Facts, tmp_path: Path, change: Change = REMOVE_RECORD
+) -> Any:
     journal = Journal(tmp_path / "journal.jsonl")
     try:
         executor = Executor(conn, journal, "run1", clock=lambda: NOW)
@@ -117,37 +106,32 @@ def _apply(conn: Any, current: Facts, tmp_path: Path, change: Change = REMOVE_RE
 def test_a_build_cache_record_used_since_the_plan_is_left_alone(
     tmp_path: Path, field: str, why: str
 ) -> None:
-    conn = BuildCacheEngine([{"ID": "rec1", "Type": "regular", field: True, "Size": 7}])
+    conn = build_cache_engine([{"ID": "rec1", "Type": "regular", field: True, "Size": 7}])
     current = replace(facts(), build_cache=(RECORD,))
 
     result = _apply(conn, current, tmp_path)
 
     assert result.status is Status.SKIPPED
     assert why in result.message
-    assert conn.removed == []
+    assert conn.calls == []
 
 
 def test_a_build_cache_record_still_unused_is_removed(tmp_path: Path) -> None:
-    conn = BuildCacheEngine([{"ID": "rec1", "Type": "regular", "Size": 7}])
+    conn = build_cache_engine([{"ID": "rec1", "Type": "regular", "Size": 7}])
     current = replace(facts(), build_cache=(RECORD,))
 
     result = _apply(conn, current, tmp_path)
 
     assert (result.status, result.bytes_freed) == (Status.OK, 7)
-    assert conn.removed == ["rec1"]
-
-
-class BrokenEngine(BuildCacheEngine):
-    """A fake whose removal has a bug in ccci's own terms (a TypeError), not a refusal."""
-
-    def remove_build_cache(self, record_id: str) -> int:
-        raise TypeError("unsupported operand")
+    assert conn.calls == [("remove_build_cache", "rec1")]
 
 
 def test_a_programming_error_while_applying_is_raised_not_reported_as_a_failed_change(
     tmp_path: Path,
 ) -> None:
-    conn = BrokenEngine([{"ID": "rec1", "Type": "regular", "Size": 7}])
+    # The removal fails with a bug in ccci's own terms (a TypeError), not a refusal.
+    broken = {("remove_build_cache",): TypeError("unsupported operand")}
+    conn = build_cache_engine([{"ID": "rec1", "Type": "regular", "Size": 7}], raises=broken)
     current = replace(facts(), build_cache=(RECORD,))
 
     with pytest.raises(TypeError):

@@ -26,6 +26,7 @@ from ccci.policy.model import ImageRetention, PolicyMeta, PrunePolicy
 from ccci.rules.retention import pattern_matches, retained_images
 from ccci.state import lastuse
 from ccci.state.journal import Journal
+from tests.unit.fakes import FakeConnector
 
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -372,44 +373,6 @@ def test_a_failed_write_keeps_the_old_record_and_leaves_no_temporary_file(tmp_pa
 # ---- 4. apply, on a retention plan --------------------------------------------------------
 
 
-class FakeConnector:
-    """A tiny image store that records what apply asks of it. An image is found by id or by
-    one of its tags; untagging an image's last tag deletes it, as the engine does."""
-
-    def __init__(self, images: dict[str, dict[str, Any]], pull_error: str = "") -> None:
-        self.images = images
-        self.pull_error = pull_error
-        self.calls: list[tuple[str, str]] = []
-
-    def _find(self, ref: str) -> dict[str, Any] | None:
-        if ref in self.images:
-            return self.images[ref]
-        return next((i for i in self.images.values() if ref in i["RepoTags"]), None)
-
-    def inspect_image(self, ref: str) -> dict[str, Any] | None:
-        return self._find(ref)
-
-    def containers_of_image(self, ident: str) -> list[dict[str, Any]]:
-        return []
-
-    def untag_image(self, ref: str) -> None:
-        self.calls.append(("untag", ref))
-        found = self._find(ref)
-        assert found is not None, f"no such image: {ref}"
-        found["RepoTags"].remove(ref)
-        if not found["RepoTags"]:
-            del self.images[found["Id"]]
-
-    def remove_image(self, ident: str) -> None:
-        self.calls.append(("remove", ident))
-
-    def pull(self, ref: str) -> str:
-        self.calls.append(("pull", ref))
-        if self.pull_error:
-            raise CcciError(f"pull {ref}: {self.pull_error}")
-        return "Downloaded newer image"
-
-
 def plan_for(policy_text: str, current: Facts, tmp_path: Path) -> HostPlan:
     path = tmp_path / "policies.yaml"
     path.write_text(policy_text, encoding="utf-8")
@@ -447,7 +410,8 @@ CALM_DISK = DiskUsage("/var/lib/docker", 100, 40, 60)
 def test_a_pull_failure_fails_that_change_with_the_registrys_message(tmp_path: Path) -> None:
     current = facts(disks=(CALM_DISK,))
     plan = plan_for(WARM_ONLY, current, tmp_path)
-    conn = FakeConnector({}, pull_error="manifest unknown: manifest unknown")
+    refused = CcciError("pull 127.0.0.1:5000/recipe/redis:7: manifest unknown: manifest unknown")
+    conn = FakeConnector(raises={("pull",): refused})
 
     report = apply_plan(plan, current, conn, tmp_path)
 
@@ -463,7 +427,7 @@ def test_an_ensure_present_pull_does_not_wait_for_the_eviction_watermark(tmp_pat
     current = facts(disks=(CALM_DISK,))  # 40 %: far below the 85 % that starts eviction
     plan = plan_for(WARM_AND_EVICT, current, tmp_path)
     assert [c.address for c in plan.changes] == ["image:127.0.0.1:5000/recipe/redis:7"]
-    conn = FakeConnector({})
+    conn = FakeConnector()
 
     report = apply_plan(plan, current, conn, tmp_path)
 
@@ -495,12 +459,12 @@ def test_eviction_untags_each_tag_of_the_planned_image(tmp_path: Path) -> None:
     current = facts(images=(idle,), disks=(FULL_DISK,), last_use={OLD_APP: NOW - 60 * DAY})
     plan = plan_for(EVICT_ONLY, current, tmp_path)
     assert [c.address for c in plan.changes] == [f"image:{OLD_APP}"]
-    conn = FakeConnector({OLD_APP: _raw(OLD_APP, ["ccci/app:1", "ccci/app:stable"])})
+    conn = FakeConnector(images={OLD_APP: _raw(OLD_APP, ["ccci/app:1", "ccci/app:stable"])})
 
     report = apply_plan(plan, current, conn, tmp_path)
 
     assert [r.status for r in report.results] == [Status.OK]
-    assert conn.calls == [("untag", "ccci/app:1"), ("untag", "ccci/app:stable")]
+    assert conn.calls == [("untag_image", "ccci/app:1"), ("untag_image", "ccci/app:stable")]
     assert OLD_APP not in conn.images  # the last untag deleted it
 
 
@@ -511,11 +475,13 @@ def test_eviction_never_untags_a_tag_that_now_names_another_image(tmp_path: Path
     assert [c.address for c in plan.changes] == [f"image:{OLD_APP}"]
     # Between plan and apply a CI run pulls ccci/app:1 afresh: the tag moves to the new
     # image, and the planned one is left dangling (the prune's to judge, later).
-    conn = FakeConnector({OLD_APP: _raw(OLD_APP, []), NEW_APP: _raw(NEW_APP, ["ccci/app:1"])})
+    conn = FakeConnector(
+        images={OLD_APP: _raw(OLD_APP, []), NEW_APP: _raw(NEW_APP, ["ccci/app:1"])}
+    )
 
     report = apply_plan(plan, current, conn, tmp_path)
 
-    assert ("untag", "ccci/app:1") not in conn.calls
+    assert ("untag_image", "ccci/app:1") not in conn.calls
     assert conn.images[NEW_APP]["RepoTags"] == ["ccci/app:1"]  # the new image is untouched
     [result] = report.results
     assert result.status is not Status.OK

@@ -3,8 +3,11 @@ and a stack reap removes exactly the objects its change names.
 
 Plans here come from the rule fixtures (``tests/rules/<kind>/<case>.yaml``: facts and a
 policy in), so every change kind the rules make is covered. The reap is driven through
-``RecordingConnector``, a fake that holds a stack's objects as data and records each call
-ccci makes; it fakes the engine entirely (nothing here reaches Docker) and says so.
+``tests.unit.fakes.FakeConnector`` holding a stack's objects as a fact snapshot and
+recording each call ccci makes; it fakes the engine entirely (nothing here reaches Docker,
+no task containers, removals succeed unless told otherwise), so it proves which calls the
+reap makes, not how Docker answers them: tests/engine/test_saved_plan_engine.py proves the
+same on a real engine.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from ccci.plan.fingerprint import SWARM_KEY, fingerprints_for
 from ccci.plan.model import PLAN_FORMAT, Action, Change, HostPlan, Operation, Plan, Target, Work
 from ccci.plan.saved import judge_saved
 from tests.rules.test_rule_cases import PLANS, facts_from_fixture, load_case, plan_case
+from tests.unit.fakes import FakeConnector
 
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
 TIMERS = Path(__file__).parents[1] / "rules" / "timers"
@@ -282,49 +286,6 @@ STACK = "redi-3fa9c1_ci_example_org"
 SIBLING = f"{STACK}_uk"
 
 
-class RecordingConnector:
-    """A fake engine: a stack's objects as plain data, and every call ccci makes recorded.
-
-    It stands in for the whole engine (no task containers, removals always succeed), so
-    it proves which calls the reap makes, not how Docker answers them; the engine tests in
-    tests/engine/test_saved_plan_engine.py prove the same on a real engine.
-    """
-
-    def __init__(self, facts: Facts) -> None:
-        self.facts = facts
-        self.calls: list[tuple[str, ...]] = []
-
-    def current(self) -> Facts:
-        return self.facts
-
-    def remove_object(self, kind: str, ident: str) -> None:
-        self.calls.append(("remove_object", kind, ident))
-        f = self.facts
-        self.facts = replace(
-            f,
-            services=tuple(s for s in f.services if s.id != ident),
-            secrets=tuple(s for s in f.secrets if s.id != ident),
-            configs=tuple(c for c in f.configs if c.id != ident),
-            networks=tuple(n for n in f.networks if n.id != ident),
-            volumes=tuple(v for v in f.volumes if v.name != ident),
-        )
-
-    def remove_file(self, path: str) -> None:
-        self.calls.append(("remove_file", path))
-        self.facts = replace(
-            self.facts,
-            files=tuple(
-                replace(f, exists=False) if f.path == path else f for f in self.facts.files
-            ),
-        )
-
-    def stack_services(self, stack: str) -> list[dict[str, Any]]:
-        return [{"ID": s.id} for s in self.facts.services if s.stack == stack]
-
-    def stack_containers(self, stack: str) -> list[dict[str, Any]]:
-        return []
-
-
 def _secret(ident: str, name: str) -> SwarmObject:
     return SwarmObject(ident, name, {}, NOW)
 
@@ -364,7 +325,7 @@ KINDS = ("services", "secrets", "configs", "networks", "volumes", "env_file")
 
 
 def test_the_reap_removes_each_target_by_its_id_and_nothing_of_a_sibling() -> None:
-    conn = RecordingConnector(_stack_facts())
+    conn = FakeConnector(facts=_stack_facts())
 
     left = reap_stack(conn, STACK, TARGETS, KINDS, 1, conn.current)
 
@@ -382,7 +343,7 @@ def test_the_reap_removes_each_target_by_its_id_and_nothing_of_a_sibling() -> No
 def test_an_object_that_joined_the_stack_after_the_plan_is_reported_not_removed() -> None:
     facts = _stack_facts()
     late = _secret("sec2", f"{STACK}_late_token_v1")
-    conn = RecordingConnector(replace(facts, secrets=(*facts.secrets, late)))
+    conn = FakeConnector(facts=replace(facts, secrets=(*facts.secrets, late)))
 
     left = reap_stack(conn, STACK, TARGETS, KINDS, 1, conn.current)
 
@@ -395,7 +356,7 @@ def test_an_object_recreated_under_a_planned_name_is_left_and_reported() -> None
     facts = _stack_facts()
     label = {STACK_LABEL: STACK}
     recreated = Network("net9", f"{STACK}_default", "overlay", "swarm", label, NOW)
-    conn = RecordingConnector(replace(facts, networks=(recreated,)))
+    conn = FakeConnector(facts=replace(facts, networks=(recreated,)))
 
     left = reap_stack(conn, STACK, TARGETS, KINDS, 1, conn.current)
 
@@ -404,18 +365,10 @@ def test_an_object_recreated_under_a_planned_name_is_left_and_reported() -> None
     assert conn.facts.networks == (recreated,)
 
 
-class VolumeInUse(RecordingConnector):
-    """The same fake, refusing to remove volumes as an engine does while one is mounted."""
-
-    def remove_object(self, kind: str, ident: str) -> None:
-        if kind == "volumes":
-            self.calls.append(("remove_object", kind, ident))
-            raise RuntimeError("volume is in use")
-        super().remove_object(kind, ident)
-
-
 def test_a_target_that_could_not_be_removed_fails_the_reap_naming_it() -> None:
-    conn = VolumeInUse(_stack_facts())
+    # The engine refuses to remove a volume while one is mounted.
+    in_use = {("remove_object", "volumes"): RuntimeError("volume is in use")}
+    conn = FakeConnector(facts=_stack_facts(), raises=in_use)
 
     with pytest.raises(ReapFailed) as failed:
         reap_stack(conn, STACK, TARGETS, KINDS, 1, conn.current)
