@@ -17,6 +17,8 @@ def _body(finding: Finding) -> str:
 
 
 def summary(report: CheckReport) -> str:
+    """The last line of a check: errors and warnings counted, and how much was read, so "no
+    problems" shows what it covers."""
     read = f"{plural(len(report.files), 'file')} ({plural(report.documents, 'document')})"
     if not report.findings:
         return f"No problems in {read}."
@@ -33,6 +35,7 @@ def render_text(report: CheckReport) -> str:
 
 
 def render_json(report: CheckReport) -> str:
+    """Findings and counts as one versioned document for tools (``format_version``)."""
     document = {
         "format_version": CHECK_FORMAT,
         "findings": [

@@ -56,6 +56,8 @@ def _impact(diff: SemanticDiff, impact: HostImpact) -> dict[str, Any]:
 
 
 def render_json(diff: SemanticDiff, impacts: Sequence[HostImpact] | None = None) -> str:
+    """Meanings, their risks and, with ``impacts``, each host's plan difference as one versioned
+    document; unit contents are masked as in the text."""
     risk = diff.risk()
     document: dict[str, Any] = {
         "format_version": DIFF_FORMAT,

@@ -26,10 +26,13 @@ PLAIN = Style(enabled=False)
 
 
 def where(source: Location | None) -> str:
+    """``file:line`` of a policy, terminal-escaped (a file name may hold anything); '' when
+    unknown."""
     return terminal(f"{source.file}:{source.line}") if source else ""
 
 
 def risk_counts(diff: SemanticDiff) -> str:
+    """The closing tally, riskier first: what a reviewer looks at before reading the lines."""
     counts = diff.counts()
     parts = [f"{counts[r]} {r.value}" for r in (Risk.RISKIER, Risk.NEUTRAL, Risk.SAFER)]
     return f"{plural(len(diff.changes), 'change')} in meaning: {', '.join(parts)}."
@@ -42,6 +45,8 @@ def meaning_line(change: PolicyChange) -> str:
 
 
 def semantic_lines(diff: SemanticDiff, style: Style = PLAIN) -> list[str]:
+    """Meanings grouped by policy, each with its risk and why; an empty diff says so in a sentence
+    rather than printing nothing."""
     if diff.is_empty():
         return ["No change in meaning: the policies do the same on every host."]
     lines: list[str] = []
@@ -60,6 +65,7 @@ def semantic_lines(diff: SemanticDiff, style: Style = PLAIN) -> list[str]:
 
 
 def bytes_note(impact: HostImpact) -> str:
+    """How much more (or less) the head plan frees than the base, or '' when the same."""
     delta = impact.bytes_delta()
     if not delta:
         return ""
@@ -71,6 +77,8 @@ def _differ(count: int, noun: str) -> str:
 
 
 def headline(impact: HostImpact, risk: Risk | None) -> str:
+    """One host's plan difference in a line (counts, bytes, gates, manual actions, risk), shared by
+    the text and the markdown comment."""
     counts = f"+{impact.count('added')} ~{impact.count('changed')} −{impact.count('removed')}"
     gated = f", {_differ(len(impact.gates), 'gate')}" if impact.gates else ""
     manual = f", {_differ(len(impact.manual), 'manual action')}" if impact.manual else ""
@@ -156,6 +164,8 @@ def impact_lines(impact: HostImpact, per_section: int | None = None) -> list[str
 def impact_section(
     diff: SemanticDiff, impacts: Sequence[HostImpact], facts_label: str, style: Style = PLAIN
 ) -> list[str]:
+    """Each host whose plan differs, with its lines; unchanged hosts are counted and at most five
+    named, so a fleet diff stays readable."""
     lines = [style(f"Impact on the hosts in {facts_label}:", "bold")]
     changed = [i for i in impacts if not i.is_unchanged()]
     for impact in changed:
@@ -178,6 +188,8 @@ def render_text(
     facts_label: str = "",
     style: Style = PLAIN,
 ) -> str:
+    """The human diff: meanings first, then with ``impacts`` what each host's plan does
+    differently."""
     lines = semantic_lines(diff, style)
     if impacts is not None:
         lines += ["", *impact_section(diff, impacts, facts_label, style)]

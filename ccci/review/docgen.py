@@ -105,6 +105,8 @@ def _rows(
 
 
 def kind_section(kind: str) -> str:
+    """One kind's reference section: description, examples and a field table, all from its schema,
+    so the docs say what load validates."""
     root = schemas.schema(kind)
     lines = [
         f"## {kind}",

@@ -35,6 +35,8 @@ class Finding:
 
     @property
     def place(self) -> str:
+        """``file:line:column`` as editors and CI annotations jump to it; the file alone when no
+        line is known."""
         if not self.line:
             return self.file
         return f"{self.file}:{self.line}:{self.column or 1}"
@@ -44,6 +46,8 @@ class Finding:
         return (self.file, self.line, self.column, self.field, self.message, self.code)
 
     def sort_key(self) -> tuple[str, int, int, int, str]:
+        """File, then position, errors before warnings at one place: the order a reader fixes them
+        in."""
         return (self.file, self.line, self.column, self.severity is Severity.WARNING, self.message)
 
 
@@ -85,11 +89,15 @@ class CheckReport:
 
     @property
     def errors(self) -> int:
+        """Errors found: any one fails ``policy check``."""
         return sum(f.severity is Severity.ERROR for f in self.findings)
 
     @property
     def warnings(self) -> int:
+        """Warnings found: they fail ``policy check`` only under ``--fail-on-warn``."""
         return sum(f.severity is Severity.WARNING for f in self.findings)
 
     def failed(self, fail_on_warn: bool = False) -> bool:
+        """The check's verdict (its exit status): any error, or any warning under
+        ``--fail-on-warn``."""
         return bool(self.errors or (fail_on_warn and self.warnings))

@@ -32,6 +32,7 @@ class ChangeDelta:
 
     @property
     def status(self) -> str:
+        """``added`` (only the head plans it), ``removed`` (only the base) or ``changed``."""
         if self.base is None:
             return "added"
         if self.head is None:
@@ -40,6 +41,7 @@ class ChangeDelta:
 
     @property
     def change(self) -> Change:
+        """The change as the head plans it, else as the base did: what the diff shows."""
         found = self.head or self.base
         assert found is not None
         return found
@@ -57,6 +59,7 @@ class GateDelta:
 
 @dataclass(frozen=True)
 class ManualDelta:
+    """A manual action only one side asks for, or that both ask for with different reasons."""
     address: str
     base: Manual | None
     head: Manual | None
@@ -64,6 +67,8 @@ class ManualDelta:
 
 @dataclass(frozen=True)
 class HostImpact:
+    """What one host's plan does differently under the head policies, planned from the same facts at
+    the same moment as the base."""
     host: str
     now: datetime
     base: HostPlan
@@ -73,9 +78,11 @@ class HostImpact:
     manual: tuple[ManualDelta, ...]
 
     def is_unchanged(self) -> bool:
+        """No change, gate or manual action differs: the host is counted, not shown."""
         return not (self.changes or self.gates or self.manual)
 
     def count(self, status: str) -> int:
+        """Plan changes by ``status`` (``added``, ``changed``, ``removed``), for the headline."""
         return sum(d.status == status for d in self.changes)
 
     def bytes_delta(self) -> int:
@@ -100,6 +107,8 @@ def _same(a: Change, b: Change) -> bool:
 
 
 def compare(host: str, now: datetime, base: HostPlan, head: HostPlan) -> HostImpact:
+    """The differences between two plans of one host: changes by address (alike is no difference,
+    whatever their reasons say), gates that opened or closed, manual actions."""
     old = {c.address: c for c in base.changes}
     new = {c.address: c for c in head.changes}
     changes = [ChangeDelta(a, old.get(a), c) for a, c in new.items() if a not in old]

@@ -141,6 +141,8 @@ def render_markdown(
     facts_label: str = "",
     limit: int = LIMIT,
 ) -> str:
+    """The PR comment, under ``limit`` characters: whatever does not fit is cut whole (rows, hosts)
+    and a closing note says what was cut."""
     page = _Page(limit - _NOTE_ROOM)
     title = (
         f"**ccci policy diff** {escape.inline_code(diff.base)} → {escape.inline_code(diff.head)}"

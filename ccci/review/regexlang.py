@@ -243,10 +243,12 @@ class Answer:
 
     @property
     def exists(self) -> bool:
+        """A name with the property was found (``example``)."""
         return self.known and self.example is not None
 
     @property
     def never(self) -> bool:
+        """Proven that no name has the property; not the same as "could not tell"."""
         return self.known and self.example is None
 
 
@@ -311,22 +313,27 @@ class Comparison:
 
     @property
     def known(self) -> bool:
+        """Both directions were decided, so ``same``, ``wider`` and ``narrower`` can be trusted."""
         return self.gained.known and self.lost.known
 
     @property
     def gave_up(self) -> bool:
+        """The search hit its step budget: the reviewer is told so, rather than a guess."""
         return self.gained.gave_up or self.lost.gave_up
 
     @property
     def same(self) -> bool:
+        """Proven to match exactly the same stack names, however differently written."""
         return self.gained.never and self.lost.never
 
     @property
     def wider(self) -> bool:
+        """Proven to match every old name and more: the policy now reaches more stacks."""
         return self.gained.exists and self.lost.never
 
     @property
     def narrower(self) -> bool:
+        """Proven to match fewer names and no new one."""
         return self.lost.exists and self.gained.never
 
 

@@ -37,23 +37,29 @@ class PolicyChange:
 
     @property
     def subject(self) -> str:
+        """``kind name`` (or ``inventory``): the heading meanings are grouped under."""
         return f"{self.kind} {self.name}" if self.name else self.kind
 
 
 @dataclass(frozen=True)
 class SemanticDiff:
+    """Every meaning between two sides (``base``, ``head`` name them), each with the hosts it holds
+    on."""
     base: str
     head: str
     changes: tuple[PolicyChange, ...]
 
     def is_empty(self) -> bool:
+        """The two sides do the same on every host, whatever changed in form."""
         return not self.changes
 
     def counts(self) -> dict[Risk, int]:
+        """Meanings per risk, every risk present (zero when none)."""
         counter = Counter(c.meaning.risk for c in self.changes)
         return {r: counter.get(r, 0) for r in Risk}
 
     def risk(self) -> Risk | None:
+        """The worst risk of the whole diff, or None when nothing changed in meaning."""
         return worst([c.meaning.risk for c in self.changes])
 
     def risk_for(self, host: str) -> Risk | None:
@@ -170,6 +176,8 @@ def _inventory(base: PolicySet, head: PolicySet) -> list[PolicyChange]:
 
 
 def diff(base: PolicySet, head: PolicySet) -> SemanticDiff:
+    """Compare two sides policy by policy and host by host, then the inventory; a meaning that holds
+    on several hosts is one change listing them."""
     hosts = _hosts(base, head)
     changes: list[PolicyChange] = []
     for key in _keys(base, head, hosts):

@@ -27,9 +27,12 @@ class PolicySet:
     by_host: dict[str, dict[PolicyKey, Policy]]
 
     def policies(self, host: str) -> tuple[Policy, ...]:
+        """The policies that reach ``host`` on this side (none for a host this side does not
+        know)."""
         return tuple(self.by_host.get(host, {}).values())
 
     def get(self, host: str, key: PolicyKey) -> Policy | None:
+        """One policy by (kind, name) on ``host``, or None when this side has none there."""
         return self.by_host.get(host, {}).get(key)
 
 

@@ -63,6 +63,7 @@ def changed(old: Policy, new: Policy) -> list[Meaning]:
 
 
 def added(policy: Policy) -> Meaning:
+    """What adding the policy means, by its kind; a kind review does not know is neutral."""
     handlers = KINDS.get(type(policy))
     if handlers is None:
         return Meaning("", f"policy {policy.meta.name} added", Risk.NEUTRAL, "review it")
@@ -70,6 +71,7 @@ def added(policy: Policy) -> Meaning:
 
 
 def removed(policy: Policy) -> Meaning:
+    """What removing the policy means, by its kind; a kind review does not know is neutral."""
     handlers = KINDS.get(type(policy))
     if handlers is None:
         return Meaning("", f"policy {policy.meta.name} removed", Risk.NEUTRAL, "review it")

@@ -23,10 +23,12 @@ class Risk(enum.Enum):
 
     @property
     def rank(self) -> int:
+        """Order for "the worst risk": safer < neutral < riskier."""
         return {"safer": 0, "neutral": 1, "riskier": 2}[self.value]
 
 
 def worst(risks: list[Risk]) -> Risk | None:
+    """The riskiest of ``risks``, or None when there are none (no change is not "safer")."""
     return max(risks, key=lambda r: r.rank) if risks else None
 
 
@@ -41,10 +43,12 @@ class Meaning:
 
 
 def pct(ratio: float) -> str:
+    """A ratio as meanings print it (``80%``), the way a policy writes it."""
     return format_percent(ratio)
 
 
 def dur(delta: timedelta) -> str:
+    """A duration as meanings print it, the way a policy writes it (``24h``, ``14d``)."""
     return format_spec_duration(delta)
 
 

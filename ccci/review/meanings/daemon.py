@@ -23,6 +23,8 @@ def _shown(value: object) -> str:
 
 
 def changed(old: DaemonPolicy, new: DaemonPolicy) -> list[Meaning]:
+    """A check turned on is safer, one turned off riskier (drift goes unreported), a new expected
+    value neutral; the client config counts only while a registry is checked."""
     found = []
     for name, (field, label) in _FIELDS.items():
         a, b = getattr(old, name), getattr(new, name)
@@ -70,6 +72,7 @@ def _checks(policy: DaemonPolicy) -> str:
 
 
 def added(policy: DaemonPolicy) -> Meaning:
+    """Safer: a DaemonPolicy reports drift as manual actions and never changes the host."""
     return Meaning(
         "",
         f"policy {policy.meta.name} added: checks {_checks(policy)}",
@@ -79,6 +82,7 @@ def added(policy: DaemonPolicy) -> Meaning:
 
 
 def removed(policy: DaemonPolicy) -> Meaning:
+    """Riskier: the daemon's drift would go unreported."""
     return Meaning(
         "",
         f"policy {policy.meta.name} removed: it checked {_checks(policy)}",

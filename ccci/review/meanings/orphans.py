@@ -215,12 +215,14 @@ def _wait(old: OrphanStackPolicy, new: OrphanStackPolicy) -> list[Meaning]:
 
 
 def changed(old: OrphanStackPolicy, new: OrphanStackPolicy) -> list[Meaning]:
+    """Field by field: which stacks are run-apps, when they are orphaned, what keeps them, what is
+    reaped, the env files, abra's folder and the reap's wait."""
     found = _run_apps(old, new) + _orphan_after(old, new) + _expires(old, new)
     found += _keep(old, new) + _reap(old, new) + _env_file(old, new) + _abra(old, new)
     return found + _wait(old, new)
 
 
-def summary(policy: OrphanStackPolicy) -> str:
+def _summary(policy: OrphanStackPolicy) -> str:
     return (
         f"reaps {', '.join(k.replace('_', ' ') for k in policy.reap)} of stacks matching "
         f"{policy.run_apps!r} after {dur(policy.orphan_after)}"
@@ -228,18 +230,20 @@ def summary(policy: OrphanStackPolicy) -> str:
 
 
 def added(policy: OrphanStackPolicy) -> Meaning:
+    """Riskier: the policy removes whole stacks."""
     return Meaning(
         "",
-        f"policy {policy.meta.name} added: {summary(policy)}",
+        f"policy {policy.meta.name} added: {_summary(policy)}",
         Risk.RISKIER,
         "it removes whole stacks from the host",
     )
 
 
 def removed(policy: OrphanStackPolicy) -> Meaning:
+    """Safer: killed runs' stacks then stay until removed by hand."""
     return Meaning(
         "",
-        f"policy {policy.meta.name} removed: it {summary(policy)}",
+        f"policy {policy.meta.name} removed: it {_summary(policy)}",
         Risk.SAFER,
         "killed runs' stacks stay until removed by hand",
     )

@@ -191,6 +191,8 @@ def _selector(name: str, old: timedelta | None, new: timedelta | None) -> list[M
 
 
 def changed(old: PrunePolicy, new: PrunePolicy) -> list[Meaning]:
+    """The disk, live-stack and convergence gates, then each selector's age: each says whether the
+    prune now takes more (riskier) or less."""
     found = _disk(_gate(old, GateKind.DISK_USAGE), _gate(new, GateKind.DISK_USAGE))
     found += _stacks(_gate(old, GateKind.NO_LIVE_STACKS), _gate(new, GateKind.NO_LIVE_STACKS))
     found += _converging(
@@ -201,7 +203,7 @@ def changed(old: PrunePolicy, new: PrunePolicy) -> list[Meaning]:
     return found
 
 
-def summary(policy: PrunePolicy) -> str:
+def _summary(policy: PrunePolicy) -> str:
     what = [
         f"{label} older than {dur(getattr(policy, name))}"
         for name, label in SELECTORS.items()
@@ -213,18 +215,20 @@ def summary(policy: PrunePolicy) -> str:
 
 
 def added(policy: PrunePolicy) -> Meaning:
+    """Riskier: the policy removes objects from the host."""
     return Meaning(
         "",
-        f"policy {policy.meta.name} added: {summary(policy)}",
+        f"policy {policy.meta.name} added: {_summary(policy)}",
         Risk.RISKIER,
         "it removes objects from the host",
     )
 
 
 def removed(policy: PrunePolicy) -> Meaning:
+    """Safer: ccci removes less, and the disk is then the operator's to watch."""
     return Meaning(
         "",
-        f"policy {policy.meta.name} removed: it {summary(policy)}",
+        f"policy {policy.meta.name} removed: it {_summary(policy)}",
         Risk.SAFER,
         "ccci removes less; watch the disk",
     )

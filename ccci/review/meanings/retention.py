@@ -92,6 +92,8 @@ def _evict(old: Eviction | None, new: Eviction | None) -> list[Meaning]:
 
 
 def changed(old: ImageRetention, new: ImageRetention) -> list[Meaning]:
+    """Retained patterns and images kept warm, item by item, then the eviction: retaining less is
+    riskier, warming the cache neutral."""
     found = added_removed(
         "spec.retain",
         old.retain,
@@ -127,6 +129,8 @@ def _summary(policy: ImageRetention) -> str:
 
 
 def added(policy: ImageRetention) -> Meaning:
+    """Riskier when it evicts (tagged images go cold); a policy that only retains or warms is
+    safer."""
     evicts = policy.evict is not None
     return Meaning(
         "",
@@ -137,6 +141,7 @@ def added(policy: ImageRetention) -> Meaning:
 
 
 def removed(policy: ImageRetention) -> Meaning:
+    """Riskier when it retained images (they may then be pruned or evicted), else safer."""
     retained = bool(policy.retain)
     return Meaning(
         "",

@@ -8,6 +8,7 @@ from ccci.review.meanings.base import Meaning, Risk, pattern_change
 
 
 def changed(old: StackSelector, new: StackSelector) -> list[Meaning]:
+    """Neutral: a selector does nothing alone, and its effect shows on the policies that use it."""
     if old.match == new.match:
         return []
     text, _ = pattern_change(old.match, new.match)
@@ -22,6 +23,7 @@ def changed(old: StackSelector, new: StackSelector) -> list[Meaning]:
 
 
 def added(policy: StackSelector) -> Meaning:
+    """Neutral: a name for a pattern does nothing alone."""
     return Meaning(
         "",
         f"selector {policy.meta.name} added: {policy.match!r}",
@@ -31,6 +33,7 @@ def added(policy: StackSelector) -> Meaning:
 
 
 def removed(policy: StackSelector) -> Meaning:
+    """Neutral: a name for a pattern did nothing alone."""
     return Meaning(
         "",
         f"selector {policy.meta.name} removed: {policy.match!r}",

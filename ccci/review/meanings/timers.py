@@ -217,6 +217,8 @@ def _setting(
 
 
 def changed(old: TimerPolicy, new: TimerPolicy) -> list[Meaning]:
+    """The unit folder, each present timer added, changed or no longer managed, and the absent list:
+    a timer no longer kept masked is riskier, as an update may enable it again."""
     found = []
     if old.unit_dir != new.unit_dir:
         found.append(
@@ -289,6 +291,7 @@ def _summary(policy: TimerPolicy) -> str:
 
 
 def added(policy: TimerPolicy) -> Meaning:
+    """Neutral: new scheduled jobs, whose commands a reviewer should read."""
     return Meaning(
         "",
         f"policy {policy.meta.name} added: {_summary(policy)}",
@@ -298,6 +301,8 @@ def added(policy: TimerPolicy) -> Meaning:
 
 
 def removed(policy: TimerPolicy) -> Meaning:
+    """Riskier when it kept timers masked (they may come back), else neutral: ccci leaves the units
+    as they are."""
     masks = bool(policy.absent)
     return Meaning(
         "",
