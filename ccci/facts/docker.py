@@ -60,6 +60,8 @@ def _real(values: Iterable[str] | None) -> tuple[str, ...]:
 
 
 def parse_image(raw: dict[str, Any]) -> Image:
+    """One ``/images/json`` entry; the ``<none>`` placeholders are dropped, so ``tags`` and
+    ``digests`` say what really names the image (and so its kind)."""
     return Image(
         id=raw["Id"],
         tags=_real(raw.get("RepoTags")),
@@ -72,6 +74,8 @@ def parse_image(raw: dict[str, Any]) -> Image:
 
 
 def parse_container(raw: dict[str, Any], finished: datetime | None = None) -> Container:
+    """One ``/containers/json`` entry; the list has no exit time, so ``finished`` comes from an
+    inspect, made only for stopped containers."""
     names = raw.get("Names") or [raw["Id"][:12]]
     return Container(
         id=raw["Id"],
@@ -86,10 +90,13 @@ def parse_container(raw: dict[str, Any], finished: datetime | None = None) -> Co
 
 
 def parse_finished(inspect: dict[str, Any]) -> datetime | None:
+    """When an inspected container exited, or None when it never ran (Docker's zero time)."""
     return _time((inspect.get("State") or {}).get("FinishedAt"))
 
 
 def parse_build_cache(raw: dict[str, Any]) -> BuildCacheRecord:
+    """One build cache record of ``/system/df``; a record with no creation time dates from the
+    epoch."""
     created = _time(raw.get("CreatedAt"))
     return BuildCacheRecord(
         id=raw["ID"],
@@ -104,6 +111,8 @@ def parse_build_cache(raw: dict[str, Any]) -> BuildCacheRecord:
 
 
 def parse_service(raw: dict[str, Any]) -> Service:
+    """One ``/services`` entry: the spec times the convergence clock starts from, the update status
+    and where its tasks may run; ``replicas`` is None unless the service is replicated."""
     spec = raw.get("Spec") or {}
     container_spec = (spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}
     replicated = (spec.get("Mode") or {}).get("Replicated")
@@ -125,6 +134,8 @@ def parse_service(raw: dict[str, Any]) -> Service:
 
 
 def parse_task(raw: dict[str, Any]) -> Task:
+    """One ``/tasks`` entry: the states, errors and exit code that tell whether its service has
+    converged."""
     status = raw.get("Status") or {}
     container_spec = ((raw.get("Spec") or {}).get("ContainerSpec")) or {}
     container = status.get("ContainerStatus") or {}
@@ -147,6 +158,8 @@ def parse_task(raw: dict[str, Any]) -> Task:
 
 
 def parse_volume(raw: dict[str, Any]) -> Volume:
+    """One ``/volumes`` entry; its stack label is what ties a named volume to a stack, which
+    ``docker stack rm`` leaves behind."""
     return Volume(
         name=raw["Name"],
         driver=raw.get("Driver") or "",
@@ -156,6 +169,8 @@ def parse_volume(raw: dict[str, Any]) -> Volume:
 
 
 def parse_network(raw: dict[str, Any]) -> Network:
+    """One ``/networks`` entry; the scope tells a stack's swarm-wide overlay from a node's own
+    network."""
     return Network(
         id=raw["Id"],
         name=raw["Name"],
@@ -167,6 +182,7 @@ def parse_network(raw: dict[str, Any]) -> Network:
 
 
 def parse_swarm_object(raw: dict[str, Any]) -> SwarmObject:
+    """One ``/secrets`` or ``/configs`` entry: name, labels and creation time, never the data."""
     spec = raw.get("Spec") or {}
     return SwarmObject(
         id=raw["ID"],
@@ -177,6 +193,8 @@ def parse_swarm_object(raw: dict[str, Any]) -> SwarmObject:
 
 
 def parse_daemon(info: dict[str, Any], version: dict[str, Any]) -> Daemon:
+    """``/info`` and ``/version`` as one fact: the version endpoint's numbers win, and the swarm
+    fields say whether this node is a manager and of which cluster."""
     swarm = info.get("Swarm") or {}
     return Daemon(
         name=info.get("Name") or "",
@@ -432,6 +450,8 @@ class Prefetch:
             self._error = exc
 
     def records(self) -> list[dict[str, Any]]:
+        """The early read's answer, waiting for it if need be; its error is raised here, as if the
+        read had been made now."""
         self._thread.join()
         if self._error is not None:
             raise self._error

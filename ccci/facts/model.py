@@ -49,6 +49,8 @@ class Image:
 
     @property
     def kind(self) -> ImageKind:
+        """What the image is to the cache: a tag wins, then a repo digest (the swarm's untagged pull
+        cache); only an image with neither is a leftover."""
         if self.tags:
             return ImageKind.TAGGED
         return ImageKind.DIGEST if self.digests else ImageKind.LEFTOVER
@@ -61,6 +63,7 @@ class Image:
 
     @property
     def short_id(self) -> str:
+        """The twelve hex digits ``docker image ls`` shows, for labels and reasons."""
         return self.id.removeprefix("sha256:")[:12]
 
 
@@ -79,6 +82,7 @@ class Container:
 
     @property
     def active(self) -> bool:
+        """Holds resources (running, restarting, paused, removing): never touched by a prune."""
         return self.state in ACTIVE_CONTAINER_STATES
 
 
@@ -125,6 +129,7 @@ class Service:
 
     @property
     def stack(self) -> str:
+        """The stack the service was deployed by, or '' when it is in none."""
         return self.labels.get(STACK_LABEL, "")
 
     @property
@@ -163,6 +168,8 @@ class Task:
 
 @dataclass(frozen=True)
 class Volume:
+    """A named volume; ``docker stack rm`` never removes one, so an orphaned stack's volumes stay
+    until a reap names them."""
     name: str
     driver: str
     labels: dict[str, str]
@@ -170,11 +177,14 @@ class Volume:
 
     @property
     def stack(self) -> str:
+        """The stack that created the volume, or '' when it is in none."""
         return self.labels.get(STACK_LABEL, "")
 
 
 @dataclass(frozen=True)
 class Network:
+    """A network; a stack's own are labelled with its name, and swarm-scoped ones are the cluster's,
+    not one node's."""
     id: str
     name: str
     driver: str
@@ -184,6 +194,7 @@ class Network:
 
     @property
     def stack(self) -> str:
+        """The stack that created the network, or '' when it is in none."""
         return self.labels.get(STACK_LABEL, "")
 
 
@@ -198,6 +209,8 @@ class SwarmObject:
 
     @property
     def stack(self) -> str:
+        """The stack that created it, or '': abra's secrets are external and carry no label, so
+        ``ccci.facts.stacks`` finds those by name."""
         return self.labels.get(STACK_LABEL, "")
 
 
@@ -278,10 +291,13 @@ class Unit:
 
     @property
     def exists(self) -> bool:
+        """Whether systemd knows a unit of this name: ``not-found``, or no answer, is no unit."""
         return self.load_state not in ("not-found", "")
 
     @property
     def masked(self) -> bool:
+        """Masked by a link (runtime or persistent): systemd will not start it, whatever enables
+        it."""
         return self.load_state == "masked" or self.unit_file_state.startswith("masked")
 
 
@@ -339,6 +355,8 @@ class Stack:
         }
 
     def labels(self) -> list[dict[str, str]]:
+        """Every object's labels, for the deadline a run stamps on whichever of them it created
+        last."""
         groups: list[tuple[Service | Volume | Network | SwarmObject, ...]] = [
             self.services,
             self.volumes,
@@ -477,6 +495,7 @@ class Facts:
         return tuple(g.kind for g in self.gaps)
 
     def gap(self, kind: str) -> FactGap | None:
+        """Why ``kind`` was not gathered, or None when it was."""
         return next((g for g in self.gaps if g.kind == kind), None)
 
     def missing(self, *kinds: str) -> tuple[FactGap, ...]:
@@ -484,15 +503,21 @@ class Facts:
         return tuple(g for g in self.gaps if g.kind in kinds)
 
     def client_config(self, path: str) -> ClientConfig | None:
+        """The client config read at ``path``, or None when it was not asked for (a config asked for
+        and absent has ``found`` false)."""
         return next((c for c in self.client_configs if c.path == path), None)
 
     def unit(self, name: str) -> Unit | None:
+        """The unit as systemd reported it, or None when systemd was not asked about it."""
         return next((u for u in self.units if u.name == name), None)
 
     def unit_file(self, path: str) -> UnitFile | None:
+        """What is at ``path`` in a unit directory, or None when it was not looked at."""
         return next((f for f in self.unit_files if f.path == path), None)
 
     def file(self, path: str) -> FileFact | None:
+        """The file's fact, or None when it was not looked at (a missing file has ``exists``
+        false)."""
         return next((f for f in self.files if f.path == path), None)
 
     def stack(self, name: str) -> Stack | None:
@@ -528,10 +553,14 @@ class Facts:
         )
 
     def to_json(self) -> str:
+        """The snapshot ``ccci facts --output json`` writes and ``--facts`` reads back to plan
+        offline."""
         return json.dumps(to_jsonable(self), indent=2, sort_keys=True)
 
     @classmethod
     def from_dict(cls, data: Any) -> Facts:
+        """Read a snapshot, also one from before ``gaps`` (its ``not_gathered`` kinds count as not
+        asked for)."""
         if isinstance(data, dict) and "not_gathered" in data:
             # Snapshots before ``gaps`` listed bare kind names: a lean gather's skips.
             data = dict(data)

@@ -193,6 +193,9 @@ def _undecided(
 
 
 def plan_orphans(policy: OrphanStackPolicy, ctx: Context) -> RuleOutput:
+    """The OrphanStackPolicy rule: one reap per orphaned run-app stack, naming the exact objects it
+    removes; a stack it may not or cannot reap is a manual action, and without the facts that tell a
+    live stack from leftovers no stack is judged."""
     facts, now, name = ctx.facts, ctx.now, policy.meta.name
     source = policy.meta.source
     gaps = facts.missing(*ORPHAN_NEEDS)
