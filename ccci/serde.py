@@ -61,7 +61,8 @@ def _field_names(cls: type) -> tuple[str, ...] | None:
 
 def to_jsonable(value: Any) -> Any:
     """Turn dataclasses, enums, datetimes and tuples into plain JSON values."""
-    names = _field_names(type(value))
+    cls: type = type(value)
+    names = _field_names(cls)
     if names is not None:
         return {name: to_jsonable(getattr(value, name)) for name in names}
     if isinstance(value, enum.Enum):

@@ -1,21 +1,18 @@
-"""Jinja2 values over inventory vars, sandboxed, with undefined names as errors."""
+"""Policy values as templates over inventory vars: sandboxed, with undefined names as errors.
+
+Most templated values are plain substitutions (``{{ docker_data_root }}``, ``{{ abra_dir
+}}/servers/…``, ``{{ path | default(docker_data_root) }}``): those are rendered here, as
+Jinja2 would render them. Any other template sends the whole document through the Jinja2
+sandbox (:mod:`ccci.policy.jinja_sandbox`), which is imported only then.
+"""
 
 from __future__ import annotations
 
 import re
-import signal
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from itertools import chain, islice
+from collections.abc import Callable
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, Undefined
-from jinja2.nativetypes import NativeCodeGenerator
-from jinja2.sandbox import SandboxedEnvironment
-
 from ccci.config.yamlsrc import Document, PathKey
-from ccci.errors import InputError
 
 # The budget of one rendered value. A policy value is a path, a pattern, a threshold or a
 # unit line: a hundred thousand characters is far more than any honest one, and small
@@ -30,172 +27,101 @@ class BudgetExceeded(Exception):
     """A template went over its size or work budget."""
 
 
-class _OverTime(BaseException):
-    """Raised from the timer: a BaseException so that no ``except Exception`` in a
-    template's call chain can swallow it."""
-
-
-def _native_concat(values: Iterator[Any]) -> Any:
-    """A lone ``{{ expr }}`` keeps its value's type (a bool stays a bool, the string
-    ``"2024"`` stays a string); anything mixed with text is joined as text, up to
-    MAX_RENDERED characters."""
-    head = list(islice(values, 2))
-    if not head:
-        return ""
-    if len(head) == 1:
-        value = head[0]
-        if isinstance(value, Undefined):
-            # StrictUndefined raises on str(): a missing variable is an error here too.
-            str(value)
-        _check_size(value)
-        return value
-    parts: list[str] = []
-    size = 0
-    for item in chain(head, values):
-        text = str(item)
-        size += len(text)
-        if size > MAX_RENDERED:
-            raise BudgetExceeded(f"renders to more than {MAX_RENDERED:,} characters")
-        parts.append(text)
-    return "".join(parts)
-
-
-def _check_size(value: Any) -> None:
+def check_size(value: Any) -> None:
+    """Refuse a rendered value over the budget: a string, list or mapping too long, or an
+    integer too wide."""
     if isinstance(value, (str, list, tuple, dict)) and len(value) > MAX_RENDERED:
         raise BudgetExceeded(f"a value of more than {MAX_RENDERED:,} items")
     if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
         raise BudgetExceeded(f"a number of more than {MAX_INT_BITS} bits")
 
 
-_BIG_WIDTH = re.compile(r"\d{6,}")
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+# ``{{ name }}`` or ``{{ name | default(other) }}``, the default a name or a quoted literal
+# with no quote, backslash or brace inside (Jinja2 would unescape those).
+_PLAIN_EXPR = re.compile(
+    rf"\{{\{{ *(?P<name>{_NAME})"
+    rf"(?: *\| *default\( *(?:(?P<alt>{_NAME})"
+    r"|'(?P<sq>[ -&(-\[\]-z|~]*)'|\"(?P<dq>[ !#-\[\]-z|~]*)\") *\))?"
+    r" *\}\}"
+)
+# Names Jinja2 reads as something other than a variable: literals and operators, and the
+# globals it resolves when no variable has the name (a test pins these to jinja2's own).
+JINJA_NAMES = frozenset(
+    {"true", "false", "none", "True", "False", "None", "and", "or", "not", "in", "is", "if"}
+    | {"else", "range", "dict", "lipsum", "cycler", "joiner", "namespace"}
+)
+# Text that Jinja2 would read as more than text: a control character (it normalises or
+# strips newlines), or, in the text with each expression as NUL, a brace that starts or
+# ends a tag, a comment or an expression ("{{{ x }}" is not "{" and x).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_TAG_EDGE = re.compile(r"\{[{%#\x00]|[}%#\x00]\}")
 
 
-def _check_format(fmt: str) -> None:
-    """A format string cannot ask for a field a million characters wide."""
-    if _BIG_WIDTH.search(fmt):
-        raise BudgetExceeded("a format width of a million characters or more")
+class _NotPlain(Exception):
+    """A value the plain renderer leaves to Jinja2 (which renders it, or says why not)."""
 
 
-def _sized(length: int) -> None:
-    if length > MAX_RENDERED:
-        raise BudgetExceeded(f"a value of more than {MAX_RENDERED:,} characters")
+def _refuse_over(size: int, limit: int) -> None:
+    if size > limit:
+        raise _NotPlain
 
 
-class _Counter:
-    """Items the template's ranges have produced in one render."""
-
-    def __init__(self) -> None:
-        self.left = MAX_ITERATIONS
-
-    def range(self, *args: int) -> Iterator[int]:
-        for item in range(*args):
-            self.left -= 1
-            if self.left < 0:
-                raise BudgetExceeded(f"loops over more than {MAX_ITERATIONS:,} items")
-            yield item
+def _lookup(name: str, variables: dict[str, Any]) -> Any:
+    if name in JINJA_NAMES or name not in variables:
+        raise _NotPlain
+    return variables[name]
 
 
-def _check_binop(operator: str, left: Any, right: Any) -> None:
-    """Refuse an operation whose result would be over budget, before it is computed."""
-    sequences = (str, list, tuple)
-    if operator == "*":
-        for seq, times in ((left, right), (right, left)):
-            if isinstance(seq, sequences) and isinstance(times, int):
-                _sized(len(seq) * max(times, 0))
-        both_ints = isinstance(left, int) and isinstance(right, int)
-        if both_ints and left.bit_length() + right.bit_length() > MAX_INT_BITS:
-            raise BudgetExceeded(f"a number of more than {MAX_INT_BITS} bits")
-    elif operator == "**":
-        powers = isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1
-        if powers and left.bit_length() * right > MAX_INT_BITS:
-            raise BudgetExceeded(f"a number of more than {MAX_INT_BITS} bits")
-    elif operator == "%" and isinstance(left, str):
-        _check_format(left)
-    elif operator == "+" and isinstance(left, sequences) and isinstance(right, sequences):
-        _sized(len(left) + len(right))
-
-
-class _NativeSandbox(SandboxedEnvironment):
-    """Sandboxed, yet keeps native types: ``"{{ threshold }}"`` may render to a bool or int.
-
-    Every operator and call that one C-level step could blow up (``'a' * 10**9``,
-    ``10 ** 10**8``, ``'{:>999999999}'.format(x)``, ``x.center(10**9)``) is checked before
-    it runs; sizes after. Loops are bounded by the range budget and the timer.
-    """
-
-    code_generator_class = NativeCodeGenerator
-    concat = staticmethod(_native_concat)  # type: ignore[assignment]
-    intercepted_binops = frozenset({"*", "**", "%", "+", "//"})
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        _check_binop(operator, left, right)
-        result = super().call_binop(context, operator, left, right)
-        _check_size(result)
-        return result
-
-    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
-        target = getattr(__obj, "__wrapped__", __obj)
-        owner = getattr(target, "__self__", None)
-        if isinstance(owner, str) and getattr(target, "__name__", "") in ("format", "format_map"):
-            _check_format(owner)
-        for arg in (*args, *kwargs.values()):
-            if isinstance(arg, int) and not isinstance(arg, bool) and abs(arg) > MAX_RENDERED:
-                raise BudgetExceeded(f"an argument over {MAX_RENDERED:,} ({arg.bit_length()} bits)")
-        result = super().call(__context, __obj, *args, **kwargs)
-        _check_size(result)
-        return result
-
-
-def _guarded_filter(name: str, func: Any) -> Any:
-    """A filter whose numeric arguments and result stay within the budget."""
-    from jinja2.utils import _PassArg
-
-    # A filter that takes the context or environment first has its value second.
-    skip = 1 if _PassArg.from_obj(func) is not None else 0
-
-    def guarded(*args: Any, **kwargs: Any) -> Any:
-        value, *rest = args[skip:] or ("",)
-        numbers = [a for a in (*rest, *kwargs.values()) if isinstance(a, int)]
-        if any(not isinstance(a, bool) and abs(a) > MAX_RENDERED for a in numbers):
-            raise BudgetExceeded(f"filter {name}: an argument over {MAX_RENDERED:,}")
-        if name == "format" and isinstance(value, str):
-            _check_format(value)
-        if name == "replace" and len(rest) >= 2 and isinstance(value, str):
-            old, new = str(rest[0]), str(rest[1])
-            grows = value.count(old) * max(len(new) - len(old), 0) if old else len(new) * len(value)
-            _sized(len(value) + grows)
-        result = func(*args, **kwargs)
-        _check_size(result)
-        return result
-
-    for attribute in ("jinja_pass_arg",):
-        if hasattr(func, attribute):
-            setattr(guarded, attribute, getattr(func, attribute))
-    return guarded
-
-
-_ENV = _NativeSandbox(undefined=StrictUndefined, autoescape=False)
-_ENV.filters = {name: _guarded_filter(name, f) for name, f in _ENV.filters.items()}
-
-
-@contextmanager
-def _deadline(seconds: float) -> Iterator[None]:
-    """Stop a render that runs longer than ``seconds``. Only the main thread receives
-    signals; elsewhere the size and loop budgets still hold."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def expire(_signum: int, _frame: Any) -> None:
-        raise _OverTime
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+def _plain_value(match: re.Match[str], variables: dict[str, Any]) -> Any:
+    """What one ``{{ … }}`` renders to, as the sandbox's ``default`` filter has it: the
+    variable when defined, else the default; anything the sandbox would refuse (a default
+    argument over budget, an undefined default) is left to it."""
+    name, alt = match["name"], match["alt"]
+    literal = match["sq"] if match["sq"] is not None else match["dq"]
+    has_default = alt is not None or literal is not None
+    fallback = _lookup(alt, variables) if alt is not None and alt in variables else None
+    # The sandbox's filters refuse a numeric argument over the budget, used or not.
+    if isinstance(fallback, int) and not isinstance(fallback, bool):
+        _refuse_over(abs(fallback), MAX_RENDERED)
+    if name in JINJA_NAMES:
+        raise _NotPlain
+    if name in variables:
+        value = variables[name]
+    elif not has_default:
+        raise _NotPlain
+    elif literal is not None:
+        value = literal
+    else:
+        value = _lookup(alt, variables)
     try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        check_size(value)
+    except BudgetExceeded:
+        raise _NotPlain from None
+    return value
+
+
+def _plain(template: str, variables: dict[str, Any]) -> Any:
+    """``template`` rendered without Jinja2 when it is only text and plain expressions
+    (see _PLAIN_EXPR): a lone expression keeps its value's type, text around expressions
+    joins them as text. Raises _NotPlain for anything else."""
+    parts: list[Any] = []
+    texts: list[str] = []
+    at = 0
+    for match in _PLAIN_EXPR.finditer(template):
+        texts.append(template[at : match.start()])
+        parts.append(_plain_value(match, variables))
+        at = match.end()
+    texts.append(template[at:])
+    if not parts or any(_CONTROL.search(text) for text in texts):
+        raise _NotPlain
+    if _TAG_EDGE.search("\x00".join(texts)):
+        raise _NotPlain
+    if len(parts) == 1 and not texts[0] and not texts[1]:
+        return parts[0]
+    joined = texts[0] + "".join(str(p) + text for p, text in zip(parts, texts[1:], strict=True))
+    _refuse_over(len(joined), MAX_RENDERED)
+    return joined
 
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -212,49 +138,54 @@ def _is_template(value: str) -> bool:
     return "{{" in value or "{%" in value
 
 
+def walk_templates(value: Any, path: PathKey, render_one: Callable[[PathKey, str], Any]) -> Any:
+    """``value`` with every templated string replaced by ``render_one(path, string)``."""
+    if isinstance(value, dict):
+        return {k: walk_templates(v, (*path, k), render_one) for k, v in value.items()}
+    if isinstance(value, list):
+        return [walk_templates(v, (*path, i), render_one) for i, v in enumerate(value)]
+    if isinstance(value, str) and _is_template(value):
+        return render_one(path, value)
+    return value
+
+
 def render(doc: Document, variables: dict[str, Any], host: str) -> Document:
-    """Render every templated string in ``doc``; errors name the value's file:line:field."""
+    """Render every templated string in ``doc``; errors name the value's file:line:field.
 
+    A document whose templates are all plain is rendered here; one other template sends
+    the whole document to the sandbox, so its budgets and errors hold as they always did.
+    """
     sensitive: set[PathKey] = set()
-    counter = _Counter()
 
-    def walk(value: Any, path: PathKey) -> Any:
-        if isinstance(value, dict):
-            return {k: walk(v, (*path, k)) for k, v in value.items()}
-        if isinstance(value, list):
-            return [walk(v, (*path, i)) for i, v in enumerate(value)]
-        if isinstance(value, str) and _is_template(value):
-            if _names_a_secret(value):
-                sensitive.add(path)
-            try:
-                # The document's ranges share one loop budget (nested loops multiply).
-                return _ENV.from_string(value).render({**variables, "range": counter.range})
-            except _OverTime:
-                raise InputError(
-                    doc.location(path),
-                    f"cannot render for host {host}: took longer than {TIME_BUDGET:g}s",
-                ) from None
-            except BudgetExceeded as exc:
-                raise InputError(
-                    doc.location(path), f"cannot render for host {host}: over budget: {exc}"
-                ) from None
-            except TemplateError as exc:
-                raise InputError(
-                    doc.location(path), f"cannot render for host {host}: {exc}"
-                ) from None
-            except Exception as exc:  # an expression that fails (1 / 0, 'a' + 1) is bad input
-                problem = f"{type(exc).__name__}: {exc}"
-                raise InputError(
-                    doc.location(path), f"cannot render for host {host}: {problem}"
-                ) from None
-        return value
+    def plain(path: PathKey, value: str) -> Any:
+        if _names_a_secret(value):
+            sensitive.add(path)
+        return _plain(value, variables)
 
-    with _deadline(TIME_BUDGET):
-        data = walk(doc.data, ())
+    try:
+        data = walk_templates(doc.data, (), plain)
+    except _NotPlain:
+        from ccci.policy import jinja_sandbox
+
+        data = jinja_sandbox.render_data(doc, variables, host)
+        walk_templates(doc.data, (), plain_marks(sensitive))
     return Document(doc.file, doc.index, doc.line, data, doc.lines, frozenset(sensitive))
 
 
+def plain_marks(sensitive: set[PathKey]) -> Callable[[PathKey, str], Any]:
+    """A walker step that only notes which templates read a secret-looking name."""
+
+    def mark(path: PathKey, value: str) -> Any:
+        if _names_a_secret(value):
+            sensitive.add(path)
+        return value
+
+    return mark
+
+
 def has_templates(doc: Document) -> bool:
+    """Whether any string in the document is a template: without one, one build serves every host it
+    targets instead of one per host."""
     def walk(value: Any) -> bool:
         if isinstance(value, dict):
             return any(walk(v) for v in value.values())
