@@ -26,8 +26,8 @@ class Connector(Protocol):
     # ---- the engine: reads ----------------------------------------------------------
     @property
     def api(self) -> Any:
-        """The engine's client, for gathering's list calls (docker's APIClient, or plain HTTP in
-        front of it on a local socket); the SDK is imported only when a call needs it."""
+        """The engine's client, for gathering's list and inspect calls (docker's APIClient, or
+        plain HTTP in front of it on a local socket); the SDK is imported only when needed."""
 
     def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
         """GET an endpoint no client method covers (``/system/df?type=…``), decoded JSON."""
