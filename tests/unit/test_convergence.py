@@ -25,6 +25,7 @@ from ccci.rules.convergence import Progress, redeployed, unsettled
 from ccci.state.metrics import render as render_metrics
 from ccci.views.status import host_status
 from tests.rules.test_rule_cases import policies_from_text
+from tests.unit.fakes import FakeConnector
 
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
 DAEMON = Daemon("cc-ci", "26.1.5", "1.45", "/var/lib/docker", "overlay2", "active", True)
@@ -190,18 +191,13 @@ def test_a_snapshot_from_before_gaps_still_loads_and_gaps_round_trip() -> None:
     assert Facts.from_dict(json.loads(loaded.to_json())) == loaded
 
 
-class _Engine:
-    """A fake engine connector: a worker node, or a list call that fails."""
-
-    host = "cc-ci"
+class _Sdk:
+    """The SDK client's answers to gathering's lists: a worker node, or a list call that
+    fails."""
 
     def __init__(self, swarm: dict[str, Any], fail: str = "") -> None:
         self.swarm = swarm
         self.fail = fail
-
-    @property
-    def api(self) -> Any:
-        return self
 
     def _maybe(self, name: str, value: Any) -> Any:
         if name == self.fail:
@@ -241,11 +237,11 @@ class _Engine:
     def nodes(self) -> list[Any]:
         return []
 
-    def get_json(self, path: str, params: Any = None) -> Any:
-        return {"BuildCache": []}
 
-    def disk_usage(self, path: str) -> DiskUsage:
-        return DiskUsage(path, 100, 10, 90)
+def _engine(swarm: dict[str, Any], fail: str = "") -> FakeConnector:
+    """The host: its lists from ``_Sdk``, no build cache, and its data root 10 % full."""
+    snapshot = Facts("cc-ci", NOW, DAEMON, disks=(DiskUsage("/var/lib/docker", 100, 10, 90),))
+    return FakeConnector(sdk=_Sdk(swarm, fail), system_df={"BuildCache": []}, facts=snapshot)
 
 
 @pytest.mark.parametrize(
@@ -260,17 +256,17 @@ class _Engine:
 def test_an_engine_that_cannot_list_the_swarm_leaves_gaps_not_empty_lists(
     swarm: dict[str, Any], cause: GapCause
 ) -> None:
-    gathered = gather(_Engine(swarm), now=NOW)
+    gathered = gather(_engine(swarm), now=NOW)
     assert {g.kind: g.cause for g in gathered.gaps} == {
         k: cause for k in ("configs", "nodes", "secrets", "services", "tasks")
     }
     # Re-reading the swarm before a change does not pretend the gaps were filled.
-    assert refresh_swarm(_Engine(swarm), gathered) == gathered
+    assert refresh_swarm(_engine(swarm), gathered) == gathered
 
 
 def test_a_failed_list_is_a_gap_with_the_engines_words_and_the_rest_is_gathered() -> None:
     manager = {"LocalNodeState": "active", "ControlAvailable": True}
-    gathered = gather(_Engine(manager, fail="services"), now=NOW)
+    gathered = gather(_engine(manager, fail="services"), now=NOW)
     assert gathered.gaps == (
         FactGap(
             "services",
@@ -280,7 +276,7 @@ def test_a_failed_list_is_a_gap_with_the_engines_words_and_the_rest_is_gathered(
     )
     assert gathered.daemon.swarm_manager
     # Once the list answers again, the refresh before a change fills the gap.
-    assert refresh_swarm(_Engine(manager), gathered).gaps == ()
+    assert refresh_swarm(_engine(manager), gathered).gaps == ()
 
 
 @pytest.mark.parametrize(

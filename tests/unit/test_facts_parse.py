@@ -38,6 +38,7 @@ from ccci.facts.model import (
     Task,
     Volume,
 )
+from tests.unit.fakes import FakeConnector
 
 RECORDED = json.loads(
     (Path(__file__).parent / "recorded" / "engine-26.1-swarm.json").read_text(encoding="utf-8")
@@ -344,29 +345,21 @@ class RecordedApi:
         return self._swarm_only("nodes")
 
 
-class RecordedConnector:
-    host = "cc-ci"
-
-    def __init__(self, swarm: bool = True) -> None:
-        self._api = RecordedApi(RECORDED, swarm)
-        self.disk_paths: list[str] = []
-
-    @property
-    def api(self) -> RecordedApi:
-        return self._api
-
-    def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        assert (path, params) == ("/system/df", {"type": "build-cache"})
-        return RECORDED["system_df_build_cache"]
-
-    def disk_usage(self, path: str) -> DiskUsage:
-        self.disk_paths.append(path)
-        return DiskUsage(path=path, total=100, used=85, available=15)
+def recorded_connector(swarm: bool = True) -> FakeConnector:
+    """The recorded host: the SDK's answers from ``RecordedApi``, ``/system/df`` as recorded,
+    and the data root and /srv each 85 % full."""
+    daemon = parse_daemon(RECORDED["info"], RECORDED["version"])
+    disks = tuple(DiskUsage(p, 100, 85, 15) for p in ("/var/lib/docker", "/srv"))
+    return FakeConnector(
+        sdk=RecordedApi(RECORDED, swarm),
+        system_df=RECORDED["system_df_build_cache"],
+        facts=Facts("cc-ci", NOW, daemon, disks=disks),
+    )
 
 
 @pytest.fixture
 def gathered() -> Facts:
-    return gather(RecordedConnector(), ["/var/lib/docker", "/srv"], now=NOW)
+    return gather(recorded_connector(), ["/var/lib/docker", "/srv"], now=NOW)
 
 
 def test_gather_builds_one_snapshot_from_every_answer(gathered: Facts) -> None:
@@ -390,8 +383,15 @@ def test_gather_measures_the_data_root_and_every_gate_path_once(gathered: Facts)
     assert gathered.disk("/elsewhere") is None
 
 
+def test_gather_asks_the_disk_usage_endpoint_for_the_build_cache_alone() -> None:
+    conn = recorded_connector()
+    gather(conn, now=NOW)
+    asked = [r for r in conn.reads if r[0] == "get_json"]
+    assert asked == [("get_json", "/system/df", {"type": "build-cache"})]
+
+
 def test_gather_inspects_only_exited_containers_for_their_finish_time() -> None:
-    conn = RecordedConnector()
+    conn = recorded_connector()
     facts = gather(conn, now=NOW)
     assert conn.api.inspected == ["1d" * 32]
     by_id = {c.id: c for c in facts.containers}
@@ -400,7 +400,7 @@ def test_gather_inspects_only_exited_containers_for_their_finish_time() -> None:
 
 
 def test_gather_outside_a_swarm_asks_for_no_swarm_objects() -> None:
-    facts = gather(RecordedConnector(swarm=False), now=NOW)
+    facts = gather(recorded_connector(swarm=False), now=NOW)
     assert facts.daemon.swarm_state == "inactive"
     assert (facts.services, facts.tasks, facts.secrets, facts.configs) == ((), (), (), ())
     assert len(facts.images) == 3
