@@ -403,7 +403,7 @@ class Workspace:
             journal = _SharedJournal(self.settings.journal_path)
             run_id = uuid.uuid4().hex[:12]
             executors: dict[str, Executor] = {}
-            clusters: list[Any] = []
+            clusters: list[Connector] = []
             fresh: dict[str, Facts] = {}
             ordered = _InOrder([h.host for h in plan.hosts], on_result)
             by_name = {h.host: h for h in plan.hosts}
