@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 
 from ccci.quantities import format_bytes, format_duration, format_percent, format_time, plural
+from ccci.render.escape import terminal
 from ccci.render.style import Style
 from ccci.serde import to_jsonable
 from ccci.views.status import HostStatus
@@ -15,17 +16,27 @@ def render_text(status: HostStatus, style: Style) -> str:
     """The status screen for a person: the verdict and problems first, then the details they come
     from."""
     verdict = style("healthy", "green") if status.healthy else style("needs attention", "yellow")
-    lines = [style(f"{status.host}: {verdict}", "bold"), f"  engine   {status.engine}"]
-    lines += [f"  !  {p}" for p in status.problems]
+    # Every value from a host or a policy (stack, service and unit names, engine errors) is
+    # passed through terminal(): it can never pass for ccci's own output. Styling comes after.
+    lines = [
+        style(f"{terminal(status.host)}: {verdict}", "bold"),
+        terminal(f"  engine   {status.engine}"),
+    ]
+    lines += [terminal(f"  !  {p}") for p in status.problems]
     for disk in status.disks:
         marks = ", ".join(f"{name} at {format_percent(t)}" for name, t in disk.thresholds)
         lines.append(
-            f"  disk     {format_percent(disk.ratio)} on {disk.path}"
-            + (f" ({marks})" if marks else "")
+            terminal(
+                f"  disk     {format_percent(disk.ratio)} on {disk.path}"
+                + (f" ({marks})" if marks else "")
+            )
         )
     for gate in status.gates:
         state = style("open  ", "green") if gate.open else style("closed", "yellow")
-        lines.append(f"  gate     {gate.policy} {gate.gate.kind.value}: {state} {gate.observed}")
+        lines.append(
+            f"  gate     {terminal(gate.policy)} {gate.gate.kind.value}: {state} "
+            f"{terminal(gate.observed)}"
+        )
     if status.live_stacks:
         for stack in status.live_stacks:
             age = (
@@ -36,11 +47,14 @@ def render_text(status: HostStatus, style: Style) -> str:
             note = f", converging: {stack.converging}" if stack.converging else ""
             note += f", stuck: {stack.stuck}" if stack.stuck else ""
             lines.append(
-                f"  stack    {stack.name} ({plural(stack.services, 'service')}, {age} old{note})"
+                terminal(
+                    f"  stack    {stack.name} "
+                    f"({plural(stack.services, 'service')}, {age} old{note})"
+                )
             )
     else:
         lines.append("  stacks   none live")
-    lines.append(f"  orphans  {', '.join(status.orphans) if status.orphans else 'none'}")
+    lines.append(terminal(f"  orphans  {', '.join(status.orphans) if status.orphans else 'none'}"))
     for timer in status.timers:
         runs = []
         if timer.next_run:
@@ -48,13 +62,17 @@ def render_text(status: HostStatus, style: Style) -> str:
         if timer.last_run:
             runs.append(f"last {format_time(timer.last_run)}")
         when = f"; {', '.join(runs)}" if runs else ""
-        lines.append(f"  timer    {timer.name} (wanted {timer.wanted}): {timer.state}{when}")
+        lines.append(
+            terminal(f"  timer    {timer.name} (wanted {timer.wanted}): {timer.state}{when}")
+        )
     if status.missing_images:
         lines.append(
-            f"  missing  {', '.join(status.missing_images)} (to keep warm; not in the cache)"
+            terminal(
+                f"  missing  {', '.join(status.missing_images)} (to keep warm; not in the cache)"
+            )
         )
     for item in status.manual:
-        lines.append(f"  by hand  {item.label}: {item.reason} — {item.how}")
+        lines.append(terminal(f"  by hand  {item.label}: {item.reason} — {item.how}"))
     lines.append(
         f"  pending  {plural(status.pending, 'change')} (ccci reconcile --plan shows them)"
     )

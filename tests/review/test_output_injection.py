@@ -80,6 +80,22 @@ def test_verbose_noops_and_gates_escape_names_too(tmp_path: Path) -> None:
     assert "\x1b" not in out
 
 
+def test_status_escapes_stack_and_service_names_too(tmp_path: Path) -> None:
+    copy_base(tmp_path)
+    snapshot = _hostile_snapshot(tmp_path / "snap.json")
+
+    with contextlib.chdir(tmp_path):
+        result = CliRunner().invoke(
+            cli,
+            ["status", "--facts", str(snapshot), "--now", "2026-11-27T03:00:00Z"],
+            catch_exceptions=False,
+        )
+
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    assert "No changes. Host matches policy." not in result.stdout.splitlines()
+    assert "redi-3fa9c1_ci_example_org\\nNo changes. Host matches policy.\\n\\e[2J" in result.stdout
+
+
 def test_policy_diff_text_and_markdown_escape_engine_names(tmp_path: Path) -> None:
     head = copy_base(tmp_path / "head")
     # Without the live-stack gate, the diff shows the gate and the live stack it saw.
