@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,22 +25,7 @@ import yaml
 
 from ccci.config.inventory import Host
 from ccci.errors import InputError
-from ccci.facts.model import (
-    BuildCacheRecord,
-    Container,
-    Daemon,
-    DiskUsage,
-    Facts,
-    FileFact,
-    Image,
-    Network,
-    Service,
-    SwarmObject,
-    Task,
-    Unit,
-    UnitFile,
-    Volume,
-)
+from ccci.facts.model import Facts, FileFact
 from ccci.plan.build import plan_host
 from ccci.plan.model import Change, HostPlan, Plan
 from ccci.policy import template
@@ -50,23 +36,19 @@ from ccci.quantities import format_time, parse_time
 CASES = Path(__file__).parent
 HOST = "cc-ci"
 
-# Which dataclass each list (or object) in a fixture's ``facts`` holds.
-_FACT_TYPES: dict[str, type[Any]] = {
-    "daemon": Daemon,
-    "disks": DiskUsage,
-    "images": Image,
-    "containers": Container,
-    "build_cache": BuildCacheRecord,
-    "services": Service,
-    "tasks": Task,
-    "volumes": Volume,
-    "networks": Network,
-    "secrets": SwarmObject,
-    "configs": SwarmObject,
-    "files": FileFact,
-    "units": Unit,
-    "unit_files": UnitFile,
-}
+
+def _fact_types() -> dict[str, type[Any]]:
+    """Which dataclass each list (or object) in a fixture's ``facts`` holds, read from
+    ``Facts`` itself, so a fact kind added there is checked here too."""
+    found: dict[str, type[Any]] = {}
+    for name, hint in typing.get_type_hints(Facts).items():
+        held = typing.get_args(hint)[0] if typing.get_origin(hint) is tuple else hint
+        if dataclasses.is_dataclass(held) and isinstance(held, type):
+            found[name] = held
+    return found
+
+
+_FACT_TYPES = _fact_types()
 _DEFAULT_DAEMON = {
     "name": HOST,
     "server_version": "26.1.5",
