@@ -185,6 +185,25 @@ BAD_INPUTS = [
         "mapping with stuck_after",
         id="gate_flag_not_a_boolean",
     ),
+    pytest.param(
+        edit(9, "      path: var/lib/docker"),
+        "policy.yaml:9: spec.gates.disk_usage.path: 'var/lib/docker' is not an absolute path",
+        id="relative_path_reads_as_english",
+    ),
+    # Jinja2 values over inventory vars: an undefined one is an error at its value, alone
+    # or inside text.
+    pytest.param(
+        edit(9, '      path: "{{ nope }}"'),
+        "policy.yaml:9: spec.gates.disk_usage.path: cannot render for host cc-ci: "
+        "'nope' is undefined",
+        id="undefined_variable",
+    ),
+    pytest.param(
+        edit(9, '      path: "/srv/{{ nope }}/docker"'),
+        "policy.yaml:9: spec.gates.disk_usage.path: cannot render for host cc-ci: "
+        "'nope' is undefined",
+        id="undefined_variable_inside_text",
+    ),
 ]
 
 
@@ -225,12 +244,6 @@ def test_duplicate_policy_names_across_files_point_at_both() -> None:
     )
 
 
-def test_a_relative_path_error_reads_as_english() -> None:
-    assert error_of({"policy.yaml": edit(9, "      path: var/lib/docker")}) == (
-        "policy.yaml:9: spec.gates.disk_usage.path: 'var/lib/docker' is not an absolute path"
-    )
-
-
 # Jinja2 values over inventory vars.
 
 
@@ -238,22 +251,6 @@ def test_a_template_renders_from_the_hosts_vars() -> None:
     text = edit(9, '      path: "{{ docker_data_root }}/volumes"')
     (hp,) = load({"policy.yaml": text}, _inventory(docker_data_root="/srv/docker"))
     assert hp.policies[0].gates[0].path == "/srv/docker/volumes"
-
-
-def test_an_undefined_variable_is_an_error_at_its_value() -> None:
-    error = error_of({"policy.yaml": edit(9, '      path: "{{ nope }}"')})
-    assert error == (
-        "policy.yaml:9: spec.gates.disk_usage.path: cannot render for host cc-ci: "
-        "'nope' is undefined"
-    )
-
-
-def test_an_undefined_variable_inside_text_is_an_error_too() -> None:
-    error = error_of({"policy.yaml": edit(9, '      path: "/srv/{{ nope }}/docker"')})
-    assert error == (
-        "policy.yaml:9: spec.gates.disk_usage.path: cannot render for host cc-ci: "
-        "'nope' is undefined"
-    )
 
 
 def test_the_sandbox_refuses_dunder_attributes() -> None:
@@ -290,19 +287,13 @@ def test_a_string_variable_stays_a_string() -> None:
     assert hp.policies[0].meta.name == "2024"
 
 
-def test_a_templated_policy_for_no_host_is_still_validated() -> None:
+@pytest.mark.parametrize("path", ['"{{ docker_data_root }}"', "/var/lib/docker"])
+def test_a_policy_for_no_host_is_still_validated_templated_or_not(path: str) -> None:
     text = (
         edit(10, "      at_least: 180%")
         .replace("hosts: all", "hosts: cl")
-        .replace("path: /var/lib/docker", 'path: "{{ docker_data_root }}"')
+        .replace("path: /var/lib/docker", f"path: {path}")
     )
-    assert error_of({"policy.yaml": text}) == (
-        "policy.yaml:10: spec.gates.disk_usage.at_least: '180%' is not a percentage"
-    )
-
-
-def test_an_untemplated_policy_for_no_host_is_still_validated() -> None:
-    text = edit(10, "      at_least: 180%").replace("hosts: all", "hosts: cl")
     assert error_of({"policy.yaml": text}) == (
         "policy.yaml:10: spec.gates.disk_usage.at_least: '180%' is not a percentage"
     )
