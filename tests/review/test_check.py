@@ -61,25 +61,142 @@ spec:
 """
 
 
-def test_every_schema_error_of_a_document_is_reported_at_its_column(repo: Path) -> None:
-    assert findings({"prune.yaml": PRUNE}) == [
-        "policies/prune.yaml:7:41: error: spec.gates.disk_usage.at_least: "
-        "'180%' is not a percentage [schema]",
-        "policies/prune.yaml:9:23: error: spec.prune.dangling_images.older_than: "
-        "'24x' is not a duration [schema]",
-        "policies/prune.yaml:10:5: error: spec.prune.volumes: unknown field "
-        "(allowed: dangling_build_cache, dangling_images, stopped_containers) [schema]",
-        "policies/prune.yaml:11:5: error: spec.prune.all: unknown field "
-        "(allowed: dangling_build_cache, dangling_images, stopped_containers) [schema]",
-    ]
+# One policy file, checked: exactly these findings, each at its line and column.
+ONE_FILE = [
+    pytest.param(
+        "prune.yaml",
+        PRUNE,
+        [
+            "policies/prune.yaml:7:41: error: spec.gates.disk_usage.at_least: "
+            "'180%' is not a percentage [schema]",
+            "policies/prune.yaml:9:23: error: spec.prune.dangling_images.older_than: "
+            "'24x' is not a duration [schema]",
+            "policies/prune.yaml:10:5: error: spec.prune.volumes: unknown field "
+            "(allowed: dangling_build_cache, dangling_images, stopped_containers) [schema]",
+            "policies/prune.yaml:11:5: error: spec.prune.all: unknown field "
+            "(allowed: dangling_build_cache, dangling_images, stopped_containers) [schema]",
+        ],
+        id="every_schema_error_of_a_document_at_its_column",
+    ),
+    pytest.param(
+        "s.yaml",
+        "apiVersion: ccci/v1\nkind: StackSelector\nmetadata: {name: a}\nspce: {match: x}\n",
+        [
+            "policies/s.yaml:4:1: error: spce: unknown field "
+            "(allowed: apiVersion, hosts, kind, metadata, spec) [schema]"
+        ],
+        id="a_misspelt_field_is_unknown_not_also_missing",
+    ),
+    pytest.param(
+        "o.yaml",
+        """\
+apiVersion: ccci/v1
+kind: OrphanStackPolicy
+metadata: {name: hasty}
+spec:
+  run_apps: {match: '^x'}
+  orphan_after: 30s
+  reap: [services]
+""",
+        ["policies/o.yaml:6:3: error: spec.orphan_after: must be at least 1m [schema]"],
+        id="a_bad_duration_found_by_the_builder_names_its_column",
+    ),
+    pytest.param(
+        "t.yaml",
+        """\
+apiVersion: ccci/v1
+kind: TimerPolicy
+metadata: {name: t}
+hosts: ci
+spec:
+  present:
+    - name: a
+      on_calendar: "{{ schedule }}"
+      exec: "{{ 1 / 0 }}"
+      working_directory: "{{ abra_dir }}"
+""",
+        [
+            "policies/t.yaml:8:7: error: spec.present[0].on_calendar: "
+            "cannot render: 'schedule' is undefined [render]",
+            "policies/t.yaml:9:7: error: spec.present[0].exec: "
+            "cannot render: ZeroDivisionError: division by zero [render]",
+            "policies/t.yaml:10:7: error: spec.present[0].working_directory: "
+            "cannot render: 'abra_dir' is undefined (for host cc-ci) [render]",
+        ],
+        id="a_jinja2_value_that_cannot_render_for_each_value_and_host",
+    ),
+    pytest.param(
+        "s.yaml",
+        """\
+apiVersion: ccci/v1
+kind: StackSelector
+metadata: {name: s}
+hosts: staging
+spec: {match: "{{ pattern }}{{ 1 +* 2 }}"}
+""",
+        [
+            "policies/s.yaml:4:1: warning: hosts: 'staging' matches no host in inventory.yaml: "
+            "the policy applies nowhere [hosts-unmatched]",
+            "policies/s.yaml:5:8: error: spec.match: cannot render: unexpected '*' [render]",
+        ],
+        id="a_document_for_no_host_may_use_host_vars_but_not_broken_templates",
+    ),
+    pytest.param(
+        "o.yaml",
+        """\
+apiVersion: ccci/v1
+kind: OrphanStackPolicy
+metadata: {name: reap}
+spec:
+  run_apps: {selector: run-appz}
+  orphan_after: 3h
+  reap: [services]
+---
+apiVersion: ccci/v1
+kind: PrunePolicy
+metadata: {name: prune}
+spec:
+  gates:
+    no_live_stacks:
+      selector: run-appz
+  prune: {dangling_images: {older_than: 24h}}
+""",
+        [
+            "policies/o.yaml:5:14: error: spec.run_apps.selector: unknown StackSelector "
+            "'run-appz' (known: none defined) [selector]",
+            "policies/o.yaml:15:7: error: spec.gates.no_live_stacks.selector: unknown "
+            "StackSelector 'run-appz' (known: none defined) [selector]",
+        ],
+        id="an_unknown_selector_at_the_line_that_names_it",
+    ),
+    pytest.param(
+        "t.yaml",
+        """\
+apiVersion: ccci/v1
+kind: TimerPolicy
+metadata: {name: schedules}
+spec:
+  present:
+    - {name: ccci-reconcile, on_calendar: daily, exec: ccci reconcile}
+  absent:
+    - docker-prune.timer
+    - ccci-reconcile
+""",
+        [
+            "policies/t.yaml:9:7: error: spec.absent[1]: timer ccci-reconcile.timer is both absent "
+            "here and present in policy schedules (policies/t.yaml:6): each run would undo the "
+            "other [timer-conflict]"
+        ],
+        id="a_timer_both_present_and_absent",
+    ),
+]
 
 
-def test_a_misspelt_field_is_reported_as_unknown_not_also_as_missing(repo: Path) -> None:
-    text = "apiVersion: ccci/v1\nkind: StackSelector\nmetadata: {name: a}\nspce: {match: x}\n"
-    assert findings({"s.yaml": text}) == [
-        "policies/s.yaml:4:1: error: spce: unknown field "
-        "(allowed: apiVersion, hosts, kind, metadata, spec) [schema]"
-    ]
+@pytest.mark.parametrize(("name", "text", "expected"), ONE_FILE)
+def test_one_policy_file_gets_each_of_its_findings_at_its_line_and_column(
+    repo: Path, name: str, text: str, expected: list[str]
+) -> None:
+    assert findings({name: text}) == expected
 
 
 def test_a_broken_document_does_not_hide_the_next_one_or_the_next_file(repo: Path) -> None:
@@ -107,23 +224,6 @@ def test_a_broken_document_does_not_hide_the_next_one_or_the_next_file(repo: Pat
     )
 
 
-def test_a_bad_percentage_and_a_bad_duration_found_by_the_builder_name_their_column(
-    repo: Path,
-) -> None:
-    text = """\
-apiVersion: ccci/v1
-kind: OrphanStackPolicy
-metadata: {name: reap}
-spec:
-  run_apps: {match: '^x'}
-  orphan_after: 30s
-  reap: [services]
-"""
-    assert findings({"o.yaml": text}) == [
-        "policies/o.yaml:6:3: error: spec.orphan_after: must be at least 1m [schema]"
-    ]
-
-
 def test_a_low_watermark_above_the_high_one_is_an_error(repo: Path) -> None:
     text = """\
 apiVersion: ccci/v1
@@ -137,46 +237,6 @@ spec:
 """
     (line,) = findings({"r.yaml": text})
     assert line.startswith("policies/r.yaml:7:5: error: spec.evict.down_to: the low watermark 90%")
-
-
-def test_a_jinja2_value_that_cannot_render_is_reported_for_each_value_and_host(
-    repo: Path,
-) -> None:
-    text = """\
-apiVersion: ccci/v1
-kind: TimerPolicy
-metadata: {name: t}
-hosts: ci
-spec:
-  present:
-    - name: a
-      on_calendar: "{{ schedule }}"
-      exec: "{{ 1 / 0 }}"
-      working_directory: "{{ abra_dir }}"
-"""
-    assert findings({"t.yaml": text}) == [
-        "policies/t.yaml:8:7: error: spec.present[0].on_calendar: "
-        "cannot render: 'schedule' is undefined [render]",
-        "policies/t.yaml:9:7: error: spec.present[0].exec: "
-        "cannot render: ZeroDivisionError: division by zero [render]",
-        "policies/t.yaml:10:7: error: spec.present[0].working_directory: "
-        "cannot render: 'abra_dir' is undefined (for host cc-ci) [render]",
-    ]
-
-
-def test_a_document_for_no_host_may_use_host_vars_but_not_broken_templates(repo: Path) -> None:
-    text = """\
-apiVersion: ccci/v1
-kind: StackSelector
-metadata: {name: s}
-hosts: staging
-spec: {match: "{{ pattern }}{{ 1 +* 2 }}"}
-"""
-    assert findings({"s.yaml": text}) == [
-        "policies/s.yaml:4:1: warning: hosts: 'staging' matches no host in inventory.yaml: "
-        "the policy applies nowhere [hosts-unmatched]",
-        "policies/s.yaml:5:8: error: spec.match: cannot render: unexpected '*' [render]",
-    ]
 
 
 def test_duplicate_names_on_a_host_are_errors_at_the_second(repo: Path) -> None:
@@ -196,33 +256,6 @@ def test_the_same_name_for_different_hosts_is_no_duplicate(repo: Path) -> None:
     )
     one, two = text.replace("HOST", "cc-ci"), text.replace("HOST", "cc-ci2")
     assert findings({"a.yaml": one, "b.yaml": two}) == []
-
-
-def test_an_unknown_selector_is_an_error_at_the_line_that_names_it(repo: Path) -> None:
-    text = """\
-apiVersion: ccci/v1
-kind: OrphanStackPolicy
-metadata: {name: reap}
-spec:
-  run_apps: {selector: run-appz}
-  orphan_after: 3h
-  reap: [services]
----
-apiVersion: ccci/v1
-kind: PrunePolicy
-metadata: {name: prune}
-spec:
-  gates:
-    no_live_stacks:
-      selector: run-appz
-  prune: {dangling_images: {older_than: 24h}}
-"""
-    assert findings({"o.yaml": text}) == [
-        "policies/o.yaml:5:14: error: spec.run_apps.selector: unknown StackSelector "
-        "'run-appz' (known: none defined) [selector]",
-        "policies/o.yaml:15:7: error: spec.gates.no_live_stacks.selector: unknown "
-        "StackSelector 'run-appz' (known: none defined) [selector]",
-    ]
 
 
 def test_two_prune_thresholds_on_one_disk_are_a_warning(repo: Path) -> None:
@@ -292,25 +325,6 @@ spec:
         "reap-killed-runs (policies/o.yaml:8) both select stacks like "
         "'a-aaaaaa_ci_example_org', with orphan_after 30m and 3h: the shorter one decides "
         "[orphan-overlap]"
-    ]
-
-
-def test_a_timer_both_present_and_absent_is_an_error(repo: Path) -> None:
-    text = """\
-apiVersion: ccci/v1
-kind: TimerPolicy
-metadata: {name: schedules}
-spec:
-  present:
-    - {name: ccci-reconcile, on_calendar: daily, exec: ccci reconcile}
-  absent:
-    - docker-prune.timer
-    - ccci-reconcile
-"""
-    assert findings({"t.yaml": text}) == [
-        "policies/t.yaml:9:7: error: spec.absent[1]: timer ccci-reconcile.timer is both absent "
-        "here and present in policy schedules (policies/t.yaml:6): each run would undo the "
-        "other [timer-conflict]"
     ]
 
 
