@@ -11,8 +11,10 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from ccci.cli.main import cli
@@ -115,96 +117,29 @@ def test_the_valid_policy_loads_into_typed_values() -> None:
     )
 
 
-BAD_INPUTS = [
-    pytest.param(
-        edit(10, "      at_least: 180%"),
-        "policy.yaml:10: spec.gates.disk_usage.at_least: '180%' is not a percentage",
-        id="percentage_over_100",
-    ),
-    pytest.param(
-        edit(10, "      at_least: 80"),
-        "policy.yaml:10: spec.gates.disk_usage.at_least: 80 is not a percentage",
-        id="percentage_without_a_sign",
-    ),
-    pytest.param(
-        edit(16, "      older_than: 24hours"),
-        "policy.yaml:16: spec.prune.dangling_images.older_than: '24hours' is not a duration",
-        id="duration_with_a_word_unit",
-    ),
-    pytest.param(
-        edit(18, "      older_than: 10"),
-        "policy.yaml:18: spec.prune.stopped_containers.older_than: 10 is not a duration",
-        id="duration_without_a_unit",
-    ),
-    pytest.param(
-        edit(21, "    volumes: {older_than: 24h}", insert=True),
-        "policy.yaml:21: spec.prune.volumes: unknown field "
-        "(allowed: dangling_build_cache, dangling_images, stopped_containers)",
-        id="unknown_key_pruning_volumes",
-    ),
-    pytest.param(
-        edit(14, "    dangling_volumes: true", insert=True),
-        "policy.yaml:14: spec.gates.dangling_volumes: unknown field "
-        "(allowed: disk_usage, no_converging_services, no_live_stacks)",
-        id="unknown_key_among_gates",
-    ),
-    pytest.param(
-        edit(10, None),
-        "policy.yaml:8: spec.gates.disk_usage: missing required field 'at_least'",
-        id="missing_required_field",
-    ),
-    pytest.param(
-        VALID.split("  prune:")[0] + "  prune: {}\n",
-        "policy.yaml:14: spec.prune: must name at least one of: "
-        "dangling_build_cache, dangling_images, stopped_containers",
-        id="prune_naming_nothing",
-    ),
-    pytest.param(
-        edit(11, "      at_least: 90%", insert=True),
-        "policy.yaml:11: spec.gates.disk_usage.at_least: duplicate key",
-        id="duplicate_key",
-    ),
-    pytest.param(
-        edit(1, "apiVersion: ccci/v2"),
-        "policy.yaml:1: apiVersion: 'ccci/v2': must be 'ccci/v1'",
-        id="wrong_api_version",
-    ),
-    pytest.param(
-        edit(9, "      path: /var/lib/docker: oops"),
-        "policy.yaml:9: invalid YAML: mapping values are not allowed here",
-        id="invalid_yaml_syntax",
-    ),
-    pytest.param(
-        edit(4, "  name: CI_Prune"),
-        "policy.yaml:4: metadata.name: 'CI_Prune' is not a policy name",
-        id="policy_name_with_capitals",
-    ),
-    pytest.param(
-        edit(13, "    no_converging_services: sometimes"),
-        "policy.yaml:13: spec.gates.no_converging_services: 'sometimes' is not a boolean or a "
-        "mapping with stuck_after",
-        id="gate_flag_not_a_boolean",
-    ),
-    pytest.param(
-        edit(9, "      path: var/lib/docker"),
-        "policy.yaml:9: spec.gates.disk_usage.path: 'var/lib/docker' is not an absolute path",
-        id="relative_path_reads_as_english",
-    ),
-    # Jinja2 values over inventory vars: an undefined one is an error at its value, alone
-    # or inside text.
-    pytest.param(
-        edit(9, '      path: "{{ nope }}"'),
-        "policy.yaml:9: spec.gates.disk_usage.path: cannot render for host cc-ci: "
-        "'nope' is undefined",
-        id="undefined_variable",
-    ),
-    pytest.param(
-        edit(9, '      path: "/srv/{{ nope }}/docker"'),
-        "policy.yaml:9: spec.gates.disk_usage.path: cannot render for host cc-ci: "
-        "'nope' is undefined",
-        id="undefined_variable_inside_text",
-    ),
-]
+CASES = Path(__file__).parent / "cases" / "policy_errors.yaml"
+_EDITS = ("replace", "insert", "delete", "end_with")
+
+
+def _edited(ident: str, case: dict[str, Any]) -> str:
+    """VALID with the one edit ``case`` names (see the case file's header)."""
+    edits = [k for k in _EDITS if k in case]
+    unknown = set(case) - {"line", "error", *_EDITS}
+    assert len(edits) == 1 and not unknown, f"{CASES.name}: {ident}: one edit, line and error"
+    line, how = case["line"], edits[0]
+    if how == "end_with":
+        return "\n".join([*VALID.splitlines()[: line - 1], case[how]]) + "\n"
+    if how == "delete":
+        return edit(line, None)
+    return edit(line, case[how], insert=how == "insert")
+
+
+def _bad_inputs() -> list[Any]:
+    cases = yaml.safe_load(CASES.read_text(encoding="utf-8"))
+    return [pytest.param(_edited(i, c), c["error"], id=i) for i, c in cases.items()]
+
+
+BAD_INPUTS = _bad_inputs()
 
 
 @pytest.mark.parametrize(("text", "expected"), BAD_INPUTS)
