@@ -1,6 +1,7 @@
 """Every bad policy is refused before anything runs, with one line: ``file:line: field: problem``.
 
-Each case edits one line of a valid policy, so the expected line number is the edited one.
+Each case edits one line of a valid policy, so the expected line number is the edited one;
+the table of them is data, tests/unit/cases/policy_errors.yaml.
 """
 
 from __future__ import annotations
