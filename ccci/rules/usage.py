@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from ccci.facts.model import Facts, Image
-from ccci.facts.refs import names_image
+from ccci.facts.refs import digest_of, image_names, is_image_id, names_image, try_ref
 from ccci.facts.swarm import may_schedule, node_of
 
 # Tasks the orchestrator means to run, or is getting ready to run (``ready``: held back by a
@@ -18,6 +18,30 @@ def resolve(ref: str, images: Iterable[Image]) -> list[Image]:
     """Local images a reference names (see :func:`ccci.facts.refs.names_image`, the one owner of
     "does this reference name this image")."""
     return [i for i in images if names_image(ref, i)]
+
+
+def resolver(images: tuple[Image, ...]) -> Callable[[str], list[Image]]:
+    """:func:`resolve` over ``images`` for many references: each is looked up by its
+    canonical name or digest instead of being compared with every image (services x
+    images on a busy swarm). The candidates found still pass :func:`names_image`, the one
+    owner of the decision, and keep the images' order; an id (or id prefix) is compared
+    with every image, as before."""
+    by_key: dict[str, list[int]] = {}
+    for at, image in enumerate(images):
+        keys = image_names(image) | {digest_of(d) for d in image.digests}
+        for key in keys:
+            by_key.setdefault(key, []).append(at)
+
+    def find(ref: str) -> list[Image]:
+        if is_image_id(ref):
+            return resolve(ref, images)
+        parsed = try_ref(ref)
+        if parsed is None:
+            return []
+        found = by_key.get(parsed.digest or parsed.name, [])
+        return [images[at] for at in found if names_image(ref, images[at])]
+
+    return find
 
 
 def image_users(facts: Facts, ignoring: frozenset[str] = frozenset()) -> dict[str, list[str]]:
@@ -46,8 +70,9 @@ def image_users(facts: Facts, ignoring: frozenset[str] = frozenset()) -> dict[st
         # assigned, or an older snapshot) may land here.
         and (not here or not t.node_id or t.node_id == here)
     ]
+    find = resolver(facts.images)
     for ref, user in dict.fromkeys(named):
-        for image in resolve(ref, facts.images):
+        for image in find(ref):
             if user not in users.get(image.id, []):
                 users.setdefault(image.id, []).append(user)
     return users
