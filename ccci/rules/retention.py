@@ -17,7 +17,16 @@ from datetime import datetime
 from ccci.facts.model import Facts, Image, ImageKind
 from ccci.facts.refs import DEFAULT_TAG, compile_pattern, familiar_repo, parse_ref
 from ccci.plan.address import AddressKind, addr
-from ccci.plan.model import Action, Change, Noop, Operation, Precondition, Work
+from ccci.plan.model import (
+    Action,
+    Change,
+    GateResult,
+    Manual,
+    Noop,
+    Operation,
+    Precondition,
+    Work,
+)
 from ccci.policy.model import Gate, GateKind, ImageRetention, Policy, PrunePolicy
 from ccci.quantities import (
     format_bytes,
@@ -94,12 +103,53 @@ def _ensure(policy: ImageRetention, facts: Facts) -> RuleOutput:
 
 
 def _evict(policy: ImageRetention, ctx: Context) -> RuleOutput:
+    """Eviction by least recent use: nothing while a gate is closed or a fact it needs is
+    missing, nor when what the plan frees first is enough; then the idlest unretained,
+    unused images until the disk is projected at ``down_to``."""
     evict = policy.evict
     assert evict is not None
-    facts, now, name = ctx.facts, ctx.now, policy.meta.name
-    results = [evaluate(name, evict.gate, facts, ctx.reaping, now)]
-    # Eviction waits for the prune policies' stack and convergence gates (a deploy or a
-    # pull in flight), and for convergence even when no prune policy asks for it.
+    results = _eviction_gates(policy, ctx)
+    yield from results
+    refusal = _eviction_refusal(policy, ctx, [r for r in results if not r.open])
+    if refusal is not None:
+        yield refusal
+        return
+    disk = ctx.facts.disk(evict.gate.path)
+    assert disk is not None  # the disk gate is open, so it was measured
+    total = disk.used + disk.available
+    # What the reaps and the prune of this same plan free comes off first. Their bytes are
+    # taken to be on the gate's filesystem; if they are not, ccci evicts less, never more.
+    earlier = [c for c in ctx.planned if c.action is Action.DELETE]
+    freed_first = sum(c.bytes_freed or 0 for c in earlier)
+    used = max(disk.used - freed_first, 0)
+    projected = used / total if total else 0.0
+    if freed_first and projected < evict.gate.at_least:
+        name = policy.meta.name
+        yield Noop(
+            addr(AddressKind.POLICY, name),
+            name,
+            f"after the plan's prune frees ~{format_bytes(freed_first)}, usage is "
+            # Rounded down, as the gates are, so 84.96% never reads as "85% < 85%".
+            f"{format_percent(math.floor(projected * 1000) / 1000)} < "
+            f"{format_percent(evict.gate.at_least)}: "
+            "no eviction",
+            name,
+            evict.source,
+        )
+        return
+    removed = frozenset(c.subject.ident for c in earlier if c.kind is AddressKind.CONTAINER)
+    candidates: list[tuple[Image, datetime]] = []
+    yield from _idle_images(policy, ctx, removed, candidates)
+    candidates.sort(key=lambda c: (c[1], c[0].created, c[0].id))
+    yield from _choose(policy, ctx.now, candidates, used, total)
+
+
+def _eviction_gates(policy: ImageRetention, ctx: Context) -> list[GateResult]:
+    """The eviction's disk gate, then the prune policies' stack and convergence gates (a
+    deploy or a pull in flight), and convergence even when no prune policy asks for it."""
+    evict = policy.evict
+    assert evict is not None
+    name = policy.meta.name
     extra: list[Gate] = [
         g
         for p in ctx.policies
@@ -109,22 +159,27 @@ def _evict(policy: ImageRetention, ctx: Context) -> RuleOutput:
     ]
     if not any(g.kind is GateKind.NO_CONVERGING_SERVICES for g in extra):
         extra.append(Gate(GateKind.NO_CONVERGING_SERVICES, evict.source))
-    results += [evaluate(name, g, facts, ctx.reaping, now) for g in extra]
-    yield from results
-    closed = [r for r in results if not r.open]
+    return [evaluate(name, g, ctx.facts, ctx.reaping, ctx.now) for g in (evict.gate, *extra)]
+
+
+def _eviction_refusal(
+    policy: ImageRetention, ctx: Context, closed: list[GateResult]
+) -> Noop | Manual | None:
+    """Why the eviction waits, or None: a closed gate, a missing fact, or a prune of build
+    cache in this plan whose bytes are unknown."""
+    evict = policy.evict
+    assert evict is not None
+    facts, name = ctx.facts, policy.meta.name
+    where = addr(AddressKind.POLICY, name)
     if closed:
         why = "; ".join(f"gate {r.gate.kind.value} closed: {r.observed}" for r in closed)
         gaps = gate_gaps(closed, facts)
-        yield unsure(
-            addr(AddressKind.POLICY, name), name, f"eviction waits: {why}", gaps, name, evict.source
-        )
-        return
+        return unsure(where, name, f"eviction waits: {why}", gaps, name, evict.source)
     # An image only a container, a service or a task uses would look unused without them.
     gaps = facts.missing("images", "containers", "services", "tasks")
     if gaps:
         why = f"eviction waits: needed facts missing: {describe_gaps(gaps)}"
-        yield unsure(addr(AddressKind.POLICY, name), name, why, gaps, name, evict.source)
-        return
+        return unsure(where, name, why, gaps, name, evict.source)
     # A prune of build cache in this same plan frees its bytes first; with the build cache
     # not listed, how much is unknown, and eviction would take cache the prune makes
     # unnecessary. (Found by tests/properties: seeing less never removes more.)
@@ -135,74 +190,54 @@ def _evict(policy: ImageRetention, ctx: Context) -> RuleOutput:
             f"eviction waits: needed facts missing: {describe_gaps(gaps)}; the prune of "
             f"policy {pruning} frees build cache first"
         )
-        yield unsure(addr(AddressKind.POLICY, name), name, why, gaps, name, evict.source)
-        return
-    disk = facts.disk(evict.gate.path)
-    assert disk is not None  # the disk gate is open, so it was measured
-    total = disk.used + disk.available
-    # What the reaps and the prune of this same plan free comes off first. Their bytes are
-    # taken to be on the gate's filesystem; if they are not, ccci evicts less, never more.
-    earlier = [c for c in ctx.planned if c.action is Action.DELETE]
-    freed_first = sum(c.bytes_freed or 0 for c in earlier)
-    used = max(disk.used - freed_first, 0)
-    if freed_first:
-        projected = used / total if total else 0.0
-        if projected < evict.gate.at_least:
-            yield Noop(
-                addr(AddressKind.POLICY, name),
-                name,
-                f"after the plan's prune frees ~{format_bytes(freed_first)}, usage is "
-                # Rounded down, as the gates are, so 84.96% never reads as "85% < 85%".
-                f"{format_percent(math.floor(projected * 1000) / 1000)} < "
-                f"{format_percent(evict.gate.at_least)}: "
-                "no eviction",
-                name,
-                evict.source,
-            )
-            return
-    removed_containers = frozenset(
-        c.subject.ident for c in earlier if c.kind is AddressKind.CONTAINER
-    )
-    users = image_users(facts, ignoring=removed_containers)
-    candidates: list[tuple[Image, datetime]] = []
+        return unsure(where, name, why, gaps, name, evict.source)
+    return None
+
+
+def _idle_images(
+    policy: ImageRetention,
+    ctx: Context,
+    removed: frozenset[str],
+    candidates: list[tuple[Image, datetime]],
+) -> RuleOutput:
+    """Every image but leftovers: kept (retained, in use once the ``removed`` containers
+    are gone, never seen, or used too recently) with why, or added to ``candidates`` with
+    its last use."""
+    evict = policy.evict
+    assert evict is not None
+    facts, now, name = ctx.facts, ctx.now, policy.meta.name
+    users = image_users(facts, ignoring=removed)
     for image in facts.images:
-        address = addr(AddressKind.IMAGE, image.id)
         if image.kind is ImageKind.LEFTOVER:
             continue  # leftovers are the prune's to judge
-        if image.id in ctx.retained:
-            yield Noop(address, _label(image), ctx.retained[image.id], name, evict.source)
-            continue
-        if image.id in users:
-            yield Noop(
-                address,
-                _label(image),
-                f"in use by {', '.join(users[image.id])}",
-                name,
-                evict.source,
-            )
-            continue
         last = facts.image_last_use.get(image.id)
-        if last is None:
-            yield Noop(
-                address,
-                _label(image),
-                "never seen before: its use is tracked from now on",
-                name,
-                evict.source,
-            )
+        if image.id in ctx.retained:
+            why = ctx.retained[image.id]
+        elif image.id in users:
+            why = f"in use by {', '.join(users[image.id])}"
+        elif last is None:
+            why = "never seen before: its use is tracked from now on"
+        elif now - last < evict.unused_for:
+            limit = format_spec_duration(evict.unused_for)
+            why = f"last used {format_duration(now - last)} ago < {limit}"
+        else:
+            candidates.append((image, last))
             continue
-        idle = now - last
-        if idle < evict.unused_for:
-            yield Noop(
-                address,
-                _label(image),
-                f"last used {format_duration(idle)} ago < {format_spec_duration(evict.unused_for)}",
-                name,
-                evict.source,
-            )
-            continue
-        candidates.append((image, last))
-    candidates.sort(key=lambda c: (c[1], c[0].created, c[0].id))
+        yield Noop(addr(AddressKind.IMAGE, image.id), _label(image), why, name, evict.source)
+
+
+def _choose(
+    policy: ImageRetention,
+    now: datetime,
+    candidates: list[tuple[Image, datetime]],
+    used: int,
+    total: int,
+) -> RuleOutput:
+    """The idlest candidates first, each removal projected on the disk, until usage is at
+    ``down_to`` or ``max_per_run`` removals are planned; the rest say which stopped them."""
+    evict = policy.evict
+    assert evict is not None
+    name = policy.meta.name
     planned = 0
     for image, last in candidates:
         ratio = used / total if total else 0.0
