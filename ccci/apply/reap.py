@@ -65,6 +65,76 @@ def _wait_until(done: Callable[[], bool], seconds: float) -> bool:
         time.sleep(_POLL_SECONDS)
 
 
+def _still_planned(
+    facts: Facts, targets: tuple[Target, ...]
+) -> tuple[dict[str, list[tuple[str, str]]], list[str]]:
+    """Per kind, (name, id) of each target still there as planned; and each target
+    re-created since the plan (another id under its name), which is left alone."""
+    ids: dict[str, list[tuple[str, str]]] = {}
+    skipped: list[str] = []
+    for target in targets:
+        if target.kind == "env_file":
+            continue
+        now_id = _present(facts, target.kind, target.name)
+        if now_id is None:
+            continue  # gone already: nothing to do
+        if target.id and now_id != target.id:
+            skipped.append(f"{SINGULAR[target.kind]} {target.name} (re-created since the plan)")
+            continue
+        ids.setdefault(target.kind, []).append((target.name, now_id))
+    return ids, skipped
+
+
+def _remove(
+    conn: Connector, ids: dict[str, list[tuple[str, str]]], kind: str, errors: list[str]
+) -> None:
+    """Remove each object of ``kind`` by id; a refusal is noted in ``errors``, not raised,
+    so the rest of the stack is still reaped."""
+    for name, ident in ids.get(kind, ()):
+        try:
+            conn.remove_object(kind, ident)
+        except Exception as exc:
+            errors.append(f"{SINGULAR[kind]} {name}: {explain(exc)}")
+
+
+def _wait_for_tasks(conn: Connector, swarm: Connector, stack: str, wait_seconds: float) -> None:
+    """With no service left (reaped now, or removed by a teardown killed halfway), wait
+    until its task containers, which still hold volumes and networks for a few seconds,
+    are gone; ReapFailed naming them if they outlast ``wait_seconds``."""
+    if swarm.stack_services(stack):
+        return
+    gone = _wait_until(
+        lambda: not conn.stack_containers(stack) and not swarm.stack_services(stack),
+        wait_seconds,
+    )
+    if not gone:
+        names = [c["Names"][0].lstrip("/") for c in conn.stack_containers(stack)]
+        raise ReapFailed(
+            f"tasks of {stack} still present after {wait_seconds:.0f}s: {', '.join(names)}"
+        )
+
+
+def _remove_networks(
+    conn: Connector, networks: list[tuple[str, str]], wait_seconds: float, errors: list[str]
+) -> None:
+    """Networks stay attached for a moment after their containers go: each is retried
+    until removed or ``wait_seconds`` pass; what is left is noted with its last refusal."""
+    pending = list(networks)
+    last: dict[str, str] = {}
+
+    def networks_removed() -> bool:
+        for name, ident in list(pending):
+            try:
+                conn.remove_object("networks", ident)
+                pending.remove((name, ident))
+            except Exception as exc:  # still attached for a moment after its containers go
+                last[name] = explain(exc)
+        return not pending
+
+    if pending and not _wait_until(networks_removed, wait_seconds):
+        errors += [f"network {n}: {last.get(n, 'still present')}" for n, _ in pending]
+
+
 def _present(facts: Facts, kind: str, name: str) -> str | None:
     """The id of the object of that kind and name the engine holds now, or None."""
     if kind == "volumes":
@@ -98,61 +168,16 @@ def reap_stack(
     joined this stack: the facts hold abra's env files, which name the sibling.
     """
     errors: list[str] = []
-    facts = current()
     planned = {(t.kind, t.name) for t in targets}
-    ids: dict[str, list[tuple[str, str]]] = {}
-    skipped: list[str] = []
-    for target in targets:
-        if target.kind == "env_file":
-            continue
-        now_id = _present(facts, target.kind, target.name)
-        if now_id is None:
-            continue  # gone already: nothing to do
-        if target.id and now_id != target.id:
-            skipped.append(f"{SINGULAR[target.kind]} {target.name} (re-created since the plan)")
-            continue
-        ids.setdefault(target.kind, []).append((target.name, now_id))
-
-    def remove_all(kind: str) -> None:
-        for name, ident in ids.get(kind, ()):
-            try:
-                conn.remove_object(kind, ident)
-            except Exception as exc:
-                errors.append(f"{SINGULAR[kind]} {name}: {explain(exc)}")
-
-    remove_all("services")
+    ids, skipped = _still_planned(current(), targets)
+    _remove(conn, ids, "services", errors)
     # Whether services are left is the swarm's to say: on a node of a shared swarm view, its
     # cluster host's engine (which removed them first); the task containers are this node's.
-    swarm = cluster or conn
-    if not swarm.stack_services(stack):
-        # No service left (reaped now, or removed by a teardown killed halfway): its task
-        # containers still hold volumes and networks for a few seconds; wait them out.
-        gone = _wait_until(
-            lambda: not conn.stack_containers(stack) and not swarm.stack_services(stack),
-            wait_seconds,
-        )
-        if not gone:
-            names = [c["Names"][0].lstrip("/") for c in conn.stack_containers(stack)]
-            raise ReapFailed(
-                f"tasks of {stack} still present after {wait_seconds:.0f}s: {', '.join(names)}"
-            )
-    remove_all("secrets")
-    remove_all("configs")
-    pending = list(ids.get("networks", ()))
-    last: dict[str, str] = {}
-
-    def networks_removed() -> bool:
-        for name, ident in list(pending):
-            try:
-                conn.remove_object("networks", ident)
-                pending.remove((name, ident))
-            except Exception as exc:  # still attached for a moment after its containers go
-                last[name] = explain(exc)
-        return not pending
-
-    if pending and not _wait_until(networks_removed, wait_seconds):
-        errors += [f"network {n}: {last.get(n, 'still present')}" for n, _ in pending]
-    remove_all("volumes")
+    _wait_for_tasks(conn, cluster or conn, stack, wait_seconds)
+    _remove(conn, ids, "secrets", errors)
+    _remove(conn, ids, "configs", errors)
+    _remove_networks(conn, ids.get("networks", []), wait_seconds, errors)
+    _remove(conn, ids, "volumes", errors)
     env_files = [t.name for t in targets if t.kind == "env_file"]
     for env_file in env_files:
         try:
