@@ -356,6 +356,16 @@ class Workspace:
             )
         moment = datetime.now(UTC)
         targets = {t.host.name: t for t in self.targets()}
+        named = {h.host: targets[h.host] for h in saved.hosts if h.host in targets}
+        # Gathered ``forks`` at once, as reconcile does; a host that cannot be reached
+        # ends the run before anything is done, as it always did.
+        gathered, _ = each_host(
+            list(named.values()),
+            lambda t: self.gather(t, plan_at=moment),
+            self.settings.forks,
+            self.progress,
+            alone=True,
+        )
         refused: list[str] = []
         stale: list[str] = []
         hosts = []
@@ -369,7 +379,7 @@ class Workspace:
             if target is None:
                 refused.append(f"{name}: not a host {self.settings.inventory} and --limit select")
                 continue
-            facts = self.gather(target, plan_at=moment)
+            facts = gathered[name]
             facts_by_host[name] = facts
             fresh = plan_host(name, target.policies, facts, moment)
             verdict = judge_saved(saved_host, fresh, facts)
