@@ -8,7 +8,6 @@ pidfile *and* cmdline are ever signalled; the host's docker.sock is never used.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import http.client
 import json
 import os
@@ -17,11 +16,11 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from harness import apt, mounts, procs
+from harness import apt, locks, mounts, procs
 
 DEFAULT_DIR = "/var/tmp/ccci-engine"
 SWARM_LISTEN = "127.0.0.1:2477"
@@ -226,18 +225,6 @@ def our_containerd_pids(paths: Paths) -> list[int]:
     return sorted(pids)
 
 
-@contextlib.contextmanager
-def _locked(paths: Paths) -> Iterator[None]:
-    """Serialise start/stop across processes (parallel test workers, CLI)."""
-    os.makedirs(paths.state_dir, mode=0o700, exist_ok=True)
-    with open(os.path.join(paths.state_dir, "engine.lock"), "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def engine_handle(paths: Paths, pid: int) -> Engine:
     """The handle on a running dockerd of ours at ``paths`` (the private engine's or a node's)."""
     return Engine(
@@ -433,7 +420,7 @@ def ensure_engine(timeout: float = 90.0) -> Engine:
         if _swarm_ok(paths, _swarm_info(engine)):
             return engine  # warm path: no lock, a few ms
     ensure_packages()
-    with _locked(paths):
+    with locks.held(os.path.join(paths.state_dir, "engine.lock")):
         pid = our_dockerd_pid(paths)
         if pid and not ping(paths.socket):
             # Perhaps another worker is mid-start; give it a while, then replace it.
@@ -456,7 +443,7 @@ def stop_engine(purge: bool = False, timeout: float = 30.0) -> None:
     paths = engine_paths()
     if not os.path.isdir(paths.state_dir):
         return
-    with _locked(paths):
+    with locks.held(os.path.join(paths.state_dir, "engine.lock")):
         pid = our_dockerd_pid(paths)
         if pid:
             procs.terminate(pid, lambda p: _is_our_dockerd(paths, procs.cmdline(p)), grace=timeout)

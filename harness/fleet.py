@@ -24,7 +24,6 @@ Stdlib only, like the rest of the harness.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import ipaddress
 import json
@@ -32,10 +31,10 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from harness import apt, fleet_registry, mounts, netns, procs, sshd
+from harness import apt, fleet_registry, locks, mounts, netns, procs, sshd
 from harness.engine import (
     Engine,
     EngineError,
@@ -476,17 +475,6 @@ def _forget_departed(engines: list[Engine]) -> None:
 # ---- the public face -----------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _locked(state_dir: str) -> Iterator[None]:
-    os.makedirs(state_dir, mode=0o700, exist_ok=True)
-    with open(os.path.join(state_dir, "fleet.lock"), "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _fleet(
     state_dir: str, nodes: tuple[NodePaths, ...], engines: list[Engine], registry: Registry
 ) -> Fleet:
@@ -531,7 +519,7 @@ def ensure_fleet(timeout: float = 120.0) -> Fleet:
         return fleet
     ensure_packages()
     _ensure_tools()
-    with _locked(state_dir):
+    with locks.held(os.path.join(state_dir, "fleet.lock")):
         netns.ensure(BRIDGE, HOST_ADDRESS, SUBNET, _members(nodes))
         _ensure_keys(state_dir, nodes)
         started = {}
@@ -575,7 +563,7 @@ def stop_fleet(purge: bool = False, grace: float = 20.0) -> None:
     state_dir, nodes = fleet_dir(), node_paths()
     if not os.path.isdir(state_dir):
         return
-    with _locked(state_dir):
+    with locks.held(os.path.join(state_dir, "fleet.lock")):
         for node in nodes:
             _stop_node_processes(node, grace)
         fleet_registry.stop(state_dir, purge)

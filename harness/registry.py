@@ -18,16 +18,15 @@ Like the engine: idempotent and fast when warm, a pidfile, and only a process pr
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import http.client
 import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from harness import apt, procs
+from harness import apt, locks, procs
 from harness.engine import Engine, EngineError, engine_paths
 
 BINARY = "/usr/bin/docker-registry"
@@ -224,17 +223,6 @@ def _port_taken(site: Site) -> bool:
         return sock.connect_ex((site.host, site.port)) == 0
 
 
-@contextlib.contextmanager
-def _locked(paths: RegistryPaths) -> Iterator[None]:
-    os.makedirs(paths.root, mode=0o700, exist_ok=True)
-    with open(paths.lock, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _config(paths: RegistryPaths, addr: str) -> str:
     return (
         "version: 0.1\n"
@@ -320,7 +308,7 @@ def start(site: Site, timeout: float = 30.0) -> Registry:
         return warm
     paths = site.paths
     binary = ensure_package()
-    with _locked(paths):
+    with locks.held(paths.lock):
         pid = our_pid(paths)
         if pid and not serves_v2(site.addr):
             try:  # perhaps another worker is starting it
@@ -347,7 +335,7 @@ def stop(site: Site, purge: bool = False) -> bool:
     paths = site.paths
     if not os.path.isdir(paths.root):
         return False
-    with _locked(paths):
+    with locks.held(paths.lock):
         pid = our_pid(paths)
         if pid:
             procs.terminate(pid, lambda p: _is_ours(paths, procs.cmdline(p)), grace=10)

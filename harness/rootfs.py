@@ -9,7 +9,6 @@ build idempotent, and any directory without a matching stamp is rebuilt.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import glob
 import hashlib
 import os
@@ -17,7 +16,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 
-from harness import apt, mounts
+from harness import apt, locks, mounts
 from harness.engine import EngineError
 
 DEFAULT_DIR = "/var/cache/ccci/rootfs-bookworm"
@@ -182,24 +181,12 @@ def _tweak(path: str) -> None:
                 os.unlink(entry)
 
 
-@contextlib.contextmanager
-def _locked(path: str) -> Iterator[None]:
-    """One builder at a time (parallel workers would debootstrap into the same dir)."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def ensure_rootfs() -> str:
     """Return the path of a complete rootfs, building it (minutes) only if needed."""
     path = rootfs_dir()
     if is_ready(path):
         return path
-    with _locked(path):
+    with locks.held(path + ".lock", dir_mode=0o755):  # one debootstrap at a time
         if is_ready(path):
             return path
         with contextlib.suppress(FileNotFoundError):

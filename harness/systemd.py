@@ -8,17 +8,15 @@ flags are the set proven to work on this cgroup-v1 host; `--privileged` is not.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness import rootfs
+from harness import locks, rootfs
 from harness.engine import DockerError, Engine, EngineError, docker_cli
 
 IMAGE = "ccci-test/systemd:bookworm"
@@ -156,24 +154,13 @@ def _import(engine: Engine, path: str, tag: str) -> None:
 
 def ensure_systemd_image(engine: Engine, tag: str = IMAGE) -> str:
     """Import the systemd image once (rebuilt if the rootfs recipe changed); returns its id."""
-    with _locked(engine, "systemd-image"):
+    with locks.held(os.path.join(engine.state_dir, "systemd-image.lock")):
         if _image_label(engine, tag) != rootfs.recipe_id():
             _import(engine, rootfs.ensure_rootfs(), tag)
     return engine.docker("image", "inspect", "--format", "{{.Id}}", tag).stdout.strip()
 
 
 # ---- container ---------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _locked(engine: Engine, what: str) -> Iterator[None]:
-    """Serialise image import / container start across processes sharing the engine."""
-    with open(os.path.join(engine.state_dir, f"{what}.lock"), "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _inspect(engine: Engine, name: str) -> dict[str, Any] | None:
@@ -277,7 +264,7 @@ def start_systemd_host(
 def _start(engine: Engine, name: str, mounts: Sequence[Bind], timeout: float) -> SystemdHost:
     image_id = ensure_systemd_image(engine)
     spec = _mount_spec(mounts)
-    with _locked(engine, f"systemd-host-{name}"):
+    with locks.held(os.path.join(engine.state_dir, f"systemd-host-{name}.lock")):
         info = _inspect(engine, name)
         if info is not None:
             if _labels(info).get(LABEL) != LABEL_VALUE:
