@@ -207,8 +207,8 @@ def deploy(
             path.write_text(yaml.safe_dump(data), encoding="utf-8")
             paths.append(str(path))
         args = [docker_cli(), "stack", "deploy", "--resolve-image", "never"]
-        for path in paths:
-            args += ["-c", path]
+        for compose in paths:
+            args += ["-c", compose]
         done = subprocess.run(
             [*args, app.stack], env=env, capture_output=True, text=True, timeout=timeout
         )
