@@ -7,8 +7,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ccci.facts.model import Facts
+from ccci.facts.model import Facts, Unit, UnitFile
 from ccci.policy.load import HostPolicies
+
+# The host's own reads at once, beside the engine's: under the SSH connector's sessions per
+# master (MAX_SESSIONS), which the disk reads of the engine's gathering share.
+HOST_READS = 4
 
 if TYPE_CHECKING:
     from ccci.connectors.base import Connector
@@ -29,6 +33,8 @@ def gather_with(
     can use. Exited containers too young for any policy are not inspected, and the build
     cache (the engine's slowest call) only when a policy that prunes it has its gates open.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from ccci.facts.docker import Prefetch, add_build_cache, add_image_sizes, gather
     from ccci.plan.build import plan_host
     from ccci.plan.needs import (
@@ -46,26 +52,34 @@ def gather_with(
     host = target.host
     lean = plan_at is not None
     early = Prefetch(conn) if lean and _may_want_build_cache(conn, target.policies) else None
-    facts = gather(
-        conn,
-        disk_paths(target.policies),
-        scope=scope,
-        build_cache=not lean,
-        inspect_created_before=inspect_cutoff(target.policies, plan_at) if plan_at else None,
-    )
-    found = {p for pattern in file_globs(target.policies) for p in conn.glob(pattern)}
-    files = sorted(set(file_paths(target.policies, facts)) | found)
     configs = client_config_paths(target.policies)
     unit_names, unit_paths = systemd_needs(target.policies)
-    systemd_state, units = conn.units(unit_names)
-    facts = replace(
-        facts,
-        files=tuple(conn.stat_file(p) for p in files),
-        client_configs=tuple(conn.client_config(p) for p in configs),
-        systemd=systemd_state,
-        units=units,
-        unit_files=tuple(conn.unit_file(p) for p in unit_paths),
-    )
+    # The host's own reads run beside the engine's, not after them: over SSH each one is a
+    # remote command (a session and a login shell, ~0.1 s), and one after another they
+    # were most of a remote host's gathering (benchmarks/fleet_scale.py --profile).
+    with ThreadPoolExecutor(max_workers=HOST_READS) as pool:
+        globbed = [pool.submit(conn.glob, pattern) for pattern in file_globs(target.policies)]
+        systemd = pool.submit(_systemd, conn, unit_names, unit_paths, lean)
+        client_configs = [pool.submit(conn.client_config, p) for p in configs]
+        facts = gather(
+            conn,
+            disk_paths(target.policies),
+            scope=scope,
+            build_cache=not lean,
+            inspect_created_before=inspect_cutoff(target.policies, plan_at) if plan_at else None,
+        )
+        found = {p for done in globbed for p in done.result()}
+        files = sorted(set(file_paths(target.policies, facts)) | found)
+        stats = tuple(pool.map(conn.stat_file, files))
+        systemd_state, units, unit_files = systemd.result()
+        facts = replace(
+            facts,
+            files=stats,
+            client_configs=tuple(done.result() for done in client_configs),
+            systemd=systemd_state,
+            units=units,
+            unit_files=unit_files,
+        )
     if last_use is not None:
         # Every run that lists containers records what it sees in use (and what the
         # engine's events show came and went since the last run): see ccci.state.lastuse.
@@ -80,6 +94,22 @@ def gather_with(
         if wants_image_sizes(trial, target.policies):
             facts = add_image_sizes(conn, facts)
     return facts
+
+
+def _systemd(
+    conn: Connector, names: list[str], paths: list[str], lean: bool
+) -> tuple[str, tuple[Unit, ...], tuple[UnitFile, ...]]:
+    """The units, then their files at once; in a plan none where systemd is not usable: the
+    timer rule then plans nothing, and over SSH each file is a remote command."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ccci.facts.systemd import usable
+
+    state, units = conn.units(names)
+    if lean and state and not usable(state):
+        return state, units, ()
+    with ThreadPoolExecutor(max_workers=HOST_READS) as pool:
+        return state, units, tuple(pool.map(conn.unit_file, paths))
 
 
 def _may_want_build_cache(conn: Connector, policies: tuple[Policy, ...]) -> bool:

@@ -1,0 +1,83 @@
+"""What a host's gathering reads beyond the engine: in a plan, no unit file where systemd is
+not usable (the timer rule then plans nothing, and over SSH each file is a remote command);
+a full gather (``ccci facts``) and a host whose systemd runs still read every one."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from ccci.config.inventory import Host
+from ccci.facts.model import SCOPE_FULL
+from ccci.plan.needs import systemd_needs
+from ccci.policy.load import HostPolicies
+from ccci.run.gather import gather_with
+from tests.rules.test_rule_cases import policies_from_text
+from tests.unit.fakes import FakeConnector
+from tests.unit.test_facts_parse import NOW, recorded_connector
+
+TIMERS = """\
+apiVersion: ccci/v1
+kind: TimerPolicy
+metadata: {name: schedules}
+spec:
+  unit_dir: /etc/systemd/system
+  present:
+    - name: ccci-reconcile
+      on_calendar: daily
+      exec: /usr/local/bin/ccci reconcile --apply --yes
+  absent:
+    - docker-prune.timer
+"""
+UNIT_FILES = [
+    "/etc/systemd/system/ccci-reconcile.service",
+    "/etc/systemd/system/ccci-reconcile.timer",
+    "/etc/systemd/system/docker-prune.timer",
+]
+
+
+def _host(systemd: str) -> FakeConnector:
+    conn = recorded_connector()
+    assert conn.facts is not None
+    conn.facts = replace(conn.facts, systemd=systemd)
+    return conn
+
+
+def _target(tmp_path: Path) -> HostPolicies:
+    host = Host("cc-ci", {"inventory_hostname": "cc-ci"}, ("all",))
+    return HostPolicies(host, tuple(policies_from_text(TIMERS, tmp_path)))
+
+
+def _unit_files_read(conn: FakeConnector) -> list[str]:
+    return sorted(r[1] for r in conn.reads if r[0] == "unit_file")
+
+
+@pytest.mark.parametrize("state", ["offline", "starting", "maintenance"])
+def test_a_plan_reads_no_unit_file_where_systemd_is_not_usable(tmp_path: Path, state: str) -> None:
+    conn = _host(state)
+    facts = gather_with(conn, _target(tmp_path), SCOPE_FULL, plan_at=NOW + timedelta(hours=1))
+    assert facts.systemd == state
+    assert _unit_files_read(conn) == []
+    assert facts.unit_files == ()
+
+
+@pytest.mark.parametrize("state", ["running", "degraded"])
+def test_a_plan_reads_every_unit_file_where_systemd_is_usable(tmp_path: Path, state: str) -> None:
+    conn = _host(state)
+    target = _target(tmp_path)
+    facts = gather_with(conn, target, SCOPE_FULL, plan_at=NOW + timedelta(hours=1))
+    assert _unit_files_read(conn) == UNIT_FILES
+    # In the policies' order, whichever read finished first.
+    assert [f.path for f in facts.unit_files] == systemd_needs(target.policies)[1]
+
+
+def test_a_full_gather_reads_every_unit_file_even_where_systemd_is_offline(
+    tmp_path: Path,
+) -> None:
+    conn = _host("offline")
+    facts = gather_with(conn, _target(tmp_path), SCOPE_FULL, plan_at=None)
+    assert _unit_files_read(conn) == UNIT_FILES
+    assert sorted(f.path for f in facts.unit_files) == UNIT_FILES
