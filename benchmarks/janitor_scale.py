@@ -450,8 +450,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.repeat,
         )
         helps = measure_help(ccci, env, root)
-        if "No changes." not in log.read_text(errors="replace"):
-            print(log.read_text(errors="replace")[-3000:])
+        said = log.read_text(errors="replace")
+        # A leftover of someone else's on the shared engine may be "to do by hand": the
+        # janitor still walks every seeded stack to a noop, which is what is measured.
+        if "No changes." not in said and ", 0 to remove" not in said:
+            print(said[-3000:])
             raise SystemExit("janitor_scale: something was planned; every stack should be young")
 
         width = 40
