@@ -20,7 +20,7 @@ from ccci.quantities import format_duration, format_spec_duration, format_time
 from ccci.rules import Context, RuleOutput
 from ccci.rules.convergence import unsettled
 from ccci.rules.gates import describe_gaps, unsure
-from ccci.rules.swarmreap import member_outcome, on_member, unreached_nodes
+from ccci.rules.swarmreap import NODE_KINDS, in_swarm, member_outcome, on_member, unreached_nodes
 
 # A unix time is ASCII digits and nothing else: int() would also take '１２３', ' 12',
 # '+12' or '1_2', and a recipe chooses its own labels. Eleven digits reach the year 5138.
@@ -223,7 +223,8 @@ def plan_orphans(policy: OrphanStackPolicy, ctx: Context) -> RuleOutput:
                 source,
             )
             continue
-        if on_member(facts):
+        member = on_member(facts)
+        if member and in_swarm(stack):
             # Its swarm's cluster host judges the stack; this node reaps its own volumes.
             yield from member_outcome(policy, stack, facts, _label(stack, present))
             continue
@@ -249,14 +250,15 @@ def plan_orphans(policy: OrphanStackPolicy, ctx: Context) -> RuleOutput:
             address=address,
             action=Action.DELETE,
             label=_label(stack, objects),
-            reason=why,
+            reason=f"{why}; nothing of it is left in the swarm" if member else why,
             policy=name,
             source=source,
             before={kind: names for kind, names in objects.items()},
             preconditions=(Precondition.STACK_ORPHANED,),
             work=Work(
                 Operation.REAP_STACK,
-                reap=tuple(policy.reap),
+                # A node never removes the swarm's objects, whatever it was asked to reap.
+                reap=tuple(k for k in policy.reap if not member or k in NODE_KINDS),
                 wait_seconds=policy.wait.total_seconds(),
             ),
             targets=_targets(stack, objects),

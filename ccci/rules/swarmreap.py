@@ -30,6 +30,16 @@ def on_member(facts: Facts) -> bool:
     return facts.swarm is not None and not facts.swarm.cluster_work
 
 
+def in_swarm(stack: Stack) -> bool:
+    """Whether anything of the stack is the swarm's (services, secrets, configs, overlay
+    networks): then its cluster host judges it. A stack with none left (its cluster objects
+    reaped in an earlier run, while this node was out of reach) is judged by the node that
+    holds what is left, on the swarm's view, as a lone host judges its leftovers: no
+    cluster host will ever see it again."""
+    swarm_networks = any(n.scope == SWARM_NETWORK_SCOPE for n in stack.networks)
+    return bool(stack.services or stack.secrets or stack.configs or swarm_networks)
+
+
 def node_objects(policy: OrphanStackPolicy, stack: Stack, facts: Facts) -> dict[str, list[str]]:
     """What of the stack this node holds and the policy reaps: its volumes, its local
     networks (an overlay is the swarm's), its env files."""

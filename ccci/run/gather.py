@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +16,7 @@ HOST_READS = 4
 
 if TYPE_CHECKING:
     from ccci.connectors.base import Connector
+    from ccci.facts.docker import Prefetch
     from ccci.policy.model import Policy
 
 
@@ -25,6 +26,8 @@ def gather_with(
     scope: str,
     plan_at: datetime | None,
     last_use: Path | None = None,
+    *,
+    shared_later: bool = False,
 ) -> Facts:
     """Docker facts, then what the policies ask about beyond the engine: env files (which
     depend on the stacks), client configs, systemd units and unit files.
@@ -32,11 +35,14 @@ def gather_with(
     With ``plan_at`` the facts are gathered for planning at that time: only what the rules
     can use. Exited containers too young for any policy are not inspected, and the build
     cache (the engine's slowest call) only when a policy that prunes it has its gates open.
+
+    ``shared_later``: the caller shares the swarm's view before planning. A worker's own
+    view has no services, so its gates look closed; the slow facts are then left for
+    :func:`slow_wanted` and :func:`add_slow` to decide on the view it is planned on.
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from ccci.facts.docker import Prefetch, add_build_cache, add_image_sizes, gather
-    from ccci.plan.build import plan_host
+    from ccci.facts.docker import Prefetch, add_build_cache, gather
     from ccci.plan.needs import (
         client_config_paths,
         disk_paths,
@@ -44,12 +50,10 @@ def gather_with(
         file_paths,
         inspect_cutoff,
         systemd_needs,
-        wants_build_cache,
-        wants_image_sizes,
     )
+    from ccci.run.swarmscope import borrows
     from ccci.state import lastuse
 
-    host = target.host
     lean = plan_at is not None
     early = Prefetch(conn) if lean and _may_want_build_cache(conn, target.policies) else None
     configs = client_config_paths(target.policies)
@@ -86,13 +90,51 @@ def gather_with(
         # The record holds what was really seen, so it is kept at the real clock's time,
         # never at a plan's hypothetical --now.
         facts = lastuse.observe(conn, facts, last_use, facts.gathered_at)
-    if lean:
-        moment = plan_at or facts.gathered_at
-        trial = plan_host(host.name, target.policies, facts, moment, trial=True)
-        if "build_cache" in facts.not_gathered and wants_build_cache(trial, target.policies):
-            facts = add_build_cache(conn, facts, early)
-        if wants_image_sizes(trial, target.policies):
-            facts = add_image_sizes(conn, facts)
+    if plan_at is None:
+        return facts
+    if shared_later and borrows(facts):
+        # An early read is already made (its disk gates are open): kept, not thrown away.
+        return add_build_cache(conn, facts, early) if early is not None else facts
+    return add_slow(conn, facts, slow_wanted(target, facts, plan_at), early)
+
+
+@dataclass(frozen=True)
+class SlowWants:
+    """Which of the engine's slow facts a lean plan can use: each is read only when a
+    policy that needs it has its gates open (they are the engine's slowest calls)."""
+
+    build_cache: bool = False
+    image_sizes: bool = False
+
+    def __bool__(self) -> bool:
+        return self.build_cache or self.image_sizes
+
+
+def slow_wanted(target: HostPolicies, facts: Facts, plan_at: datetime) -> SlowWants:
+    """What a trial plan on ``facts`` (a host's own, or its share of a swarm's view) wants of
+    the slow facts it lacks. Pure: the read is :func:`add_slow`'s."""
+    from ccci.plan.build import plan_host
+    from ccci.plan.needs import wants_build_cache, wants_image_sizes
+
+    trial = plan_host(target.host.name, target.policies, facts, plan_at, trial=True)
+    return SlowWants(
+        build_cache="build_cache" in facts.not_gathered
+        and wants_build_cache(trial, target.policies),
+        image_sizes=wants_image_sizes(trial, target.policies),
+    )
+
+
+def add_slow(
+    conn: Connector, facts: Facts, wants: SlowWants, early: Prefetch | None = None
+) -> Facts:
+    """``facts`` with the slow facts ``wants`` names, read through ``conn`` (the build
+    cache from ``early`` when that read was started already)."""
+    from ccci.facts.docker import add_build_cache, add_image_sizes
+
+    if wants.build_cache:
+        facts = add_build_cache(conn, facts, early)
+    if wants.image_sizes:
+        facts = add_image_sizes(conn, facts)
     return facts
 
 

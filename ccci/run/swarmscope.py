@@ -50,6 +50,13 @@ def lends(facts: Facts) -> bool:
     )
 
 
+def borrows(facts: Facts) -> bool:
+    """Whether this host's cluster objects may come from another host of the run: an active
+    worker, whose own engine cannot list them (a manager lists its own)."""
+    daemon = facts.daemon
+    return daemon.swarm_state == "active" and not daemon.swarm_manager and bool(daemon.node_id)
+
+
 def cluster_hosts(facts_by_host: Mapping[str, Facts], order: Iterable[str]) -> dict[str, str]:
     """Swarm (cluster) ID → the host that lends its cluster objects: the first in ``order``."""
     chosen: dict[str, str] = {}
@@ -207,13 +214,19 @@ def gather_member(
     """A member's fresh facts at apply: its own, and the cluster objects read again
     through its cluster host's connector (the one I/O here; apply re-checks on what is
     true now, not on what the plan read). A cluster host that no longer lends (not a
-    manager any more, another swarm) leaves the member's gaps, and every refusal with them."""
+    manager any more, another swarm) leaves the member's gaps, and every refusal with them.
+    A lean gather's slow facts are decided on the view the member is judged on, as the
+    plan decided them."""
     from ccci.facts.docker import gather
     from ccci.facts.model import SCOPE_STACKS
-    from ccci.run.gather import gather_with
+    from ccci.run.gather import add_slow, gather_with, slow_wanted
 
-    own = gather_with(conn, target, scope, plan_at, last_use)
+    own = gather_with(conn, target, scope, plan_at, last_use, shared_later=True)
     lender = gather(cluster, scope=SCOPE_STACKS)
-    if not lends(lender) or lender.daemon.cluster_id != swarm.cluster_id:
-        return own
-    return adopt(own, lender, swarm)
+    if lends(lender) and lender.daemon.cluster_id == swarm.cluster_id:
+        view = adopt(own, lender, swarm)
+    else:
+        view = own
+    if plan_at is None or not borrows(own):
+        return view
+    return add_slow(conn, view, slow_wanted(target, view, plan_at))

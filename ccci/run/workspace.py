@@ -148,13 +148,22 @@ def one_line(message: str, host: str) -> str:
 def _gather(
     target: HostPolicies, scope: str, plan_at: datetime | None = None, last_use: Path | None = None
 ) -> Facts:
-    """Gather one host's facts through a connector of its own (see :func:`gather_with`)."""
+    """Gather one host's facts through a connector of its own (see :func:`gather_with`);
+    a worker's slow facts wait for the swarm's view (see :meth:`Workspace._complete_lean`)."""
+    return _through(
+        target, lambda conn: gather_with(conn, target, scope, plan_at, last_use, shared_later=True)
+    )
+
+
+def _through(target: HostPolicies, read: Callable[[Connector], Facts]) -> Facts:
+    """``read`` through a connector of the host's own, closed after; an engine that does not
+    answer makes the host unreachable, with the reason in one line."""
     from ccci.connectors.engineapi import is_docker_error
     from ccci.connectors.local import ConnectionFailed
 
     conn = connector_for(target.host)
     try:
-        return gather_with(conn, target, scope, plan_at, last_use)
+        return read(conn)
     except Exception as exc:
         if not is_docker_error(exc):  # reads of a local engine never import the SDK
             raise
@@ -241,8 +250,6 @@ class Workspace:
         """Plan every targeted host, from live facts or from a saved snapshot. Hosts of one
         swarm share its cluster objects, read from one manager (see ccci.run.swarmscope);
         the facts returned are those each host was planned on."""
-        from ccci.run.swarmscope import plan_in_scope, share
-
         inventory = self.inventory
         moment = now or datetime.now(UTC)
         facts_by_host: dict[str, Facts]
@@ -265,13 +272,61 @@ class Workspace:
             facts_by_host = self.gather_all(targets, plan_at=moment)
             targets = [t for t in targets if t.host.name in facts_by_host]
         self._planned = {t.host.name: t for t in targets}
-        names = [t.host.name for t in targets]
-        shared = share(facts_by_host, names, self.unreachable)
-        plan, planned_on = plan_in_scope(
-            [(t.host.name, t.policies, shared[t.host.name]) for t in targets], moment
-        )
+        plan, planned_on = self._plan_shared(targets, facts_by_host, moment, live=snapshot is None)
         self._facts = planned_on
         return plan, planned_on
+
+    def _plan_shared(
+        self,
+        targets: list[HostPolicies],
+        facts_by_host: dict[str, Facts],
+        moment: datetime,
+        live: bool,
+    ) -> tuple[Plan, dict[str, Facts]]:
+        """The one way gathered facts become a plan, for ``reconcile`` and a saved plan's
+        re-derivation alike: each swarm's cluster objects shared from its first manager in
+        the targets' order, then (``live``) a worker's slow facts read if the shared view
+        wants them, then every cluster host planned before its swarm's other nodes. The
+        same facts give the same plan, whichever command asked."""
+        from ccci.run.swarmscope import plan_in_scope, share
+
+        shared = share(facts_by_host, [t.host.name for t in targets], self.unreachable)
+        if live:
+            shared = self._complete_lean(targets, facts_by_host, shared, moment)
+        return plan_in_scope(
+            [(t.host.name, t.policies, shared[t.host.name]) for t in targets], moment
+        )
+
+    def _complete_lean(
+        self,
+        targets: list[HostPolicies],
+        gathered: dict[str, Facts],
+        shared: dict[str, Facts],
+        moment: datetime,
+    ) -> dict[str, Facts]:
+        """Each worker's build cache and image sizes, read now when its share of the swarm's
+        view wants them: on its own view (no services) every gate that asks about the swarm
+        was closed, so its gather left the decision to here. Only those hosts are connected
+        to again; one that stopped answering since is planned without them (its prune says
+        the build cache was not gathered; its eviction counts whole image sizes)."""
+        from ccci.run.gather import add_slow, slow_wanted
+        from ccci.run.swarmscope import borrows
+
+        wanting = {
+            t.host.name: (t, wants)
+            for t in targets
+            if t.host.name in shared and borrows(gathered[t.host.name])
+            for wants in [slow_wanted(t, shared[t.host.name], moment)]
+            if wants
+        }
+        done, _ = each_host(
+            [t for t, _ in wanting.values()],
+            lambda t: _through(
+                t, lambda conn: add_slow(conn, shared[t.host.name], wanting[t.host.name][1])
+            ),
+            self.settings.forks,
+        )
+        return {**shared, **done}
 
     def _member_of(self, host: str) -> SwarmScope | None:
         """The host's share of a swarm view whose cluster work another host of the run does
@@ -345,7 +400,6 @@ class Workspace:
         written into the file would otherwise widen every age rule. Ages only grow, so a
         change planned earlier is planned again now unless something moved.
         """
-        from ccci.plan.build import plan_host
         from ccci.plan.model import PLAN_FORMAT
         from ccci.plan.saved import judge_saved
 
@@ -366,6 +420,11 @@ class Workspace:
             self.progress,
             alone=True,
         )
+        # Planned as reconcile plans (the swarm's view shared in inventory order, cluster
+        # hosts first): a worker's saved reaps and evictions were made on that view.
+        in_order = [t for t in targets.values() if t.host.name in named]
+        fresh_plan, planned_on = self._plan_shared(in_order, gathered, moment, live=True)
+        fresh_of = {h.host: h for h in fresh_plan.hosts}
         refused: list[str] = []
         stale: list[str] = []
         hosts = []
@@ -379,10 +438,9 @@ class Workspace:
             if target is None:
                 refused.append(f"{name}: not a host {self.settings.inventory} and --limit select")
                 continue
-            facts = gathered[name]
+            facts = planned_on[name]
             facts_by_host[name] = facts
-            fresh = plan_host(name, target.policies, facts, moment)
-            verdict = judge_saved(saved_host, fresh, facts)
+            verdict = judge_saved(saved_host, fresh_of[name], facts)
             refused += [f"{name}: {why}" for why in verdict.refused]
             stale += [f"{name}: {address}" for address in verdict.stale]
             hosts.append(verdict.host)

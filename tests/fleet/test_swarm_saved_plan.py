@@ -1,0 +1,273 @@
+"""The swarm's view everywhere, on the three test hosts (one manager, two workers), through
+the real ``ccci`` CLI over SSH: a saved plan is re-derived with the swarm's cluster objects
+shared as ``reconcile`` shares them, and a node that holds a stack's volume but cannot be
+reached leaves the stack not converged until a later run reaches it.
+
+Every run points DOCKER_HOST at a socket that does not exist: anything ccci sent to this
+machine's own engine for a remote host would fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from harness import fleet as fleet_mod
+from harness import procs, swarm
+from harness.fleet import Fleet, FleetNode, inventory_yaml
+from harness.images import BASE_TAG
+
+CCCI = str(Path(sys.executable).with_name("ccci"))
+STACK_LABEL = "com.docker.stack.namespace"
+
+JANITOR = """\
+apiVersion: ccci/v1
+kind: OrphanStackPolicy
+metadata: {name: reap-killed-runs}
+hosts: fleet
+spec:
+  run_apps: {match: '^[a-z0-9]{1,4}-[0-9a-f]{6}_ci_'}
+  orphan_after: 3h
+  expires_label: ci.expires
+  reap: [services, secrets, configs, networks, volumes]
+  wait: 60s
+"""
+
+
+# The build cache is pruned only while no run-app is live: a gate a worker cannot judge on
+# its own engine's view (it lists no services).
+BUILD_CACHE_PRUNE = """\
+apiVersion: ccci/v1
+kind: PrunePolicy
+metadata: {name: fleet-build-cache}
+hosts: fleet
+spec:
+  gates:
+    no_live_stacks: {match: '^[a-z0-9]{1,4}-[0-9a-f]{6}_ci_'}
+  prune:
+    dangling_build_cache: {older_than: 1s}
+"""
+# Eviction waits for the swarm's tasks (a task may be pulling the very image): a worker
+# cannot list them. Its disk gate is the node's root filesystem, well over 2% used.
+EVICTION = """\
+apiVersion: ccci/v1
+kind: ImageRetention
+metadata: {name: fleet-eviction}
+hosts: fleet
+spec:
+  evict:
+    when: {disk_usage: {path: /, at_least: 2%}}
+    down_to: 1%
+    unused_for: 14d
+"""
+# The Debian 20.10 client: it builds with BuildKit without buildx.
+BUILDKIT_DOCKER = "/usr/bin/docker"
+
+
+def _workspace(fleet: Fleet, root: Path, *policies: str) -> Path:
+    (root / "policies").mkdir()
+    for i, text in enumerate(policies or (JANITOR,)):
+        (root / "policies" / f"p{i}.yaml").write_text(text)
+    (root / "inventory.yaml").write_text(inventory_yaml(fleet))
+    return root
+
+
+def ccci(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKER_", "CCCI_"))}
+    env.update(NO_COLOR="1", DOCKER_HOST=f"unix://{root}/no-local-engine.sock")
+    return subprocess.run(
+        [CCCI, *args, "--state-dir", str(root / "state")],
+        cwd=root, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+def _volumes(node: FleetNode, stack: str) -> list[str]:
+    out = node.engine.docker("volume", "ls", "-q", "--filter", f"label={STACK_LABEL}={stack}")
+    return out.stdout.split()
+
+
+def _services(fleet: Fleet, stack: str) -> list[str]:
+    out = fleet.manager.engine.docker(
+        "service", "ls", "-q", "--filter", f"label={STACK_LABEL}={stack}"
+    )
+    return out.stdout.split()
+
+
+def _running_on(fleet: Fleet, service: str) -> set[str]:
+    """Node IDs with a running task of the service, as the manager lists them."""
+    tasks = fleet.manager.engine.api(f'/tasks?filters={{"service":["{service}"]}}')
+    return {t["NodeID"] for t in tasks if t["Status"]["State"] == "running"}
+
+
+def _wait_for(what: str, done: Any, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.5)
+
+
+def _journal(root: Path) -> list[dict[str, Any]]:
+    path = root / "state" / "journal.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _deploy_on_workers(fleet: Fleet, deadline: int) -> str:
+    """A killed run's app: one global service on the workers only, each task with the
+    stack's named volume, so the volume exists on both workers and not on the manager.
+    Its deadline has passed, on the service and on the volume alike (a volume left alone on
+    a node is judged by its own labels, as on a lone host)."""
+    stack = f"save-{uuid.uuid4().hex[:6]}_ci_example_org"
+    compose = f"""\
+version: "3.8"
+services:
+  app:
+    image: {BASE_TAG}
+    command: ["sleep", "3600"]
+    stop_grace_period: 1s
+    volumes: ["data:/data"]
+    deploy:
+      mode: global
+      placement: {{constraints: ["node.role==worker"]}}
+      labels: {{ci.expires: "{deadline}"}}
+volumes:
+  data: {{labels: {{ci.expires: "{deadline}"}}}}
+"""
+    swarm.deploy_stack(fleet.manager.engine, stack, compose, wait=False)
+    workers = {n.node_id for n in fleet.workers}
+    _wait_for("a task on each worker", lambda: _running_on(fleet, f"{stack}_app") == workers)
+    _wait_for("the volume on both workers", lambda: all(_volumes(w, stack) for w in fleet.workers))
+    assert _volumes(fleet.manager, stack) == []
+    return stack
+
+
+def _stop_sshd(node: FleetNode) -> None:
+    """Stop only the harness's sshd of this node, by its pid (ensure_fleet starts it again)."""
+    paths = next(p for p in fleet_mod.node_paths() if p.name == node.name)
+    pid = fleet_mod._sshd_pid(paths)
+    assert pid, f"no sshd of ours for {node.name}"
+    os.kill(pid, signal.SIGTERM)
+    procs.wait_dead(pid, 10)
+
+
+def test_a_saved_plan_reaps_a_stack_whose_volumes_live_on_two_nodes_completely_on_both(
+    clean_fleet: Fleet, tmp_path: Path
+) -> None:
+    fleet = clean_fleet
+    root = _workspace(fleet, tmp_path)
+    stack = _deploy_on_workers(fleet, int(time.time()) - 60)
+    saved = root / "plan.json"
+
+    planned = ccci(root, "reconcile", "--plan", "--out", str(saved))
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    hosts = {h["host"]: h for h in json.loads(saved.read_text())["hosts"]}
+    for worker in fleet.workers:
+        (change,) = hosts[worker.name]["changes"]
+        assert change["before"] == {"volumes": [f"{stack}_data"]}, change
+
+    applied = ccci(root, "apply", str(saved), "--yes")
+    out = applied.stdout + applied.stderr
+    assert applied.returncode == 0, out
+    assert "refused" not in out, out
+    assert _services(fleet, stack) == []
+    for node in fleet.nodes:
+        assert _volumes(node, stack) == [], node.name
+        assert f"{node.name} : ok=1 changed=1 failed=0" in applied.stdout, applied.stdout
+    # The cluster host first: its reap is journalled before either worker's.
+    reaps = [e["host"] for e in _journal(root) if e.get("address") == f"stack:{stack}"]
+    assert reaps[0] == fleet.manager.name, reaps
+    assert sorted(reaps[1:]) == sorted(w.name for w in fleet.workers), reaps
+    again = ccci(root, "reconcile", "--plan", "--detailed-exitcode")
+    assert again.returncode == 0, again.stdout + again.stderr
+
+
+def test_a_stacks_volume_on_an_unreachable_node_keeps_it_unconverged_until_that_node_is_back(
+    clean_fleet: Fleet, tmp_path: Path
+) -> None:
+    fleet = clean_fleet
+    root = _workspace(fleet, tmp_path)
+    stack = _deploy_on_workers(fleet, int(time.time()) - 60)
+    down, reached = fleet.workers
+    _stop_sshd(down)
+    try:
+        applied = ccci(root, "reconcile", "--apply", "--yes")
+    finally:
+        fleet_mod.ensure_fleet()
+    out = applied.stdout + applied.stderr
+    assert applied.returncode == 1, out  # a host was unreachable
+    assert "Traceback" not in applied.stderr
+    assert f"{down.name}: UNREACHABLE! " in applied.stdout, out
+    # The manager reaped the swarm's objects, and the reached worker its volume ...
+    assert _services(fleet, stack) == []
+    assert _volumes(reached, stack) == []
+    assert f"{reached.name} : ok=1 changed=1 failed=0" in applied.stdout, out
+    # ... but the stack is not converged: its volume on the node no one reached is named.
+    assert _volumes(down, stack), "a volume on an unreachable node went away"
+    assert f"volumes on node {down.node_id}" in applied.stdout, out
+    recap = [e for e in _journal(root) if e["type"] == "recap" and e["host"] == fleet.manager.name][
+        -1
+    ]
+    assert recap["converged"] is False, recap
+    assert f"stack:{stack}" in recap["remaining"], recap
+
+    back = ccci(root, "reconcile", "--apply", "--yes")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert _volumes(down, stack) == []
+    assert f"{down.name} : ok=1 changed=1 failed=0" in back.stdout, back.stdout
+    for node in fleet.nodes:
+        if node is not down:
+            assert f"{node.name} : ok=0 changed=0 failed=0" in back.stdout, back.stdout
+    again = ccci(root, "reconcile", "--plan", "--detailed-exitcode")
+    assert again.returncode == 0, again.stdout + again.stderr
+
+
+def _build_on(node: FleetNode, context: Path, tag: str) -> str:
+    """A BuildKit build of ``FROM scratch`` + one file on the node's engine, tagged: an
+    image no container ever ran, and build-cache records no image shares (dangling)."""
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM scratch\nCOPY f.txt /f.txt\n", encoding="utf-8")
+    (context / "f.txt").write_text(uuid.uuid4().hex, encoding="utf-8")
+    env = {**node.engine.env(), "DOCKER_BUILDKIT": "1"}
+    done = subprocess.run(
+        [BUILDKIT_DOCKER, "build", "--quiet", "--tag", tag, str(context)],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_a_workers_lean_plan_reads_its_slow_facts_when_the_swarms_view_opens_the_gates(
+    clean_fleet: Fleet, tmp_path: Path
+) -> None:
+    from ccci.state import lastuse
+
+    fleet = clean_fleet
+    root = _workspace(fleet, tmp_path, BUILD_CACHE_PRUNE, EVICTION)
+    worker = fleet.workers[0]
+    image = _build_on(worker, tmp_path / "context", f"evict/{uuid.uuid4().hex[:8]}:1")
+    cache = worker.engine.api("/system/df").get("BuildCache") or []
+    dangling = {r["ID"] for r in cache if not r["InUse"] and not r["Shared"]}
+    assert dangling, cache
+    # The worker's record says the image was last used two months ago (ccci's own record).
+    long_ago = datetime.now(UTC) - timedelta(days=60)
+    lastuse.write(root / "state" / f"last-use-{worker.name}.json", {image: long_ago})
+    time.sleep(1.5)  # past the prune's 1s, so age is not what holds it (setup, not a measure)
+
+    planned = ccci(root, "reconcile", "--plan", "-o", "json")
+    assert planned.returncode == 0, planned.stderr
+    hosts = {h["host"]: h for h in json.loads(planned.stdout)["hosts"]}
+    changes = {c["address"]: c for c in hosts[worker.name]["changes"]}
+    # The swarm's view (no run-app live, no task in flight anywhere) opened the gates the
+    # worker's own view could not judge: its lean gather read the build cache ...
+    assert {f"build_cache:{i}" for i in dangling} <= set(changes), hosts[worker.name]
+    # ... and, after sharing, what evicting its image frees (the engine's disk-usage call).
+    evicted = changes[f"image:{image}"]
+    assert isinstance(evicted["before"]["unique_size"], int), evicted
