@@ -59,9 +59,16 @@ def _field_names(cls: type) -> tuple[str, ...] | None:
     return tuple(f.name for f in dataclasses.fields(cls))
 
 
+# Exactly these types are JSON values already (a str or int enum is a subclass, not one of
+# them, and is turned into its value below): most values of a record are, so they go first.
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def to_jsonable(value: Any) -> Any:
     """Turn dataclasses, enums, datetimes and tuples into plain JSON values."""
     cls: type = type(value)
+    if cls in _PLAIN:
+        return value
     names = _field_names(cls)
     if names is not None:
         return {name: to_jsonable(getattr(value, name)) for name in names}
