@@ -123,3 +123,22 @@ def test_forks_1_gathers_a_saved_plans_hosts_one_at_a_time_to_the_same_plan(
 
     assert gather.state["most"] == 1
     assert [h.changes for h in by_one.hosts] == [h.changes for h in by_three.hosts]
+
+
+def test_a_saved_plan_with_a_host_that_cannot_be_reached_ends_before_anything_is_done(
+    farm: Any,
+) -> None:
+    from ccci.connectors.local import ConnectionFailed
+
+    settings, facts, saved = farm
+    workspace = Workspace(settings)
+
+    def gather(target: Any, plan_at: Any = None) -> Facts:
+        if target.host.name == "ci-2":
+            raise ConnectionFailed("ci-2 (root@10.0.0.2): cannot connect over SSH: refused")
+        return facts[target.host.name]
+
+    workspace.gather = gather  # type: ignore[method-assign]
+    with pytest.raises(ConnectionFailed, match=r"^ci-2 "):
+        workspace.rederive(saved)
+    assert workspace._planned == {}  # nothing was made ready to apply
