@@ -370,6 +370,15 @@ def gather(
     with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
         # Without info there is nothing to plan against: that failure is the run's error.
         daemon_calls = {"info": pool.submit(api.info), "version": pool.submit(api.version)}
+        paths = list(disk_paths)
+
+        def measure_disks() -> tuple[DiskUsage, ...]:
+            info, version = daemon_calls["info"].result(), daemon_calls["version"].result()
+            return _disks(conn, [parse_daemon(info, version).data_root, *paths])
+
+        # Measured as soon as info names the data root, beside the lists: over SSH each
+        # disk is a remote command, which after the lists was a wait of its own.
+        disks = pool.submit(measure_disks)
         raw = _collect(pool, calls, gaps)
         daemon = parse_daemon(daemon_calls["info"].result(), daemon_calls["version"].result())
         blocked = swarm_gap(daemon)
@@ -389,7 +398,7 @@ def gather(
         host=conn.host,
         gathered_at=now or datetime.now(UTC),
         daemon=daemon,
-        disks=_disks(conn, [daemon.data_root, *disk_paths]),
+        disks=disks.result(),
         images=tuple(sorted((parse_image(r) for r in raw.get("images", ())), key=lambda i: i.id)),
         containers=tuple(sorted(raw["containers"], key=lambda c: c.id)),
         build_cache=tuple(parse_build_cache(r) for r in raw.get("build_cache", ())),

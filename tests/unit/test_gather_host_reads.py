@@ -1,9 +1,12 @@
-"""What a host's gathering reads beyond the engine: in a plan, no unit file where systemd is
-not usable (the timer rule then plans nothing, and over SSH each file is a remote command);
-a full gather (``ccci facts``) and a host whose systemd runs still read every one."""
+"""What a host's gathering reads beyond the engine, and when: its disks, env files and
+systemd are read while the engine still lists (over SSH each is a remote command, which
+one after another were most of a remote host's gather); in a plan, no unit file where
+systemd is not usable (the timer rule then plans nothing), while a full gather (``ccci
+facts``) and a host whose systemd runs still read every one."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -11,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from ccci.config.inventory import Host
+from ccci.facts.docker import gather
 from ccci.facts.model import SCOPE_FULL
 from ccci.plan.needs import systemd_needs
 from ccci.policy.load import HostPolicies
@@ -31,6 +35,16 @@ spec:
       exec: /usr/local/bin/ccci reconcile --apply --yes
   absent:
     - docker-prune.timer
+"""
+ORPHANS = """\
+apiVersion: ccci/v1
+kind: OrphanStackPolicy
+metadata: {name: reap-killed-runs}
+spec:
+  abra_dir: /srv/abra
+  run_apps: {match: '^[a-z0-9]{1,4}-[0-9a-f]{6}_ci_'}
+  orphan_after: 3h
+  reap: [services, secrets, configs, networks, volumes]
 """
 UNIT_FILES = [
     "/etc/systemd/system/ccci-reconcile.service",
@@ -81,3 +95,46 @@ def test_a_full_gather_reads_every_unit_file_even_where_systemd_is_offline(
     facts = gather_with(conn, _target(tmp_path), SCOPE_FULL, plan_at=None)
     assert _unit_files_read(conn) == UNIT_FILES
     assert sorted(f.path for f in facts.unit_files) == UNIT_FILES
+
+
+def _lists_while(conn: FakeConnector, read: str) -> list[bool]:
+    """Make the engine's container list wait (10 s at most, so a regression fails rather
+    than hangs) for the host read ``read``; returns, per list, whether that read came."""
+    came = threading.Event()
+    own = getattr(conn, read)
+
+    def host_read(*args: object) -> object:
+        came.set()
+        return own(*args)
+
+    setattr(conn, read, host_read)
+    sdk = conn.api
+    listed = sdk.containers
+    waited: list[bool] = []
+
+    def containers(all: bool = False) -> object:
+        waited.append(came.wait(timeout=10))
+        return listed(all=all)
+
+    sdk.containers = containers
+    return waited
+
+
+def test_the_disks_are_measured_while_the_engine_still_lists_its_containers() -> None:
+    conn = recorded_connector()
+    waited = _lists_while(conn, "disk_usage")
+    facts = gather(conn, ["/srv"], now=NOW)
+    assert waited == [True]
+    assert [d.path for d in facts.disks] == ["/var/lib/docker", "/srv"]
+
+
+@pytest.mark.parametrize("read", ["units", "glob"])
+def test_a_hosts_systemd_and_env_files_are_read_while_the_engine_still_lists(
+    tmp_path: Path, read: str
+) -> None:
+    conn = _host("running")
+    waited = _lists_while(conn, read)
+    policies = policies_from_text(TIMERS + "---\n" + ORPHANS, tmp_path)
+    target = HostPolicies(Host("cc-ci", {"inventory_hostname": "cc-ci"}, ("all",)), tuple(policies))
+    gather_with(conn, target, SCOPE_FULL, plan_at=NOW + timedelta(hours=1))
+    assert waited == [True]
