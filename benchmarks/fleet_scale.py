@@ -11,9 +11,14 @@ time of:
   (``nsenter --net``) against its own engine socket with ``ansible_connection: local``;
   the slowest of the three is the floor a fleet plan is compared with;
 - their ratio (target <= 1.5x: three hosts in parallel cost about one, plus SSH);
-- the fleet plan with ``--forks 1`` (the hosts one after another: the parallel gain).
+- the fleet plan with ``--forks 1`` (the hosts one after another: the parallel gain);
+- the slowest host alone over SSH (``--limit``): what SSH itself costs one host;
+- the three local plans summed.
 
-Figures are printed, never asserted: timings on a shared CI box are advice, not a gate.
+The three test hosts are namespaces of one machine: their engines, sshds and ccci share its
+CPUs, so three hosts' work in parallel costs more than one host's, unlike on a real farm.
+The last two rows tell SSH's own cost from that sharing. Figures are printed, never
+asserted: timings on a shared CI box are advice, not a gate.
 ``--profile`` adds one in-process fleet plan under cProfile (main thread and the hosts'
 threads), the same plan timed by phase, and the bare SSH costs (a connection, a command).
 
@@ -206,6 +211,13 @@ class Figures:
     listing: dict[str, list[Run]]
     fleet_plan: str
     local_plans: dict[str, str]
+    # The slowest local plan's host alone over SSH (--limit): SSH's own cost, without the
+    # other two hosts' engines on the same CPUs.
+    one_host: list[Run]
+
+    @property
+    def slowest(self) -> str:
+        return max(self.local, key=lambda name: median(self.local[name]))
 
 
 def measure_all(fleet: Fleet, base: Path, anchor: str, repeat: int) -> Figures:
@@ -236,7 +248,12 @@ def measure_all(fleet: Fleet, base: Path, anchor: str, repeat: int) -> Figures:
         local[node.name], listing[node.name], local_plans[node.name] = measure_local(
             node, base / node.name, ccci, docker, anchor, repeat
         )
-    return Figures(fleet_runs, serial, local, listing, fleet_plan, local_plans)
+    slowest = max(local, key=lambda name: median(local[name]))
+    progress(f"timing {slowest} alone over SSH (--limit)")
+    one_log = fleet_root / "one.out"
+    one = plan_argv(ccci, fleet_root, anchor, "--limit", slowest)
+    one_host = measure(lambda: run_timed(one, env, fleet_root, one_log), repeat)
+    return Figures(fleet_runs, serial, local, listing, fleet_plan, local_plans, one_host)
 
 
 # ---- profile ----------------------------------------------------------------------------
@@ -307,8 +324,10 @@ def profile_fleet(fleet: Fleet, root: Path, anchor: str, slowest: FleetNode) -> 
 
 def report(fleet: Fleet, mix: Mix, seeded: dict[str, Seeded], figures: Figures, repeat: int) -> str:
     """The figures, and the name of the slowest host's local plan (the ratio's floor)."""
-    slowest = max(figures.local, key=lambda name: median(figures.local[name]))
+    slowest = figures.slowest
     floor = median(figures.local[slowest])
+    one_host = median(figures.one_host)
+    local_sum = sum(median(runs) for runs in figures.local.values())
     ratio = median(figures.fleet) / floor
     gain = median(figures.fleet_serial) / median(figures.fleet)
     took = max(s.seconds for s in seeded.values())
@@ -344,6 +363,18 @@ def report(fleet: Fleet, mix: Mix, seeded: dict[str, Seeded], figures: Figures, 
             median(figures.fleet_serial),
             reps,
             f"{gain:.2f}x the parallel plan",
+        ),
+        (
+            f"{slowest} alone over SSH (--limit)",
+            one_host,
+            reps,
+            f"{one_host / floor:.2f}x its local plan: SSH's own cost",
+        ),
+        (
+            "the three local plans, summed",
+            local_sum,
+            "",
+            f"fleet plan {median(figures.fleet) / local_sum:.2f}x: the hosts share these CPUs",
         ),
     ]
     print_rows(rows, 44)
