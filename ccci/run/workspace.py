@@ -465,7 +465,7 @@ class Workspace:
         facts are gathered once more before acting (an operator may have taken minutes to
         say yes), and any fingerprint that moved since refuses it whole."""
         from ccci.apply.executor import Executor, scope_for
-        from ccci.run.swarmscope import cluster_first, gather_member
+        from ccci.run.swarmscope import cluster_first
 
         with self.locked():
             journal = _SharedJournal(self.settings.journal_path)
@@ -480,41 +480,8 @@ class Workspace:
                     # Not reached when planned: its result is "unreachable", and says why.
                     journal.write(_unreachable_recap(name, run_id, self.unreachable[name]))
                 for host_plan in plan.hosts:
-                    host = self.inventory.hosts.get(host_plan.host)
-                    target = self._target_for(host_plan.host)
-                    if host is None or target is None:
-                        raise CcciError(
-                            f"{host_plan.host}: host is not in {self.settings.inventory}"
-                        )
-                    conn = connector_for(host)
-                    swarm = self._member_of(host.name)
-                    cluster = connector_for(self.inventory.hosts[swarm.source]) if swarm else None
-                    refresh: Callable[..., Facts] = functools.partial(
-                        gather_with,
-                        conn,
-                        target,
-                        last_use=self.settings.last_use_path(host.name),
-                    )
-                    if swarm is not None and cluster is not None:
-                        clusters.append(cluster)
-                        refresh = functools.partial(
-                            gather_member,
-                            conn,
-                            cluster,
-                            target,
-                            last_use=self.settings.last_use_path(host.name),
-                            swarm=swarm,
-                        )
-                    executors[host.name] = Executor(
-                        conn,
-                        journal,
-                        run_id,
-                        clock=lambda: datetime.now(UTC),
-                        on_result=functools.partial(ordered.result, host.name),
-                        refresh=refresh,
-                        scope=self.settings.scope,
-                        planned_at=plan.now,
-                        cluster=cluster,
+                    executors[host_plan.host] = self._executor_for(
+                        host_plan.host, plan, journal, run_id, ordered, clusters
                     )
 
                 def current(target: HostPolicies) -> Facts | None:
@@ -571,6 +538,57 @@ class Workspace:
                     executor.conn.close()
                 for cluster_conn in clusters:
                     cluster_conn.close()
+
+
+    def _executor_for(
+        self,
+        name: str,
+        plan: Plan,
+        journal: Journal,
+        run_id: str,
+        ordered: _InOrder,
+        clusters: list[Connector],
+    ) -> Any:
+        """The executor of one planned host, with its own connector; a node of a shared
+        swarm view re-reads the swarm through its cluster host's connector (added to
+        ``clusters``, which the caller closes)."""
+        from ccci.apply.executor import Executor
+        from ccci.run.swarmscope import gather_member
+
+        host = self.inventory.hosts.get(name)
+        target = self._target_for(name)
+        if host is None or target is None:
+            raise CcciError(f"{name}: host is not in {self.settings.inventory}")
+        conn = connector_for(host)
+        swarm = self._member_of(host.name)
+        cluster = connector_for(self.inventory.hosts[swarm.source]) if swarm else None
+        refresh: Callable[..., Facts] = functools.partial(
+            gather_with,
+            conn,
+            target,
+            last_use=self.settings.last_use_path(host.name),
+        )
+        if swarm is not None and cluster is not None:
+            clusters.append(cluster)
+            refresh = functools.partial(
+                gather_member,
+                conn,
+                cluster,
+                target,
+                last_use=self.settings.last_use_path(host.name),
+                swarm=swarm,
+            )
+        return Executor(
+            conn,
+            journal,
+            run_id,
+            clock=lambda: datetime.now(UTC),
+            on_result=functools.partial(ordered.result, host.name),
+            refresh=refresh,
+            scope=self.settings.scope,
+            planned_at=plan.now,
+            cluster=cluster,
+        )
 
 
 class _SharedJournal(Journal):
