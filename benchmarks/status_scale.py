@@ -385,7 +385,7 @@ def _run_in_process(root: Path) -> tuple[float, int]:
 PHASES = (
     ("load policies + inventory", "ccci.run.workspace", "load_for_hosts"),
     ("gather facts", "ccci.run.workspace", "_gather"),
-    ("rules (plan_hosts)", "ccci.plan.build", "plan_hosts"),
+    ("rules (every host planned in its swarm scope)", "ccci.run.swarmscope", "plan_in_scope"),
     ("read the journal", "ccci.state.journal", "read"),
     ("build the status", "ccci.views.status", "host_status"),
     ("render text", "ccci.render.status", "render_text"),
