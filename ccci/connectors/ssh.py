@@ -303,7 +303,7 @@ class SshConnector(LocalConnector):
             if self._dir and os.path.exists(self.control_path):
                 return
             # 0700: the control socket and the forwarded engine socket are ours alone.
-            folder = self._dir or tempfile.mkdtemp(prefix="ccci-ssh-")
+            folder = self._dir or private_folder()
             try:
                 self._start_master(folder)
             except BaseException:
@@ -535,6 +535,26 @@ class SshConnector(LocalConnector):
         done = self.run(sh_script(_WRITE, path, folder, name), input=content.encode("utf-8"))
         if done.returncode != 0:
             raise WriteFailed(f"{self.host}:{path}: cannot write: {_said(done) or 'failed'}")
+
+
+# A unix socket's path holds 108 bytes on Linux (104 on the BSDs): the longest name ccci puts
+# in its folder is docker.sock, so the folder's own path must leave room for it.
+SOCKET_PATH_MAX = 104
+_LONGEST_NAME = "docker.sock"
+
+
+def private_folder() -> str:
+    """A new 0700 folder for a host's control and forwarded sockets, where their paths fit a
+    unix socket: the temporary directory (``TMPDIR``) when it is short enough, else
+    ``XDG_RUNTIME_DIR`` (the user's own, 0700), else ``/tmp``. Without this, a deep
+    ``TMPDIR`` made every host unreachable ("too long for Unix domain socket")."""
+    sample = "ccci-ssh-" + "x" * 8  # mkdtemp's random part is 8 characters
+    for root in (tempfile.gettempdir(), os.environ.get("XDG_RUNTIME_DIR", ""), "/tmp"):
+        fits = len(os.path.join(root, sample, _LONGEST_NAME).encode()) <= SOCKET_PATH_MAX
+        if root and os.path.isdir(root) and fits:
+            return tempfile.mkdtemp(prefix="ccci-ssh-", dir=root)
+    # Too long everywhere: ssh then says so, in the host's one-line error.
+    return tempfile.mkdtemp(prefix="ccci-ssh-")
 
 
 def _end_master(exit_argv: list[str], folder: str) -> None:
