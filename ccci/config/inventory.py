@@ -33,6 +33,7 @@ class Host:
 class Inventory:
     """Hosts by name in file order, groups by name, and the variables of ``all``; ``source`` names
     the file in errors."""
+
     hosts: dict[str, Host]
     groups: dict[str, tuple[str, ...]]
     source: str = ""

@@ -170,6 +170,7 @@ class Task:
 class Volume:
     """A named volume; ``docker stack rm`` never removes one, so an orphaned stack's volumes stay
     until a reap names them."""
+
     name: str
     driver: str
     labels: dict[str, str]
@@ -185,6 +186,7 @@ class Volume:
 class Network:
     """A network; a stack's own are labelled with its name, and swarm-scoped ones are the cluster's,
     not one node's."""
+
     id: str
     name: str
     driver: str

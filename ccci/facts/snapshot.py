@@ -43,5 +43,3 @@ def snapshot_json(facts: list[Facts], unreachable: dict[str, str] | None = None)
     if unreachable:
         data["unreachable"] = dict(unreachable)
     return json.dumps(data, indent=2, sort_keys=True)
-
-

@@ -113,5 +113,3 @@ def _reaped_stacks(changes: Iterable[Change]) -> frozenset[str]:
 def plan_hosts(items: Iterable[tuple[str, Iterable[Policy], Facts]], now: datetime) -> Plan:
     """Every host planned at one ``now``, so a run's hosts are judged against the same moment."""
     return Plan(now=now, hosts=tuple(plan_host(h, p, f, now) for h, p, f in items))
-
-

@@ -188,5 +188,3 @@ def subjects(facts: Facts) -> dict[str, Any]:
     for stack in facts.stacks():
         found[addr(AddressKind.STACK, stack.name)] = stack.objects()
     return found
-
-

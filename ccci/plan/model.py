@@ -316,5 +316,3 @@ class Plan:
 
 def _to_remove(counts: dict[Action, int]) -> int:
     return counts[Action.DELETE] + counts[Action.REPLACE]
-
-

@@ -108,8 +108,6 @@ def _why_not(fresh: HostPlan, change: Change) -> str:
     return "no policy plans this now"
 
 
-
-
 class PlanRefused(CcciError):
     """A saved plan claims something the policies would not do now: refused whole."""
 

@@ -17,6 +17,7 @@ from ccci.saferegex import Matcher, compile_policy
 class GateKind(enum.Enum):
     """The closed set of gates: the disk is under pressure, no run-app stack is live, no service is
     still converging."""
+
     DISK_USAGE = "disk_usage"
     NO_LIVE_STACKS = "no_live_stacks"
     NO_CONVERGING_SERVICES = "no_converging_services"

@@ -186,6 +186,7 @@ def plain_marks(sensitive: set[PathKey]) -> Callable[[PathKey, str], Any]:
 def has_templates(doc: Document) -> bool:
     """Whether any string in the document is a template: without one, one build serves every host it
     targets instead of one per host."""
+
     def walk(value: Any) -> bool:
         if isinstance(value, dict):
             return any(walk(v) for v in value.values())

@@ -21,6 +21,7 @@ from ccci.state.lastuse import seen_in_use
 class ImageRow:
     """One image as ``ccci images`` lists it: what it is to the cache, and every reason it stays
     (retained by a policy, in use, last used)."""
+
     id: str
     tags: tuple[str, ...]
     kind: str

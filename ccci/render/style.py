@@ -17,6 +17,7 @@ def wants_colour(stream: TextIO) -> bool:
 class Style:
     """Colours text or leaves it plain, decided once, so renderers never ask the terminal
     themselves."""
+
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
 

@@ -19,6 +19,7 @@ from ccci.review.sides import load_side
 class DiffResult:
     """What ``policy diff`` found, for any renderer: the meanings, each host's impact when a
     snapshot was given (``facts_label`` names it), and the scrubber every text goes through."""
+
     diff: SemanticDiff
     impacts: tuple[HostImpact, ...] | None = None
     facts_label: str = ""

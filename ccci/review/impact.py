@@ -60,6 +60,7 @@ class GateDelta:
 @dataclass(frozen=True)
 class ManualDelta:
     """A manual action only one side asks for, or that both ask for with different reasons."""
+
     address: str
     base: Manual | None
     head: Manual | None
@@ -69,6 +70,7 @@ class ManualDelta:
 class HostImpact:
     """What one host's plan does differently under the head policies, planned from the same facts at
     the same moment as the base."""
+
     host: str
     now: datetime
     base: HostPlan

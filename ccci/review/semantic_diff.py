@@ -45,6 +45,7 @@ class PolicyChange:
 class SemanticDiff:
     """Every meaning between two sides (``base``, ``head`` name them), each with the hosts it holds
     on."""
+
     base: str
     head: str
     changes: tuple[PolicyChange, ...]

@@ -45,6 +45,7 @@ _MAX_ERROR = 120
 class Progress(enum.Enum):
     """Whether a deploy is still in flight (it holds the prune gate) or stuck (nothing in flight: it
     neither blocks the prune nor saves its stack from the janitor)."""
+
     CONVERGING = "converging"
     STUCK = "stuck"
 

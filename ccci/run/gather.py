@@ -171,5 +171,3 @@ def _may_want_build_cache(conn: Connector, policies: tuple[Policy, ...]) -> bool
         except OSError:
             continue
     return False
-
-

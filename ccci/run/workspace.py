@@ -66,10 +66,6 @@ class Settings:
         return self.state_dir / "ccci.lock"
 
 
-
-
-
-
 def connector_for(host: Host) -> Connector:
     """The host's connector by its ``ansible_connection`` (a ``-c`` override is already in
     its vars, see :func:`with_connection`), not yet connected."""
@@ -172,10 +168,6 @@ def _through(target: HostPolicies, read: Callable[[Connector], Facts]) -> Facts:
         ) from None
     finally:
         conn.close()
-
-
-
-
 
 
 class Workspace:
@@ -539,7 +531,6 @@ class Workspace:
                 for cluster_conn in clusters:
                     cluster_conn.close()
 
-
     def _executor_for(
         self,
         name: str,
@@ -658,5 +649,3 @@ def _unreachable_recap(host: str, run_id: str, reason: str) -> dict[str, Any]:
         "remaining": [],
         "bytes_freed": 0,
     }
-
-

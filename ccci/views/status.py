@@ -23,6 +23,7 @@ from ccci.rules.gates import describe_gaps, stuck_after_of
 class DiskLine:
     """A measured filesystem beside every policy threshold on it (policy name, share), so status
     says which policy the usage crosses."""
+
     path: str
     ratio: float
     thresholds: tuple[tuple[str, float], ...]
@@ -32,6 +33,7 @@ class DiskLine:
 class StackLine:
     """A live stack and how old it is; ``converging``/``stuck`` name a service still in flight, or
     one stuck past ``stuck_after``, with why."""
+
     name: str
     services: int
     age_seconds: float | None
@@ -54,6 +56,7 @@ class TimerLine:
 class LastRun:
     """The journal's newest recap for the host: what the last apply did, and whether it
     converged."""
+
     time: str
     run: str
     changed: int
