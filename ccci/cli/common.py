@@ -13,9 +13,41 @@ from typing import Any
 import click
 
 from ccci.cli.options import F, inventory_option
+from ccci.policy.workscope import SCOPE_ALL, SCOPES
 
 # ``--detailed-exitcode``: changes are pending (or, after apply, the host did not converge).
 EXIT_CHANGES = 2
+
+
+# The options several commands share, spelt once (flags, type, default); each command says
+# in its help what the option means there (the nightly's --forks is the nightly run's).
+_SHARED: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+    "limit": (("-l", "--limit"), {"metavar": "PATTERN"}),
+    "state_dir": (
+        ("--state-dir",),
+        {
+            "type": click.Path(path_type=Path),
+            "envvar": "CCCI_STATE_DIR",
+            "default": Path("/var/lib/ccci"),
+            "show_default": True,
+        },
+    ),
+    "connection": (("-c", "--connection"), {"type": click.Choice(["local", "ssh"])}),
+    "forks": (
+        ("-f", "--forks"),
+        {"type": click.IntRange(1, 256), "default": 5, "show_default": True},
+    ),
+    "scope": (
+        ("--scope", "work_scope"),
+        {"type": click.Choice(SCOPES), "default": SCOPE_ALL, "show_default": True},
+    ),
+}
+
+
+def shared_option(name: str, help: str | None = None, **extra: Any) -> Callable[[F], F]:
+    """One of the options in ``_SHARED``, with this command's help."""
+    flags, settings = _SHARED[name]
+    return click.option(*flags, help=help, **settings, **extra)
 
 
 def workspace_options(func: F) -> F:
@@ -33,21 +65,9 @@ def workspace_options(func: F) -> F:
             **remembered,
         ),
         functools.partial(inventory_option, **remembered),
-        click.option(
-            "-l",
-            "--limit",
-            metavar="PATTERN",
-            help="Only hosts matching this pattern (Ansible syntax).",
-            **remembered,
-        ),
-        click.option(
-            "--state-dir",
-            type=click.Path(path_type=Path),
-            envvar="CCCI_STATE_DIR",
-            default=Path("/var/lib/ccci"),
-            show_default=True,
-            help="Lock and journal live here (env CCCI_STATE_DIR).",
-            **remembered,
+        shared_option("limit", "Only hosts matching this pattern (Ansible syntax).", **remembered),
+        shared_option(
+            "state_dir", "Lock and journal live here (env CCCI_STATE_DIR).", **remembered
         ),
         click.option(
             "--journal",
@@ -55,23 +75,13 @@ def workspace_options(func: F) -> F:
             help="JSONL journal path.  [default: STATE_DIR/journal.jsonl]",
             **remembered,
         ),
-        click.option(
-            "-c",
-            "--connection",
-            type=click.Choice(["local", "ssh"]),
-            **remembered,
-            help="Reach every host this way (localhost stays local).  "
+        shared_option(
+            "connection",
+            "Reach every host this way (localhost stays local).  "
             "[default: each host's ansible_connection, else local]",
-        ),
-        click.option(
-            "-f",
-            "--forks",
-            type=click.IntRange(1, 256),
-            default=5,
-            show_default=True,
             **remembered,
-            help="At most this many hosts at once.",
         ),
+        shared_option("forks", "At most this many hosts at once.", **remembered),
     ]
     for option in reversed(options):
         func = option(func)

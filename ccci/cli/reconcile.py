@@ -15,13 +15,13 @@ from ccci.cli.common import (
     exit_if_unreachable,
     host_settings,
     output_style,
+    shared_option,
     show_unreachable,
     workspace_for,
     workspace_options,
 )
 from ccci.cli.options import errors, output_option, parse_now
 from ccci.errors import CcciError
-from ccci.policy.workscope import SCOPE_ALL, SCOPES
 
 
 @click.command()
@@ -51,13 +51,9 @@ from ccci.policy.workscope import SCOPE_ALL, SCOPES
     is_flag=True,
     help="Accept a policy set with no policy at all (else an error: nothing would be checked).",
 )
-@click.option(
-    "--scope",
-    "work_scope",
-    type=click.Choice(SCOPES),
-    default=SCOPE_ALL,
-    show_default=True,
-    help="node: only what is the host's own (images, containers, build cache, units); "
+@shared_option(
+    "scope",
+    "node: only what is the host's own (images, containers, build cache, units); "
     "cluster: only orphan stacks (services, secrets, configs, networks and their volumes).",
 )
 @errors

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
+from ccci.cli.common import shared_option
 from ccci.cli.options import errors
-from ccci.policy.workscope import SCOPE_ALL, SCOPES
 
 
 @click.group()
@@ -41,42 +41,20 @@ def systemd() -> None:
 )
 @click.option("--on-calendar", default="daily", show_default=True)
 @click.option("--randomized-delay", default="15m", show_default=True)
-@click.option(
-    "--state-dir",
-    type=click.Path(path_type=Path),
-    envvar="CCCI_STATE_DIR",
-    default=Path("/var/lib/ccci"),
-    show_default=True,
-)
-@click.option(
-    "--scope",
-    "work_scope",
-    type=click.Choice(SCOPES),
-    default=SCOPE_ALL,
-    show_default=True,
-    help="What the nightly's reconcile acts on: all (one run for the whole inventory, or a "
+@shared_option("state_dir")
+@shared_option(
+    "scope",
+    "What the nightly's reconcile acts on: all (one run for the whole inventory, or a "
     "single host); node (each node's own oneshot: never cluster objects); cluster.",
 )
-@click.option(
-    "-l",
-    "--limit",
-    metavar="PATTERN",
-    help="The hosts the nightly reconciles (Ansible syntax).  [default: every host]",
+@shared_option(
+    "limit",
+    "The hosts the nightly reconciles (Ansible syntax).  [default: every host]",
 )
-@click.option(
-    "-f",
-    "--forks",
-    type=click.IntRange(1, 256),
-    default=5,
-    show_default=True,
-    help="At most this many hosts at once in the nightly run.",
-)
-@click.option(
-    "-c",
-    "--connection",
-    type=click.Choice(["local", "ssh"]),
-    help="Reach every host this way (localhost stays local).  "
-    "[default: each host's ansible_connection]",
+@shared_option("forks", "At most this many hosts at once in the nightly run.")
+@shared_option(
+    "connection",
+    "Reach every host this way (localhost stays local).  [default: each host's ansible_connection]",
 )
 @errors
 def systemd_install(
