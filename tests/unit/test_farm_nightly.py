@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +16,8 @@ from ccci.cli.main import cli
 from ccci.facts.model import Facts
 from ccci.policy.workscope import kinds_for
 from ccci.serde import to_jsonable
-from harness.nix import NixError, ensure_nix_instantiate
 from harness.nix import parse as nix_parse
+from tests.unit.nixkit import evaluate_module, require_nix_instantiate
 
 FARM = """\
 all:
@@ -132,31 +131,11 @@ def test_the_nix_module_carries_the_farm_options_and_openssh_when_hosts_are_remo
 
 @pytest.fixture(scope="module")
 def nix() -> str:
-    """nix-instantiate (apt-installed from Debian's nix-bin when missing): fail under CI."""
-    from harness.pytest_support import in_ci
-
-    try:
-        return ensure_nix_instantiate()
-    except NixError as exc:
-        if in_ci():
-            pytest.fail(f"nix-instantiate cannot be had: {exc}", pytrace=False)
-        pytest.skip(f"nix-instantiate cannot be had: {exc}")
+    return require_nix_instantiate()
 
 
-# Just enough of nixpkgs' lib and pkgs to evaluate the module into plain values.
-EVAL = """
-let
-  module = import {path};
-  lib = {{
-    mkForce = v: {{ _forced = v; }};
-    mkPackageOption = pkgs: name: extra: {{ _package = name; }};
-  }};
-in module {{
-  config.services.ccci.package = "/nix/store/stub-ccci";
-  inherit lib;
-  pkgs = {{ openssh = "/nix/store/stub-openssh"; }};
-}}
-"""
+# A remote host puts OpenSSH on the unit's PATH: the stand-in pkgs gives it a store path.
+STUB_OPENSSH = '{ openssh = "/nix/store/stub-openssh"; }'
 
 
 def test_the_farm_nix_module_parses_and_evaluates_to_the_options_given(
@@ -164,15 +143,8 @@ def test_the_farm_nix_module_parses_and_evaluates_to_the_options_given(
 ) -> None:
     module = install(farm, "--format", "nix", "--limit", "workers:!ci-3", "-f", "2").stdout
     assert nix_parse(nix, module).returncode == 0, module
-    path = tmp_path / "module.nix"
-    path.write_text(module, encoding="utf-8")
-    done = subprocess.run(
-        [nix, "--eval", "--strict", "--json", "--store", "dummy://", "-E", EVAL.format(path=path)],
-        capture_output=True, text=True, timeout=60, check=False,
-        env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"},
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    service = json.loads(done.stdout)["config"]["systemd"]["services"]["ccci-reconcile"]
+    evaluated = evaluate_module(nix, module, tmp_path, pkgs=STUB_OPENSSH)
+    service = evaluated["config"]["systemd"]["services"]["ccci-reconcile"]
     assert service["path"] == ["/nix/store/stub-openssh"]
     assert service["serviceConfig"]["ExecStart"] == (
         "/nix/store/stub-ccci/bin/ccci reconcile --apply --yes --limit workers:!ci-3 --forks 2"

@@ -9,8 +9,6 @@ units is in tests/systemd/test_unit_fuzz_systemd.py).
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +20,8 @@ from ccci.policy.build import timer_values
 from ccci.systemd.install import nightly_values
 from ccci.systemd.units import render_nixos_module, render_timer_units
 from ccci.systemd.values import FieldError, check_timer, unit_value
-from harness.nix import NixError, ensure_nix_instantiate
 from harness.nix import parse as nix_parse
+from tests.unit.nixkit import evaluate_module, require_nix_instantiate
 
 # Text with everything in it: line breaks of every kind, quotes, backslashes, %, ${.
 ANY_TEXT = st.lists(
@@ -126,44 +124,7 @@ def test_any_string_as_a_writable_path_is_refused_or_is_one_path(path: str) -> N
 
 @pytest.fixture(scope="module")
 def nix() -> str:
-    """nix-instantiate (apt-installed from Debian's nix-bin when missing): fail under CI."""
-    from harness.pytest_support import in_ci
-
-    try:
-        return ensure_nix_instantiate()
-    except NixError as exc:
-        if in_ci():
-            pytest.fail(f"nix-instantiate cannot be had: {exc}", pytrace=False)
-        pytest.skip(f"nix-instantiate cannot be had: {exc}")
-
-
-# A stand-in for nixpkgs' lib and the module system's arguments: just enough to evaluate
-# the module into plain values (nothing of nixpkgs is needed, or fetched).
-EVAL = """
-let
-  module = import {path};
-  lib = {{
-    mkForce = v: {{ _forced = v; }};
-    mkPackageOption = pkgs: name: extra: {{ _package = name; }};
-  }};
-in module {{ config.services.ccci.package = "/nix/store/stub-ccci"; inherit lib; pkgs = {{ }}; }}
-"""
-
-
-def evaluate(nix: str, module: str, tmp: Path) -> dict[str, Any]:
-    path = tmp / "module.nix"
-    path.write_text(module, encoding="utf-8")
-    done = subprocess.run(
-        [nix, "--eval", "--strict", "--json", "--store", "dummy://", "-E", EVAL.format(path=path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"},
-        check=False,
-    )
-    assert done.returncode == 0, f"{done.stderr}\n--- module ---\n{module}"
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
+    return require_nix_instantiate()
 
 
 def module_values(**changes: Any) -> dict[str, Any]:
@@ -193,7 +154,7 @@ def test_any_string_in_a_nix_module_evaluates_back_to_itself(
     )
     module = render_nixos_module(values, args)
     assert nix_parse(nix, module).returncode == 0, module
-    config = evaluate(nix, module, tmp_path)["config"]
+    config = evaluate_module(nix, module, tmp_path)["config"]
     service = config["systemd"]["services"]["ccci-reconcile"]
     assert service["description"] == unit_value(description)
     assert service["startAt"] == calendar
@@ -228,7 +189,7 @@ def test_every_generated_nix_module_parses_and_evaluates(
     module = result.stdout
     parsed = nix_parse(nix, module)
     assert parsed.returncode == 0, parsed.stderr
-    config = evaluate(nix, module, tmp_path)["config"]
+    config = evaluate_module(nix, module, tmp_path)["config"]
     service = config["systemd"]["services"]["ccci-reconcile"]
     assert service["restartIfChanged"] is False
     assert service["unitConfig"] == {"X-StopOnRemoval": False}
