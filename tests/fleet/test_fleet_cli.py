@@ -8,21 +8,15 @@ containers made from the harness's base image, which every node holds.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+
+from fleetkit import ccci, journal, names, on, stop_sshd, workspace
 
 from harness import fleet as fleet_mod
-from harness import procs
 from harness.fleet import Fleet, FleetNode
 from harness.images import BASE_TAG
-
-CCCI = str(Path(sys.executable).with_name("ccci"))
 
 PRUNE = """\
 apiVersion: ccci/v1
@@ -38,29 +32,9 @@ spec:
 
 
 def _workspace(fleet: Fleet, root: Path, inventory: str | None = None) -> Path:
-    (root / "policies").mkdir()
     # The gate's path exists on this machine too, as an empty folder of the root disk: only
     # the host's own tmpfs (mounted where its sshd runs) has the usage the gate sees.
-    (root / "policies" / "prune.yaml").write_text(PRUNE % fleet.remote_dir)
-    (root / "inventory.yaml").write_text(inventory or fleet_mod.inventory_yaml(fleet))
-    return root
-
-
-def ccci(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKER_", "CCCI_"))}
-    # A local engine that does not exist: anything ccci sent to this machine would fail.
-    env.update(NO_COLOR="1", DOCKER_HOST=f"unix://{root}/no-local-engine.sock")
-    return subprocess.run(
-        [CCCI, *args, "--state-dir", str(root / "state")],
-        cwd=root, env=env, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-
-
-def _on(fleet: Fleet, node: FleetNode, command: str) -> str:
-    done = subprocess.run(
-        fleet.ssh_argv(node, command), capture_output=True, text=True, timeout=60, check=True
-    )
-    return done.stdout
+    return workspace(fleet, root, PRUNE % fleet.remote_dir, inventory=inventory)
 
 
 def _exited(node: FleetNode, name: str = "done-job") -> str:
@@ -69,16 +43,7 @@ def _exited(node: FleetNode, name: str = "done-job") -> str:
 
 def _fill(fleet: Fleet, node: FleetNode, mb: int) -> None:
     """Real bytes in the host's own tmpfs, written there over ssh."""
-    _on(fleet, node, f"dd if=/dev/zero of={fleet.remote_dir}/fill bs=1M count={mb} 2>/dev/null")
-
-
-def _names(node: FleetNode) -> list[str]:
-    return node.engine.docker("ps", "-a", "--format", "{{.Names}}").stdout.split()
-
-
-def _journal(root: Path) -> list[dict[str, Any]]:
-    text = (root / "state" / "journal.jsonl").read_text()
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    on(fleet, node, f"dd if=/dev/zero of={fleet.remote_dir}/fill bs=1M count={mb} 2>/dev/null")
 
 
 def _seed(fleet: Fleet) -> None:
@@ -144,20 +109,11 @@ def test_an_apply_over_ssh_converges_every_host_and_journals_each_recap(
     applied = ccci(root, "reconcile", "--apply", "--yes")
     assert applied.returncode == 0, applied.stdout + applied.stderr
     for node in fleet.nodes:
-        assert "done-job" not in _names(node)
+        assert "done-job" not in names(node)
         assert f"{node.name} : ok=1 changed=1 failed=0 skipped=0 unreachable=0" in applied.stdout
-    recaps = [e for e in _journal(root) if e["type"] == "recap"]
+    recaps = [e for e in journal(root) if e["type"] == "recap"]
     assert sorted(r["host"] for r in recaps) == sorted(n.name for n in fleet.nodes)
     assert all(r["converged"] for r in recaps)
-
-
-def _stop_sshd(node: FleetNode) -> None:
-    """Stop only the harness's sshd of this node, by its pid (the fixture starts it again)."""
-    paths = next(p for p in fleet_mod.node_paths() if p.name == node.name)
-    pid = fleet_mod._sshd_pid(paths)
-    assert pid, f"no sshd of ours for {node.name}"
-    os.kill(pid, signal.SIGTERM)
-    procs.wait_dead(pid, 10)
 
 
 def test_a_host_whose_sshd_is_stopped_is_unreachable_and_the_others_converge(
@@ -167,7 +123,7 @@ def test_a_host_whose_sshd_is_stopped_is_unreachable_and_the_others_converge(
     root = _workspace(fleet, tmp_path)
     _seed(fleet)
     down = fleet.workers[0]
-    _stop_sshd(down)
+    stop_sshd(down)
     try:
         applied = ccci(root, "reconcile", "--apply", "--yes")
         status = ccci(root, "status")
@@ -181,10 +137,10 @@ def test_a_host_whose_sshd_is_stopped_is_unreachable_and_the_others_converge(
     assert f"{down.name} : ok=0 changed=0 failed=0 skipped=0 unreachable=1" in out
     for node in fleet.nodes:
         if node is not down:
-            assert "done-job" not in _names(node)
+            assert "done-job" not in names(node)
             assert f"{node.name} : ok=1 changed=1 failed=0 skipped=0 unreachable=0" in out
-    assert "done-job" in _names(down)  # its engine was never reached another way
-    recap = [e for e in _journal(root) if e["type"] == "recap" and e["host"] == down.name]
+    assert "done-job" in names(down)  # its engine was never reached another way
+    recap = [e for e in journal(root) if e["type"] == "recap" and e["host"] == down.name]
     assert recap and recap[-1]["unreachable"] == 1 and "cannot connect" in recap[-1]["reason"]
     assert status.returncode == 1
     assert f"{down.name}: UNREACHABLE! " in status.stdout
@@ -215,10 +171,10 @@ def test_a_host_key_mismatch_is_refused_with_a_clear_error_and_nothing_is_done(
         f"ccci: {first.name} (root@{first.address}:{first.ssh_port}): the SSH host key does "
         "not match known_hosts; refusing to connect (check the host, then fix known_hosts)"
     )
-    assert "done-job" in _names(first)
+    assert "done-job" in names(first)
     every = ccci(root, "reconcile", "--apply", "--yes")
     assert every.returncode == 1
     assert f"{first.name}: UNREACHABLE! (root@" in every.stdout, every.stdout
     assert "host key does not match" in every.stdout
-    assert "done-job" in _names(first)
-    assert "done-job" not in _names(second)
+    assert "done-job" in names(first)
+    assert "done-job" not in names(second)

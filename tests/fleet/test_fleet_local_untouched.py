@@ -25,7 +25,6 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -34,14 +33,14 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
+from fleetkit import CCCI, names, on
 
 from harness import fleet as fleet_mod
 from harness.engine import Engine
-from harness.fleet import Fleet, FleetNode
+from harness.fleet import Fleet
 from harness.images import BASE_TAG, ensure_busybox_image
 from harness.pytest_support import engine_or_fail
 
-CCCI = str(Path(sys.executable).with_name("ccci"))
 DOMAIN = "post-8d2e4f.ci.example.org"
 STACK = "post-8d2e4f_ci_example_org"
 NAME = "ccci-local-untouched"
@@ -153,13 +152,6 @@ def engine_objects(engine: Engine) -> dict[str, Any]:
         if v["Name"].startswith(STACK)
     }
     return {"containers": containers, "images": images, "volumes": volumes}
-
-
-def on(fleet: Fleet, node: FleetNode, command: str) -> str:
-    done = subprocess.run(
-        fleet.ssh_argv(node, command), capture_output=True, text=True, timeout=60, check=True
-    )
-    return done.stdout
 
 
 def env_file(remote: str, server: str) -> str:
@@ -319,8 +311,7 @@ def test_a_fleet_planned_and_applied_over_ssh_never_reads_or_changes_this_machin
     assert status.returncode == 0, status.stdout + status.stderr
     # The work was done, on each host.
     for node in fleet.nodes:
-        names = node.engine.docker("ps", "-a", "--format", "{{.Names}}").stdout.split()
-        assert "done-job" not in names, node.name
+        assert "done-job" not in names(node), node.name
         left = on(
             fleet, node, f"test -e {env_file(fleet.remote_dir, node.name)} && echo left || true"
         )

@@ -10,35 +10,28 @@ own engine is read or changed for a remote host).
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-from harness import fleet_registry, swarm
-from harness.fleet import Fleet, FleetNode, inventory_yaml
+from fleetkit import (
+    JANITOR,
+    ccci,
+    deploy_on_workers,
+    names,
+    running_on,
+    services,
+    volumes,
+    wait_for,
+    workspace,
+)
+
+from harness import fleet_registry
+from harness.fleet import Fleet, FleetNode
 from harness.images import BASE_TAG
-
-CCCI = str(Path(sys.executable).with_name("ccci"))
-STACK_LABEL = "com.docker.stack.namespace"
-
-JANITOR = """\
-apiVersion: ccci/v1
-kind: OrphanStackPolicy
-metadata: {name: reap-killed-runs}
-hosts: fleet
-spec:
-  run_apps: {match: '^[a-z0-9]{1,4}-[0-9a-f]{6}_ci_'}
-  orphan_after: 3h
-  expires_label: ci.expires
-  reap: [services, secrets, configs, networks, volumes]
-  wait: 60s
-"""
 
 PRUNE = """\
 apiVersion: ccci/v1
@@ -53,45 +46,8 @@ spec:
 """
 
 
-def _workspace(fleet: Fleet, root: Path, *policies: str) -> Path:
-    (root / "policies").mkdir()
-    for i, text in enumerate(policies):
-        (root / "policies" / f"p{i}.yaml").write_text(text)
-    (root / "inventory.yaml").write_text(inventory_yaml(fleet))
-    return root
-
-
-def ccci(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKER_", "CCCI_"))}
-    # A local engine that does not exist: anything ccci sent to this machine would fail.
-    env.update(NO_COLOR="1", DOCKER_HOST=f"unix://{root}/no-local-engine.sock")
-    return subprocess.run(
-        [CCCI, *args, "--state-dir", str(root / "state")],
-        cwd=root, env=env, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-
-
 def _run_app() -> str:
     return f"scop-{uuid.uuid4().hex[:6]}_ci_example_org"
-
-
-def _volumes(node: FleetNode, stack: str) -> list[str]:
-    out = node.engine.docker("volume", "ls", "-q", "--filter", f"label={STACK_LABEL}={stack}")
-    return out.stdout.split()
-
-
-def _wait_for(what: str, done: Any, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.5)
-
-
-def _running_on(fleet: Fleet, service: str) -> set[str]:
-    """Node IDs with a running task of the service, as the manager lists them."""
-    tasks = fleet.manager.engine.api(f'/tasks?filters={{"service":["{service}"]}}')
-    return {t["NodeID"] for t in tasks if t["Status"]["State"] == "running"}
 
 
 class LocalTrap:
@@ -143,20 +99,17 @@ services:
 volumes:
   data: {{}}
 """
-    swarm.deploy_stack(fleet.manager.engine, stack, compose, wait=False)
-    workers = {n.node_id for n in fleet.workers}
-    _wait_for("a task on each worker", lambda: _running_on(fleet, f"{stack}_app") == workers)
-    _wait_for("the volume on both workers", lambda: all(_volumes(w, stack) for w in fleet.workers))
+    deploy_on_workers(fleet, stack, compose)
 
 
 def test_a_stack_whose_volumes_live_on_two_nodes_is_reaped_completely_on_both(
     clean_fleet: Fleet, tmp_path: Path
 ) -> None:
     fleet = clean_fleet
-    root = _workspace(fleet, tmp_path, JANITOR)
+    root = workspace(fleet, tmp_path, JANITOR)
     stack = _run_app()
     _deploy_on_workers(fleet, stack, int(time.time()) - 60)
-    assert _volumes(fleet.manager, stack) == []
+    assert volumes(fleet.manager, stack) == []
     trap = LocalTrap(root / "no-local-engine.sock")
 
     planned = ccci(root, "reconcile", "--plan", "-o", "json")
@@ -173,12 +126,9 @@ def test_a_stack_whose_volumes_live_on_two_nodes_is_reaped_completely_on_both(
 
     applied = ccci(root, "reconcile", "--apply", "--yes")
     assert applied.returncode == 0, applied.stdout + applied.stderr
-    services = fleet.manager.engine.docker(
-        "service", "ls", "-q", "--filter", f"label={STACK_LABEL}={stack}"
-    )
-    assert services.stdout.split() == []
+    assert services(fleet, stack) == []
     for node in fleet.nodes:
-        assert _volumes(node, stack) == [], node.name
+        assert volumes(node, stack) == [], node.name
     for node in fleet.nodes:
         assert f"{node.name} : ok=1 changed=1 failed=0" in applied.stdout, applied.stdout
     again = ccci(root, "reconcile", "--plan", "--detailed-exitcode")
@@ -191,7 +141,7 @@ def test_a_global_services_image_is_in_use_on_every_node(
     clean_fleet: Fleet, tmp_path: Path
 ) -> None:
     fleet = clean_fleet
-    root = _workspace(fleet, tmp_path, PRUNE)
+    root = workspace(fleet, tmp_path, PRUNE)
     pinned = fleet_registry.push_test_image(fleet, f"scope/{uuid.uuid4().hex[:8]}:1")
     name = f"edge-{uuid.uuid4().hex[:6]}"
     compose = f"""\
@@ -205,7 +155,7 @@ services:
 """
     fleet_registry.deploy(fleet, name, compose, wait=False)
     every = {n.node_id for n in fleet.nodes}
-    _wait_for("a task on every node", lambda: _running_on(fleet, f"{name}_proxy") == every)
+    wait_for("a task on every node", lambda: running_on(fleet, f"{name}_proxy") == every)
     digest = pinned.rsplit("@", 1)[1]
     found = ccci(root, "images", "-o", "json")
     assert found.returncode == 0, found.stderr
@@ -224,7 +174,7 @@ def test_a_workers_image_stays_in_use_only_where_its_service_may_schedule(
     clean_fleet: Fleet, tmp_path: Path
 ) -> None:
     fleet = clean_fleet
-    root = _workspace(fleet, tmp_path, PRUNE)
+    root = workspace(fleet, tmp_path, PRUNE)
     pinned = fleet_registry.push_test_image(fleet, f"scope/{uuid.uuid4().hex[:8]}:1")
     there, elsewhere = fleet.workers
     name = f"pin-{uuid.uuid4().hex[:6]}"
@@ -239,9 +189,7 @@ services:
       placement: {{constraints: ["node.hostname=={there.name}"]}}
 """
     fleet_registry.deploy(fleet, name, compose, wait=False)
-    _wait_for(
-        "its task on its worker", lambda: _running_on(fleet, f"{name}_job") == {there.node_id}
-    )
+    wait_for("its task on its worker", lambda: running_on(fleet, f"{name}_job") == {there.node_id})
     # The same image is cached on the other worker too (an earlier run's pull).
     elsewhere.engine.docker("pull", pinned)
     digest = pinned.rsplit("@", 1)[1]
@@ -264,7 +212,7 @@ def test_a_worker_alone_never_reaps_or_prunes_on_cluster_facts_it_lacks(
     clean_fleet: Fleet, tmp_path: Path
 ) -> None:
     fleet = clean_fleet
-    root = _workspace(fleet, tmp_path, JANITOR, PRUNE)
+    root = workspace(fleet, tmp_path, JANITOR, PRUNE)
     stack = _run_app()
     _deploy_on_workers(fleet, stack, int(time.time()) - 60)
     worker = fleet.workers[0]
@@ -280,7 +228,6 @@ def test_a_worker_alone_never_reaps_or_prunes_on_cluster_facts_it_lacks(
     assert "gate no_live_stacks closed: services not gathered (not a swarm manager" in out
     assert f"{worker.name}: not converged" in out, out
     assert f"{worker.name} : ok=0 changed=0 failed=0" in out
-    assert _volumes(worker, stack), "a worker alone reaped a volume"
-    names = worker.engine.docker("ps", "-a", "--format", "{{.Names}}").stdout.split()
-    assert "done-job" in names, "a worker alone pruned on a gate it cannot judge"
-    assert _running_on(fleet, f"{stack}_app")  # the swarm's objects were not touched
+    assert volumes(worker, stack), "a worker alone reaped a volume"
+    assert "done-job" in names(worker), "a worker alone pruned on a gate it cannot judge"
+    assert running_on(fleet, f"{stack}_app")  # the swarm's objects were not touched

@@ -10,37 +10,26 @@ machine's own engine for a remote host would fail.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+
+from fleetkit import (
+    JANITOR,
+    ccci,
+    deploy_on_workers,
+    journal,
+    services,
+    stop_sshd,
+    volumes,
+    workspace,
+)
 
 from harness import fleet as fleet_mod
-from harness import procs, swarm
-from harness.fleet import Fleet, FleetNode, inventory_yaml
+from harness.fleet import Fleet, FleetNode
 from harness.images import BASE_TAG
-
-CCCI = str(Path(sys.executable).with_name("ccci"))
-STACK_LABEL = "com.docker.stack.namespace"
-
-JANITOR = """\
-apiVersion: ccci/v1
-kind: OrphanStackPolicy
-metadata: {name: reap-killed-runs}
-hosts: fleet
-spec:
-  run_apps: {match: '^[a-z0-9]{1,4}-[0-9a-f]{6}_ci_'}
-  orphan_after: 3h
-  expires_label: ci.expires
-  reap: [services, secrets, configs, networks, volumes]
-  wait: 60s
-"""
-
 
 # The build cache is pruned only while no run-app is live: a gate a worker cannot judge on
 # its own engine's view (it lists no services).
@@ -72,54 +61,6 @@ spec:
 BUILDKIT_DOCKER = "/usr/bin/docker"
 
 
-def _workspace(fleet: Fleet, root: Path, *policies: str) -> Path:
-    (root / "policies").mkdir()
-    for i, text in enumerate(policies or (JANITOR,)):
-        (root / "policies" / f"p{i}.yaml").write_text(text)
-    (root / "inventory.yaml").write_text(inventory_yaml(fleet))
-    return root
-
-
-def ccci(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKER_", "CCCI_"))}
-    env.update(NO_COLOR="1", DOCKER_HOST=f"unix://{root}/no-local-engine.sock")
-    return subprocess.run(
-        [CCCI, *args, "--state-dir", str(root / "state")],
-        cwd=root, env=env, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-
-
-def _volumes(node: FleetNode, stack: str) -> list[str]:
-    out = node.engine.docker("volume", "ls", "-q", "--filter", f"label={STACK_LABEL}={stack}")
-    return out.stdout.split()
-
-
-def _services(fleet: Fleet, stack: str) -> list[str]:
-    out = fleet.manager.engine.docker(
-        "service", "ls", "-q", "--filter", f"label={STACK_LABEL}={stack}"
-    )
-    return out.stdout.split()
-
-
-def _running_on(fleet: Fleet, service: str) -> set[str]:
-    """Node IDs with a running task of the service, as the manager lists them."""
-    tasks = fleet.manager.engine.api(f'/tasks?filters={{"service":["{service}"]}}')
-    return {t["NodeID"] for t in tasks if t["Status"]["State"] == "running"}
-
-
-def _wait_for(what: str, done: Any, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.5)
-
-
-def _journal(root: Path) -> list[dict[str, Any]]:
-    path = root / "state" / "journal.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def _deploy_on_workers(fleet: Fleet, deadline: int) -> str:
     """A killed run's app: one global service on the workers only, each task with the
     stack's named volume, so the volume exists on both workers and not on the manager.
@@ -141,28 +82,16 @@ services:
 volumes:
   data: {{labels: {{ci.expires: "{deadline}"}}}}
 """
-    swarm.deploy_stack(fleet.manager.engine, stack, compose, wait=False)
-    workers = {n.node_id for n in fleet.workers}
-    _wait_for("a task on each worker", lambda: _running_on(fleet, f"{stack}_app") == workers)
-    _wait_for("the volume on both workers", lambda: all(_volumes(w, stack) for w in fleet.workers))
-    assert _volumes(fleet.manager, stack) == []
+    deploy_on_workers(fleet, stack, compose)
+    assert volumes(fleet.manager, stack) == []
     return stack
-
-
-def _stop_sshd(node: FleetNode) -> None:
-    """Stop only the harness's sshd of this node, by its pid (ensure_fleet starts it again)."""
-    paths = next(p for p in fleet_mod.node_paths() if p.name == node.name)
-    pid = fleet_mod._sshd_pid(paths)
-    assert pid, f"no sshd of ours for {node.name}"
-    os.kill(pid, signal.SIGTERM)
-    procs.wait_dead(pid, 10)
 
 
 def test_a_saved_plan_reaps_a_stack_whose_volumes_live_on_two_nodes_completely_on_both(
     clean_fleet: Fleet, tmp_path: Path
 ) -> None:
     fleet = clean_fleet
-    root = _workspace(fleet, tmp_path)
+    root = workspace(fleet, tmp_path, JANITOR)
     stack = _deploy_on_workers(fleet, int(time.time()) - 60)
     saved = root / "plan.json"
 
@@ -177,12 +106,12 @@ def test_a_saved_plan_reaps_a_stack_whose_volumes_live_on_two_nodes_completely_o
     out = applied.stdout + applied.stderr
     assert applied.returncode == 0, out
     assert "refused" not in out, out
-    assert _services(fleet, stack) == []
+    assert services(fleet, stack) == []
     for node in fleet.nodes:
-        assert _volumes(node, stack) == [], node.name
+        assert volumes(node, stack) == [], node.name
         assert f"{node.name} : ok=1 changed=1 failed=0" in applied.stdout, applied.stdout
     # The cluster host first: its reap is journalled before either worker's.
-    reaps = [e["host"] for e in _journal(root) if e.get("address") == f"stack:{stack}"]
+    reaps = [e["host"] for e in journal(root) if e.get("address") == f"stack:{stack}"]
     assert reaps[0] == fleet.manager.name, reaps
     assert sorted(reaps[1:]) == sorted(w.name for w in fleet.workers), reaps
     again = ccci(root, "reconcile", "--plan", "--detailed-exitcode")
@@ -193,10 +122,10 @@ def test_a_stacks_volume_on_an_unreachable_node_keeps_it_unconverged_until_that_
     clean_fleet: Fleet, tmp_path: Path
 ) -> None:
     fleet = clean_fleet
-    root = _workspace(fleet, tmp_path)
+    root = workspace(fleet, tmp_path, JANITOR)
     stack = _deploy_on_workers(fleet, int(time.time()) - 60)
     down, reached = fleet.workers
-    _stop_sshd(down)
+    stop_sshd(down)
     try:
         applied = ccci(root, "reconcile", "--apply", "--yes")
     finally:
@@ -206,13 +135,13 @@ def test_a_stacks_volume_on_an_unreachable_node_keeps_it_unconverged_until_that_
     assert "Traceback" not in applied.stderr
     assert f"{down.name}: UNREACHABLE! " in applied.stdout, out
     # The manager reaped the swarm's objects, and the reached worker its volume ...
-    assert _services(fleet, stack) == []
-    assert _volumes(reached, stack) == []
+    assert services(fleet, stack) == []
+    assert volumes(reached, stack) == []
     assert f"{reached.name} : ok=1 changed=1 failed=0" in applied.stdout, out
     # ... but the stack is not converged: its volume on the node no one reached is named.
-    assert _volumes(down, stack), "a volume on an unreachable node went away"
+    assert volumes(down, stack), "a volume on an unreachable node went away"
     assert f"volumes on node {down.node_id}" in applied.stdout, out
-    recap = [e for e in _journal(root) if e["type"] == "recap" and e["host"] == fleet.manager.name][
+    recap = [e for e in journal(root) if e["type"] == "recap" and e["host"] == fleet.manager.name][
         -1
     ]
     assert recap["converged"] is False, recap
@@ -220,7 +149,7 @@ def test_a_stacks_volume_on_an_unreachable_node_keeps_it_unconverged_until_that_
 
     back = ccci(root, "reconcile", "--apply", "--yes")
     assert back.returncode == 0, back.stdout + back.stderr
-    assert _volumes(down, stack) == []
+    assert volumes(down, stack) == []
     assert f"{down.name} : ok=1 changed=1 failed=0" in back.stdout, back.stdout
     for node in fleet.nodes:
         if node is not down:
@@ -250,7 +179,7 @@ def test_a_workers_lean_plan_reads_its_slow_facts_when_the_swarms_view_opens_the
     from ccci.state import lastuse
 
     fleet = clean_fleet
-    root = _workspace(fleet, tmp_path, BUILD_CACHE_PRUNE, EVICTION)
+    root = workspace(fleet, tmp_path, BUILD_CACHE_PRUNE, EVICTION)
     worker = fleet.workers[0]
     image = _build_on(worker, tmp_path / "context", f"evict/{uuid.uuid4().hex[:8]}:1")
     cache = worker.engine.api("/system/df").get("BuildCache") or []
