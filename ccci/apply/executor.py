@@ -39,7 +39,7 @@ def scope_for(plan: HostPlan) -> str:
     return SCOPE_STACKS if all(c.kind == "stack" for c in plan.changes) else SCOPE_FULL
 
 
-def gate_paths(plan: HostPlan) -> list[str]:
+def _gate_paths(plan: HostPlan) -> list[str]:
     """The filesystems the plan's gates measure: without a refresh, apply gathers these disks again
     to re-check the gates before acting."""
     return sorted({g.gate.path for g in plan.gates if g.gate.path})
@@ -147,7 +147,7 @@ class Executor:
         if self.refresh is not None:
             facts = self.refresh(scope=scope, plan_at=plan_at)
         else:
-            facts = gather(self.conn, gate_paths(plan), scope=scope)
+            facts = gather(self.conn, _gate_paths(plan), scope=scope)
         # A reaped stack's env file is no longer found through its stack: ask for it by name.
         known = {f.path for f in facts.files}
         named = sorted({t.name for c in plan.changes for t in c.targets if t.kind == "env_file"})

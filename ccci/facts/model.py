@@ -496,10 +496,6 @@ class Facts:
         """The kinds that were not gathered, by name."""
         return tuple(g.kind for g in self.gaps)
 
-    def gap(self, kind: str) -> FactGap | None:
-        """Why ``kind`` was not gathered, or None when it was."""
-        return next((g for g in self.gaps if g.kind == kind), None)
-
     def missing(self, *kinds: str) -> tuple[FactGap, ...]:
         """The gaps among ``kinds``: what a rule that needs them must not act without."""
         return tuple(g for g in self.gaps if g.kind in kinds)
