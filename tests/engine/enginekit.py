@@ -45,6 +45,13 @@ def now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
+def ahead(delta: timedelta = AHEAD) -> datetime:
+    """``delta`` after this moment, rounded *up* to a whole second (``--now`` takes whole
+    seconds): whatever was made before the call is at least ``delta`` old then. ``now() +
+    delta`` rounds down, so an object made in the same second is a fraction short of it."""
+    return now() + timedelta(seconds=1) + delta
+
+
 def wait_until(
     what: str, done: Callable[[], bool], timeout: float = 60, interval: float = 0.2
 ) -> None:

@@ -24,13 +24,13 @@ from typing import Any
 import pytest
 from ccci_cli import stamp
 from enginekit import (
-    AHEAD,
     DAY,
     OLD,
     RUN_APP_MATCH,
     SECRETS,
     YOUNG,
     JanitorCli,
+    ahead,
     changes,
     full_stack,
     gates,
@@ -127,7 +127,7 @@ def test_an_old_run_app_is_reaped_completely_and_residual_proves_it(
     engine = ccci.engine
     env_file = ccci.env_file(OLD)
     seed_run_app(ccci, OLD)
-    later = now() + AHEAD
+    later = ahead()
     present = on_engine(engine, OLD, env_file)
     assert full_stack(OLD, env_file) <= present
     assert any(kind == "container" for kind, _ in present)
@@ -212,7 +212,7 @@ def test_young_kept_foreign_and_converging_stacks_are_left_each_with_its_reason(
 
     # Four hours on, the young one is an orphan, and so is the converging one: pending for
     # four hours is a stuck deploy, reaped although it converges.
-    later = ccci.janitor_plan(now() + AHEAD)
+    later = ccci.janitor_plan(ahead())
     assert set(changes(later)) == {f"stack:{YOUNG}", f"stack:{CONVERGING}"}
     assert (
         f"; reaped although service {CONVERGING}_worker stuck (1 task pending, desired "
@@ -236,7 +236,7 @@ def test_a_partial_stack_whose_services_were_removed_by_hand_is_reaped(ccci: Ccc
     assert OLD not in names(engine, "stack", "ls", "--format", "{{.Name}}")
     partial = full_stack(OLD, env_file) - {("service", f"{OLD}_app")}
     assert on_engine(engine, OLD, env_file) == partial
-    later = now() + AHEAD
+    later = ahead()
 
     [reap] = changes(ccci.janitor_plan(later)).values()
 
@@ -263,7 +263,7 @@ def test_a_partial_stack_is_reaped_while_its_task_containers_are_still_stopping(
     engine.docker("service", "rm", f"{OLD}_app")
     assert stack_containers(engine, OLD), "the task container was gone before the janitor ran"
 
-    ccci.run("janitor", "--now", stamp(now() + AHEAD), expect=(0, 1))
+    ccci.run("janitor", "--now", stamp(ahead()), expect=(0, 1))
 
     assert on_engine(engine, OLD, env_file) == set()
 
@@ -309,7 +309,7 @@ def test_a_volume_held_outside_the_stack_fails_the_reap_and_the_next_run_finishe
     engine.docker(
         "run", "--detach", "--name", "holder", "-v", f"{volume}:/x", BASE_TAG, "sleep", "3600"
     )
-    later = now() + AHEAD
+    later = ahead()
 
     failed = ccci.run("janitor", "--now", stamp(later), expect=(1,))
 
@@ -349,7 +349,7 @@ def test_the_prune_gate_opens_in_the_same_run_once_the_orphan_is_planned(
     young_image = make_dangling_image(engine, now() - timedelta(hours=2))
     env_file = ccci.env_file(OLD)
     seed_run_app(ccci, OLD)
-    later = now() + AHEAD
+    later = ahead()
 
     plan = ccci.plan(later)
 
@@ -496,7 +496,7 @@ def test_residual_lists_abras_secrets_when_nothing_labelled_is_left(ccci: Ccci) 
 def test_a_stack_of_which_only_abras_secrets_are_left_is_reaped(ccci: Ccci) -> None:
     engine = ccci.engine
     env_file = secrets_only(ccci, OLD)
-    later = now() + AHEAD
+    later = ahead()
 
     assert f"stack:{OLD}" in changes(ccci.janitor_plan(later))
     ccci.run("janitor", "--now", stamp(later))
@@ -511,7 +511,7 @@ def test_the_janitor_exits_75_while_the_lock_is_held_and_reaps_nothing(ccci: Ccc
     engine = ccci.engine
     env_file = ccci.env_file(OLD)
     seed_run_app(ccci, OLD)
-    later = now() + AHEAD
+    later = ahead()
     before = on_engine(engine, OLD, env_file)
 
     with hold(ccci.lock_path):  # a real flock, held by this (the test's) process

@@ -30,11 +30,11 @@ from typing import Any
 import pytest
 from ccci_cli import HOST, CliWorkspace, stamp
 from enginekit import (
-    AHEAD,
     OLD,
     STACK_LABEL,
     YOUNG,
     JanitorCli,
+    ahead,
     eviction,
     full_stack,
     image_ids,
@@ -411,7 +411,7 @@ def test_a_plan_made_ahead_of_the_clock_is_refused_because_apply_plans_at_the_cl
     # A young run-app looks orphaned four hours from now; the saved plan says so, but the
     # apply plans at the clock's time, where it is a run that may still be going.
     seed_run_app(host, YOUNG)
-    saved = host.save_plan("--now", stamp(now() + AHEAD))
+    saved = host.save_plan("--now", stamp(ahead()))
     assert [c["address"] for c in host_plan(saved)["changes"]] == [f"stack:{YOUNG}"]
 
     refused = host.apply_saved(expect=(1,))

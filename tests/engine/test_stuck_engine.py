@@ -22,11 +22,10 @@ from pathlib import Path
 import pytest
 from ccci_cli import CliWorkspace, stamp
 from enginekit import (
-    AHEAD,
+    ahead,
     changes,
     gate,
     image_ids,
-    now,
     orphan_policy,
     prune_policy,
     selector_policy,
@@ -50,7 +49,7 @@ SETTLE = 90  # seconds a never-converging deploy may take to show its state
 
 def later() -> datetime:
     """Past the policies' orphan_after (3h) and stuck_after (30m)."""
-    return now() + AHEAD
+    return ahead()
 
 
 class Ccci(CliWorkspace):

@@ -12,11 +12,11 @@ from __future__ import annotations
 import pytest
 from ccci_cli import stamp
 from enginekit import (
-    AHEAD,
     DAY,
     NO_CHANGES,
     OLD,
     addresses,
+    ahead,
     container_names,
     image_ids,
     journal_changes,
@@ -90,7 +90,7 @@ def test_an_engine_killed_mid_reap_leaves_a_stack_the_next_janitor_finishes(
 ) -> None:
     env_file = ccci.env_file(OLD)
     seed_run_app(ccci, OLD)
-    later = now() + AHEAD
+    later = ahead()
     killed: list[Request] = []
 
     def kill_at_the_secrets(request: Request) -> None:

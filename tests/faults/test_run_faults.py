@@ -18,11 +18,11 @@ import time
 import pytest
 from ccci_cli import HOST, stamp
 from enginekit import (
-    AHEAD,
     DAY,
     NO_CHANGES,
     OLD,
     addresses,
+    ahead,
     image_ids,
     journal_changes,
     now,
@@ -63,7 +63,7 @@ def test_ccci_killed_mid_reap_leaves_a_partial_stack_the_next_run_finishes(
     seed_run_app(ccci, OLD)
     seed_run_app(ccci, LIVE, volume=False, secrets=())
     live_before = on_engine(engine, LIVE)
-    later = now() + AHEAD  # OLD and LIVE are both old by then, so LIVE gets a fresh deadline
+    later = ahead()  # OLD and LIVE are both old by then, so LIVE gets a fresh deadline
     engine.docker(
         "service", "update", "--detach", "--label-add", f"ci.expires={9**10}", f"{LIVE}_app"
     )
