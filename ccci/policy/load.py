@@ -24,6 +24,7 @@ from ccci.policy.pipeline import (
     render_untargeted,
     targets,
 )
+from ccci.policy.validated import ValidatedCache
 
 # build, finalize and hide_sensitive are the pipeline's; named here too for the callers
 # that load documents one at a time (tests, fixtures).
@@ -81,15 +82,30 @@ class HostPolicies:
 
 
 def load_for_hosts(
-    paths: Iterable[Path], inventory: Inventory, hosts: list[Host]
+    paths: Iterable[Path],
+    inventory: Inventory,
+    hosts: list[Host],
+    passed: ValidatedCache | None = None,
 ) -> list[HostPolicies]:
     """Load, render, validate and build every policy for every host, before anything runs.
 
     The stages are :mod:`ccci.policy.pipeline`'s, stopping at the first error. A document
     is checked for every host it targets, not only those ``--limit`` picks, and one whose
     ``hosts:`` matches none of the inventory's hosts is still validated (rendered with the
-    ``all`` vars), so a typo is caught in review, not on the host.
+    ``all`` vars), so a typo is caught in review, not on the host. ``passed`` (a run's
+    state directory's :class:`~ccci.policy.validated.ValidatedCache`) skips the schema for
+    the documents that passed it before, and is saved when the load ends, however it ends.
     """
+    try:
+        return _load(paths, inventory, hosts, passed)
+    finally:
+        if passed is not None:
+            passed.save()
+
+
+def _load(
+    paths: Iterable[Path], inventory: Inventory, hosts: list[Host], passed: ValidatedCache | None
+) -> list[HostPolicies]:
     docs = read(paths)
     for doc in docs:
         kind_of(doc)
@@ -97,7 +113,7 @@ def load_for_hosts(
 
     def for_host(host: Host) -> tuple[Policy, ...]:
         built = tuple(
-            build(render_for(doc, host))
+            build(render_for(doc, host), passed)
             for doc, hosts_of in zip(docs, targeted, strict=True)
             if host in hosts_of
         )
@@ -109,10 +125,10 @@ def load_for_hosts(
     # --limit, or with the ``all`` vars when it targets no host at all.
     for doc, hosts_of in zip(docs, targeted, strict=True):
         if not hosts_of and (untargeted := render_untargeted(doc, inventory)) is not None:
-            build(untargeted)
+            build(untargeted, passed)
         for host in hosts_of:
             if host.name not in selected:
-                build(render_for(doc, host))
+                build(render_for(doc, host), passed)
     # Selectors resolve per host, so check them for the hosts outside --limit as well.
     for host in {h.name: h for t in targeted for h in t if h.name not in selected}.values():
         for_host(host)

@@ -30,6 +30,7 @@ from ccci.errors import InputError, Location
 from ccci.policy import schema, template
 from ccci.policy.build import BUILDERS
 from ccci.policy.model import OrphanStackPolicy, Policy, PrunePolicy, StackSelector
+from ccci.policy.validated import ValidatedCache
 from ccci.render.escape import has_unsafe
 
 # The host name a document that targets no host is rendered for.
@@ -103,15 +104,27 @@ def _control_characters(doc: Document) -> Iterator[InputError]:
             )
 
 
-def validate(doc: Document, kind: str, problems: list[InputError] | None = None) -> bool:
+def validate(
+    doc: Document,
+    kind: str,
+    problems: list[InputError] | None = None,
+    passed: ValidatedCache | None = None,
+) -> bool:
     """Whether the (rendered) document may be built: no control character, then its kind's
     JSON Schema. Without ``problems`` the first error is raised; with it, every error is
     added there (each schema error once, an unknown field rather than the "missing" one it
-    most likely misspells)."""
+    most likely misspells).
+
+    ``passed`` (a run's load, never ``policy check``, which passes ``problems``) skips the
+    schema for a document that passed it before; the control characters are always checked.
+    """
     if problems is None:
         for error in _control_characters(doc):
             raise error
-        schema.validate(doc, kind)
+        if passed is None:
+            schema.validate(doc, kind)
+        else:
+            passed.validate(kind, doc.data, lambda: schema.validate(doc, kind))
         return True
     found = list(_control_characters(doc))
     found.extend(InputError(doc.location(path), why) for path, why in schema.listed(doc, kind))
@@ -128,10 +141,11 @@ def construct(doc: Document, kind: str) -> Policy:
         raise hide_sensitive(doc, exc) from None
 
 
-def build(doc: Document) -> Policy:
-    """Validate one (rendered) document against its kind's schema and build it."""
+def build(doc: Document, passed: ValidatedCache | None = None) -> Policy:
+    """Validate one (rendered) document against its kind's schema and build it; with
+    ``passed``, a document that passed before skips the schema (see ``validate``)."""
     kind = kind_of(doc)
-    validate(doc, kind)
+    validate(doc, kind, passed=passed)
     return construct(doc, kind)
 
 

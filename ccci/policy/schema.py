@@ -24,10 +24,16 @@ def schema_names() -> list[str]:
 
 
 @cache
+def schema_text(kind: str) -> str:
+    """The packaged JSON Schema of ``kind`` as written: what a cached pass was judged by
+    (see ccci.policy.validated)."""
+    return (resources.files("ccci") / "schemas" / f"{kind}.json").read_text(encoding="utf-8")
+
+
+@cache
 def schema(kind: str) -> dict[str, Any]:
     """The packaged JSON Schema of ``kind``, read once: editors and ccci check the same."""
-    text = (resources.files("ccci") / "schemas" / f"{kind}.json").read_text(encoding="utf-8")
-    return dict(json.loads(text))
+    return dict(json.loads(schema_text(kind)))
 
 
 @cache

@@ -1,0 +1,251 @@
+"""Which rendered policy documents already passed their kind's JSON Schema, kept between runs.
+
+Policy files change once in a while; the nightly, and the janitor before every deploy, load
+the very same documents each time. Validating them imports jsonschema (~35 ms: referencing,
+the metaschemas, format checkers) and walks every schema (~10 ms), which is most of what a
+janitor run costs beyond Python's own start. So, as Python keeps ``.pyc`` files, a document
+that passed is remembered by a digest of everything that decided it passed:
+
+- its kind and its rendered data, encoded injectively (:func:`encode`): two documents with
+  the same digest hold equal values of equal types in the same order;
+- the kind's packaged schema text;
+- ccci's version and the files of ccci's own validity code (schema keywords, RE2 patterns),
+  so an edited checkout is not trusted on an unchanged version;
+- the installed jsonschema and RE2 (``re2``) by their module file's path, size and mtime, as
+  found by ``importlib.util.find_spec`` (which imports neither), and Python's version (its
+  ``re`` decides which patterns compile).
+
+Only a pass is recorded: a document that fails is validated, and its error reported, every
+time, so an error reads exactly as it does without the cache. ``ccci policy check`` never
+uses it. The control-character check is cheap and never skipped (see
+:func:`ccci.policy.pipeline.validate`).
+
+It is one small JSON file, ``<state-dir>/cache/validated.json``: one read per run rather than
+a stat per document, one atomic write (one fsync) when anything new passed rather than one per
+document, and concurrent runs can only lose each other's entries (which costs a validation),
+never corrupt them. It is a cache and never more: a state directory that is missing (a plan
+does not create one), unreadable or unwritable, a full disk, a file that is corrupt, foreign
+(not owned by this user) or writable by others all mean no cache, never an error and never a
+different result. It keeps the :data:`MAX_ENTRIES` most recently used digests, so a policy
+repo that changes every night does not grow it for ever. Deleting the folder clears it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import importlib.util
+import json
+import os
+import stat
+import sys
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from ccci import __version__, saferegex
+from ccci.policy import schema
+from ccci.state.atomic import write_atomic
+
+# Bump when what a digest covers changes, so older entries never match.
+FORMAT = 1
+# Far more rendered documents than one run of a farm loads (documents x distinct host vars),
+# few enough that the file stays a ~70 KB read.
+MAX_ENTRIES = 1024
+# A file larger than MAX_ENTRIES entries could be is not one ccci wrote: ignored unread.
+_MAX_BYTES = 256 * 1024
+# What decides validity besides the document and its schema: the validator, and the
+# pattern engine a policy regex must compile in.
+_LIBRARIES = ("jsonschema", "re2")
+
+
+class Uncacheable(Exception):
+    """A value :func:`encode` cannot encode injectively (a set, whose order changes from run
+    to run; an object a template made): such a document is simply validated every time."""
+
+
+def encode(data: Any) -> str:
+    """An injective text for ``data`` as YAML (and templates) build it: equal texts mean equal
+    values of equal types in the same order.
+
+    ``repr`` would nearly do, but a set's order depends on the hash seed, and an arbitrary
+    object's repr may name its address or hide its fields. Here every value is tagged by its
+    type, strings and containers are length-prefixed (so no text can forge a boundary), and
+    a type not listed raises :class:`Uncacheable`. Mapping order counts: the same mapping in
+    another order is only a miss.
+    """
+    out: list[str] = []
+    todo: list[Any] = [data]
+    while todo:
+        value = todo.pop()
+        # bool before int, datetime before date: each is a subclass of the next.
+        if value is None:
+            out.append("n;")
+        elif isinstance(value, bool):
+            out.append("T;" if value else "F;")
+        elif isinstance(value, int):
+            out.append(f"i{int(value)};")
+        elif isinstance(value, float):
+            out.append(f"f{float(value)!r};")
+        elif isinstance(value, str):
+            out.append(f"s{len(value)}:{value}")
+        elif isinstance(value, datetime.datetime):
+            out.append(f"d{value.isoformat()};")
+        elif isinstance(value, datetime.date):
+            out.append(f"D{value.isoformat()};")
+        elif isinstance(value, bytes):
+            out.append(f"b{len(value)}:{value.hex()}")
+        elif isinstance(value, (list, tuple)):
+            out.append(f"{'[' if isinstance(value, list) else '('}{len(value)}:")
+            todo.extend(reversed(value))
+        elif isinstance(value, dict):
+            out.append(f"{{{len(value)}:")
+            for key, item in reversed(list(value.items())):
+                todo.append(item)
+                todo.append(key)
+        else:
+            raise Uncacheable(type(value).__name__)
+    return "".join(out)
+
+
+def _file_identity(path: str | None) -> str:
+    if not path:
+        return "-"
+    try:
+        found = os.stat(path)
+    except OSError:
+        return f"{path} unreadable"
+    return f"{path} {found.st_size} {found.st_mtime_ns}"
+
+
+def _library_identity(name: str) -> str:
+    """Where ``name`` would be imported from, without importing it: its file's path, size
+    and mtime; ``absent`` when it cannot be imported (RE2 is optional)."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        return f"{name} absent"
+    return f"{name} {_file_identity(spec.origin)}"
+
+
+@cache
+def environment() -> str:
+    """Everything besides the document and its schema that decides whether it passes; read
+    once per process."""
+    parts = [
+        f"ccci-validated {FORMAT}",
+        f"ccci {__version__}",
+        f"python {sys.version}",
+        *(_library_identity(name) for name in _LIBRARIES),
+        *(_file_identity(module.__file__) for module in (schema, saferegex)),
+    ]
+    return "\n".join(parts)
+
+
+@cache
+def _schema_digest(kind: str) -> str:
+    return hashlib.sha256(schema.schema_text(kind).encode("utf-8")).hexdigest()
+
+
+def digest(kind: str, data: Any) -> str | None:
+    """The key of one rendered document of ``kind``; None when its data cannot be encoded."""
+    try:
+        text = encode(data)
+    except Uncacheable:
+        return None
+    hasher = hashlib.sha256()
+    for part in (environment(), kind, _schema_digest(kind), text):
+        # surrogatepass: a YAML escape can make a lone surrogate, still one text.
+        hasher.update(part.encode("utf-8", "surrogatepass"))
+        hasher.update(b"\0")
+    return hasher.hexdigest()
+
+
+def cache_file(state_dir: Path) -> Path:
+    """Where a state directory keeps the cache; delete its folder to clear it."""
+    return state_dir / "cache" / "validated.json"
+
+
+class ValidatedCache:
+    """The documents known to pass, for one load: read once when first asked, written once
+    by :meth:`save` when anything new passed."""
+
+    def __init__(self, state_dir: Path, limit: int = MAX_ENTRIES) -> None:
+        self.state_dir = state_dir
+        self.path = cache_file(state_dir)
+        self.limit = limit
+        self._known: dict[str, None] | None = None
+        # This run's digests in the order they were used; new ones make a save worth it.
+        self._used: dict[str, None] = {}
+        self._new = False
+
+    def validate(self, kind: str, data: Any, check: Callable[[], None]) -> None:
+        """Run ``check`` (which raises on a problem) unless this document passed before, and
+        remember it when ``check`` returns."""
+        key = digest(kind, data)
+        if key is None:
+            check()
+            return
+        if key in self._entries():
+            self._used[key] = None
+            return
+        check()
+        self._used[key] = None
+        self._new = True
+
+    def save(self) -> None:
+        """Write the entries back, this run's last (the newest), keeping at most ``limit``;
+        nothing is written when every document was known already, and a failure to write
+        leaves the run as it was."""
+        if not self._new:
+            return
+        used = self._used
+        older = [key for key in self._entries() if key not in used]
+        keep = [*older, *used][-self.limit :] if self.limit > 0 else []
+        text = json.dumps({"format": FORMAT, "digests": keep}, separators=(",", ":"))
+        try:
+            # A plan never creates the state directory; only the cache's folder inside it.
+            if not self.state_dir.is_dir():
+                return
+            self.path.parent.mkdir(mode=0o700, exist_ok=True)
+            write_atomic(self.path, text + "\n", mode=0o600)
+        except OSError:
+            return
+        self._new = False
+
+    def _entries(self) -> dict[str, None]:
+        if self._known is None:
+            self._known = dict.fromkeys(self._read())
+        return self._known
+
+    def _read(self) -> list[str]:
+        try:
+            with open(self.path, "rb") as stream:
+                found = os.fstat(stream.fileno())
+                if not _trusted(found):
+                    return []
+                raw = stream.read(_MAX_BYTES + 1)
+            if len(raw) > _MAX_BYTES:
+                return []
+            loaded = json.loads(raw)
+        except (OSError, ValueError, RecursionError):
+            return []
+        if not isinstance(loaded, dict) or loaded.get("format") != FORMAT:
+            return []
+        digests = loaded.get("digests")
+        if not isinstance(digests, list):
+            return []
+        return [d for d in digests if isinstance(d, str) and len(d) == 64]
+
+
+def _trusted(found: os.stat_result) -> bool:
+    """A cache entry skips validation, so only a regular file this user owns and no one
+    else may write counts: the state directory's owner is the only one trusted with it."""
+    return (
+        stat.S_ISREG(found.st_mode)
+        and found.st_uid == os.geteuid()
+        and not found.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    )
