@@ -123,6 +123,17 @@ def stored(state: Path) -> list[str]:
     return list(json.loads(cache_file(state).read_text(encoding="utf-8"))["digests"])
 
 
+def forge(state: Path, text: str) -> None:
+    """A cache that holds ``text``'s one document as passed, whatever it holds: a forged or
+    stale entry, for the checks that must run all the same."""
+    (doc,) = load_text(text, "prune.yaml")
+    key = digest("PrunePolicy", doc.data)
+    assert key is not None
+    cache_file(state).parent.mkdir()
+    cache_file(state).write_text(json.dumps({"format": 1, "digests": [key]}), encoding="utf-8")
+    cache_file(state).chmod(0o600)
+
+
 def error_of(call: Callable[[], object]) -> str:
     with pytest.raises(InputError) as caught:
         call()
@@ -247,54 +258,49 @@ def test_control_characters_are_refused_even_in_a_document_whose_schema_pass_is_
     tmp_path: Path, state: Path
 ) -> None:
     """The cache skips the schema only: the control-character check is cheap and runs on
-    every load. A tab in a value passes the schema, so the cache is primed with a digest
-    computed from that very document, as a forged or stale entry would be."""
+    every load, even for a document the cache holds as passed."""
     text = prune().replace("path: /var/lib/docker", 'path: "/var/lib/\\tdocker"')
     policies = write_policies(tmp_path / "policies", text)
-    (doc,) = load_text(text, "prune.yaml")
-    key = digest("PrunePolicy", doc.data)
-    assert key is not None
-    cache_file(state).parent.mkdir()
-    cache_file(state).write_text(json.dumps({"format": 1, "digests": [key]}), encoding="utf-8")
-    cache_file(state).chmod(0o600)
+    forge(state, text)
     assert "control character U+0009" in error_of(lambda: load(policies, state))
 
 
 # -- what invalidates --------------------------------------------------------------------
 
 
-def test_a_changed_schema_invalidates_every_document_of_its_kind(
-    tmp_path: Path, state: Path, counted: Counted, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    policies = write_policies(tmp_path / "policies", prune())
-    load(policies, state)
-    real = schema.schema_text("PrunePolicy")
-    edited = json.dumps({**json.loads(real), "description": "one word more"})
+def _schema_edited(monkeypatch: pytest.MonkeyPatch) -> None:
+    edited = json.dumps({**json.loads(schema.schema_text("PrunePolicy")), "description": "more"})
     monkeypatch.setattr(schema, "schema_text", lambda kind: edited if kind == "PrunePolicy" else "")
     validated._schema_digest.cache_clear()
-    load(policies, state)
-    assert counted.calls == 2
 
 
-def test_a_new_ccci_version_invalidates_every_document(
-    tmp_path: Path, state: Path, counted: Counted, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    policies = write_policies(tmp_path / "policies", prune())
-    load(policies, state)
+def _new_ccci_version(monkeypatch: pytest.MonkeyPatch) -> None:
     before = validated.environment()
     monkeypatch.setattr(validated, "__version__", "99.0.0")
     validated.environment.cache_clear()
     assert validated.environment() != before
-    load(policies, state)
-    assert counted.calls == 2
 
 
-def test_another_validation_environment_misses_what_one_recorded(
-    tmp_path: Path, state: Path, counted: Counted, monkeypatch: pytest.MonkeyPatch
+def _another_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What another jsonschema or RE2 does to the identity: see the subprocess test below.
+    monkeypatch.setattr(validated, "environment", lambda: "another jsonschema, RE2 absent")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [_schema_edited, _new_ccci_version, _another_environment],
+    ids=lambda f: f.__name__.strip("_"),
+)
+def test_a_change_in_what_decides_validity_validates_every_document_again(
+    tmp_path: Path,
+    state: Path,
+    counted: Counted,
+    monkeypatch: pytest.MonkeyPatch,
+    change: Callable[[pytest.MonkeyPatch], None],
 ) -> None:
     policies = write_policies(tmp_path / "policies", prune())
     load(policies, state)
-    monkeypatch.setattr(validated, "environment", lambda: "another jsonschema, RE2 absent")
+    change(monkeypatch)
     load(policies, state)
     load(policies, state)
     assert counted.calls == 2
@@ -468,12 +474,7 @@ def test_policy_check_reports_an_error_the_cache_would_have_passed(
     finds its error (and never opens the state directory's cache at all)."""
     text = prune(at_least="180%")
     policies = write_policies(tmp_path / "policies", text)
-    (doc,) = load_text(text, "prune.yaml")
-    key = digest("PrunePolicy", doc.data)
-    assert key is not None
-    cache_file(state).parent.mkdir()
-    cache_file(state).write_text(json.dumps({"format": 1, "digests": [key]}), encoding="utf-8")
-    cache_file(state).chmod(0o600)
+    forge(state, text)
 
     def never(_self: ValidatedCache) -> list[str]:
         raise AssertionError("policy check read the validation cache")
