@@ -222,8 +222,10 @@ class ValidatedCache:
         return self._known
 
     def _read(self) -> list[str]:
+        # Never through a symlink, and never blocking on a FIFO put in the file's place.
+        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
-            with open(self.path, "rb") as stream:
+            with os.fdopen(os.open(self.path, flags), "rb") as stream:
                 found = os.fstat(stream.fileno())
                 if not _trusted(found):
                     return []

@@ -386,6 +386,28 @@ def test_a_cache_file_others_may_write_is_not_trusted(
     assert counted.calls == 2
 
 
+@pytest.mark.parametrize("shape", ["symlink", "fifo"])
+def test_a_cache_file_that_is_a_symlink_or_a_fifo_is_not_read(
+    tmp_path: Path, state: Path, counted: Counted, shape: str
+) -> None:
+    """A link is never followed (even to a cache this user wrote) and a FIFO never waited
+    on; the run validates, and its save puts a regular file in their place."""
+    policies = write_policies(tmp_path / "policies", prune())
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    load(policies, elsewhere)
+    cache_file(state).parent.mkdir()
+    if shape == "symlink":
+        cache_file(state).symlink_to(cache_file(elsewhere))
+    else:
+        os.mkfifo(cache_file(state), 0o600)
+    load(policies, state)
+    assert counted.calls == 2
+    assert cache_file(state).is_file() and not cache_file(state).is_symlink()
+    load(policies, state)
+    assert counted.calls == 2
+
+
 def _cache_folder_is_a_file(state: Path) -> None:
     (state / "cache").write_text("not a folder")
 
