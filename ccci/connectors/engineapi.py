@@ -1,9 +1,10 @@
-"""The engine's read calls over a local unix socket with the standard library alone.
+"""The engine's read calls over a unix socket with the standard library alone: a local
+engine's socket, or the one an SSH master forwards to a remote engine (ccci.connectors.ssh).
 
 Importing the docker SDK (requests, urllib3, ssl, …) costs more than a whole plan's
 reads on a busy CI box, and a plan or a janitor run only reads. :class:`EngineReads`
 answers the list and inspect calls fact gathering makes by plain HTTP on the socket and
-hands every other call (removals, pulls, events) to the SDK's client, made on first use.
+hands every other call (removals, pulls) to the SDK's client, made on first use.
 
 A call the engine refuses (any status from 300 up) raises the SDK's own exception
 (``NotFound``, ``APIError``) in the SDK's words, so callers catch and report it as they
@@ -16,8 +17,10 @@ import http.client
 import json
 import socket
 import sys
+import threading
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from typing import Any
 
 UNIX_SCHEME = "unix://"
@@ -81,7 +84,10 @@ class EngineReads:
     attribute is the SDK client's (``sdk`` makes it when first needed).
 
     ``fail_timeout`` and ``fail_connect`` turn a socket failure into the connector's own
-    one-line error, as the SDK client's wrapper does for requests' exceptions.
+    one-line error, as the SDK client's wrapper does for requests' exceptions. ``before``
+    runs ahead of every plain-HTTP read, as the SSH connector's SDK client runs it ahead of
+    every request: it restarts an SSH master that expired while idle, so the forwarded
+    socket answers again.
     """
 
     def __init__(
@@ -91,6 +97,7 @@ class EngineReads:
         sdk: Callable[[], Any],
         fail_timeout: Callable[[str, str], Exception],
         fail_connect: Callable[[BaseException], Exception],
+        before: Callable[[], None] | None = None,
     ) -> None:
         self._socket_path = socket_path
         self._timeout = timeout
@@ -98,6 +105,10 @@ class EngineReads:
         self._sdk: Any = None
         self._fail_timeout = fail_timeout
         self._fail_connect = fail_connect
+        self._before = before
+        # Reads started before they are asked for (see prefetch), by HTTP target.
+        self._early: dict[str, Future[Any]] = {}
+        self._recording = threading.local()
 
     # ---- the SDK, for everything else -----------------------------------------------
 
@@ -122,9 +133,52 @@ class EngineReads:
 
     # ---- plain HTTP -----------------------------------------------------------------
 
+    def _connection(self) -> _UnixConnection:
+        if self._before is not None:
+            self._before()
+        return _UnixConnection(self._socket_path, self._timeout)
+
+    def prefetch(self, reads: Iterable[Callable[[EngineReads], object]]) -> None:
+        """Start ``reads`` now, each on a daemon thread of its own: the first later GET of the
+        same target is answered by that read, its error raised then as if it were read then.
+
+        A run starts the reads every gather makes while its policies load
+        (ccci.run.opening), so the engine works while ccci starts. Each answer serves one
+        call (a later call of the same read asks the engine again, as apply's fresh facts
+        must); one nobody asks for is dropped with this object, and the process never waits
+        for it at exit. ``reads`` are plain-HTTP reads (the methods below), called here only
+        to learn their targets."""
+        self._recording.on = True
+        try:
+            for read in reads:
+                read(self)
+        finally:
+            self._recording.on = False
+
+    def _start_early(self, path: str, target: str) -> None:
+        answer: Future[Any] = Future()
+
+        def fetch() -> None:
+            try:
+                answer.set_result(self._fetch(path, target))
+            except BaseException as exc:  # handed to the caller that asks, as if read then
+                answer.set_exception(exc)
+
+        self._early[target] = answer
+        threading.Thread(target=fetch, daemon=True, name=f"early {path}").start()
+
     def _get(self, path: str, params: dict[str, Any] | None) -> Any:
         target = f"{path}?{_query(params)}" if params else path
-        conn = _UnixConnection(self._socket_path, self._timeout)
+        if getattr(self._recording, "on", False):
+            self._start_early(path, target)
+            return None
+        early = self._early.pop(target, None)
+        if early is not None:
+            return early.result()
+        return self._fetch(path, target)
+
+    def _fetch(self, path: str, target: str) -> Any:
+        conn = self._connection()
         try:
             conn.request("GET", target, headers={"Accept": "application/json"})
             resp = conn.getresponse()
@@ -244,7 +298,7 @@ class EngineReads:
         params: dict[str, Any] = {"since": since, "until": until}
         if filters:
             params["filters"] = filters
-        conn = _UnixConnection(self._socket_path, self._timeout)
+        conn = self._connection()
         try:
             conn.request("GET", f"/events?{_query(params)}")
             resp = conn.getresponse()

@@ -6,6 +6,7 @@ from recorded answers; ``gather`` runs the calls concurrently through a connecto
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -261,7 +262,7 @@ def _containers(conn: Connector, created_before: datetime | None) -> tuple[Conta
     With ``created_before``, only containers created before it are inspected: one created
     later cannot have finished before it either, so no age rule needs its finish time.
     """
-    raws = conn.api.containers(all=True)
+    raws = _list_containers(conn.api)
     stopped = [
         r["Id"]
         for r in raws
@@ -282,8 +283,62 @@ def _containers(conn: Connector, created_before: datetime | None) -> tuple[Conta
 
 def _stack_containers(conn: Connector) -> tuple[Container, ...]:
     """Only containers that belong to a stack, uninspected: what the janitor needs."""
-    raws = conn.api.containers(all=True, filters={"label": STACK_LABEL})
-    return tuple(parse_container(r) for r in raws)
+    return tuple(parse_container(r) for r in _list_stack_containers(conn.api))
+
+
+# The engine's reads, one function each, so that gather and opening_reads make the very
+# same calls: an answer started early serves only the call it was started as.
+def _list_images(api: Any) -> Any:
+    # all=True: untagged parents of other images are facts too (and are never removed
+    # while a child exists).
+    return api.images(all=True)
+
+
+def _list_containers(api: Any) -> Any:
+    return api.containers(all=True)
+
+
+def _list_stack_containers(api: Any) -> Any:
+    return api.containers(all=True, filters={"label": STACK_LABEL})
+
+
+def _list_volumes(api: Any) -> Any:
+    return api.volumes()
+
+
+def _list_networks(api: Any) -> Any:
+    return api.networks()
+
+
+def _list_services(api: Any) -> Any:
+    return api.services(status=True)
+
+
+_DAEMON_READS: dict[str, Callable[[Any], Any]] = {
+    "info": lambda api: api.info(),
+    "version": lambda api: api.version(),
+}
+_SWARM_READS: dict[str, Callable[[Any], Any]] = {
+    "services": _list_services,
+    "tasks": lambda api: api.tasks(),
+    "secrets": lambda api: api.secrets(),
+    "configs": lambda api: api.configs(),
+    "nodes": lambda api: api.nodes(),
+}
+
+
+def opening_reads(scope: str) -> tuple[Callable[[Any], Any], ...]:
+    """The engine reads :func:`gather` of ``scope`` makes whatever the policies say: a run
+    starts them while its policies load (ccci.run.opening). The swarm's are among them
+    although only a manager answers them: a worker's refusal is an answer nobody asks for."""
+    listed = (_list_images, _list_containers) if scope == SCOPE_FULL else (_list_stack_containers,)
+    return (
+        *_DAEMON_READS.values(),
+        _list_volumes,
+        _list_networks,
+        *listed,
+        *_SWARM_READS.values(),
+    )
 
 
 def swarm_gap(daemon: Daemon) -> FactGap | None:
@@ -353,13 +408,11 @@ def gather(
     full = scope == SCOPE_FULL
     gaps: list[FactGap] = [] if full else list(_STACK_SCOPE_GAPS)
     calls: dict[str, Callable[[], Any]] = {
-        "volumes": lambda: (api.volumes() or {}).get("Volumes") or [],
-        "networks": api.networks,
+        "volumes": lambda: (_list_volumes(api) or {}).get("Volumes") or [],
+        "networks": lambda: _list_networks(api),
     }
     if full:
-        # all=True: untagged parents of other images are facts too (and are never removed
-        # while a child exists).
-        calls["images"] = lambda: api.images(all=True)
+        calls["images"] = lambda: _list_images(api)
         calls["containers"] = lambda: _containers(conn, inspect_created_before)
         if build_cache:
             calls["build_cache"] = lambda: _build_cache(conn)
@@ -369,7 +422,7 @@ def gather(
         calls["containers"] = lambda: _stack_containers(conn)
     with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
         # Without info there is nothing to plan against: that failure is the run's error.
-        daemon_calls = {"info": pool.submit(api.info), "version": pool.submit(api.version)}
+        daemon_calls = {kind: pool.submit(read, api) for kind, read in _DAEMON_READS.items()}
         paths = list(disk_paths)
 
         def measure_disks() -> tuple[DiskUsage, ...]:
@@ -384,11 +437,7 @@ def gather(
         blocked = swarm_gap(daemon)
         if blocked is None:
             swarm_calls: dict[str, Callable[[], Any]] = {
-                "services": lambda: api.services(status=True),
-                "tasks": api.tasks,
-                "secrets": api.secrets,
-                "configs": api.configs,
-                "nodes": api.nodes,
+                kind: functools.partial(read, api) for kind, read in _SWARM_READS.items()
             }
             raw.update(_collect(pool, swarm_calls, gaps))
         else:
@@ -512,7 +561,7 @@ def refresh_swarm(conn: Connector, facts: Facts) -> Facts:
     return replace(
         facts,
         services=tuple(
-            sorted((parse_service(r) for r in api.services(status=True)), key=lambda s: s.name)
+            sorted((parse_service(r) for r in _list_services(api)), key=lambda s: s.name)
         ),
         tasks=tuple(parse_task(r) for r in api.tasks()),
         gaps=tuple(g for g in facts.gaps if g.kind not in ("services", "tasks")),

@@ -19,6 +19,7 @@ from ccci.facts.snapshot import read_snapshot
 from ccci.plan.model import Plan
 from ccci.plan.saved import PlanRefused, refuse_if_stale, stale_message
 from ccci.policy.load import HostPolicies, load_for_hosts
+from ccci.policy.validated import ValidatedCache
 from ccci.quantities import format_time
 from ccci.run.gather import gather_with
 from ccci.state.journal import Journal
@@ -142,22 +143,33 @@ def one_line(message: str, host: str) -> str:
 
 
 def _gather(
-    target: HostPolicies, scope: str, plan_at: datetime | None = None, last_use: Path | None = None
+    target: HostPolicies,
+    scope: str,
+    plan_at: datetime | None = None,
+    last_use: Path | None = None,
+    make: Callable[[Host], Connector] = connector_for,
 ) -> Facts:
     """Gather one host's facts through a connector of its own (see :func:`gather_with`);
     a worker's slow facts wait for the swarm's view (see :meth:`Workspace._complete_lean`)."""
     return _through(
-        target, lambda conn: gather_with(conn, target, scope, plan_at, last_use, shared_later=True)
+        target,
+        lambda conn: gather_with(conn, target, scope, plan_at, last_use, shared_later=True),
+        make,
     )
 
 
-def _through(target: HostPolicies, read: Callable[[Connector], Facts]) -> Facts:
-    """``read`` through a connector of the host's own, closed after; an engine that does not
-    answer makes the host unreachable, with the reason in one line."""
+def _through(
+    target: HostPolicies,
+    read: Callable[[Connector], Facts],
+    make: Callable[[Host], Connector] = connector_for,
+) -> Facts:
+    """``read`` through a connector of the host's own (``make``'s: a new one, or one opened
+    while the policies loaded), closed after; an engine that does not answer makes the host
+    unreachable, with the reason in one line."""
     from ccci.connectors.engineapi import is_docker_error
     from ccci.connectors.local import ConnectionFailed
 
-    conn = connector_for(target.host)
+    conn = make(target.host)
     try:
         return read(conn)
     except Exception as exc:
@@ -203,9 +215,12 @@ class Workspace:
                 self._locked = False
 
     def targets(self, inventory: Inventory | None = None) -> list[HostPolicies]:
-        """Every limited host with its validated policies; errors before any I/O."""
+        """Every limited host with its validated policies; errors before any change (a live
+        plan's first reads run meanwhile, see ccci.run.opening)."""
         inv = inventory or self.inventory
-        loaded = load_for_hosts(self.settings.policies, inv, inv.limit(self.settings.limit))
+        # The state directory remembers which documents passed their schema (a fast start).
+        passed = ValidatedCache(self.settings.state_dir)
+        loaded = load_for_hosts(self.settings.policies, inv, inv.limit(self.settings.limit), passed)
         kinds = self.settings.kinds
         if kinds is None:
             return loaded
@@ -214,21 +229,33 @@ class Workspace:
             for t in loaded
         ]
 
-    def gather(self, target: HostPolicies, plan_at: datetime | None = None) -> Facts:
+    def gather(
+        self,
+        target: HostPolicies,
+        plan_at: datetime | None = None,
+        make: Callable[[Host], Connector] = connector_for,
+    ) -> Facts:
         """One host's facts through a connector of its own, with this run's scope and the host's
         last-use record; with ``plan_at``, only what planning at that time can use."""
         return _gather(
-            target, self.settings.scope, plan_at, self.settings.last_use_path(target.host.name)
+            target,
+            self.settings.scope,
+            plan_at,
+            self.settings.last_use_path(target.host.name),
+            make,
         )
 
     def gather_all(
-        self, targets: list[HostPolicies], plan_at: datetime | None = None
+        self,
+        targets: list[HostPolicies],
+        plan_at: datetime | None = None,
+        make: Callable[[Host], Connector] = connector_for,
     ) -> dict[str, Facts]:
         """Every target's facts, ``forks`` at once, in the targets' order; the hosts that
         cannot be reached go to :attr:`unreachable` instead."""
         found, unreachable = each_host(
             targets,
-            lambda t: self.gather(t, plan_at),
+            lambda t: self.gather(t, plan_at, make),
             self.settings.forks,
             self.progress,
             alone=len(targets) == 1,
@@ -260,13 +287,25 @@ class Workspace:
                     f"hosts: no facts for {', '.join(missing)} (has: {have})",
                 )
         else:
-            targets = self.targets()
-            facts_by_host = self.gather_all(targets, plan_at=moment)
+            targets, facts_by_host = self._load_and_gather(moment)
             targets = [t for t in targets if t.host.name in facts_by_host]
         self._planned = {t.host.name: t for t in targets}
         plan, planned_on = self._plan_shared(targets, facts_by_host, moment, live=snapshot is None)
         self._facts = planned_on
         return plan, planned_on
+
+    def _load_and_gather(self, moment: datetime) -> tuple[list[HostPolicies], dict[str, Facts]]:
+        """The policies loaded while the first hosts' connections open and their first reads
+        run (see ccci.run.opening), then every host's facts for a plan at ``moment``."""
+        from ccci.run.opening import Opening
+
+        hosts = self.inventory.limit(self.settings.limit)  # a bad --limit: before any I/O
+        opening = Opening(hosts, self.settings.scope, self.settings.forks, connector_for)
+        try:
+            targets = self.targets()
+            return targets, self.gather_all(targets, plan_at=moment, make=opening.take)
+        finally:
+            opening.close()
 
     def _plan_shared(
         self,
