@@ -7,7 +7,6 @@ from typing import Any
 
 import click
 
-from ccci.cli.applying import apply_plan
 from ccci.cli.common import (
     exit_if_unreachable,
     host_settings,
@@ -59,5 +58,7 @@ def _janitor(workspace: Any, plan_only: bool, output: str, now: str | None) -> N
         click.echo(render_text.render_plan(plan, output_style()))
     show_unreachable(workspace, output)
     if not plan_only and plan.can_apply():
+        from ccci.cli.applying import apply_plan
+
         apply_plan(workspace, plan, saved=False, detailed_exitcode=False, output=output)
     exit_if_unreachable(workspace)

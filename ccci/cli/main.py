@@ -2,23 +2,50 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 
 import click
 
 from ccci import __version__
-from ccci.cli.apply import apply_cmd
-from ccci.cli.facts import facts
-from ccci.cli.images import images
-from ccci.cli.janitor import janitor
-from ccci.cli.policy import policy, schema
-from ccci.cli.reconcile import reconcile
-from ccci.cli.residual import residual
-from ccci.cli.status import status
-from ccci.cli.systemd import systemd
+
+# Each command's module and object, imported only when that command runs (or help lists
+# it): the janitor a CI run calls before every deploy pays for its own command's imports,
+# not for every other command's.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "reconcile": ("ccci.cli.reconcile", "reconcile"),
+    "apply": ("ccci.cli.apply", "apply_cmd"),
+    "facts": ("ccci.cli.facts", "facts"),
+    "status": ("ccci.cli.status", "status"),
+    "images": ("ccci.cli.images", "images"),
+    "systemd": ("ccci.cli.systemd", "systemd"),
+    "janitor": ("ccci.cli.janitor", "janitor"),
+    "residual": ("ccci.cli.residual", "residual"),
+    "policy": ("ccci.cli.policy", "policy"),
+    "schema": ("ccci.cli.policy", "schema"),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _LazyGroup(click.Group):
+    """A group whose commands are found in :data:`COMMANDS` when asked for by name."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Every command's name, as click lists them in help: sorted."""
+        return sorted({*COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The command, its module imported now; one added with add_command wins."""
+        if cmd_name in self.commands or cmd_name not in COMMANDS:
+            return super().get_command(ctx, cmd_name)
+        module, name = COMMANDS[cmd_name]
+        command: click.Command = getattr(importlib.import_module(module), name)
+        return command
+
+
+@click.group(
+    cls=_LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="ccci")
 def cli() -> None:
     """Keep a Docker Swarm CI host healthy, declaratively.
@@ -27,11 +54,6 @@ def cli() -> None:
     host's facts, plans only the surgical changes that close the gap, each with its
     reason, and applies them under a lock with a journal.
     """
-
-
-COMMANDS = (reconcile, apply_cmd, facts, status, images, systemd, janitor, residual, policy, schema)
-for command in COMMANDS:
-    cli.add_command(command)
 
 
 def main() -> None:

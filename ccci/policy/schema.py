@@ -7,19 +7,22 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from ccci.config.yamlsrc import Document, PathKey
 from ccci.errors import InputError
 from ccci.saferegex import compile_policy, compile_schema_pattern, problem
 
+# The packaged schemas, beside the modules (a plain path: importlib.resources and what it
+# imports cost more than a janitor run's reads, and ccci is always installed as files).
+SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
+
 
 def schema_names() -> list[str]:
     """Every kind that has a schema, from the packaged ``schemas/`` directory."""
-    folder = resources.files("ccci") / "schemas"
     return sorted(
-        p.name.removesuffix(".json") for p in folder.iterdir() if p.name.endswith(".json")
+        p.name.removesuffix(".json") for p in SCHEMAS.iterdir() if p.name.endswith(".json")
     )
 
 
@@ -27,7 +30,7 @@ def schema_names() -> list[str]:
 def schema_text(kind: str) -> str:
     """The packaged JSON Schema of ``kind`` as written: what a cached pass was judged by
     (see ccci.policy.validated)."""
-    return (resources.files("ccci") / "schemas" / f"{kind}.json").read_text(encoding="utf-8")
+    return (SCHEMAS / f"{kind}.json").read_text(encoding="utf-8")
 
 
 @cache

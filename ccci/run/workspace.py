@@ -17,7 +17,6 @@ from ccci.errors import CcciError, InputError, Location, StalePlan
 from ccci.facts.model import SCOPE_FULL, Facts, SwarmScope
 from ccci.facts.snapshot import read_snapshot
 from ccci.plan.model import Plan
-from ccci.plan.saved import PlanRefused, refuse_if_stale, stale_message
 from ccci.policy.load import HostPolicies, load_for_hosts
 from ccci.policy.validated import ValidatedCache
 from ccci.quantities import format_time
@@ -432,7 +431,7 @@ class Workspace:
         change planned earlier is planned again now unless something moved.
         """
         from ccci.plan.model import PLAN_FORMAT
-        from ccci.plan.saved import judge_saved
+        from ccci.plan.saved import PlanRefused, judge_saved, stale_message
 
         if saved.format_version != PLAN_FORMAT:
             raise PlanRefused(
@@ -533,6 +532,8 @@ class Workspace:
                     journal.write(_unreachable_recap(name, run_id, reason))
                     ordered.finish(name)
                 if saved:
+                    from ccci.plan.saved import refuse_if_stale
+
                     refuse_if_stale(plan, fresh)
 
                 def run(target: HostPolicies) -> Any:

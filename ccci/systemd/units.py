@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from typing import Any
 
 from ccci.systemd.values import exit_statuses, nix_string, unit_value
@@ -154,6 +153,8 @@ def _nix_inner(value: Any) -> str:
 
 @cache
 def _template(name: str) -> Any:
+    from importlib import resources
+
     from jinja2 import Environment, StrictUndefined
 
     text = (resources.files("ccci") / "templates" / name).read_text(encoding="utf-8")
