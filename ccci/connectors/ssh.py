@@ -7,13 +7,15 @@ are remote commands. Nothing of a remote host is read or written on the machine 
 - One multiplexed master per host (``ControlMaster``), its control socket in a private
   0700 folder; every command is a session on that one connection.
 - The Docker API: the master forwards a local socket in that folder to the remote engine's
-  socket (``-L local.sock:remote.sock``), and the docker SDK talks to the local end as to
-  any engine. Chosen over ``ssh -W`` per connection (a process and a handshake per HTTP
-  connection, and a socket adapter of our own) and over the SDK's ``ssh://`` (it runs
-  ``docker system dial-stdio`` on the remote, so it needs the docker CLI there and always
-  reaches the remote's default engine, not the one ``docker_host`` names): the forward is
-  one channel per HTTP connection on a connection already made, streams (events, pulls)
-  work unchanged, and the SDK's timeouts and errors are the local ones.
+  socket (``-L local.sock:remote.sock``), and ccci talks to the local end as to a local
+  engine: reads by plain HTTP (``ccci.connectors.engineapi``, so a plan imports no docker
+  SDK), the rest by the SDK's client on the same socket. Chosen over ``ssh -W`` per
+  connection (a process and a handshake per HTTP connection, and a socket adapter of our
+  own) and over the SDK's ``ssh://`` (it runs ``docker system dial-stdio`` on the remote,
+  so it needs the docker CLI there and always reaches the remote's default engine, not the
+  one ``docker_host`` names): the forward is one channel per HTTP connection on a
+  connection already made, streams (events, pulls) work unchanged, and timeouts and
+  errors are the local ones.
 - The user's ``~/.ssh/config``, agent and ``known_hosts`` apply; host keys are checked as
   configured and never turned off here. A changed host key is one line, and no action.
 - Every remote argument is shell-quoted; writes go to a temporary file in the same folder,
@@ -35,6 +37,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from ccci.connectors.engineapi import EngineReads
 from ccci.connectors.local import (
     DEFAULT_DOCKER_HOST,
     ConnectionFailed,
@@ -382,23 +385,48 @@ class SshConnector(LocalConnector):
         return done.stdout
 
     @property
-    def api(self) -> Any:
-        """The SDK's client on the forwarded socket, starting the SSH master first; a failure is a
-        ConnectionFailed naming the host and the remote engine."""
-        if self._client is None:
-            import docker.errors
+    def _shown(self) -> str:
+        """The remote engine as errors name it: its socket, the host, and how it is reached."""
+        return f"{self.docker_host} on {self.target.describe()} (over SSH)"
 
+    @property
+    def api(self) -> Any:
+        """The remote engine's reads by plain HTTP on the forwarded socket, as a local socket's
+        are (see engineapi: a plan imports no docker SDK), and the rest by the SDK's client on
+        the same socket. The SSH master is started first, and every read and request runs
+        ``connect`` ahead of it (a master that expired while idle is started again); a
+        failure is a ConnectionFailed naming the host and the remote engine."""
+        if self._client is None:
             self.connect()
-            shown = f"{self.docker_host} on {self.target.describe()} (over SSH)"
-            try:
-                self._client = _docker_client(
-                    self.host, self.forwarded_socket, shown, self.timeout, self.connect
-                )
-            except docker.errors.DockerException as exc:
-                raise ConnectionFailed(
-                    f"{self.host}: cannot reach the Docker engine at {shown}: {exc}"
-                ) from exc
+            shown = self._shown
+            self._client = EngineReads(
+                self.forwarded_socket,
+                self.timeout,
+                self._sdk_client,
+                lambda method, path: ConnectionFailed(
+                    f"{self.host}: the Docker engine at {shown} did not answer "
+                    f"{method} {path} within {self.timeout}s (timed out)"
+                ),
+                lambda exc: ConnectionFailed(
+                    f"{self.host}: cannot reach the Docker engine at {shown}: {_reason(exc)}"
+                ),
+                before=self.connect,
+            )
         return self._client
+
+    def _sdk_client(self) -> Any:
+        """The SDK's client on the forwarded socket, never on the local ``docker_host``: what
+        the plain-HTTP reads hand on (removals, pulls, targeted inspects)."""
+        import docker.errors
+
+        try:
+            return _docker_client(
+                self.host, self.forwarded_socket, self._shown, self.timeout, self.connect
+            )
+        except docker.errors.DockerException as exc:
+            raise ConnectionFailed(
+                f"{self.host}: cannot reach the Docker engine at {self._shown}: {exc}"
+            ) from exc
 
     # ---- the host itself: all remote ------------------------------------------------
 

@@ -91,16 +91,21 @@ def workspace(fleet: Fleet, root: Path, *policies: str, inventory: str | None = 
     return root
 
 
-def ccci(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """The real CLI in the workspace ``root``, its state there too, with no DOCKER_ or CCCI_
-    setting of the caller's: its DOCKER_HOST is a socket path under ``root`` that no engine
-    listens on, so anything ccci sent to this machine's engine for a remote host would
-    fail (or, where a test listens there, be counted)."""
+def cli_env(root: Path) -> dict[str, str]:
+    """The environment ccci runs in for the workspace ``root``: no DOCKER_ or CCCI_ setting
+    of the caller's, and a DOCKER_HOST under ``root`` that no engine listens on, so anything
+    ccci sent to this machine's engine for a remote host would fail (or, where a test
+    listens there, be counted)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKER_", "CCCI_"))}
     env.update(NO_COLOR="1", DOCKER_HOST=f"unix://{root}/no-local-engine.sock")
+    return env
+
+
+def ccci(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real CLI in the workspace ``root``, its state there too, in ``cli_env(root)``."""
     return subprocess.run(
         [CCCI, *args, "--state-dir", str(root / "state")],
-        cwd=root, env=env, capture_output=True, text=True, timeout=300, check=False,
+        cwd=root, env=cli_env(root), capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -12,13 +13,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from fleetkit import JANITOR, cli_env, workspace
 
 from ccci.connectors.local import ConnectionFailed
 from ccci.connectors.ssh import HostKeyMismatch, SshConnector
 from ccci.facts.docker import gather
 from ccci.facts.model import FileFact
 from harness.fleet import Fleet, FleetNode
-from harness.images import load_image
+from harness.images import BASE_TAG, load_image
 
 
 def _connector(fleet: Fleet, node: FleetNode, **overrides: str) -> SshConnector:
@@ -211,6 +213,72 @@ def test_a_master_that_expired_while_idle_is_started_again_for_commands_and_the_
         assert conn.api.info()["Name"] == node.name
         assert conn.forwarded_socket == forwarded
         assert conn.run(["hostname"]).stdout.decode().strip() == node.name
+    finally:
+        conn.close()
+
+
+# A plan's whole run in one process, then the docker SDK's modules it imported (none: the
+# reads go by plain HTTP on the forwarded socket, as a local plan's do on the engine's).
+_PLAN_AND_LIST_SDK = """\
+import sys
+from ccci.cli.main import main
+sys.argv = ["ccci", *sys.argv[1:]]
+try:
+    main()
+finally:
+    sdk = sorted(m for m in sys.modules if m.split(".")[0] in ("docker", "requests", "urllib3"))
+    print("sdk modules:", sdk, file=sys.stderr)
+"""
+
+PRUNE_ALL_KINDS = """\
+apiVersion: ccci/v1
+kind: PrunePolicy
+metadata: {name: fleet-prune}
+hosts: fleet
+spec:
+  gates:
+    disk_usage: {path: /, at_least: 1%}
+    no_live_stacks: {match: '^[a-z0-9]{1,4}-[0-9a-f]{6}_ci_'}
+    no_converging_services: true
+  prune:
+    dangling_images: {older_than: 1s}
+    stopped_containers: {older_than: 1s}
+    dangling_build_cache: {older_than: 1s}
+"""
+
+
+def test_a_plan_over_ssh_reads_the_remote_engine_without_importing_the_docker_sdk(
+    clean_fleet: Fleet, tmp_path: Path
+) -> None:
+    fleet = clean_fleet
+    node = fleet.manager
+    node.engine.docker("run", "--name", "sdk-free", BASE_TAG, "true")
+    root = workspace(fleet, tmp_path, PRUNE_ALL_KINDS, JANITOR)
+    # An hour on: the exited container is past the policy's 1s without a wait.
+    now = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    done = subprocess.run(
+        [sys.executable, "-c", _PLAN_AND_LIST_SDK, "reconcile", "--plan", "--limit", node.name,
+         "--now", now, "--state-dir", str(root / "state")],
+        cwd=root, env=cli_env(root), capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"(sdk-free ({BASE_TAG}))" in done.stdout, done.stdout
+    assert "sdk modules: []" in done.stderr.splitlines(), done.stderr
+
+
+def test_a_remote_engine_that_does_not_answer_is_named_in_one_line(fleet: Fleet) -> None:
+    node = fleet.nodes[1]
+    conn = _connector(fleet, node, docker_host="unix:///run/no-such-engine.sock")
+    try:
+        with pytest.raises(ConnectionFailed) as caught:
+            conn.api.info()
+        assert str(caught.value).startswith(
+            f"{node.name}: cannot reach the Docker engine at unix:///run/no-such-engine.sock "
+            f"on root@{node.address}:{node.ssh_port} (over SSH): "
+        )
+        assert "\n" not in str(caught.value)
+        with pytest.raises(ConnectionFailed, match=r"\(over SSH\)"):
+            conn.get_json("/system/df", {"type": "build-cache"})
     finally:
         conn.close()
 
