@@ -73,7 +73,7 @@ def reconcile(
 
     settings = _scoped(host_settings(), work_scope)
     if not allow_empty:
-        from ccci.policy.load import require_policies
+        from ccci.policy.files import require_policies
 
         require_policies(settings.policies)
 
@@ -97,10 +97,11 @@ def _reconcile(
     now: str | None,
     verbose: bool,
 ) -> None:
+    plan, _ = workspace.plan(parse_now(now), facts_file)
+    # The renderers after the plan: its first reads start before they are imported.
     from ccci.render import json as render_json
     from ccci.render import text as render_text
 
-    plan, _ = workspace.plan(parse_now(now), facts_file)
     if out is not None:
         _save_plan(out, render_json.render_plan(plan) + "\n")
     if output == "json":

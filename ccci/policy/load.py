@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ccci.config.inventory import Host, Inventory
-from ccci.config.yamlsrc import Document, load_file
-from ccci.errors import InputError, Location
+from ccci.errors import InputError
+from ccci.policy.files import discover, read, require_policies
 from ccci.policy.model import Policy
 from ccci.policy.pipeline import (
     build,
@@ -38,39 +38,6 @@ __all__ = [
     "read",
     "require_policies",
 ]
-
-
-def discover(paths: Iterable[Path]) -> list[Path]:
-    """Files named on the command line, or every ``*.yaml``/``*.yml`` in named folders."""
-    found: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml")))
-        elif path.exists():
-            found.append(path)
-        else:
-            raise InputError(Location(str(path), 0), "no such file or directory")
-    return found
-
-
-def read(paths: Iterable[Path]) -> list[Document]:
-    """Every document of every policy file, unrendered: the pipeline's input."""
-    docs: list[Document] = []
-    for path in discover(paths):
-        docs.extend(load_file(path, str(path)))
-    return docs
-
-
-def require_policies(paths: Iterable[Path]) -> None:
-    """Refuse an empty policy set: with no policy, every host "matches policy", so a
-    mistyped ``-p`` or a missing checkout would report a healthy host and exit 0."""
-    named = list(paths)
-    if not read(named):
-        where = ", ".join(str(p) for p in named) or "policies"
-        raise InputError(
-            Location(where, 0),
-            "no policy documents found (pass --allow-empty if an empty policy set is meant)",
-        )
 
 
 @dataclass(frozen=True)

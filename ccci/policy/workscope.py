@@ -27,11 +27,11 @@ SHARED_KINDS = frozenset({"StackSelector"})
 
 def kinds_for(scope: str) -> frozenset[str] | None:
     """The policy kinds a run of ``scope`` takes; None for every kind."""
-    from ccci.policy.build import BUILDERS
-
     if scope == SCOPE_ALL:
         return None
     if scope == SCOPE_NODE:
+        from ccci.policy.build import BUILDERS
+
         return frozenset(BUILDERS) - CLUSTER_KINDS
     if scope == SCOPE_CLUSTER:
         return CLUSTER_KINDS | SHARED_KINDS

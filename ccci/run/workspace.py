@@ -15,16 +15,16 @@ from ccci.config import inventory as inventory_mod
 from ccci.config.inventory import Host, Inventory
 from ccci.errors import CcciError, InputError, Location, StalePlan
 from ccci.facts.model import SCOPE_FULL, Facts, SwarmScope
-from ccci.facts.snapshot import read_snapshot
-from ccci.plan.model import Plan
-from ccci.policy.load import HostPolicies, load_for_hosts
-from ccci.policy.validated import ValidatedCache
 from ccci.quantities import format_time
-from ccci.run.gather import gather_with
 from ccci.state.journal import Journal
 
+# What a live plan needs before its first reads is imported above; the policy loader, the
+# plan and the gathering are imported where they are used, so the first reads (see
+# ccci.run.opening) start before ccci has imported them, not after.
 if TYPE_CHECKING:
     from ccci.connectors.base import Connector
+    from ccci.plan.model import Plan
+    from ccci.policy.load import HostPolicies
 
 
 @dataclass(frozen=True)
@@ -152,9 +152,21 @@ def _gather(
     a worker's slow facts wait for the swarm's view (see :meth:`Workspace._complete_lean`)."""
     return _through(
         target,
-        lambda conn: gather_with(conn, target, scope, plan_at, last_use, shared_later=True),
+        lambda conn: _gather_with(conn, target, scope, plan_at, last_use),
         make,
     )
+
+
+def _gather_with(
+    conn: Connector,
+    target: HostPolicies,
+    scope: str,
+    plan_at: datetime | None,
+    last_use: Path | None,
+) -> Facts:
+    from ccci.run.gather import gather_with
+
+    return gather_with(conn, target, scope, plan_at, last_use, shared_later=True)
 
 
 def _through(
@@ -218,6 +230,9 @@ class Workspace:
         plan's first reads run meanwhile, see ccci.run.opening)."""
         inv = inventory or self.inventory
         # The state directory remembers which documents passed their schema (a fast start).
+        from ccci.policy.load import HostPolicies, load_for_hosts
+        from ccci.policy.validated import ValidatedCache
+
         passed = ValidatedCache(self.settings.state_dir)
         loaded = load_for_hosts(self.settings.policies, inv, inv.limit(self.settings.limit), passed)
         kinds = self.settings.kinds
@@ -272,6 +287,8 @@ class Workspace:
         moment = now or datetime.now(UTC)
         facts_by_host: dict[str, Facts]
         if snapshot is not None:
+            from ccci.facts.snapshot import read_snapshot
+
             facts_by_host = read_snapshot(snapshot)
             if not self.settings.inventory.exists():
                 # No inventory: the snapshot's hosts are the inventory.
@@ -430,7 +447,7 @@ class Workspace:
         written into the file would otherwise widen every age rule. Ages only grow, so a
         change planned earlier is planned again now unless something moved.
         """
-        from ccci.plan.model import PLAN_FORMAT
+        from ccci.plan.model import PLAN_FORMAT, Plan
         from ccci.plan.saved import PlanRefused, judge_saved, stale_message
 
         if saved.format_version != PLAN_FORMAT:
@@ -584,6 +601,7 @@ class Workspace:
         swarm view re-reads the swarm through its cluster host's connector (added to
         ``clusters``, which the caller closes)."""
         from ccci.apply.executor import Executor
+        from ccci.run.gather import gather_with
         from ccci.run.swarmscope import gather_member
 
         host = self.inventory.hosts.get(name)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from pathlib import Path
 
 from ccci.errors import CcciError
@@ -19,6 +18,8 @@ def write_atomic(path: Path | str, text: str, mode: int = 0o644) -> None:
     """Write to a temporary file beside ``path``, then rename it over ``path``. On any
     failure (a full disk, which is when eviction runs) no temporary file is left behind,
     and an OS error is a one-line CcciError naming the file."""
+    import tempfile  # here: most runs that import this module write nothing
+
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
