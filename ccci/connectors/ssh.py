@@ -6,6 +6,14 @@ are remote commands. Nothing of a remote host is read or written on the machine 
 
 - One multiplexed master per host (``ControlMaster``), its control socket in a private
   0700 folder; every command is a session on that one connection.
+- Masters are kept between runs (``ControlPersist``), as Ansible keeps them: in a per-user
+  folder (:func:`kept_folder`), each named by a digest of everything that decides the
+  connection (:func:`master_key`), so the next run (``--plan`` then ``--apply``, the janitor
+  before each deploy) connects to the running master instead of paying the handshake
+  again. A file lock per master keeps concurrent runs from starting two; a master that was
+  killed leaves stale sockets, which are removed before a new one starts. The host var
+  ``ccci_ssh_persist`` or the env ``CCCI_SSH_PERSIST`` turns this off: then each run
+  starts its masters in a folder of its own and ends them when it closes.
 - The Docker API: the master forwards a local socket in that folder to the remote engine's
   socket (``-L local.sock:remote.sock``), and ccci talks to the local end as to a local
   engine: reads by plain HTTP (``ccci.connectors.engineapi``, so a plan imports no docker
@@ -24,15 +32,20 @@ are remote commands. Nothing of a remote host is read or written on the machine 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
+import json
 import os
 import shlex
 import shutil
+import socket
 import stat
 import subprocess
 import tempfile
 import threading
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -52,8 +65,20 @@ from ccci.state.atomic import WriteFailed
 # At most this many commands at once on one master: OpenSSH's sshd allows 10 sessions per
 # connection (MaxSessions), and a refused session is an error, not a wait.
 MAX_SESSIONS = 8
-# A master left behind by a killed ccci goes away by itself after this long unused.
+# A kept master's sessions, shared by every connector of this process that uses it (one run
+# may make several connectors of one host); by master key.
+_KEPT_SESSIONS: dict[str, threading.BoundedSemaphore] = {}
+_KEPT_SESSIONS_LOCK = threading.Lock()
+# A master goes away by itself after this long unused: a kept one this long after the last
+# run that used it, one of a run that was killed this long after the kill.
 CONTROL_PERSIST = "120s"
+# Keeping masters between runs: the host var and the env (its default for every host) that
+# turn it off, and the env naming the folder they are kept in (see kept_folder).
+PERSIST_VAR = "ccci_ssh_persist"
+PERSIST_ENV = "CCCI_SSH_PERSIST"
+CONTROL_DIR_ENV = "CCCI_SSH_CONTROL_DIR"
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
 COMMAND_TIMEOUT = 120
 CLIENT_CONFIG_LIMIT = 1024 * 1024
 # ssh's own exit status for "the connection failed" (every other status is the command's).
@@ -63,6 +88,12 @@ SSH_FAILED = 255
 class HostKeyMismatch(ConnectionFailed):
     """The host's key is not the one known_hosts holds (or none is known, and checking is
     strict): ccci neither connects nor acts."""
+
+
+class UnsafeControlFolder(ConnectionFailed):
+    """The folder masters are kept in is not this user's alone (another user owns it or can
+    write to it, or it is not a plain folder): ccci neither uses it nor connects, as OpenSSH
+    refuses a key file or ``~/.ssh`` others can write."""
 
 
 class RemoteCommandFailed(CcciError, OSError):
@@ -81,12 +112,15 @@ class SshTarget:
     key_file: str = ""
     common_args: tuple[str, ...] = ()
     extra_args: tuple[str, ...] = ()
+    # Keep the master for later runs (see the module docstring).
+    persist: bool = True
 
     @classmethod
     def from_vars(cls, host: str, host_vars: Mapping[str, Any]) -> SshTarget:
         """``ansible_host`` (default: the inventory name), ``ansible_port``,
-        ``ansible_user``, ``ansible_ssh_private_key_file``, ``ansible_ssh_common_args`` and
-        ``ansible_ssh_extra_args``; a bad value is one line naming the host and variable."""
+        ``ansible_user``, ``ansible_ssh_private_key_file``, ``ansible_ssh_common_args``,
+        ``ansible_ssh_extra_args`` and ccci's ``ccci_ssh_persist`` (else ``CCCI_SSH_PERSIST``,
+        else on); a bad value is one line naming the host and variable."""
         address = _word(host, "ansible_host", host_vars.get("ansible_host") or host)
         user = _word(host, "ansible_user", host_vars.get("ansible_user") or "")
         port = host_vars.get("ansible_port")
@@ -106,6 +140,7 @@ class SshTarget:
             key_file=key,
             common_args=_args(host, "ansible_ssh_common_args", host_vars),
             extra_args=_args(host, "ansible_ssh_extra_args", host_vars),
+            persist=_persist(host, host_vars),
         )
 
     def describe(self) -> str:
@@ -143,6 +178,25 @@ def _word(host: str, name: str, value: object) -> str:
     if text.startswith("-") or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in text):
         raise CcciError(f"{host}: {name}: not a host or user name: {text!r}")
     return text
+
+
+def _persist(host: str, host_vars: Mapping[str, Any]) -> bool:
+    """The host var beats the env, as an Ansible host var beats its configuration."""
+    own = host_vars.get(PERSIST_VAR)
+    if own is not None and own != "":
+        return _flag(own, f"{host}: {PERSIST_VAR}")
+    env = os.environ.get(PERSIST_ENV, "")
+    return _flag(env, PERSIST_ENV) if env else True
+
+
+def _flag(value: object, where: str) -> bool:
+    """YAML's booleans, and the words Ansible takes for them."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise CcciError(f"{where}: not true or false: {value!r}")
 
 
 def _args(host: str, name: str, host_vars: Mapping[str, Any]) -> tuple[str, ...]:
@@ -228,7 +282,7 @@ _WRITE = (
 
 
 def _docker_client(
-    host: str, socket: str, shown: str, timeout: int, before: Callable[[], None]
+    host: str, socket_path: str, shown: str, timeout: int, before: Callable[[], None]
 ) -> Any:
     """docker's APIClient on the forwarded socket, whose failures are ConnectionFailed
     naming the remote engine (as the local connector's client does for a local one);
@@ -252,7 +306,7 @@ def _docker_client(
                     f"{host}: cannot reach the Docker engine at {shown}: {_reason(exc)}"
                 ) from None
 
-    return Client(base_url=f"unix://{socket}", version="auto", timeout=timeout)
+    return Client(base_url=f"unix://{socket_path}", version="auto", timeout=timeout)
 
 
 @dataclass
@@ -263,12 +317,16 @@ class SshConnector(LocalConnector):
 
     target: SshTarget = field(default_factory=lambda: SshTarget(host="", address=""))
     _dir: str = field(default="", init=False, repr=False)
+    # How this master's files are named in _dir: plainly in a run's own folder (""), after
+    # the master's key in the kept folder, which every kept master of the user shares.
+    _stem: str = field(default="", init=False, repr=False)
     _sessions: threading.BoundedSemaphore = field(
         default_factory=lambda: threading.BoundedSemaphore(MAX_SESSIONS), init=False, repr=False
     )
     _master_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     # Ends the master and removes the folder if close() is never called (an exception, a
-    # forgotten connector): at garbage collection, or at the latest when ccci exits.
+    # forgotten connector): at garbage collection, or at the latest when ccci exits. A kept
+    # master has none: it is meant to outlive the run.
     _finalizer: weakref.finalize[[list[str], str], SshConnector] | None = field(
         default=None, init=False, repr=False
     )
@@ -287,17 +345,22 @@ class SshConnector(LocalConnector):
     @property
     def control_path(self) -> str:
         """The SSH master's control socket, in this connector's private folder."""
-        return os.path.join(self._dir, "control")
+        return _named(self._dir, self._stem, "control")
 
     @property
     def forwarded_socket(self) -> str:
-        """The engine's socket forwarded by the master, in the private folder: the SDK connects here
-        as to a local engine."""
-        return os.path.join(self._dir, "docker.sock")
+        """The engine's socket forwarded by the master, in the private folder: ccci connects
+        here as to a local engine."""
+        return _named(self._dir, self._stem, "docker.sock")
+
+    @property
+    def _where(self) -> str:
+        return f"{self.host} ({self.target.describe()})"
 
     def connect(self) -> None:
-        """Start the master, with the engine's socket forwarded, unless it runs; a refused
-        host key or an unreachable host is a ConnectionFailed naming the host.
+        """Start the master, with the engine's socket forwarded, unless it runs (a kept one
+        too); a refused host key, an unreachable host or a kept folder that is not this
+        user's alone is a ConnectionFailed naming the host.
 
         A master unused for ``ControlPersist`` exits and removes its control socket; the
         next command or API request starts it again in the same folder, so the forwarded
@@ -305,55 +368,90 @@ class SshConnector(LocalConnector):
         with self._master_lock:
             if self._dir and os.path.exists(self.control_path):
                 return
-            # 0700: the control socket and the forwarded engine socket are ours alone.
-            folder = self._dir or private_folder()
-            try:
-                self._start_master(folder)
-            except BaseException:
-                shutil.rmtree(folder, ignore_errors=True)
-                self._dir = ""
-                raise
-            if self._dir != folder:
-                exit_argv = [
-                    "ssh", *self.target.options(os.path.join(folder, "control")),
-                    "-O", "exit", "--", self.target.address,
-                ]  # fmt: skip
-                self._finalizer = weakref.finalize(self, _end_master, exit_argv, folder)
-            self._dir = folder
+            if self.target.persist:
+                self._connect_kept()
+            else:
+                self._connect_own()
 
-    def _start_master(self, folder: str) -> None:
+    def _connect_own(self) -> None:
+        """A master of this run's own, in a new folder, ended by close()."""
+        # 0700: the control socket and the forwarded engine socket are ours alone.
+        folder = self._dir or private_folder()
+        try:
+            self._start_master(folder, "")
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            self._dir = ""
+            raise
+        if self._dir != folder:
+            exit_argv = [
+                "ssh", *self.target.options(os.path.join(folder, "control")),
+                "-O", "exit", "--", self.target.address,
+            ]  # fmt: skip
+            self._finalizer = weakref.finalize(self, _end_master, exit_argv, folder)
+        self._dir = folder
+
+    def _connect_kept(self) -> None:
+        """The kept master of this connection when one answers, else a new one; under the
+        master's file lock, so a second ccci waits for the first one's handshake and then
+        uses its master rather than starting another."""
+        folder = kept_folder(self._where)
+        stem = master_key(self.target, unix_socket_path(self.docker_host))
+        control = _named(folder, stem, "control")
+        forwarded = _named(folder, stem, "docker.sock")
+        with _locked(_named(folder, stem, "lock")):
+            if not (_answers(control) and _is_socket(forwarded)):
+                if _answers(control):  # its forward was removed: a master no read can use
+                    _exit_master(control)
+                # A killed master's sockets stay behind: ssh would not bind over the control
+                # socket (it would run without one), and the forward's is stale.
+                for stale in (control, forwarded):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(stale)
+                self._start_master(folder, stem)
+        with _KEPT_SESSIONS_LOCK:
+            shared = _KEPT_SESSIONS.setdefault(stem, threading.BoundedSemaphore(MAX_SESSIONS))
+        self._dir, self._stem, self._sessions = folder, stem, shared
+
+    def _start_master(self, folder: str, stem: str) -> None:
+        forwarded = _named(folder, stem, "docker.sock")
         argv = [
-            "ssh", *self.target.options(os.path.join(folder, "control"), master=True),
+            "ssh", *self.target.options(_named(folder, stem, "control"), master=True),
             "-o", "ExitOnForwardFailure=yes",
             "-o", "StreamLocalBindUnlink=yes",
             "-o", "StreamLocalBindMask=0177",
-            "-L", f"{os.path.join(folder, 'docker.sock')}:{unix_socket_path(self.docker_host)}",
+            "-L", f"{forwarded}:{unix_socket_path(self.docker_host)}",
             "-N", "-f", "--", self.target.address,
         ]  # fmt: skip
         # A file, not a pipe: the backgrounded master keeps its stderr open for its life.
-        with open(os.path.join(folder, "master.log"), "w+") as err:
+        log = os.open(
+            _named(folder, stem, "master.log"),
+            os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+            0o600,
+        )
+        with open(log, "w+") as err:
             try:
                 done = subprocess.run(
                     argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
                     timeout=COMMAND_TIMEOUT, check=False,
                 )  # fmt: skip
             except (OSError, subprocess.TimeoutExpired) as exc:
-                raise ConnectionFailed(
-                    f"{self.host} ({self.target.describe()}): cannot start ssh: {exc}"
-                ) from None
+                raise ConnectionFailed(f"{self._where}: cannot start ssh: {exc}") from None
             err.seek(0)
             said = err.read()
         if done.returncode != 0:
             raise ssh_failure(self.target, said)
 
     def close(self) -> None:
-        """The API client, then the master (``-O exit``), then the private folder."""
+        """The API client; then a master of this run's own (``-O exit``) and its folder. A
+        kept master stays, for the next run, until ``ControlPersist`` passes unused."""
         super().close()
         with self._master_lock:
             if self._finalizer is not None:
                 self._finalizer()
                 self._finalizer = None
             self._dir = ""
+            self._stem = ""
 
     def run(
         self, argv: Sequence[str], input: bytes | None = None, timeout: float = COMMAND_TIMEOUT
@@ -583,6 +681,170 @@ def private_folder() -> str:
             return tempfile.mkdtemp(prefix="ccci-ssh-", dir=root)
     # Too long everywhere: ssh then says so, in the host's one-line error.
     return tempfile.mkdtemp(prefix="ccci-ssh-")
+
+
+# The kept folder's longest name: a master's key (16 hex digits) and ".docker.sock".
+_KEPT_LONGEST = "0" * 16 + ".docker.sock"
+
+
+def _named(folder: str, stem: str, name: str) -> str:
+    """One of a master's files: ``control``, ``docker.sock``, ``master.log``, ``lock``."""
+    return os.path.join(folder, f"{stem}.{name}" if stem else name)
+
+
+def master_key(target: SshTarget, remote_socket: str) -> str:
+    """16 hex digits of a digest of everything that decides what a master reaches and how:
+    the local ``ssh`` binary, user, address, port, key file, the inventory's ssh options and
+    the remote socket it forwards. A run that changes any of them gets a master of its own,
+    never another connection's (one whose host key was checked against other known_hosts,
+    or that logged in as another user). What ``~/.ssh/config`` says is not in it: edit it
+    and end the kept masters (docs/inventory.md)."""
+    found = shutil.which("ssh")
+    parts = [
+        os.path.realpath(found) if found else "ssh",
+        target.user,
+        target.address,
+        target.port,
+        os.path.abspath(target.key_file) if target.key_file else "",
+        list(target.common_args),
+        list(target.extra_args),
+        remote_socket,
+    ]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+
+
+def kept_folder(where: str = "ssh") -> str:
+    """The folder this user's kept masters live in: ``CCCI_SSH_CONTROL_DIR``, else
+    ``$XDG_RUNTIME_DIR/ccci-ssh`` (when that is the user's own, as it is meant to be: gone
+    at logout), else ``/tmp/ccci-ssh-<uid>``. One fixed place and not ``TMPDIR``: the next
+    run must find the master whatever its own TMPDIR (a nightly's and a shell's differ).
+
+    Made 0700 when missing. Used only when it is a folder (not a link) that this user owns
+    and no one else can write to, checked every time a run first needs it, as OpenSSH
+    checks ``~/.ssh``: in a shared ``/tmp`` another user may have made the name first, and
+    whoever can write there could put a socket of theirs where ccci's would be. ``where``
+    begins the error (the host)."""
+    chosen = os.environ.get(CONTROL_DIR_ENV, "")
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    if chosen:
+        folder = os.path.abspath(chosen)
+    elif _own_runtime_dir(runtime) and _fits(os.path.join(runtime, "ccci-ssh")):
+        folder = os.path.join(runtime, "ccci-ssh")
+    else:
+        folder = f"/tmp/ccci-ssh-{os.getuid()}"
+    if "%" in folder:
+        raise UnsafeControlFolder(
+            f"{where}: SSH control folder {folder}: holds a '%', which ssh reads as the start "
+            f"of a token in socket paths; name another in {CONTROL_DIR_ENV}"
+        )
+    try:
+        os.mkdir(folder, 0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise UnsafeControlFolder(
+            f"{where}: SSH control folder {folder}: cannot make it: {exc.strerror}"
+        ) from None
+    why = _not_private(folder)
+    if why:
+        raise UnsafeControlFolder(
+            f"{where}: SSH control folder {folder}: {why}; refusing to use it (remove it, "
+            f"name a folder of your own in {CONTROL_DIR_ENV}, or set {PERSIST_ENV}=no)"
+        )
+    return folder
+
+
+def _own_runtime_dir(runtime: str) -> bool:
+    """Whether ``XDG_RUNTIME_DIR`` is this user's: ``sudo -E`` keeps the caller's, and a
+    folder root made in it would then be refused to its user."""
+    try:
+        return os.path.isdir(runtime) and os.stat(runtime).st_uid == os.getuid()
+    except OSError:
+        return False
+
+
+def _fits(folder: str) -> bool:
+    return len(os.path.join(folder, _KEPT_LONGEST).encode()) <= SOCKET_PATH_MAX
+
+
+def _not_private(folder: str) -> str:
+    """Why ``folder`` is not this user's alone, or ''."""
+    try:
+        st = os.lstat(folder)
+    except OSError as exc:
+        return exc.strerror or "cannot be read"
+    if stat.S_ISLNK(st.st_mode):
+        return "a symbolic link, not a folder"
+    if not stat.S_ISDIR(st.st_mode):
+        return "not a folder"
+    if st.st_uid != os.getuid():
+        return f"owned by uid {st.st_uid}, not by this user (uid {os.getuid()})"
+    if st.st_mode & 0o022:
+        return f"its group or others can write to it (mode {stat.S_IMODE(st.st_mode):04o})"
+    return ""
+
+
+def _answers(control: str) -> bool:
+    """Whether a master listens on its control socket: a killed one leaves the file behind,
+    and connecting to it is refused. (Cheaper than ``ssh -O check``, a process of its own.)"""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(5)
+    try:
+        probe.connect(control)
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
+def _is_socket(path: str) -> bool:
+    try:
+        return stat.S_ISSOCK(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _locked(path: str) -> Iterator[None]:
+    """An exclusive flock on ``path``. Close-on-exec: the master that ssh leaves running in
+    the background must not inherit the lock and hold it for its whole life."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _exit_master(control: str) -> None:
+    """``ssh -O exit`` on a control socket alone: only the socket is asked, so no
+    configuration (``-F /dev/null``) and a placeholder for the host ssh requires."""
+    argv = ["ssh", "-F", "/dev/null", "-o", f"ControlPath={control}", "-O", "exit", "ccci"]
+    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+        subprocess.run(argv, capture_output=True, timeout=30, check=False)
+
+
+def end_kept_masters(folder: str | None = None) -> list[str]:
+    """End every master kept in ``folder`` (default :func:`kept_folder`'s) and remove the
+    sockets killed ones left; the control sockets of the masters that were running. For
+    whoever wants the connections gone now rather than ``ControlPersist`` after their last
+    use (a test that stops a host's sshd: an established master outlives its listener)."""
+    folder = folder or kept_folder()
+    ended = []
+    for name in sorted(os.listdir(folder)):
+        if not name.endswith(".control"):
+            continue
+        stem = name.removesuffix(".control")
+        control = _named(folder, stem, "control")
+        with _locked(_named(folder, stem, "lock")):  # never one a run is starting
+            if _answers(control):
+                _exit_master(control)
+                ended.append(control)
+            for left in (control, _named(folder, stem, "docker.sock")):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(left)
+    return ended
 
 
 def _end_master(exit_argv: list[str], folder: str) -> None:

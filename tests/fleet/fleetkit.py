@@ -6,9 +6,11 @@ make of its nodes."""
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -91,13 +93,43 @@ def workspace(fleet: Fleet, root: Path, *policies: str, inventory: str | None = 
     return root
 
 
+# The SSH masters ccci keeps between the runs of this test process: in a folder of the
+# process's own (short: a socket's path must fit 104 bytes), so they are the tests' alone,
+# and stop_sshd() and the process's exit can end them.
+_SSH_DIR = f"/tmp/ccci-fleet-ssh-{os.getpid()}"
+_ssh_dir_ended_at_exit = False
+
+
+def ssh_dir() -> str:
+    """The folder of the masters this process's ccci runs keep (made 0700 when missing),
+    its masters ended and itself removed when the process exits."""
+    global _ssh_dir_ended_at_exit
+    if not os.path.isdir(_SSH_DIR):
+        os.mkdir(_SSH_DIR, 0o700)
+    if not _ssh_dir_ended_at_exit:
+        atexit.register(_end_kept_masters)
+        _ssh_dir_ended_at_exit = True
+    return _SSH_DIR
+
+
+def _end_kept_masters(remove: bool = True) -> None:
+    # Imported here: the fleet benchmark imports this module too, beside another ccci.
+    from ccci.connectors.ssh import end_kept_masters
+
+    if os.path.isdir(_SSH_DIR):
+        end_kept_masters(_SSH_DIR)
+    if remove:
+        shutil.rmtree(_SSH_DIR, ignore_errors=True)
+
+
 def cli_env(root: Path) -> dict[str, str]:
     """The environment ccci runs in for the workspace ``root``: no DOCKER_ or CCCI_ setting
     of the caller's, and a DOCKER_HOST under ``root`` that no engine listens on, so anything
     ccci sent to this machine's engine for a remote host would fail (or, where a test
-    listens there, be counted)."""
+    listens there, be counted); its kept SSH masters in this process's ssh_dir()."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKER_", "CCCI_"))}
     env.update(NO_COLOR="1", DOCKER_HOST=f"unix://{root}/no-local-engine.sock")
+    env["CCCI_SSH_CONTROL_DIR"] = ssh_dir()
     return env
 
 
@@ -159,7 +191,10 @@ def wait_for(what: str, done: Callable[[], Any], timeout: float = 90) -> None:
 
 def stop_sshd(node: FleetNode) -> None:
     """Stop only the harness's sshd of this node, by its pid: the node is unreachable until
-    ensure_fleet() starts it again (the test's ``finally``, or the next fleet fixture)."""
+    ensure_fleet() starts it again (the test's ``finally``, or the next fleet fixture).
+    First the masters earlier runs kept (ssh_dir()): an established connection outlives
+    its listener, on a real host too, and would still reach the node."""
+    _end_kept_masters(remove=False)
     paths = next(p for p in fleet_mod.node_paths() if p.name == node.name)
     pid = fleet_mod._sshd_pid(paths)
     assert pid, f"no sshd of ours for {node.name}"

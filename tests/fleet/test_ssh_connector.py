@@ -4,6 +4,9 @@ host's own, read and written there and never on the machine running the tests.""
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -13,18 +16,50 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from fleetkit import JANITOR, cli_env, workspace
+from fleetkit import CCCI, JANITOR, cli_env, workspace
 
 from ccci.connectors.local import ConnectionFailed
-from ccci.connectors.ssh import HostKeyMismatch, SshConnector
+from ccci.connectors.ssh import (
+    CONTROL_DIR_ENV,
+    PERSIST_ENV,
+    HostKeyMismatch,
+    SshConnector,
+    end_kept_masters,
+)
 from ccci.facts.docker import gather
 from ccci.facts.model import FileFact
+from harness import fleet as fleet_mod
+from harness import procs
 from harness.fleet import Fleet, FleetNode
 from harness.images import BASE_TAG, load_image
 
 
+@pytest.fixture(autouse=True)
+def own_masters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A master of each connector's own, ended by close(), unless a test keeps them
+    (``ccci_ssh_persist``): persistence off is exactly the connector without it."""
+    monkeypatch.setenv(PERSIST_ENV, "no")
+
+
 def _connector(fleet: Fleet, node: FleetNode, **overrides: str) -> SshConnector:
     return SshConnector.for_host(node.name, {**fleet.host_vars(node), **overrides})
+
+
+@pytest.fixture
+def kept_dir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A folder of the test's own for kept masters (short: a socket's path must fit), named
+    to the connector by the env it reads; the masters in it ended after."""
+    folder = Path(tempfile.mkdtemp(prefix="ccci-kept-", dir="/tmp"))
+    monkeypatch.setenv(CONTROL_DIR_ENV, str(folder))
+    try:
+        yield folder
+    finally:
+        end_kept_masters(str(folder))
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _kept(fleet: Fleet, node: FleetNode) -> SshConnector:
+    return _connector(fleet, node, ccci_ssh_persist="true")
 
 
 @pytest.fixture
@@ -363,3 +398,129 @@ def test_a_connector_never_closed_ends_its_master_when_it_is_collected(fleet: Fl
     del conn
     gc.collect()
     assert not os.path.exists(folder)
+
+
+# ---- masters kept between runs ---------------------------------------------------------
+
+
+def _master_pid(control: str) -> int:
+    """The pid a master says it runs as (``ssh -O check``)."""
+    said = subprocess.run(
+        ["ssh", "-F", "/dev/null", "-o", f"ControlPath={control}", "-O", "check", "x"],
+        capture_output=True, text=True, timeout=30, check=True,
+    ).stderr  # fmt: skip
+    return int(said.split("pid=", 1)[1].split(")", 1)[0])
+
+
+def _plan(root: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [CCCI, "reconcile", "--plan", *args, "--state-dir", str(root / "state")],
+        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _finished(run: subprocess.Popen[str]) -> tuple[int, str]:
+    out, err = run.communicate(timeout=300)
+    return run.returncode, out + err
+
+
+def test_later_runs_connect_to_the_master_the_first_run_kept_and_log_in_no_more(
+    clean_fleet: Fleet, kept_dir: Path, tmp_path: Path
+) -> None:
+    fleet = clean_fleet
+    root = workspace(fleet, tmp_path, PRUNE_ALL_KINDS, JANITOR)
+    env = {**cli_env(root), CONTROL_DIR_ENV: str(kept_dir)}
+    before = {n.name: _logins(n) for n in fleet.nodes}
+    first = _finished(_plan(root, env))
+    assert first[0] == 0, first[1]
+    controls = sorted(kept_dir.glob("*.control"))
+    assert len(controls) == len(fleet.nodes)
+    assert {n.name: _logins(n) for n in fleet.nodes} == {k: v + 1 for k, v in before.items()}
+    pids = {_master_pid(str(c)) for c in controls}
+    # A plan again, a janitor run, status: every host reached through the kept master.
+    again = _finished(_plan(root, env))
+    assert again[0] == 0, again[1]
+    for command in (["janitor", "--plan"], ["status"]):
+        done = subprocess.run(
+            [CCCI, *command, "--state-dir", str(root / "state")],
+            cwd=root, env=env, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+    assert {n.name: _logins(n) for n in fleet.nodes} == {k: v + 1 for k, v in before.items()}
+    assert {_master_pid(str(c)) for c in sorted(kept_dir.glob("*.control"))} == pids
+    assert stat.S_IMODE(os.stat(kept_dir).st_mode) == 0o700
+
+
+def test_two_runs_at_once_start_one_master_per_host(
+    clean_fleet: Fleet, kept_dir: Path, tmp_path: Path
+) -> None:
+    fleet = clean_fleet
+    root = workspace(fleet, tmp_path, PRUNE_ALL_KINDS)
+    env = {**cli_env(root), CONTROL_DIR_ENV: str(kept_dir)}
+    before = {n.name: _logins(n) for n in fleet.nodes}
+    runs = [_plan(root, env), _plan(root, env)]
+    for code, said in map(_finished, runs):
+        assert code == 0, said
+    assert {n.name: _logins(n) for n in fleet.nodes} == {k: v + 1 for k, v in before.items()}
+
+
+def test_with_persistence_off_a_run_keeps_no_master(
+    fleet: Fleet, kept_dir: Path, tmp_path: Path
+) -> None:
+    off = fleet_mod.inventory_yaml(fleet).replace(
+        '"ansible_connection": "ssh",', '"ansible_connection": "ssh", "ccci_ssh_persist": false,'
+    )
+    root = workspace(fleet, tmp_path, PRUNE_ALL_KINDS, inventory=off)
+    temp = Path(tempfile.mkdtemp(prefix="ccci-off-", dir="/tmp"))
+    env = {**cli_env(root), CONTROL_DIR_ENV: str(kept_dir), "TMPDIR": str(temp)}
+    try:
+        code, said = _finished(_plan(root, env))
+        assert code == 0, said
+        # Each master was ended (no ssh of the run's left) and its folder removed.
+        assert list(temp.iterdir()) == [], "a run's own SSH folders were left behind"
+        assert procs.find(lambda argv: any(str(temp) in a for a in argv)) == []
+        assert list(kept_dir.iterdir()) == []
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_a_killed_masters_stale_sockets_are_replaced_by_a_new_master(
+    fleet: Fleet, kept_dir: Path
+) -> None:
+    node = fleet.workers[0]
+    first = _kept(fleet, node)
+    assert first.api.info()["Name"] == node.name
+    control, forwarded = first.control_path, first.forwarded_socket
+    first.close()
+    pid = _master_pid(control)
+    os.kill(pid, signal.SIGKILL)  # the master this test's connector started, by its pid
+    assert procs.wait_dead(pid, 10)
+    assert os.path.exists(control) and os.path.exists(forwarded)  # stale, left behind
+    before = _logins(node)
+    second = _kept(fleet, node)
+    try:
+        assert second.api.info()["Name"] == node.name
+        assert second.run(["hostname"]).stdout.decode().strip() == node.name
+        assert (second.control_path, second.forwarded_socket) == (control, forwarded)
+    finally:
+        second.close()
+    assert _logins(node) == before + 1
+    assert _master_pid(control) != pid
+
+
+def test_a_kept_folder_others_can_write_to_is_refused_in_one_line_and_nothing_runs(
+    fleet: Fleet, kept_dir: Path, tmp_path: Path
+) -> None:
+    node = fleet.nodes[0]
+    os.chmod(kept_dir, 0o770)
+    root = workspace(fleet, tmp_path, PRUNE_ALL_KINDS)
+    env = {**cli_env(root), CONTROL_DIR_ENV: str(kept_dir)}
+    before = _logins(node)
+    code, said = _finished(_plan(root, env, "--limit", node.name))
+    assert code == 1
+    assert said.strip() == (
+        f"ccci: {node.name} (root@{node.address}:{node.ssh_port}): SSH control folder "
+        f"{kept_dir}: its group or others can write to it (mode 0770); refusing to use it "
+        f"(remove it, name a folder of your own in {CONTROL_DIR_ENV}, or set {PERSIST_ENV}=no)"
+    )
+    assert list(kept_dir.iterdir()) == [] and _logins(node) == before
