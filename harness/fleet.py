@@ -12,6 +12,10 @@ route, so traffic only ever goes between the nodes and the root namespace.
 - sshd runs in the same network namespace with its own UTS and mount namespace, in which a
   small tmpfs of the node's own size covers ``<state>/remote``: the one path at which files
   and disk usage differ between the nodes and the machine, as they would between hosts.
+  There too the node's own root home (``<state>/nN/home``, Debian's skeleton) is bound over
+  /root: bash under sshd reads ~/.bashrc for every remote command, and this machine's runs
+  ``pyenv init`` (~45 ms each), which a real farm node's home does not. The bind lives in
+  sshd's mount namespace only and dies with it.
 - Ownership: a process is ours when its pidfile and command line say so, or when it lives
   in a network namespace the harness created (identified by its own names); nothing else
   is ever signalled. Stop removes the namespaces, veths and bridge of our own names only.
@@ -28,6 +32,7 @@ import functools
 import ipaddress
 import json
 import os
+import shlex
 import shutil
 import signal
 import time
@@ -66,6 +71,7 @@ SSH_PORT = 2222
 SWARM_PORT = 2577  # neither 2377 (Docker's) nor 2477 (the private engine's)
 DATA_PATH_PORT = 4799  # overlay VXLAN, off Docker's 4789
 REMOTE_MB = (24, 32, 40)  # each node's own tmpfs at <state>/remote: distinct disk usage
+ROOT_HOME = "/root"  # root's home in /etc/passwd, where each sshd sees its node's own home
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,11 @@ class NodePaths:
     @property
     def host_key(self) -> str:
         return os.path.join(self.dir, "ssh_host_ed25519_key")
+
+    @property
+    def home(self) -> str:
+        """root's home on this node: bound over /root where its sshd runs."""
+        return os.path.join(self.dir, "home")
 
     @property
     def remote_mb(self) -> int:
@@ -301,23 +312,36 @@ def _sshd_pid(node: NodePaths) -> int | None:
     return pid if pid and procs.alive(pid) and _is_our_sshd(node, pid) else None
 
 
-def _sshd_current(node: NodePaths) -> bool:
-    """Whether the running sshd's configuration is the one this harness writes now."""
+def _sshd_current(node: NodePaths, pid: int) -> bool:
+    """Whether the running sshd is the one this harness starts now: its configuration,
+    and the node's own home at /root (an sshd an older harness started sees the machine's)."""
     try:
         with open(node.sshd_config) as fh:
-            return fh.read() == _sshd_conf(node)
+            return fh.read() == _sshd_conf(node) and _home_bound(node, pid)
     except OSError:
         return False
 
 
-def _launch_sshd(node: NodePaths) -> int:
+def _home_bound(node: NodePaths, pid: int) -> bool:
+    """Whether /root, seen from inside sshd's mount namespace (/proc/PID/root), is the
+    node's home: a bind mount is the same directory, so device and inode agree."""
+    seen = os.stat(f"/proc/{pid}/root{ROOT_HOME}")
+    own = os.stat(node.home)
+    return (seen.st_dev, seen.st_ino) == (own.st_dev, own.st_ino)
+
+
+def _launch_sshd(node: NodePaths, own_home: bool = True) -> int:
     """sshd in the node's namespace; in its own mount namespace the node's own tmpfs
-    covers the remote-only folder first."""
+    covers the remote-only folder first, and the node's own home covers /root
+    (``own_home=False`` starts it as an older harness did, for tests of the restart)."""
     sshd.write_private(node.sshd_config, _sshd_conf(node))
     sshd.check_config(node.sshd_config)
     remote = _files(node.state_dir)[3]
     os.makedirs(remote, mode=0o755, exist_ok=True)
     mount = f"mount -t tmpfs -o size={node.remote_mb}m,mode=0755 {node.name} {remote}"
+    if own_home:
+        sshd.ensure_home(node.home)
+        mount += f" && mount --bind {shlex.quote(node.home)} {ROOT_HOME}"
     argv = [sshd.SSHD, "-D", "-f", node.sshd_config, "-E", node.sshd_log]
     pid = procs.spawn(
         node.sshd_log, netns.inside(node.member, node.name, mount, argv), "harness fleet start"
@@ -495,7 +519,8 @@ def _warm(state_dir: str, nodes: tuple[NodePaths, ...]) -> Fleet | None:
     for node in nodes:
         pid = our_dockerd_pid(node.engine)
         up = pid and ping(node.engine.socket) and _daemon_current(node)
-        if not (up and pid and _sshd_pid(node) and _sshd_current(node)):
+        listener = _sshd_pid(node)
+        if not (up and pid and listener and _sshd_current(node, listener)):
             return None
         engines.append(_engine(node, pid))
     if not os.path.exists(_files(state_dir)[2]):
@@ -543,7 +568,7 @@ def ensure_fleet(timeout: float = 120.0) -> Fleet:
             _wait_ready(node.engine, started[node.index], timeout)
             engines.append(_engine(node, started[node.index]))
             listener = _sshd_pid(node)
-            if listener and not _sshd_current(node):
+            if listener and not _sshd_current(node, listener):
                 procs.terminate(listener, functools.partial(_is_our_sshd, node), grace=5)
                 listener = None
             if not listener:
@@ -623,6 +648,23 @@ def relaunch_dockerd(node: FleetNode, settings: Mapping[str, object]) -> int:
     pid = _launch_dockerd(paths, settings)
     _wait_ready(paths.engine, pid, 60)
     return pid
+
+
+def relaunch_sshd_without_home(node: FleetNode) -> int:
+    """Stop one node's sshd and start it again as an older harness did, seeing the
+    machine's /root (tests of what a start repairs); returns the new pid."""
+    paths = next(p for p in node_paths() if p.name == node.name)
+    listener = _sshd_pid(paths)
+    if listener:
+        procs.terminate(listener, functools.partial(_is_our_sshd, paths), grace=5)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(paths.sshd_pidfile)
+    return _launch_sshd(paths, own_home=False)
+
+
+def sshd_pid(node: FleetNode) -> int | None:
+    """The node's running sshd (a process proven ours), else None."""
+    return _sshd_pid(next(p for p in node_paths() if p.name == node.name))
 
 
 def registry_pid() -> int | None:

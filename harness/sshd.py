@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import time
 from dataclasses import dataclass
@@ -13,6 +14,20 @@ from harness import netns, procs
 from harness.engine import EngineError
 
 SSHD = "/usr/sbin/sshd"  # absolute: sshd re-executes itself for every connection
+SKEL = "/etc/skel"  # Debian's default home, as useradd copies it
+
+# What a test host's root home holds when the machine has no /etc/skel: Debian's own
+# skeleton does just this for a shell that is not interactive (every remote command).
+MINIMAL_HOME = {
+    ".bashrc": (
+        "# ~/.bashrc of a fleet test host (the harness wrote it: this machine has no /etc/skel)\n"
+        "case $- in *i*) ;; *) return ;; esac\n"
+    ),
+    ".profile": (
+        "# ~/.profile of a fleet test host (the harness wrote it: this machine has no /etc/skel)\n"
+        'if [ -n "$BASH_VERSION" ] && [ -f "$HOME/.bashrc" ]; then . "$HOME/.bashrc"; fi\n'
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -51,6 +66,30 @@ def ensure_keys(
             kind, blob = fh.read().split()[:2]
         lines.append(f"[{host.address}]:{host.port} {kind} {blob}\n")
     write_private(known_hosts, "".join(lines))
+
+
+def ensure_home(home: str, skel: str = SKEL) -> None:
+    """A test host's own root home: a real node's sessions read its own dotfiles, never
+    this build machine's (whose ~/.bashrc runs ``pyenv init``, ~45 ms per remote command).
+
+    The skeleton's files are copied when missing, never over what is there: idempotent,
+    and what a session wrote stays, as on a real host."""
+    os.makedirs(home, mode=0o700, exist_ok=True)
+    os.chmod(home, 0o700)  # root's home is private, as /root is on Debian
+    files = []
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        files = sorted(e.name for e in os.scandir(skel) if e.is_file(follow_symlinks=False))
+    for name in files:
+        target = os.path.join(home, name)
+        if not os.path.lexists(target):
+            shutil.copy2(os.path.join(skel, name), target)
+    if files:
+        return
+    for name, text in MINIMAL_HOME.items():
+        target = os.path.join(home, name)
+        if not os.path.lexists(target):
+            with open(target, "w") as fh:
+                fh.write(text)
 
 
 def config(address: str, port: int, host_key: str, pidfile: str, authorized_keys: str) -> str:

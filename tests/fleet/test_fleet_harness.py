@@ -13,10 +13,11 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from harness import fleet as fleet_mod
-from harness import fleet_registry, procs
+from harness import fleet_registry, procs, sshd
 from harness.engine import Engine, daemon_config
 from harness.fleet import Fleet
 
@@ -104,6 +105,76 @@ def test_the_nodes_mount_their_own_remote_filesystem_which_the_machine_does_not_
         ["stat", "-f", "-c", "%T", fleet.remote_dir], capture_output=True, text=True, check=True
     )
     assert local.stdout.strip() != "tmpfs"
+
+
+MACHINE_HOME = "/root"  # this build machine's root home, which no node's session may see
+
+
+@contextmanager
+def _file_in_the_machines_home() -> Iterator[str]:
+    """A file of a unique name in the machine's own /root, removed after the test."""
+    name = f".ccci-fleet-test-{uuid.uuid4().hex}"
+    path = os.path.join(MACHINE_HOME, name)
+    with open(path, "x") as fh:
+        fh.write("this build machine's, not a test host's\n")
+    try:
+        yield name
+    finally:
+        os.unlink(path)
+
+
+def _home_of(fleet: Fleet, node: fleet_mod.FleetNode, probe: str) -> tuple[str, list[str], str]:
+    """$HOME, ``ls -A ~`` and whether ``~/probe`` exists, as a session on the node sees them."""
+    command = f'echo "$HOME"; ls -A ~; test -e ~/{probe} && echo seen || echo unseen'
+    said = _ssh(fleet, node, command)
+    home, *listing, probe_seen = said.splitlines()
+    return home, listing, probe_seen
+
+
+def _node_home(node: fleet_mod.FleetNode) -> str:
+    return next(p for p in fleet_mod.node_paths() if p.name == node.name).home
+
+
+def _skeleton() -> set[str]:
+    if os.path.isdir(sshd.SKEL) and (found := set(os.listdir(sshd.SKEL))):
+        return found
+    return set(sshd.MINIMAL_HOME)
+
+
+def test_each_nodes_sessions_see_the_nodes_own_root_home_with_the_skeleton_not_the_machines(
+    fleet: Fleet,
+) -> None:
+    with _file_in_the_machines_home() as probe:
+        for node in fleet.nodes:
+            home, listing, probe_seen = _home_of(fleet, node, probe)
+            assert home == MACHINE_HOME  # root's home as /etc/passwd says, on every node
+            assert probe_seen == "unseen"
+            assert _skeleton() <= set(listing)
+            # What a session lists is the harness-made folder of that node, file for file.
+            assert sorted(listing) == sorted(os.listdir(_node_home(node)))
+            assert os.stat(_node_home(node)).st_mode & 0o777 == 0o700
+    # The bind lives in sshd's mount namespace: the machine's /root is no mount point and
+    # is still the machine's own.
+    with open("/proc/self/mountinfo") as fh:
+        assert MACHINE_HOME not in {line.split()[4] for line in fh}
+
+
+def test_a_start_restarts_once_an_sshd_that_an_older_harness_started_on_the_machines_home(
+    fleet: Fleet,
+) -> None:
+    node = fleet.workers[0]
+    old = fleet_mod.relaunch_sshd_without_home(node)
+    with _file_in_the_machines_home() as probe:
+        assert _home_of(fleet, node, probe)[2] == "seen"  # as before: the machine's /root
+
+        again = fleet_mod.ensure_fleet()
+
+        new = fleet_mod.sshd_pid(node)
+        assert new is not None and new != old and not procs.alive(old)
+        assert _home_of(again, node, probe)[2] == "unseen"
+        assert [n.engine.pid for n in again.nodes] == [n.engine.pid for n in fleet.nodes]
+    fleet_mod.ensure_fleet()
+    assert fleet_mod.sshd_pid(node) == new  # once: the restarted sshd passes as warm
 
 
 def test_the_swarm_has_one_manager_and_two_workers_identified_by_node_id(fleet: Fleet) -> None:
