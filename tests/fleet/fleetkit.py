@@ -47,11 +47,14 @@ def hold_fleet_lock() -> None:
 
 def fleet_or_fail() -> Fleet:
     """ensure_fleet() (cheap when warm, so a test that kills a node strands no later test),
-    or a failure under CI / a skip elsewhere; a start failure is paid for once."""
+    or a failure under CI / a skip elsewhere; a start failure is paid for once. No SSH
+    master an earlier test's ccci kept is left running: each test logs in afresh, and one
+    that stops a node (its sshd, the whole fleet) finds nothing of ours still connected."""
     import pytest
 
     global _start_error
     hold_fleet_lock()
+    _end_kept_masters(remove=False)
     if _start_error is None:
         try:
             return fleet_mod.ensure_fleet()
