@@ -20,24 +20,20 @@ time, so an error reads exactly as it does without the cache. ``ccci policy chec
 uses it. The control-character check is cheap and never skipped (see
 :func:`ccci.policy.pipeline.validate`).
 
-It is one small JSON file, ``<state-dir>/cache/validated.json``: one read per run rather than
-a stat per document, one atomic write (one fsync) when anything new passed rather than one per
-document, and concurrent runs can only lose each other's entries (which costs a validation),
-never corrupt them. It is a cache and never more: a state directory that is missing (a plan
-does not create one), unreadable or unwritable, a full disk, a file that is corrupt, foreign
-(not owned by this user) or writable by others all mean no cache, never an error and never a
-different result. It keeps the :data:`MAX_ENTRIES` most recently used digests, so a policy
-repo that changes every night does not grow it for ever. Deleting the folder clears it.
+It is one small JSON file, ``<state-dir>/cache/validated.json``, handled as
+:mod:`ccci.state.cachefile` handles every cache file: one read per run rather than a stat per
+document, one atomic write (one fsync) when anything new passed rather than one per
+document, concurrent runs can only lose each other's entries (which costs a validation), and
+a cache and never more (missing, unwritable, corrupt, foreign or others-writable means no
+cache, never an error and never a different result). It keeps the :data:`MAX_ENTRIES` most
+recently used digests, so a policy repo that changes every night does not grow it for ever.
+Deleting the folder clears it.
 """
 
 from __future__ import annotations
 
 import datetime
 import hashlib
-import importlib.util
-import json
-import os
-import stat
 import sys
 from collections.abc import Callable
 from functools import cache
@@ -46,7 +42,7 @@ from typing import Any
 
 from ccci import __version__, saferegex
 from ccci.policy import schema
-from ccci.state.atomic import write_atomic
+from ccci.state import cachefile
 
 # Bump when what a digest covers changes, so older entries never match.
 FORMAT = 1
@@ -109,28 +105,6 @@ def encode(data: Any) -> str:
     return "".join(out)
 
 
-def _file_identity(path: str | None) -> str:
-    if not path:
-        return "-"
-    try:
-        found = os.stat(path)
-    except OSError:
-        return f"{path} unreadable"
-    return f"{path} {found.st_size} {found.st_mtime_ns}"
-
-
-def _library_identity(name: str) -> str:
-    """Where ``name`` would be imported from, without importing it: its file's path, size
-    and mtime; ``absent`` when it cannot be imported (RE2 is optional)."""
-    try:
-        spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None:
-        return f"{name} absent"
-    return f"{name} {_file_identity(spec.origin)}"
-
-
 @cache
 def environment() -> str:
     """Everything besides the document and its schema that decides whether it passes; read
@@ -139,8 +113,8 @@ def environment() -> str:
         f"ccci-validated {FORMAT}",
         f"ccci {__version__}",
         f"python {sys.version}",
-        *(_library_identity(name) for name in _LIBRARIES),
-        *(_file_identity(module.__file__) for module in (schema, saferegex)),
+        *(cachefile.library_identity(name) for name in _LIBRARIES),
+        *(cachefile.file_identity(module.__file__) for module in (schema, saferegex)),
     ]
     return "\n".join(parts)
 
@@ -166,7 +140,7 @@ def digest(kind: str, data: Any) -> str | None:
 
 def cache_file(state_dir: Path) -> Path:
     """Where a state directory keeps the cache; delete its folder to clear it."""
-    return state_dir / "cache" / "validated.json"
+    return cachefile.folder(state_dir) / "validated.json"
 
 
 class ValidatedCache:
@@ -177,10 +151,9 @@ class ValidatedCache:
         self.state_dir = state_dir
         self.path = cache_file(state_dir)
         self.limit = limit
-        self._known: dict[str, None] | None = None
-        # This run's digests in the order they were used; new ones make a save worth it.
-        self._used: dict[str, None] = {}
-        self._new = False
+        self._entries: cachefile.Recent[None] = cachefile.Recent(
+            limit, lambda: ((key, None) for key in self._read())
+        )
 
     def validate(self, kind: str, data: Any, check: Callable[[], None]) -> None:
         """Run ``check`` (which raises on a problem) unless this document passed before, and
@@ -189,65 +162,26 @@ class ValidatedCache:
         if key is None:
             check()
             return
-        if key in self._entries():
-            self._used[key] = None
+        if self._entries.use(key):
             return
         check()
-        self._used[key] = None
-        self._new = True
+        self._entries.add(key, None)
 
     def save(self) -> None:
         """Write the entries back, this run's last (the newest), keeping at most ``limit``;
         nothing is written when every document was known already, and a failure to write
         leaves the run as it was."""
-        if not self._new:
-            return
-        used = self._used
-        older = [key for key in self._entries() if key not in used]
-        keep = [*older, *used][-self.limit :] if self.limit > 0 else []
-        text = json.dumps({"format": FORMAT, "digests": keep}, separators=(",", ":"))
-        try:
-            # A plan never creates the state directory; only the cache's folder inside it.
-            if not self.state_dir.is_dir():
-                return
-            self.path.parent.mkdir(mode=0o700, exist_ok=True)
-            write_atomic(self.path, text + "\n", mode=0o600)
-        except OSError:
-            return
-        self._new = False
-
-    def _entries(self) -> dict[str, None]:
-        if self._known is None:
-            self._known = dict.fromkeys(self._read())
-        return self._known
+        self._entries.save(
+            self.state_dir,
+            self.path,
+            lambda kept: {"format": FORMAT, "digests": [k for k, _ in kept]},
+        )
 
     def _read(self) -> list[str]:
-        # Never through a symlink, and never blocking on a FIFO put in the file's place.
-        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
-        try:
-            with os.fdopen(os.open(self.path, flags), "rb") as stream:
-                found = os.fstat(stream.fileno())
-                if not _trusted(found):
-                    return []
-                raw = stream.read(_MAX_BYTES + 1)
-            if len(raw) > _MAX_BYTES:
-                return []
-            loaded = json.loads(raw)
-        except (OSError, ValueError, RecursionError):
-            return []
+        loaded = cachefile.read_json(self.path, _MAX_BYTES)
         if not isinstance(loaded, dict) or loaded.get("format") != FORMAT:
             return []
         digests = loaded.get("digests")
         if not isinstance(digests, list):
             return []
         return [d for d in digests if isinstance(d, str) and len(d) == 64]
-
-
-def _trusted(found: os.stat_result) -> bool:
-    """A cache entry skips validation, so only a regular file this user owns and no one
-    else may write counts: the state directory's owner is the only one trusted with it."""
-    return (
-        stat.S_ISREG(found.st_mode)
-        and found.st_uid == os.geteuid()
-        and not found.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-    )
