@@ -10,12 +10,15 @@ import fnmatch
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ccci.config.yamlsrc import Document, PathKey, load_file
 from ccci.errors import InputError, Location
 from ccci.render.escape import terminal
 from ccci.saferegex import compile_policy
+
+if TYPE_CHECKING:
+    from ccci.config.yamlcache import ParsedCache
 
 DEFAULT_HOST = "localhost"
 
@@ -89,11 +92,12 @@ def implicit() -> Inventory:
     return Inventory({DEFAULT_HOST: host}, {"all": (DEFAULT_HOST,)}, "")
 
 
-def load(path: Path) -> Inventory:
-    """Load an inventory file; a missing file means the implicit ``localhost``."""
+def load(path: Path, parsed: ParsedCache | None = None) -> Inventory:
+    """Load an inventory file; a missing file means the implicit ``localhost``. ``parsed``
+    (a run's cache of parsed files) spares parsing a file that did not change."""
     if not path.exists():
         return implicit()
-    docs = load_file(path, str(path))
+    docs = load_file(path, str(path), parsed)
     if not docs:
         return implicit()
     if len(docs) > 1:

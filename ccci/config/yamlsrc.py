@@ -2,6 +2,9 @@
 
 Errors must name ``file:line: field``, so loading keeps a map from each value's path
 (``("spec", "gates", "disk_usage", "at_least")``) to the line it stands on.
+
+PyYAML is imported where a file is parsed, not with this module: a run whose files did not
+change takes its documents from :mod:`ccci.config.yamlcache` and never imports it.
 """
 
 from __future__ import annotations
@@ -9,11 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from ccci.errors import InputError, Location
+
+if TYPE_CHECKING:
+    import yaml
+
+    from ccci.config.yamlcache import ParsedCache
 
 PathKey = tuple[str | int, ...]
 
@@ -99,6 +105,8 @@ class NodeRefused(Exception):
 
 
 def _key_problem(key_node: yaml.Node, key: str, seen: set[str]) -> str | None:
+    import yaml
+
     if key_node.tag != _TEXT:
         # ``on:`` or ``yes:`` reads as a boolean, ``2024:`` as a number.
         value = yaml.constructor.SafeConstructor().construct_object(key_node)
@@ -119,6 +127,8 @@ def positions(root: yaml.Node, *, text_keys: bool = True) -> dict[PathKey, Posit
     written twice (ccci's loader); ``ccci policy check`` indexes without it and reports
     those itself.
     """
+    import yaml
+
     found: dict[PathKey, Position] = {}
     # Node entries, and key entries checked just before the value they hold.
     todo: list[tuple[yaml.Node, PathKey, frozenset[int], set[str] | None]] = [
@@ -162,6 +172,8 @@ def load_text(text: str, file: str) -> Iterator[Document]:
 
     Any input, however malformed, ends in an InputError with a location, never a crash.
     """
+    import yaml
+
     loader: yaml.SafeLoader | None = None
     try:
         loader = yaml.SafeLoader(text)
@@ -195,21 +207,49 @@ def load_text(text: str, file: str) -> Iterator[Document]:
             loader.dispose()
 
 
-def load_file(path: Path, display: str | None = None) -> list[Document]:
-    """Read a YAML file; ``display`` is the name errors show (relative, as the user typed)."""
+def load_file(
+    path: Path, display: str | None = None, parsed: ParsedCache | None = None
+) -> list[Document]:
+    """Read a YAML file; ``display`` is the name errors show (relative, as the user typed).
+
+    ``parsed`` (a run's :class:`~ccci.config.yamlcache.ParsedCache`) gives the documents of
+    bytes that parsed before without parsing them; the bytes are read every time, so an
+    edited file is always parsed again.
+    """
     name = display or str(path)
-    return list(load_text(read_text(path, name), name))
+    raw = read_bytes(path, name)
+    if parsed is not None:
+        return parsed.documents(raw, name)
+    return parse(raw, name)
+
+
+def parse(raw: bytes, name: str) -> list[Document]:
+    """The documents of a file's bytes, as :func:`load_file` reads them without a cache."""
+    return list(load_text(decode(raw, name), name))
 
 
 def read_text(path: Path, name: str) -> str:
     """A policy or inventory file's text; over MAX_FILE_BYTES it is refused unread."""
+    return decode(read_bytes(path, name), name)
+
+
+def read_bytes(path: Path, name: str) -> bytes:
+    """A policy or inventory file's bytes; over MAX_FILE_BYTES it is refused unread."""
     try:
         with path.open("rb") as stream:
             raw = stream.read(MAX_FILE_BYTES + 1)
-        if len(raw) > MAX_FILE_BYTES:
-            raise InputError(
-                Location(name, 0), f"larger than {MAX_FILE_BYTES // 1024} KiB: refused unread"
-            )
+    except OSError as exc:
+        raise InputError(Location(name, 0), f"cannot read: {exc}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise InputError(
+            Location(name, 0), f"larger than {MAX_FILE_BYTES // 1024} KiB: refused unread"
+        )
+    return raw
+
+
+def decode(raw: bytes, name: str) -> str:
+    """A file's bytes as text: UTF-8, or a one-line error naming the file."""
+    try:
         return raw.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
         raise InputError(Location(name, 0), f"cannot read: {exc}") from None

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ccci.config.yamlsrc import Document, load_file
 from ccci.errors import InputError, Location
+
+if TYPE_CHECKING:
+    from ccci.config.yamlcache import ParsedCache
 
 
 def discover(paths: Iterable[Path]) -> list[Path]:
@@ -26,11 +30,12 @@ def discover(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
-def read(paths: Iterable[Path]) -> list[Document]:
-    """Every document of every policy file, unrendered: the pipeline's input."""
+def read(paths: Iterable[Path], parsed: ParsedCache | None = None) -> list[Document]:
+    """Every document of every policy file, unrendered: the pipeline's input. ``parsed`` (a
+    run's cache of parsed files) spares parsing the files that did not change."""
     docs: list[Document] = []
     for path in discover(paths):
-        docs.extend(load_file(path, str(path)))
+        docs.extend(load_file(path, str(path), parsed))
     return docs
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ccci.config.inventory import Host, Inventory
 from ccci.errors import InputError
@@ -25,6 +26,9 @@ from ccci.policy.pipeline import (
     targets,
 )
 from ccci.policy.validated import ValidatedCache
+
+if TYPE_CHECKING:
+    from ccci.config.yamlcache import ParsedCache
 
 # build, finalize and hide_sensitive are the pipeline's; named here too for the callers
 # that load documents one at a time (tests, fixtures).
@@ -53,6 +57,7 @@ def load_for_hosts(
     inventory: Inventory,
     hosts: list[Host],
     passed: ValidatedCache | None = None,
+    parsed: ParsedCache | None = None,
 ) -> list[HostPolicies]:
     """Load, render, validate and build every policy for every host, before anything runs.
 
@@ -61,19 +66,26 @@ def load_for_hosts(
     ``hosts:`` matches none of the inventory's hosts is still validated (rendered with the
     ``all`` vars), so a typo is caught in review, not on the host. ``passed`` (a run's
     state directory's :class:`~ccci.policy.validated.ValidatedCache`) skips the schema for
-    the documents that passed it before, and is saved when the load ends, however it ends.
+    the documents that passed it before, and ``parsed`` (its
+    :class:`~ccci.config.yamlcache.ParsedCache`) parsing the files that parsed before; both
+    are saved when the load ends, however it ends.
     """
     try:
-        return _load(paths, inventory, hosts, passed)
+        return _load(paths, inventory, hosts, passed, parsed)
     finally:
-        if passed is not None:
-            passed.save()
+        for kept in (passed, parsed):
+            if kept is not None:
+                kept.save()
 
 
 def _load(
-    paths: Iterable[Path], inventory: Inventory, hosts: list[Host], passed: ValidatedCache | None
+    paths: Iterable[Path],
+    inventory: Inventory,
+    hosts: list[Host],
+    passed: ValidatedCache | None,
+    parsed: ParsedCache | None,
 ) -> list[HostPolicies]:
-    docs = read(paths)
+    docs = read(paths, parsed)
     for doc in docs:
         kind_of(doc)
     targeted = [targets(doc, inventory) for doc in docs]

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ccci.config import inventory as inventory_mod
 from ccci.config.inventory import Host, Inventory
+from ccci.config.yamlcache import ParsedCache
 from ccci.errors import CcciError, InputError, Location, StalePlan
 from ccci.facts.model import SCOPE_FULL, Facts, SwarmScope
 from ccci.quantities import format_time
@@ -198,8 +199,11 @@ class Workspace:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # The state directory remembers the files that parsed (a run whose inventory and
+        # policies did not change never imports PyYAML); saved when the policies are loaded.
+        self._parsed = ParsedCache(settings.state_dir)
         self.inventory: Inventory = with_connection(
-            inventory_mod.load(settings.inventory), settings.connection
+            inventory_mod.load(settings.inventory, self._parsed), settings.connection
         )
         self._planned: dict[str, HostPolicies] = {}
         self._facts: dict[str, Facts] = {}
@@ -234,7 +238,8 @@ class Workspace:
         from ccci.policy.validated import ValidatedCache
 
         passed = ValidatedCache(self.settings.state_dir)
-        loaded = load_for_hosts(self.settings.policies, inv, inv.limit(self.settings.limit), passed)
+        hosts = inv.limit(self.settings.limit)
+        loaded = load_for_hosts(self.settings.policies, inv, hosts, passed, self._parsed)
         kinds = self.settings.kinds
         if kinds is None:
             return loaded

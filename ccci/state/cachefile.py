@@ -112,7 +112,10 @@ class Recent(Generic[V]):
         self._new = False
 
     def use(self, key: str) -> bool:
-        """Whether ``key`` is known; a known key counts as used by this run."""
+        """Whether ``key`` is known (from the file, or added by this run); a known key
+        counts as used by this run."""
+        if key in self._used:
+            return True
         known = self._entries()
         if key not in known:
             return False
@@ -121,6 +124,8 @@ class Recent(Generic[V]):
 
     def value(self, key: str) -> V:
         """The value of a known ``key``."""
+        if key in self._used:
+            return self._used[key]
         return self._entries()[key]
 
     def add(self, key: str, value: V) -> None:
