@@ -5,7 +5,11 @@ engine's unix socket, and disk usage, env files, the client config, systemd and 
 are remote commands. Nothing of a remote host is read or written on the machine ccci runs on.
 
 - One multiplexed master per host (``ControlMaster``), its control socket in a private
-  0700 folder; every command is a session on that one connection.
+  0700 folder; every command is a session on that one connection, and never a login of its
+  own: ssh would quietly log in afresh when the master refuses a session, so commands get a
+  proxy that cannot connect (see :data:`NO_DIRECT_LOGIN`). A session refused because the
+  host's sshd allows no more on the connection (``MaxSessions``; two ccci sharing a kept
+  master can ask for more) is waited for, never reported as an unreachable host.
 - Masters are kept between runs (``ControlPersist``), as Ansible keeps them: in a per-user
   folder (:func:`kept_folder`), each named by a digest of everything that decides the
   connection (:func:`master_key`), so the next run (``--plan`` then ``--apply``, the janitor
@@ -44,6 +48,7 @@ import stat
 import subprocess
 import tempfile
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -63,8 +68,27 @@ from ccci.facts.model import ClientConfig, DiskUsage, FileFact, Unit, UnitFile
 from ccci.state.atomic import WriteFailed
 
 # At most this many commands at once on one master: OpenSSH's sshd allows 10 sessions per
-# connection (MaxSessions), and a refused session is an error, not a wait.
+# connection (MaxSessions). Other processes sharing a kept master are not counted here: a
+# session the master refuses is waited for (see SshConnector.run).
 MAX_SESSIONS = 8
+# What OpenSSH's mux client writes when the master asked sshd for a session and sshd refused
+# it (mux.c: mux_session_confirm's reply, printed by mux_client_request_session). Only this:
+# the master is up and the command was never started, so asking again is safe.
+SESSION_REFUSED = "mux_client_request_session: session request failed: Session open refused by peer"
+# How long a command waits for a free session in all, and the pauses between its tries
+# (doubling). Other runs' commands hold a session for milliseconds to a few seconds each;
+# half a minute outlasts a burst of them, yet a master whose sessions something holds for
+# good fails the host in a bounded time, not each command only after its COMMAND_TIMEOUT.
+SESSION_WAIT = 30.0
+SESSION_PAUSE = (0.05, 0.5)
+# A command's ssh gets this proxy, which cannot connect: when the master refuses the session,
+# ssh falls back to logging in on its own (a second login per command, and one that may run
+# the command, so a refusal could never be retried safely). A command only ever goes through
+# the master; the master itself keeps the user's own proxy settings. ssh takes the first
+# value it is given, so this one wins over the inventory's and ~/.ssh/config's.
+NO_DIRECT_LOGIN = "ProxyCommand=false"
+# ssh's short options that take a value (OpenSSH 9's getopt string), to find a -J among them.
+_SSH_VALUE_FLAGS = frozenset("bceilmopBDEFIJLOPQRSwW")
 # A kept master's sessions, shared by every connector of this process that uses it (one run
 # may make several connectors of one host); by master key.
 _KEPT_SESSIONS: dict[str, threading.BoundedSemaphore] = {}
@@ -94,6 +118,13 @@ class UnsafeControlFolder(ConnectionFailed):
     """The folder masters are kept in is not this user's alone (another user owns it or can
     write to it, or it is not a plain folder): ccci neither uses it nor connects, as OpenSSH
     refuses a key file or ``~/.ssh`` others can write."""
+
+
+class NoFreeSession(ConnectionFailed):
+    """Every session the host's sshd allows on the connection (``MaxSessions``) stayed in
+    use past :data:`SESSION_WAIT`: the host answers, it is busy, and the command never ran.
+    A ConnectionFailed still, so one such host leaves the others running, as unreachable
+    hosts do."""
 
 
 class RemoteCommandFailed(CcciError, OSError):
@@ -158,6 +189,7 @@ class SshTarget:
             "-o", f"ControlMaster={'yes' if master else 'no'}",
             "-o", f"ControlPersist={CONTROL_PERSIST}",
             "-o", "BatchMode=yes",
+            *([] if master or self.names_jump_host else ["-o", NO_DIRECT_LOGIN]),
         ]  # fmt: skip
         defaults = [
             "-o", "ConnectTimeout=15",
@@ -170,6 +202,30 @@ class SshTarget:
             *(["-l", self.user] if self.user else []),
         ]
         return [*ours, *self.common_args, *self.extra_args, *defaults, *who]
+
+    @property
+    def names_jump_host(self) -> bool:
+        """Whether the inventory's ssh arguments give ``-J``: ssh refuses ``-J`` after a
+        ProxyCommand, so such a host's commands keep ssh's own fallback login (and a
+        refused session is not retried: the fallback may have run the command)."""
+        return _has_jump_flag((*self.common_args, *self.extra_args))
+
+
+def _has_jump_flag(args: Sequence[str]) -> bool:
+    """``-J`` among ssh's short options, also in a cluster (``-qJ host``), never inside a
+    value (``-i ~/J``, ``-o ProxyJump=…``: that one ssh orders as any option)."""
+    value_next = False
+    for arg in args:
+        if value_next or not arg.startswith("-") or arg.startswith("--") or arg == "-":
+            value_next = False
+            continue
+        for i, flag in enumerate(arg[1:]):
+            if flag == "J":
+                return True
+            if flag in _SSH_VALUE_FLAGS:
+                value_next = i == len(arg) - 2  # the value is the next word
+                break
+    return False
 
 
 def _word(host: str, name: str, value: object) -> str:
@@ -457,24 +513,51 @@ class SshConnector(LocalConnector):
         self, argv: Sequence[str], input: bytes | None = None, timeout: float = COMMAND_TIMEOUT
     ) -> subprocess.CompletedProcess[bytes]:
         """Run argv on the host (each argument quoted) through the master; a failed
-        connection raises, the command's own exit status is the caller's to judge."""
-        self.connect()
+        connection raises, the command's own exit status is the caller's to judge.
+
+        A session the host refuses because all it allows on the connection are in use (other
+        ccci processes share a kept master) is asked for again, after a pause, for at most
+        SESSION_WAIT in all; then NoFreeSession says so. Only that refusal is retried: the
+        command never started (and, its ssh having no way to log in by itself, never ran
+        elsewhere), whereas after any other failure it may have run, and runs once at most."""
         command = remote_command(argv)
+        retry = not self.target.names_jump_host  # else ssh's own login may have run it
+        deadline = time.monotonic() + SESSION_WAIT
+        pause = SESSION_PAUSE[0]
+        while True:
+            # Each try: the master may have expired while this command waited.
+            self.connect()
+            done = self._run_once(argv[0], command, input, timeout)
+            said = done.stderr.decode("utf-8", errors="replace")
+            if done.returncode != SSH_FAILED:
+                return done
+            if not (retry and SESSION_REFUSED in said):
+                raise ssh_failure(self.target, said)
+            if time.monotonic() + pause > deadline:
+                raise NoFreeSession(
+                    f"{self._where}: the SSH connection has no free session: every session "
+                    f"the host's sshd allows on one connection (MaxSessions) stayed in use "
+                    f"for {SESSION_WAIT:.0f}s, so {argv[0]} was not run (raise MaxSessions "
+                    "in the host's sshd_config, or run fewer ccci at once)"
+                )
+            _pause(pause)
+            pause = min(pause * 2, SESSION_PAUSE[1])
+
+    def _run_once(
+        self, name: str, command: str, input: bytes | None, timeout: float
+    ) -> subprocess.CompletedProcess[bytes]:
+        """One ssh through the master, holding one of this process's sessions for it."""
         ssh = ["ssh", *self.target.options(self.control_path), "--", self.target.address, command]
         with self._sessions:
             try:
-                done = subprocess.run(
+                return subprocess.run(
                     ssh, input=input, capture_output=True, timeout=timeout, check=False,
                     stdin=None if input is not None else subprocess.DEVNULL,
                 )  # fmt: skip
             except subprocess.TimeoutExpired:
                 raise ConnectionFailed(
-                    f"{self.host} ({self.target.describe()}): {argv[0]} did not finish "
-                    f"within {timeout:.0f}s (timed out)"
+                    f"{self._where}: {name} did not finish within {timeout:.0f}s (timed out)"
                 ) from None
-        if done.returncode == SSH_FAILED:
-            raise ssh_failure(self.target, done.stderr.decode("utf-8", errors="replace"))
-        return done
 
     def _check(self, argv: Sequence[str], what: str, input: bytes | None = None) -> bytes:
         done = self.run(argv, input=input)
@@ -852,6 +935,12 @@ def _end_master(exit_argv: list[str], folder: str) -> None:
     if os.path.exists(os.path.join(folder, "control")):
         subprocess.run(exit_argv, capture_output=True, timeout=30, check=False)
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def _pause(seconds: float) -> None:
+    """The wait between a refused session and the next try (a name of its own, so a test
+    can see that a command really waited)."""
+    time.sleep(seconds)
 
 
 def _said(done: subprocess.CompletedProcess[bytes]) -> str:

@@ -18,11 +18,13 @@ from pathlib import Path
 import pytest
 from fleetkit import CCCI, JANITOR, cli_env, workspace
 
+from ccci.connectors import ssh as ssh_mod
 from ccci.connectors.local import ConnectionFailed
 from ccci.connectors.ssh import (
     CONTROL_DIR_ENV,
     PERSIST_ENV,
     HostKeyMismatch,
+    NoFreeSession,
     SshConnector,
     end_kept_masters,
 )
@@ -524,3 +526,116 @@ def test_a_kept_folder_others_can_write_to_is_refused_in_one_line_and_nothing_ru
         f"(remove it, name a folder of your own in {CONTROL_DIR_ENV}, or set {PERSIST_ENV}=no)"
     )
     assert list(kept_dir.iterdir()) == [] and _logins(node) == before
+
+
+# ---- a kept master whose sessions others hold ------------------------------------------
+
+
+def _hold_every_session(conn: SshConnector) -> list[subprocess.Popen[bytes]]:
+    """Sessions on the connector's master, as another ccci process would hold them, opened
+    one by one until the host's sshd refuses the next (its MaxSessions, whatever the
+    harness set): each holds its session until its stdin is closed."""
+    holders: list[subprocess.Popen[bytes]] = []
+    argv = ["ssh", *conn.target.options(conn.control_path), "--", conn.target.address]
+    for _ in range(200):
+        held = subprocess.Popen(
+            [*argv, "echo held; read -r _"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        assert held.stdout is not None
+        if held.stdout.readline() == b"held\n":
+            holders.append(held)
+            continue
+        _, err = held.communicate(timeout=60)
+        assert held.returncode == 255 and ssh_mod.SESSION_REFUSED in err.decode(), err
+        return holders
+    _release(holders)
+    raise AssertionError("the host's sshd never refused a session on one connection")
+
+
+def _release(holders: list[subprocess.Popen[bytes]]) -> None:
+    """Each holder's command reads its line and ends, freeing its session."""
+    for held in holders:
+        held.communicate(b"\n", timeout=60)
+
+
+def test_a_command_waits_for_a_session_other_processes_hold_and_then_runs(
+    fleet: Fleet, kept_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node = fleet.nodes[0]
+    conn = _kept(fleet, node)
+    conn.run(["true"])  # the kept master, up
+    logins = _logins(node)
+    holders = _hold_every_session(conn)
+    paused: list[float] = []
+
+    def sessions_freed_while_waiting(seconds: float) -> None:
+        # The real refusal made the command wait: now the other process ends its commands.
+        if not paused:
+            _release(holders)
+        paused.append(seconds)
+        time.sleep(seconds)
+
+    monkeypatch.setattr(ssh_mod, "_pause", sessions_freed_while_waiting)
+    try:
+        done = conn.run(["hostname"])
+        assert done.returncode == 0 and done.stdout.decode().strip() == node.name
+        assert paused, "the command never found the master's sessions all in use"
+    finally:
+        _release([h for h in holders if h.returncode is None])
+        conn.close()
+    # Every session, the refused ones too, went through the one kept master: no fallback login.
+    assert _logins(node) == logins
+
+
+def test_sessions_held_past_the_wait_fail_the_command_in_one_line_and_it_never_runs(
+    fleet: Fleet, kept_dir: Path, remote_files: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ssh_mod, "SESSION_WAIT", 1.0)
+    node = fleet.nodes[1]
+    conn = _kept(fleet, node)
+    mark = f"{remote_files}/ran"
+    conn.run(["mkdir", "-p", "--", remote_files])
+    logins = _logins(node)
+    holders = _hold_every_session(conn)
+    try:
+        with pytest.raises(NoFreeSession) as caught:
+            conn.run(["touch", "--", mark])
+    finally:
+        _release(holders)
+    try:
+        assert str(caught.value) == (
+            f"{node.name} (root@{node.address}:{node.ssh_port}): the SSH connection has no free "
+            "session: every session the host's sshd allows on one connection (MaxSessions) "
+            "stayed in use for 1s, so touch was not run (raise MaxSessions in the host's "
+            "sshd_config, or run fewer ccci at once)"
+        )
+        assert isinstance(caught.value, ConnectionFailed)  # the other hosts carry on
+        # The refused command ran neither through the master nor by a login of its own.
+        assert conn.run(["test", "-e", mark]).returncode == 1
+        assert _logins(node) == logins
+    finally:
+        conn.close()
+
+
+def test_a_commands_ssh_cannot_log_in_by_itself_unless_the_inventory_names_a_jump_host(
+    tmp_path: Path,
+) -> None:
+    def resolved(common_args: str) -> subprocess.CompletedProcess[str]:
+        target = SshConnector.for_host(
+            "ci", {"ansible_host": "ci.invalid", "ansible_ssh_common_args": common_args}
+        ).target
+        argv = ["ssh", "-G", *target.options(str(tmp_path / "c")), "--", target.address]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+
+    # ssh -G prints the configuration it would use, connecting nowhere.
+    plain = resolved("-F /dev/null -o ProxyJump=bastion")
+    assert plain.returncode == 0, plain.stderr
+    assert "proxycommand false" in plain.stdout.splitlines()
+    for jump in ("-F /dev/null -J bastion", "-F /dev/null -qJbastion"):
+        jumped = resolved(jump)
+        assert jumped.returncode == 0, jumped.stderr  # ssh refuses -J after a ProxyCommand
+        assert "proxyjump bastion" in jumped.stdout.splitlines()
+    # A J inside a value is no jump host.
+    keyed = resolved("-F /dev/null -i /keys/J -oUser=J")
+    assert "proxycommand false" in keyed.stdout.splitlines()
