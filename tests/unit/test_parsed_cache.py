@@ -14,6 +14,7 @@ import json
 import math
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import textwrap
@@ -479,15 +480,16 @@ def test_only_a_regular_file_of_this_user_that_no_one_else_may_write_is_trusted(
     mine = os.stat(write(tmp_path / "mine", "x"))
     assert cachefile.trusted(mine)
 
-    def like(**changed: int) -> os.stat_result:
+    def like(mode: int, uid: int) -> os.stat_result:
         fields = list(mine)
-        for name, value in changed.items():
-            fields[["st_mode", "st_uid"].index(name) * 4] = value
+        fields[stat.ST_MODE], fields[stat.ST_UID] = mode, uid
         return os.stat_result(fields)
 
-    assert not cachefile.trusted(like(st_uid=os.geteuid() + 1))
-    assert not cachefile.trusted(like(st_mode=mine.st_mode | 0o020))
-    assert not cachefile.trusted(like(st_mode=mine.st_mode | 0o002))
+    me = os.geteuid()
+    assert cachefile.trusted(like(mine.st_mode, me))
+    assert not cachefile.trusted(like(mine.st_mode, me + 1))
+    assert not cachefile.trusted(like(mine.st_mode | 0o020, me))
+    assert not cachefile.trusted(like(mine.st_mode | 0o002, me))
     assert not cachefile.trusted(os.stat(tmp_path))
 
 
