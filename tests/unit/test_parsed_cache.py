@@ -20,6 +20,7 @@ import sys
 import textwrap
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -327,8 +328,8 @@ def test_a_file_that_is_not_utf8_or_too_large_is_refused_alike_with_the_cache(
     binary.write_bytes(b"a: \xff\n")
     large = write(tmp_path / "large.yaml", "#" * (yamlsrc.MAX_FILE_BYTES + 1))
     for path in (binary, large):
-        without = error_of(lambda p=path: load_file(p, "shown/" + p.name))
-        assert error_of(lambda p=path: load(p, state)) == without
+        without = error_of(partial(load_file, path, "shown/" + path.name))
+        assert error_of(partial(load, path, state)) == without
     assert not cache_file(state).exists()
 
 
