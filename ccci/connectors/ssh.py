@@ -87,6 +87,10 @@ SESSION_PAUSE = (0.05, 0.5)
 # the master; the master itself keeps the user's own proxy settings. ssh takes the first
 # value it is given, so this one wins over the inventory's and ~/.ssh/config's.
 NO_DIRECT_LOGIN = "ProxyCommand=false"
+# What ssh writes when it tried that login (so the master's session never opened, and the
+# command never ran): the proxy it was given closed at once (sshconnect: kex_exchange_
+# identification). Seen only when the master was gone before the command's session.
+NO_MASTER = "kex_exchange_identification: Connection closed by remote host"
 # ssh's short options that take a value (OpenSSH 9's getopt string), to find a -J among them.
 _SSH_VALUE_FLAGS = frozenset("bceilmopBDEFIJLOPQRSwW")
 # A kept master's sessions, shared by every connector of this process that uses it (one run
@@ -524,6 +528,7 @@ class SshConnector(LocalConnector):
         retry = not self.target.names_jump_host  # else ssh's own login may have run it
         deadline = time.monotonic() + SESSION_WAIT
         pause = SESSION_PAUSE[0]
+        restarted = False
         while True:
             # Each try: the master may have expired while this command waited.
             self.connect()
@@ -531,6 +536,11 @@ class SshConnector(LocalConnector):
             said = done.stderr.decode("utf-8", errors="replace")
             if done.returncode != SSH_FAILED:
                 return done
+            if retry and not restarted and NO_MASTER in said and self._restart_dead_master():
+                # The master was gone before the session (killed, or it expired just now):
+                # ssh tried its own login instead, which cannot connect, so nothing ran.
+                restarted = True
+                continue
             if not (retry and SESSION_REFUSED in said):
                 raise ssh_failure(self.target, said)
             if time.monotonic() + pause > deadline:
@@ -542,6 +552,21 @@ class SshConnector(LocalConnector):
                 )
             _pause(pause)
             pause = min(pause * 2, SESSION_PAUSE[1])
+
+    def _restart_dead_master(self) -> bool:
+        """A new master when the control socket no longer answers (a killed master leaves
+        it behind, and connect() takes a socket file for a running master); whether the
+        master was dead."""
+        with self._master_lock:
+            if not self._dir or _answers(self.control_path):
+                return False
+            if self.target.persist:
+                self._connect_kept()  # under its file lock: stale sockets go, a master starts
+                return True
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.control_path)
+            self._connect_own()
+            return True
 
     def _run_once(
         self, name: str, command: str, input: bytes | None, timeout: float

@@ -639,3 +639,24 @@ def test_a_commands_ssh_cannot_log_in_by_itself_unless_the_inventory_names_a_jum
     # A J inside a value is no jump host.
     keyed = resolved("-F /dev/null -i /keys/J -oUser=J")
     assert "proxycommand false" in keyed.stdout.splitlines()
+
+
+def test_a_command_after_its_kept_master_was_killed_starts_a_new_master_and_runs_once(
+    fleet: Fleet, kept_dir: Path, remote_files: str
+) -> None:
+    node = fleet.workers[1]
+    conn = _kept(fleet, node)
+    try:
+        conn.run(["mkdir", "-p", "--", remote_files])
+        pid = _master_pid(conn.control_path)
+        os.kill(pid, signal.SIGKILL)  # the master this test's connector started, by its pid
+        assert procs.wait_dead(pid, 10)
+        assert os.path.exists(conn.control_path)  # stale, left behind
+        logins = _logins(node)
+        # A command's ssh cannot log in by itself: the connector starts the master again.
+        conn.run(["sh", "-c", 'echo x >> "$1"', "sh", f"{remote_files}/ran"])
+        assert conn.run(["cat", "--", f"{remote_files}/ran"]).stdout == b"x\n"
+        assert _logins(node) == logins + 1
+        assert _master_pid(conn.control_path) != pid
+    finally:
+        conn.close()
