@@ -257,6 +257,18 @@ def test_a_janitor_run_of_unchanged_files_imports_no_yaml_the_second_time(
     assert len(stored(state)) == 2
 
 
+def test_a_run_whose_policies_fail_to_load_still_keeps_the_inventory(
+    tmp_path: Path, state: Path
+) -> None:
+    first = _janitor(tmp_path, tmp_path / "missing", state)
+    assert "missing: no such file or directory" in first.stderr, first.stderr[-500:]
+    assert "yaml" in imports(first)
+    second = _janitor(tmp_path, tmp_path / "missing", state)
+    assert "yaml" not in imports(second)
+    assert messages(second) == messages(first)
+    assert len(stored(state)) == 1
+
+
 def test_a_schema_error_in_a_cached_document_names_its_file_line_and_field(
     tmp_path: Path, state: Path
 ) -> None:
