@@ -138,6 +138,10 @@ class FaultProxy:
 
         class Server(socketserver.ThreadingUnixStreamServer):
             daemon_threads = True
+            # The engine it stands in for listens with the kernel's full backlog; with
+            # socketserver's default of 5, a client's burst of connections (a run's first
+            # reads) was refused with EAGAIN, which the engine never does.
+            request_queue_size = 128
 
         self._server = Server(self.socket, Handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
