@@ -72,16 +72,13 @@ def reconcile(
     """Plan (and with --apply, apply) what the policies ask of each host."""
 
     settings = _scoped(host_settings(), work_scope)
-    if not allow_empty:
-        from ccci.policy.files import require_policies
-
-        require_policies(settings.policies)
-
     if mode == "apply" and facts_file is not None:
         raise CcciError("--facts plans offline and cannot be combined with --apply")
     if mode == "apply":
         can_ask(yes)
     workspace = workspace_for(settings)
+    if not allow_empty:
+        workspace.require_policies()
     with workspace.locked() if mode == "apply" else contextlib.nullcontext():
         _reconcile(workspace, mode, yes, detailed_exitcode, output, out, facts_file, now, verbose)
 

@@ -39,12 +39,13 @@ def read(paths: Iterable[Path], parsed: ParsedCache | None = None) -> list[Docum
     return docs
 
 
-def require_policies(paths: Iterable[Path]) -> None:
+def require_policies(paths: Iterable[Path], parsed: ParsedCache | None = None) -> None:
     """Refuse an empty policy set: with no policy, every host "matches policy", so a
     mistyped ``-p`` or a missing checkout would report a healthy host and exit 0. Files
-    are read until one holds a document (a bad one's error is the loader's to report)."""
+    are read until one holds a document (a bad one's error is the loader's to report),
+    through the run's cache of parsed files when there is one."""
     named = list(paths)
-    if not any(load_file(path, str(path)) for path in discover(named)):
+    if not any(load_file(path, str(path), parsed) for path in discover(named)):
         where = ", ".join(str(p) for p in named) or "policies"
         raise InputError(
             Location(where, 0),

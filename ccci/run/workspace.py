@@ -213,6 +213,13 @@ class Workspace:
         # (host, what) as each host's work starts and ends: the CLI shows it on a terminal.
         self.progress: Callable[[str, str], None] | None = None
 
+    def require_policies(self) -> None:
+        """Refuse an empty policy set (see ccci.policy.files), reading through this run's
+        cache of parsed files, so a run whose files did not change never imports yaml."""
+        from ccci.policy.files import require_policies
+
+        require_policies(self.settings.policies, self._parsed)
+
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the apply lock across plan and apply, so a second ``reconcile --apply``
