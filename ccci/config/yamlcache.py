@@ -216,15 +216,9 @@ class ParsedCache:
         self._entries.save(self.state_dir, self.path, _shaped)
 
     def _read(self) -> list[tuple[str, str]]:
-        loaded = cachefile.read_json(self.path, MAX_BYTES)
-        if not isinstance(loaded, dict) or loaded.get("format") != FORMAT:
-            return []
-        entries = loaded.get("entries")
-        if not isinstance(entries, list):
-            return []
         return [
             (entry[0], entry[1])
-            for entry in entries
+            for entry in cachefile.read_list(self.path, MAX_BYTES, FORMAT, "entries")
             if isinstance(entry, list)
             and len(entry) == 2
             and isinstance(entry[0], str)

@@ -178,10 +178,5 @@ class ValidatedCache:
         )
 
     def _read(self) -> list[str]:
-        loaded = cachefile.read_json(self.path, _MAX_BYTES)
-        if not isinstance(loaded, dict) or loaded.get("format") != FORMAT:
-            return []
-        digests = loaded.get("digests")
-        if not isinstance(digests, list):
-            return []
+        digests = cachefile.read_list(self.path, _MAX_BYTES, FORMAT, "digests")
         return [d for d in digests if isinstance(d, str) and len(d) == 64]

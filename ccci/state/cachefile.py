@@ -50,6 +50,18 @@ def read_json(path: Path, max_bytes: int) -> Any:
         return None
 
 
+def read_list(path: Path, max_bytes: int, version: int, field: str) -> list[Any]:
+    """The list under ``field`` of the cache file in ``path`` when its format is
+    ``version``; empty when it is missing, untrusted, corrupt, of another format or holds
+    no such list. The items are the caller's to check: a file of the right format may still
+    hold anything."""
+    loaded = read_json(path, max_bytes)
+    if not isinstance(loaded, dict) or loaded.get("format") != version:
+        return []
+    found = loaded.get(field)
+    return found if isinstance(found, list) else []
+
+
 def write_json(state_dir: Path, path: Path, value: Any) -> bool:
     """Write ``value`` to ``path`` (0600, in a 0700 folder), whole or not at all; False when
     it could not be written, which leaves the run as it was."""
