@@ -15,52 +15,43 @@ import math
 import os
 import shutil
 import stat
-import subprocess
-import sys
 import textwrap
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
+from subprocess import CompletedProcess
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from ccci.cli.main import cli
 from ccci.config import inventory as inventory_mod
 from ccci.config import yamlcache, yamlsrc
 from ccci.config.yamlcache import ParsedCache, Uncacheable, cache_file, decode, encode, pack
 from ccci.config.yamlsrc import Document, load_file
-from ccci.errors import InputError
 from ccci.policy import files
 from ccci.policy.validated import encode as exact
 from ccci.state import cachefile
-
-REPO = Path(__file__).resolve().parents[2]
-
-PRUNE = """\
-apiVersion: ccci/v1
-kind: PrunePolicy
-metadata:
-  name: {name}
-hosts: all
-spec:
-  gates:
-    disk_usage:
-      path: /var/lib/docker
-      at_least: {at_least}
-  prune:
-    dangling_images:
-      older_than: 24h
-"""
-
-INVENTORY = """\
-all:
-  hosts:
-    cc-ci:
-      docker_host: unix://{socket}
-"""
+from tests.unit.cachekit import (
+    BLOCKS,
+    ODD_SHAPES,
+    Counted,
+    block,
+    clear,
+    count_calls,
+    error_of,
+    imports,
+    janitor_plan,
+    messages,
+    nightly_at_least,
+    odd_shape,
+    plant,
+    policy_check,
+    python,
+    state_dir,
+    write_inventory,
+)
+from tests.unit.cachekit import prune as _prune
 
 # Every value YAML's safe loader makes under text keys, and a key that is JSON's tag.
 TYPED = """\
@@ -88,44 +79,26 @@ second: document
 
 
 def prune(name: str = "ci-docker-prune", at_least: str = "80%") -> str:
-    """One PrunePolicy document; ``at_least`` is the value the tests edit."""
-    return PRUNE.format(name=name, at_least=at_least)
-
-
-class Counted:
-    """How many files the real parser was asked to parse."""
-
-    def __init__(self) -> None:
-        self.calls = 0
+    """One PrunePolicy document, one gate; ``at_least`` is the value the tests edit."""
+    return _prune(name, at_least)
 
 
 @pytest.fixture
 def counted(monkeypatch: pytest.MonkeyPatch) -> Counted:
-    count = Counted()
-    real = yamlsrc.parse
-
-    def counting(raw: bytes, name: str) -> list[Document]:
-        count.calls += 1
-        return real(raw, name)
-
-    monkeypatch.setattr(yamlsrc, "parse", counting)
-    return count
+    """How many files the real parser was asked to parse."""
+    return count_calls(monkeypatch, yamlsrc, "parse")
 
 
 @pytest.fixture(autouse=True)
 def _fresh_identity() -> Iterator[None]:
-    # The process-wide identity is cached; a test that changes what it reads must not leak
-    # its answer into the next test.
-    yamlcache.environment.cache_clear()
+    clear(yamlcache.environment)
     yield
-    yamlcache.environment.cache_clear()
+    clear(yamlcache.environment)
 
 
 @pytest.fixture
 def state(tmp_path: Path) -> Path:
-    folder = tmp_path / "state"
-    folder.mkdir()
-    return folder
+    return state_dir(tmp_path)
 
 
 def write(path: Path, text: str) -> Path:
@@ -154,12 +127,6 @@ def same(one: list[Document], other: list[Document]) -> None:
     ]
     assert [exact(d.data) for d in one] == [exact(d.data) for d in other]
     assert [list(d.lines) for d in one] == [list(d.lines) for d in other]
-
-
-def error_of(call: Callable[[], object]) -> str:
-    with pytest.raises(InputError) as caught:
-        call()
-    return str(caught.value)
 
 
 # -- hits and misses ---------------------------------------------------------------------
@@ -195,7 +162,7 @@ def test_a_second_load_of_the_same_inventory_and_policies_imports_no_yaml(
     policies = tmp_path / "policies"
     write(policies / "prune.yaml", prune())
     write(policies / "typed.yaml", TYPED)
-    inventory = write(tmp_path / "inventory.yaml", INVENTORY.format(socket=tmp_path / "x.sock"))
+    inventory = write_inventory(tmp_path)
     script = textwrap.dedent(
         f"""
         import sys
@@ -212,34 +179,15 @@ def test_a_second_load_of_the_same_inventory_and_policies_imports_no_yaml(
         """
     )
 
-    def run() -> str:
-        done = subprocess.run(
-            [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, check=True
-        )
-        return done.stdout.strip()
-
-    assert run() == "['cc-ci'] 3 True"
-    assert run() == "['cc-ci'] 3 False"
+    assert python(script) == "['cc-ci'] 3 True"
+    assert python(script) == "['cc-ci'] 3 False"
     assert len(stored(state)) == 3
 
 
-def _janitor(tmp_path: Path, policies: Path, state: Path) -> subprocess.CompletedProcess[str]:
-    """A janitor plan that loads everything and then fails to reach the (missing) engine,
-    as on a host whose engine is down; its import log shows what loading cost."""
-    inventory = write(tmp_path / "inventory.yaml", INVENTORY.format(socket=tmp_path / "x.sock"))
-    args = [sys.executable, "-X", "importtime", "-m", "ccci", "janitor", "--plan"]
-    args += ["-p", str(policies), "-i", str(inventory), "--state-dir", str(state)]
-    env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
-    return subprocess.run(args, capture_output=True, text=True, cwd=tmp_path, env=env)
-
-
-def imports(done: subprocess.CompletedProcess[str]) -> set[str]:
-    lines = [ln for ln in done.stderr.splitlines() if ln.startswith("import time:")]
-    return {ln.rsplit("|", 1)[-1].strip() for ln in lines}
-
-
-def messages(done: subprocess.CompletedProcess[str]) -> list[str]:
-    return [ln for ln in done.stderr.splitlines() if not ln.startswith("import time:")]
+def _twice(tmp_path: Path, policies: Path, state: Path) -> list[CompletedProcess[str]]:
+    """The same janitor plan run twice over one state directory: the second run is the one
+    the cache serves."""
+    return [janitor_plan(tmp_path, policies, state) for _ in range(2)]
 
 
 def test_a_janitor_run_of_unchanged_files_imports_no_yaml_the_second_time(
@@ -247,10 +195,9 @@ def test_a_janitor_run_of_unchanged_files_imports_no_yaml_the_second_time(
 ) -> None:
     policies = tmp_path / "policies"
     write(policies / "prune.yaml", prune())
-    first = _janitor(tmp_path, policies, state)
+    first, second = _twice(tmp_path, policies, state)
     assert "cannot reach the Docker engine" in first.stderr, first.stderr[-500:]
     assert "yaml" in imports(first)
-    second = _janitor(tmp_path, policies, state)
     assert "yaml" not in imports(second)
     assert messages(second) == messages(first)
     # The inventory and the policy file; nothing new the second time.
@@ -260,10 +207,9 @@ def test_a_janitor_run_of_unchanged_files_imports_no_yaml_the_second_time(
 def test_a_run_whose_policies_fail_to_load_still_keeps_the_inventory(
     tmp_path: Path, state: Path
 ) -> None:
-    first = _janitor(tmp_path, tmp_path / "missing", state)
+    first, second = _twice(tmp_path, tmp_path / "missing", state)
     assert "missing: no such file or directory" in first.stderr, first.stderr[-500:]
     assert "yaml" in imports(first)
-    second = _janitor(tmp_path, tmp_path / "missing", state)
     assert "yaml" not in imports(second)
     assert messages(second) == messages(first)
     assert len(stored(state)) == 1
@@ -274,8 +220,7 @@ def test_a_schema_error_in_a_cached_document_names_its_file_line_and_field(
 ) -> None:
     policies = tmp_path / "policies"
     write(policies / "prune.yaml", prune() + "---\n" + prune("other", at_least="180%"))
-    first = _janitor(tmp_path, policies, state)
-    second = _janitor(tmp_path, policies, state)
+    first, second = _twice(tmp_path, policies, state)
     assert first.returncode == second.returncode != 0
     assert "yaml" in imports(first) and "yaml" not in imports(second)
     # Line 24: the second document's at_least (14 lines each, one separator).
@@ -403,7 +348,7 @@ def test_a_change_in_what_decides_the_documents_parses_every_file_again(
     assert len(stored(state)) == 2
 
 
-def _environment_in(pythonpath: Path | None) -> bytes:
+def _environment_in(pythonpath: Path | None) -> str:
     """:func:`yamlcache.environment` in a fresh interpreter with ``pythonpath`` first on its
     path; it also proves that finding PyYAML does not import it."""
     script = textwrap.dedent(
@@ -414,10 +359,7 @@ def _environment_in(pythonpath: Path | None) -> bytes:
         assert "yaml" not in sys.modules, "finding yaml imported it"
         """
     )
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(pythonpath or ""), str(REPO)) if p)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, env=env, check=True)
-    return done.stdout
+    return python(script, pythonpath)
 
 
 def test_another_pyyaml_install_or_an_upgrade_in_place_changes_the_identity(
@@ -452,9 +394,7 @@ def test_a_corrupt_cache_file_is_ignored_and_written_anew(
     tmp_path: Path, state: Path, counted: Counted, content: bytes
 ) -> None:
     path = write(tmp_path / "prune.yaml", prune())
-    cache_file(state).parent.mkdir()
-    cache_file(state).write_bytes(content)
-    cache_file(state).chmod(0o600)
+    plant(cache_file(state), content)
     load(path, state)
     assert counted.calls == 1
     assert len(stored(state)) == 1
@@ -506,7 +446,7 @@ def test_only_a_regular_file_of_this_user_that_no_one_else_may_write_is_trusted(
     assert not cachefile.trusted(os.stat(tmp_path))
 
 
-@pytest.mark.parametrize("shape", ["symlink", "fifo"])
+@pytest.mark.parametrize("shape", ODD_SHAPES)
 def test_a_cache_file_that_is_a_symlink_or_a_fifo_is_not_read(
     tmp_path: Path, state: Path, counted: Counted, shape: str
 ) -> None:
@@ -514,11 +454,7 @@ def test_a_cache_file_that_is_a_symlink_or_a_fifo_is_not_read(
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     load(path, elsewhere)
-    cache_file(state).parent.mkdir()
-    if shape == "symlink":
-        cache_file(state).symlink_to(cache_file(elsewhere))
-    else:
-        os.mkfifo(cache_file(state), 0o600)
+    odd_shape(cache_file(state), shape, cache_file(elsewhere))
     load(path, state)
     assert counted.calls == 2
     assert cache_file(state).is_file() and not cache_file(state).is_symlink()
@@ -526,15 +462,12 @@ def test_a_cache_file_that_is_a_symlink_or_a_fifo_is_not_read(
     assert counted.calls == 2
 
 
-@pytest.mark.parametrize("block", ["folder-is-a-file", "file-is-a-folder"])
+@pytest.mark.parametrize("how", BLOCKS)
 def test_a_cache_that_cannot_be_read_or_written_is_no_cache_and_no_error(
-    tmp_path: Path, state: Path, counted: Counted, block: str
+    tmp_path: Path, state: Path, counted: Counted, how: str
 ) -> None:
     path = write(tmp_path / "prune.yaml", prune())
-    if block == "folder-is-a-file":
-        (state / "cache").write_text("not a folder")
-    else:
-        cache_file(state).mkdir(parents=True)
+    block(state, cache_file(state), how)
     first = load(path, state)
     same(load(path, state), first)
     assert counted.calls == 2
@@ -591,7 +524,7 @@ def test_a_policy_repo_that_changes_every_night_for_a_year_keeps_the_cache_bound
 ) -> None:
     path = tmp_path / "prune.yaml"
     for night in range(365):
-        write(path, prune(at_least=f"{50 + night % 50}.{night // 50}%"))
+        write(path, prune(at_least=nightly_at_least(night)))
         load(path, state, limit=100)
     assert len(stored(state)) == 100
 
@@ -630,15 +563,10 @@ def test_policy_check_and_the_default_loaders_never_read_the_cache(
         raise AssertionError("read the parse cache")
 
     monkeypatch.setattr(ParsedCache, "_read", never)
-    inventory = write(tmp_path / "inventory.yaml", INVENTORY.format(socket=tmp_path / "x.sock"))
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(
-        cli,
-        ["policy", "check", str(policies), "-i", str(inventory)],
-        env={"CCCI_STATE_DIR": str(state)},
-    )
+    result = policy_check(tmp_path, policies, state)
     assert result.exit_code == 0, result.output
-    assert files.read([policies]) and inventory_mod.load(inventory).hosts
+    assert files.read([policies]) and inventory_mod.load(tmp_path / "inventory.yaml").hosts
 
 
 # -- the codec -------------------------------------------------------------------------------

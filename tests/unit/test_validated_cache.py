@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
@@ -21,48 +19,39 @@ from typing import Any
 
 import pytest
 import yaml
-from click.testing import CliRunner
 
-from ccci.cli.main import cli
 from ccci.config.inventory import Host, Inventory
-from ccci.config.yamlsrc import Document, load_text
-from ccci.errors import InputError
+from ccci.config.yamlsrc import load_text
 from ccci.policy import schema, validated
 from ccci.policy.load import HostPolicies, load_for_hosts
 from ccci.policy.model import PrunePolicy
 from ccci.policy.validated import Uncacheable, ValidatedCache, cache_file, digest, encode
-
-REPO = Path(__file__).resolve().parents[2]
-
-PRUNE = """\
-apiVersion: ccci/v1
-kind: PrunePolicy
-metadata:
-  name: {name}
-hosts: all
-spec:
-  gates:
-    disk_usage:
-      path: /var/lib/docker
-      at_least: {at_least}
-    no_live_stacks:
-      match: '^[a-z0-9]{{1,4}}-[0-9a-f]{{6}}_ci_'
-  prune:
-    dangling_images:
-      older_than: 24h
-"""
-
-INVENTORY = """\
-all:
-  hosts:
-    cc-ci:
-      docker_host: unix://{socket}
-"""
+from tests.unit.cachekit import (
+    BLOCKS,
+    ODD_SHAPES,
+    RUN_APPS,
+    Counted,
+    block,
+    clear,
+    count_calls,
+    error_of,
+    imports,
+    janitor_plan,
+    nightly_at_least,
+    odd_shape,
+    plant,
+    policy_check,
+    python,
+    state_dir,
+    write_inventory,
+)
+from tests.unit.cachekit import prune as _prune
 
 
 def prune(name: str = "ci-docker-prune", at_least: str = "80%") -> str:
-    """One PrunePolicy document; ``at_least`` is the value the tests edit."""
-    return PRUNE.format(name=name, at_least=at_least)
+    """One PrunePolicy document, a disk gate and a run-app gate (a pattern the schema
+    checks); ``at_least`` is the value the tests edit."""
+    return _prune(name, at_least, stacks=RUN_APPS)
 
 
 def _inventory() -> Inventory:
@@ -70,42 +59,22 @@ def _inventory() -> Inventory:
     return Inventory({"cc-ci": host}, {"all": ("cc-ci",)}, "inventory.yaml", {})
 
 
-class Counted:
-    """How many documents the real schema validator was asked to check."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-
 @pytest.fixture
 def counted(monkeypatch: pytest.MonkeyPatch) -> Counted:
-    count = Counted()
-    real = schema.validate
-
-    def counting(doc: Document, kind: str) -> None:
-        count.calls += 1
-        real(doc, kind)
-
-    monkeypatch.setattr(schema, "validate", counting)
-    return count
+    """How many documents the real schema validator was asked to check."""
+    return count_calls(monkeypatch, schema, "validate")
 
 
 @pytest.fixture(autouse=True)
 def _fresh_identity() -> Iterator[None]:
-    # The process-wide identity and schema digests are cached; a test that changes what
-    # they read must not leak its answer into the next test.
-    validated.environment.cache_clear()
-    validated._schema_digest.cache_clear()
+    clear(validated.environment, validated._schema_digest)
     yield
-    validated.environment.cache_clear()
-    validated._schema_digest.cache_clear()
+    clear(validated.environment, validated._schema_digest)
 
 
 @pytest.fixture
 def state(tmp_path: Path) -> Path:
-    folder = tmp_path / "state"
-    folder.mkdir()
-    return folder
+    return state_dir(tmp_path)
 
 
 def write_policies(folder: Path, text: str, name: str = "prune.yaml") -> Path:
@@ -129,15 +98,7 @@ def forge(state: Path, text: str) -> None:
     (doc,) = load_text(text, "prune.yaml")
     key = digest("PrunePolicy", doc.data)
     assert key is not None
-    cache_file(state).parent.mkdir()
-    cache_file(state).write_text(json.dumps({"format": 1, "digests": [key]}), encoding="utf-8")
-    cache_file(state).chmod(0o600)
-
-
-def error_of(call: Callable[[], object]) -> str:
-    with pytest.raises(InputError) as caught:
-        call()
-    return str(caught.value)
+    plant(cache_file(state), json.dumps({"format": 1, "digests": [key]}).encode())
 
 
 # -- hits and misses ---------------------------------------------------------------------
@@ -161,8 +122,7 @@ def test_a_second_run_of_unchanged_policies_never_imports_jsonschema(
     tmp_path: Path, state: Path
 ) -> None:
     policies = write_policies(tmp_path / "policies", prune())
-    inventory = tmp_path / "inventory.yaml"
-    inventory.write_text(INVENTORY.format(socket=tmp_path / "none.sock"), encoding="utf-8")
+    inventory = write_inventory(tmp_path)
     script = textwrap.dedent(
         f"""
         import sys
@@ -179,14 +139,8 @@ def test_a_second_run_of_unchanged_policies_never_imports_jsonschema(
         """
     )
 
-    def run() -> str:
-        done = subprocess.run(
-            [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, check=True
-        )
-        return done.stdout.strip()
-
-    assert run() == "1 True"
-    assert run() == "1 False"
+    assert python(script) == "1 True"
+    assert python(script) == "1 False"
 
 
 def test_a_cli_run_of_unchanged_policies_imports_no_jsonschema_the_second_time(
@@ -196,29 +150,29 @@ def test_a_cli_run_of_unchanged_policies_imports_no_jsonschema_the_second_time(
     janitor fails to reach the (missing) engine after loading, as on a host whose engine is
     down, and the import log shows what loading cost."""
     policies = write_policies(tmp_path / "policies", prune())
-    inventory = tmp_path / "inventory.yaml"
-    inventory.write_text(INVENTORY.format(socket=tmp_path / "none.sock"), encoding="utf-8")
-    args = [sys.executable, "-X", "importtime", "-m", "ccci", "janitor", "--plan"]
-    args += ["-p", str(policies), "-i", str(inventory), "--state-dir", str(state)]
-    env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
 
     def imported() -> set[str]:
-        done = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path, env=env)
+        done = janitor_plan(tmp_path, policies, state)
         assert "cannot reach the Docker engine" in done.stderr, done.stderr[-500:]
-        lines = [ln for ln in done.stderr.splitlines() if ln.startswith("import time:")]
-        return {ln.rsplit("|", 1)[-1].strip() for ln in lines}
+        return imports(done)
 
     assert "jsonschema" in imported()
     assert cache_file(state).is_file()
     assert "jsonschema" not in imported()
 
 
+def _edited(tmp_path: Path, state: Path, at_least: str) -> Path:
+    """Policies loaded once at 80%, then edited to ``at_least``: the next load's document
+    is not the one the cache holds."""
+    policies = write_policies(tmp_path / "policies", prune(at_least="80%"))
+    load(policies, state)
+    return write_policies(policies, prune(at_least=at_least))
+
+
 def test_a_document_with_one_value_changed_is_validated_again(
     tmp_path: Path, state: Path, counted: Counted
 ) -> None:
-    policies = write_policies(tmp_path / "policies", prune(at_least="80%"))
-    load(policies, state)
-    write_policies(policies, prune(at_least="85%"))
+    policies = _edited(tmp_path, state, "85%")
     (hp,) = load(policies, state)
     (policy,) = hp.policies
     assert isinstance(policy, PrunePolicy)
@@ -230,9 +184,7 @@ def test_a_document_with_one_value_changed_is_validated_again(
 def test_an_edited_document_that_fails_reports_the_error_it_reports_without_a_cache(
     tmp_path: Path, state: Path, counted: Counted
 ) -> None:
-    policies = write_policies(tmp_path / "policies", prune(at_least="80%"))
-    load(policies, state)
-    write_policies(policies, prune(at_least="180%"))
+    policies = _edited(tmp_path, state, "180%")
     inv = _inventory()
     without = error_of(lambda: load_for_hosts([policies], inv, inv.limit(None)))
     assert without.endswith("spec.gates.disk_usage.at_least: '180%' is not a percentage")
@@ -322,12 +274,7 @@ def _environment_in(pythonpath: Path | None, block: str = "") -> str:
         assert sys.modules.get("re2") is None, "finding re2 imported it"
         """
     )
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(pythonpath or ""), str(REPO)) if p)
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
-    )
-    return done.stdout
+    return python(script, pythonpath)
 
 
 def test_another_jsonschema_or_re2_install_or_re2_missing_changes_the_identity(
@@ -366,9 +313,7 @@ def test_a_corrupt_cache_file_is_ignored_and_written_anew(
     tmp_path: Path, state: Path, counted: Counted, content: bytes
 ) -> None:
     policies = write_policies(tmp_path / "policies", prune())
-    cache_file(state).parent.mkdir()
-    cache_file(state).write_bytes(content)
-    cache_file(state).chmod(0o600)
+    plant(cache_file(state), content)
     load(policies, state)
     assert counted.calls == 1
     assert len(stored(state)) == 1
@@ -386,7 +331,7 @@ def test_a_cache_file_others_may_write_is_not_trusted(
     assert counted.calls == 2
 
 
-@pytest.mark.parametrize("shape", ["symlink", "fifo"])
+@pytest.mark.parametrize("shape", ODD_SHAPES)
 def test_a_cache_file_that_is_a_symlink_or_a_fifo_is_not_read(
     tmp_path: Path, state: Path, counted: Counted, shape: str
 ) -> None:
@@ -396,11 +341,7 @@ def test_a_cache_file_that_is_a_symlink_or_a_fifo_is_not_read(
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     load(policies, elsewhere)
-    cache_file(state).parent.mkdir()
-    if shape == "symlink":
-        cache_file(state).symlink_to(cache_file(elsewhere))
-    else:
-        os.mkfifo(cache_file(state), 0o600)
+    odd_shape(cache_file(state), shape, cache_file(elsewhere))
     load(policies, state)
     assert counted.calls == 2
     assert cache_file(state).is_file() and not cache_file(state).is_symlink()
@@ -408,25 +349,14 @@ def test_a_cache_file_that_is_a_symlink_or_a_fifo_is_not_read(
     assert counted.calls == 2
 
 
-def _cache_folder_is_a_file(state: Path) -> None:
-    (state / "cache").write_text("not a folder")
-
-
-def _cache_file_is_a_folder(state: Path) -> None:
-    cache_file(state).mkdir(parents=True)
-
-
-@pytest.mark.parametrize(
-    "block", [_cache_folder_is_a_file, _cache_file_is_a_folder], ids=lambda f: f.__name__[1:]
-)
+@pytest.mark.parametrize("how", BLOCKS, ids=["cache_folder_is_a_file", "cache_file_is_a_folder"])
 def test_a_cache_that_cannot_be_read_or_written_is_no_cache_and_no_error(
-    tmp_path: Path, state: Path, counted: Counted, block: Callable[[Path], None]
+    tmp_path: Path, state: Path, counted: Counted, how: str
 ) -> None:
-    """Real refusals of the file system (root may write anywhere, so a read-only folder
-    would not refuse a test run as root): the same policies, the same result, validated
+    """Real refusals of the file system: the same policies, the same result, validated
     each time."""
     policies = write_policies(tmp_path / "policies", prune())
-    block(state)
+    block(state, cache_file(state), how)
     first = load(policies, state)
     assert load(policies, state) == first
     assert counted.calls == 2
@@ -480,7 +410,7 @@ def test_a_policy_repo_that_changes_every_night_for_a_year_keeps_the_cache_bound
 ) -> None:
     policies = tmp_path / "policies"
     for night in range(365):
-        write_policies(policies, prune(at_least=f"{50 + night % 50}.{night // 50}%"))
+        write_policies(policies, prune(at_least=nightly_at_least(night)))
         load(policies, state, limit=100)
     assert len(stored(state)) == 100
     assert cache_file(state).stat().st_size < 100 * 70
@@ -503,13 +433,7 @@ def test_policy_check_reports_an_error_the_cache_would_have_passed(
 
     monkeypatch.setattr(ValidatedCache, "_read", never)
     monkeypatch.chdir(tmp_path)
-    inventory = tmp_path / "inventory.yaml"
-    inventory.write_text(INVENTORY.format(socket=tmp_path / "none.sock"), encoding="utf-8")
-    result = CliRunner().invoke(
-        cli,
-        ["policy", "check", str(policies), "-i", str(inventory)],
-        env={"CCCI_STATE_DIR": str(state)},
-    )
+    result = policy_check(tmp_path, policies, state)
     assert result.exit_code == 1, result.output
     assert "'180%' is not a percentage" in result.output
 
@@ -578,15 +502,6 @@ def test_a_digest_is_the_same_in_every_process_whatever_the_hash_seed() -> None:
     )
 
     def in_process(seed: str) -> str:
-        env = {**os.environ, "PYTHONHASHSEED": seed}
-        done = subprocess.run(
-            [sys.executable, "-c", script],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=True,
-            cwd=REPO,
-        )
-        return done.stdout.strip()
+        return python(script, env={**os.environ, "PYTHONHASHSEED": seed})
 
     assert in_process("1") == in_process("2") == digest("PrunePolicy", yaml.safe_load(TYPED))
