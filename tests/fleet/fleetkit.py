@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -84,6 +84,33 @@ spec:
   reap: [services, secrets, configs, networks, volumes]
   wait: 60s
 """
+
+
+# A no_live_stacks gate on the janitor's run apps: its line under a PrunePolicy's gates.
+NO_LIVE_RUN_APPS = "no_live_stacks: {match: '^[a-z0-9]{1,4}-[0-9a-f]{6}_ci_'}"
+
+_PRUNE = """\
+apiVersion: ccci/v1
+kind: PrunePolicy
+metadata: {{name: {name}}}
+hosts: fleet
+spec:
+  gates:
+{gates}
+  prune:
+{kinds}
+"""
+
+
+def prune_policy(*gates: str, kinds: Sequence[str], name: str = "fleet-prune") -> str:
+    """A PrunePolicy on every host of the fleet: each of ``gates`` one line under its gates
+    (as ``disk_usage: {path: /, at_least: 1%}``), and each of ``kinds`` pruned once older
+    than 1s (a test's objects are made just before, or its ``--now`` is an hour on)."""
+    return _PRUNE.format(
+        name=name,
+        gates="\n".join(f"    {gate}" for gate in gates),
+        kinds="\n".join(f"    {kind}: {{older_than: 1s}}" for kind in kinds),
+    )
 
 
 def workspace(fleet: Fleet, root: Path, *policies: str, inventory: str | None = None) -> Path:

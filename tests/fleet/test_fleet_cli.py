@@ -12,29 +12,19 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from fleetkit import ccci, journal, names, on, stop_sshd, workspace
+from fleetkit import ccci, journal, names, on, prune_policy, stop_sshd, workspace
 
 from harness import fleet as fleet_mod
 from harness.fleet import Fleet, FleetNode
 from harness.images import BASE_TAG
 
-PRUNE = """\
-apiVersion: ccci/v1
-kind: PrunePolicy
-metadata: {name: fleet-prune}
-hosts: fleet
-spec:
-  gates:
-    disk_usage: {path: "%s", at_least: 10%%}
-  prune:
-    stopped_containers: {older_than: 1s}
-"""
-
 
 def _workspace(fleet: Fleet, root: Path, inventory: str | None = None) -> Path:
     # The gate's path exists on this machine too, as an empty folder of the root disk: only
     # the host's own tmpfs (mounted where its sshd runs) has the usage the gate sees.
-    return workspace(fleet, root, PRUNE % fleet.remote_dir, inventory=inventory)
+    gate = f'disk_usage: {{path: "{fleet.remote_dir}", at_least: 10%}}'
+    policy = prune_policy(gate, kinds=["stopped_containers"])
+    return workspace(fleet, root, policy, inventory=inventory)
 
 
 def _exited(node: FleetNode, name: str = "done-job") -> str:

@@ -19,9 +19,11 @@ from typing import Any
 
 from fleetkit import (
     JANITOR,
+    NO_LIVE_RUN_APPS,
     ccci,
     deploy_on_workers,
     names,
+    prune_policy,
     running_on,
     services,
     volumes,
@@ -33,17 +35,7 @@ from harness import fleet_registry
 from harness.fleet import Fleet, FleetNode
 from harness.images import BASE_TAG
 
-PRUNE = """\
-apiVersion: ccci/v1
-kind: PrunePolicy
-metadata: {name: fleet-prune}
-hosts: fleet
-spec:
-  gates:
-    no_live_stacks: {match: '^[a-z0-9]{1,4}-[0-9a-f]{6}_ci_'}
-  prune:
-    stopped_containers: {older_than: 1s}
-"""
+PRUNE = prune_policy(NO_LIVE_RUN_APPS, kinds=["stopped_containers"])
 
 
 def _run_app() -> str:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from fleetkit import CCCI, JANITOR, cli_env, workspace
+from fleetkit import CCCI, JANITOR, NO_LIVE_RUN_APPS, cli_env, prune_policy, workspace
 
 from ccci.connectors import ssh as ssh_mod
 from ccci.connectors.local import ConnectionFailed
@@ -267,21 +267,12 @@ finally:
     print("sdk modules:", sdk, file=sys.stderr)
 """
 
-PRUNE_ALL_KINDS = """\
-apiVersion: ccci/v1
-kind: PrunePolicy
-metadata: {name: fleet-prune}
-hosts: fleet
-spec:
-  gates:
-    disk_usage: {path: /, at_least: 1%}
-    no_live_stacks: {match: '^[a-z0-9]{1,4}-[0-9a-f]{6}_ci_'}
-    no_converging_services: true
-  prune:
-    dangling_images: {older_than: 1s}
-    stopped_containers: {older_than: 1s}
-    dangling_build_cache: {older_than: 1s}
-"""
+PRUNE_ALL_KINDS = prune_policy(
+    "disk_usage: {path: /, at_least: 1%}",
+    NO_LIVE_RUN_APPS,
+    "no_converging_services: true",
+    kinds=["dangling_images", "stopped_containers", "dangling_build_cache"],
+)
 
 
 def test_a_plan_over_ssh_reads_the_remote_engine_without_importing_the_docker_sdk(

@@ -18,9 +18,11 @@ from pathlib import Path
 
 from fleetkit import (
     JANITOR,
+    NO_LIVE_RUN_APPS,
     ccci,
     deploy_on_workers,
     journal,
+    prune_policy,
     services,
     stop_sshd,
     volumes,
@@ -33,17 +35,9 @@ from harness.images import BASE_TAG
 
 # The build cache is pruned only while no run-app is live: a gate a worker cannot judge on
 # its own engine's view (it lists no services).
-BUILD_CACHE_PRUNE = """\
-apiVersion: ccci/v1
-kind: PrunePolicy
-metadata: {name: fleet-build-cache}
-hosts: fleet
-spec:
-  gates:
-    no_live_stacks: {match: '^[a-z0-9]{1,4}-[0-9a-f]{6}_ci_'}
-  prune:
-    dangling_build_cache: {older_than: 1s}
-"""
+BUILD_CACHE_PRUNE = prune_policy(
+    NO_LIVE_RUN_APPS, kinds=["dangling_build_cache"], name="fleet-build-cache"
+)
 # Eviction waits for the swarm's tasks (a task may be pulling the very image): a worker
 # cannot list them. Its disk gate is the node's root filesystem, well over 2% used.
 EVICTION = """\
