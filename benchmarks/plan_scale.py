@@ -19,12 +19,12 @@ shape. A closed gate or young objects would flatter the figure.
 
     .venv/bin/python benchmarks/plan_scale.py [--n 1500] [--repeat 3] [--profile]
 
-Issue 13 item 6, on the harness's engine 20.10 (API 1.41), 2 shared CPUs, old and new
-trees run by turns (median of 9): 4.33x -> 2.78x (1.01 s -> 0.65 s, CPU 0.81 -> 0.47 s),
-over the 2x target. What is left is the engine's: ``/system/df`` (0.25-0.27 s of its own
-time before API 1.42, which sizes everything) and listing plus inspecting the 300 exited
-containers (~0.28 s), both started right after the policies load; ccci's start-up before
-them is ~0.13 s and its plan after them ~0.05 s.
+Issue 13 item 6, on the harness's engine 20.10 (API 1.41), 2 CPUs: 4.33x (0.5.0) -> 2.78x
+(0.6.0) -> 1.86-2.29x (0.7.0: 0.60-0.65 s against 0.26-0.35 s, medians of 3-9, whole runs
+minutes apart). What is left is the engine's: ``/system/df`` (~0.29 s of its own time before
+API 1.42, which sizes everything) beside the listing and the 300 exited containers' inspects,
+on the same two CPUs; ccci's start-up before its first reads is ~0.07 s (they start while the
+policies load, see ccci.run.opening) and its plan after the answers ~0.05 s.
 
 Runs against ``$CCCI_ENGINE_DIR`` (default /var/tmp/ccci-engine). ``--no-swarm`` starts
 the engine without a swarm, for a second engine beside the main one: the harness's swarm
