@@ -6,7 +6,7 @@ import itertools
 import os
 import stat
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -26,30 +26,35 @@ class ConnectionFailed(CcciError):
     one line naming the host and the engine's address, never a traceback."""
 
 
-def _client_for(host: str, docker_host: str, timeout: int) -> Any:
-    """docker's APIClient, except that a lost connection or an unanswered call is a
-    ConnectionFailed. The SDK raises requests' own exceptions for those, which are no
-    DockerException: without this, an engine that dies mid-apply ends ccci in a traceback."""
+def _client_for(
+    host: str, base_url: str, shown: str, timeout: int, before: Callable[[], None]
+) -> Any:
+    """docker's APIClient at ``base_url``, except that a lost connection or an unanswered call
+    is a ConnectionFailed naming the engine as ``shown``. The SDK raises requests' own
+    exceptions for those, which are no DockerException: without this, an engine that dies
+    mid-apply ends ccci in a traceback. ``before`` runs ahead of every request (over SSH it
+    restarts a master that expired while idle)."""
     import docker
     import requests
 
     class Client(docker.APIClient):
         def request(self, *args: Any, **kwargs: Any) -> Any:
+            before()
             try:
                 return super().request(*args, **kwargs)
             except requests.exceptions.Timeout:
                 method, url = (*args, kwargs.get("method"), kwargs.get("url"))[:2]
                 # "timed out" in the words: fact gathering records such a kind as a timeout.
                 raise ConnectionFailed(
-                    f"{host}: the Docker engine at {docker_host} did not answer "
+                    f"{host}: the Docker engine at {shown} did not answer "
                     f"{method} {_path(str(url))} within {timeout}s (timed out)"
                 ) from None
             except requests.exceptions.ConnectionError as exc:
                 raise ConnectionFailed(
-                    f"{host}: cannot reach the Docker engine at {docker_host}: {_reason(exc)}"
+                    f"{host}: cannot reach the Docker engine at {shown}: {_reason(exc)}"
                 ) from None
 
-    return Client(base_url=docker_host, version="auto", timeout=timeout)
+    return Client(base_url=base_url, version="auto", timeout=timeout)
 
 
 def _path(url: str) -> str:
@@ -86,34 +91,58 @@ class LocalConnector:
 
     @property
     def api(self) -> Any:
-        """A local socket's reads by plain HTTP, the rest by the SDK (see engineapi)."""
-        if self._client is None and self.docker_host.startswith(UNIX_SCHEME):
-            self._client = EngineReads(
-                self.docker_host.removeprefix(UNIX_SCHEME),
-                self.timeout,
-                self._sdk_client,
-                lambda method, path: ConnectionFailed(
-                    f"{self.host}: the Docker engine at {self.docker_host} did not answer "
-                    f"{method} {path} within {self.timeout}s (timed out)"
-                ),
-                lambda exc: ConnectionFailed(
-                    f"{self.host}: cannot reach the Docker engine at {self.docker_host}: "
-                    f"{_reason(exc)}"
-                ),
-            )
-        if self._client is None:
+        """A unix socket's reads by plain HTTP, the rest by the SDK (see engineapi); an engine
+        at another address, all by the SDK."""
+        if self._client is not None:
+            return self._client
+        socket = self._plain_socket()
+        if socket is None:
             self._client = self._sdk_client()
+            return self._client
+        self._client = EngineReads(
+            socket,
+            self.timeout,
+            self._sdk_client,
+            lambda method, path: ConnectionFailed(
+                f"{self.host}: the Docker engine at {self._shown} did not answer "
+                f"{method} {path} within {self.timeout}s (timed out)"
+            ),
+            lambda exc: ConnectionFailed(
+                f"{self.host}: cannot reach the Docker engine at {self._shown}: {_reason(exc)}"
+            ),
+            before=self._ready,
+        )
         return self._client
 
+    # Where the engine is and how errors name it; the SSH connector says so for its own.
+    @property
+    def _shown(self) -> str:
+        """The engine as errors name it."""
+        return self.docker_host
+
+    def _plain_socket(self) -> str | None:
+        """The unix socket plain-HTTP reads go to, or None for an engine the SDK must reach."""
+        if self.docker_host.startswith(UNIX_SCHEME):
+            return self.docker_host.removeprefix(UNIX_SCHEME)
+        return None
+
+    def _base_url(self) -> str:
+        """Where the SDK's client connects."""
+        return self.docker_host
+
+    def _ready(self) -> None:
+        """Run ahead of every read and request: nothing for a local engine."""
+
     def _sdk_client(self) -> Any:
-        """The SDK's client: every call on a remote engine, and all but reads on a local one."""
+        """The SDK's client: every call on an engine not on a unix socket, and all but reads on
+        one that is."""
         import docker.errors
 
         try:
-            return _client_for(self.host, self.docker_host, self.timeout)
+            return _client_for(self.host, self._base_url(), self._shown, self.timeout, self._ready)
         except docker.errors.DockerException as exc:
             raise ConnectionFailed(
-                f"{self.host}: cannot reach the Docker engine at {self.docker_host}: {exc}"
+                f"{self.host}: cannot reach the Docker engine at {self._shown}: {exc}"
             ) from exc
 
     def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:

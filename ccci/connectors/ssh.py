@@ -50,18 +50,15 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from ccci.connectors.engineapi import EngineReads
 from ccci.connectors.local import (
     DEFAULT_DOCKER_HOST,
     ConnectionFailed,
     LocalConnector,
-    _path,
-    _reason,
 )
 from ccci.errors import CcciError
 from ccci.facts.model import ClientConfig, DiskUsage, FileFact, Unit, UnitFile
@@ -341,34 +338,6 @@ _WRITE = (
 )
 
 
-def _docker_client(
-    host: str, socket_path: str, shown: str, timeout: int, before: Callable[[], None]
-) -> Any:
-    """docker's APIClient on the forwarded socket, whose failures are ConnectionFailed
-    naming the remote engine (as the local connector's client does for a local one);
-    ``before`` runs ahead of every request (it restarts an expired master)."""
-    import docker
-    import requests
-
-    class Client(docker.APIClient):
-        def request(self, *args: Any, **kwargs: Any) -> Any:
-            before()
-            try:
-                return super().request(*args, **kwargs)
-            except requests.exceptions.Timeout:
-                method, url = (*args, kwargs.get("method"), kwargs.get("url"))[:2]
-                raise ConnectionFailed(
-                    f"{host}: the Docker engine at {shown} did not answer "
-                    f"{method} {_path(str(url))} within {timeout}s (timed out)"
-                ) from None
-            except requests.exceptions.ConnectionError as exc:
-                raise ConnectionFailed(
-                    f"{host}: cannot reach the Docker engine at {shown}: {_reason(exc)}"
-                ) from None
-
-    return Client(base_url=f"unix://{socket_path}", version="auto", timeout=timeout)
-
-
 @dataclass
 class SshConnector(LocalConnector):
     """One remote host. The Docker API methods are the local connector's, on an API client
@@ -604,35 +573,20 @@ class SshConnector(LocalConnector):
         failure is a ConnectionFailed naming the host and the remote engine."""
         if self._client is None:
             self.connect()
-            shown = self._shown
-            self._client = EngineReads(
-                self.forwarded_socket,
-                self.timeout,
-                self._sdk_client,
-                lambda method, path: ConnectionFailed(
-                    f"{self.host}: the Docker engine at {shown} did not answer "
-                    f"{method} {path} within {self.timeout}s (timed out)"
-                ),
-                lambda exc: ConnectionFailed(
-                    f"{self.host}: cannot reach the Docker engine at {shown}: {_reason(exc)}"
-                ),
-                before=self.connect,
-            )
-        return self._client
+        return super().api
 
-    def _sdk_client(self) -> Any:
-        """The SDK's client on the forwarded socket, never on the local ``docker_host``: what
-        the plain-HTTP reads hand on (removals, pulls, targeted inspects)."""
-        import docker.errors
+    def _plain_socket(self) -> str:
+        """The master's forwarded socket: never the local ``docker_host``."""
+        return self.forwarded_socket
 
-        try:
-            return _docker_client(
-                self.host, self.forwarded_socket, self._shown, self.timeout, self.connect
-            )
-        except docker.errors.DockerException as exc:
-            raise ConnectionFailed(
-                f"{self.host}: cannot reach the Docker engine at {self._shown}: {exc}"
-            ) from exc
+    def _base_url(self) -> str:
+        """The SDK's client on the forwarded socket too: what the plain-HTTP reads hand on
+        (removals, pulls, targeted inspects)."""
+        return f"unix://{self.forwarded_socket}"
+
+    def _ready(self) -> None:
+        """A master that expired while idle is started again before a read or request."""
+        self.connect()
 
     # ---- the host itself: all remote ------------------------------------------------
 

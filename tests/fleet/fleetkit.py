@@ -232,6 +232,30 @@ def stop_sshd(node: FleetNode) -> None:
     procs.wait_dead(pid, 10)
 
 
+def workers_app(deadline: int, volume_expires: bool = False) -> str:
+    """A run-app's compose: one service, global on the workers, each task with the stack's
+    named volume (so the volume lives on both workers, not on the manager), its deadline
+    label ``deadline``; ``volume_expires`` labels the volume with it too."""
+    from harness.images import BASE_TAG
+
+    volume = f'{{labels: {{ci.expires: "{deadline}"}}}}' if volume_expires else "{}"
+    return f"""\
+version: "3.8"
+services:
+  app:
+    image: {BASE_TAG}
+    command: ["sleep", "3600"]
+    stop_grace_period: 1s
+    volumes: ["data:/data"]
+    deploy:
+      mode: global
+      placement: {{constraints: ["node.role==worker"]}}
+      labels: {{ci.expires: "{deadline}"}}
+volumes:
+  data: {volume}
+"""
+
+
 def deploy_on_workers(fleet: Fleet, stack: str, compose: str, service: str = "app") -> None:
     """Deploy the stack from the manager and wait until its one service, global on the
     workers, runs a task on each worker and the stack's volume exists on both."""

@@ -28,6 +28,7 @@ from fleetkit import (
     services,
     volumes,
     wait_for,
+    workers_app,
     workspace,
 )
 
@@ -76,21 +77,7 @@ def _deploy_on_workers(fleet: Fleet, stack: str, deadline: int) -> None:
     """A run-app whose one service runs a task on each worker (global, workers only), each
     task with the stack's named volume: the volume exists on both workers, not on the
     manager. Its deadline label has passed: the janitor reaps it."""
-    compose = f"""\
-version: "3.8"
-services:
-  app:
-    image: {BASE_TAG}
-    command: ["sleep", "3600"]
-    stop_grace_period: 1s
-    volumes: ["data:/data"]
-    deploy:
-      mode: global
-      placement: {{constraints: ["node.role==worker"]}}
-      labels: {{ci.expires: "{deadline}"}}
-volumes:
-  data: {{}}
-"""
+    compose = workers_app(deadline)
     deploy_on_workers(fleet, stack, compose)
 
 

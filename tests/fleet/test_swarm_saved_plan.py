@@ -26,12 +26,12 @@ from fleetkit import (
     services,
     stop_sshd,
     volumes,
+    workers_app,
     workspace,
 )
 
 from harness import fleet as fleet_mod
 from harness.fleet import Fleet, FleetNode
-from harness.images import BASE_TAG
 
 # The build cache is pruned only while no run-app is live: a gate a worker cannot judge on
 # its own engine's view (it lists no services).
@@ -61,21 +61,7 @@ def _deploy_on_workers(fleet: Fleet, deadline: int) -> str:
     Its deadline has passed, on the service and on the volume alike (a volume left alone on
     a node is judged by its own labels, as on a lone host)."""
     stack = f"save-{uuid.uuid4().hex[:6]}_ci_example_org"
-    compose = f"""\
-version: "3.8"
-services:
-  app:
-    image: {BASE_TAG}
-    command: ["sleep", "3600"]
-    stop_grace_period: 1s
-    volumes: ["data:/data"]
-    deploy:
-      mode: global
-      placement: {{constraints: ["node.role==worker"]}}
-      labels: {{ci.expires: "{deadline}"}}
-volumes:
-  data: {{labels: {{ci.expires: "{deadline}"}}}}
-"""
+    compose = workers_app(deadline, volume_expires=True)
     deploy_on_workers(fleet, stack, compose)
     assert volumes(fleet.manager, stack) == []
     return stack
