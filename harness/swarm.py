@@ -75,12 +75,17 @@ def wait_for_services(engine: Engine, stack: str | None = None, timeout: float =
 
 
 def remove_all_stacks(engine: Engine, timeout: float = 60) -> None:
-    stacks = _lines(engine, "stack", "ls", "--format", "{{.Name}}")
-    if stacks:
-        engine.docker("stack", "rm", *stacks)
-    _wait(
-        "stacks to go", lambda: not _lines(engine, "stack", "ls", "--format", "{{.Name}}"), timeout
-    )
+    """Remove every stack, asking again while any is listed: engine 20.10 answers ``docker
+    stack rm`` with an error while a shutting-down task still holds a stack's network (a CI
+    run failed on it), and a second ask then removes what is left."""
+
+    def gone() -> bool:
+        stacks = _lines(engine, "stack", "ls", "--format", "{{.Name}}")
+        if stacks:
+            engine.docker("stack", "rm", *stacks, check=False)
+        return not _lines(engine, "stack", "ls", "--format", "{{.Name}}")
+
+    _wait("stacks to go", gone, timeout)
 
 
 def remove_all_services(engine: Engine, timeout: float = 60) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import importlib
 import os
 
@@ -62,10 +61,4 @@ def main() -> None:
     # Honour NO_COLOR for click's own output as well.
     if "NO_COLOR" in os.environ:
         os.environ.setdefault("TERM", "dumb")
-    try:
-        cli(prog_name="ccci")
-    finally:
-        # The process ends here, and its memory with it: without this the collector walks
-        # every object once more on the way out (~10 ms, a tenth of a janitor run). Exit
-        # handlers, finalizers and flushing still run as they always do.
-        gc.freeze()
+    cli(prog_name="ccci")
