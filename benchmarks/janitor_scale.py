@@ -21,8 +21,8 @@ run pays for it. ``--reset`` removes the seeded stacks (and nothing else) and ex
 
     .venv/bin/python benchmarks/janitor_scale.py [--stacks 50] [--repeat 5] [--profile]
 
-Issue 13 item 6: 5.80x (0.5.0) -> 5.30x (0.6.0) -> 2.76-3.16x (0.7.0: 0.15-0.17 s against a
-50-60 ms listing, medians of 9-15, whole runs minutes apart). A run whose policy and inventory
+Issue 13 item 6: 5.80x (0.5.0) -> 5.30x (0.6.0) -> 3.16x (0.7.0: 0.17 s against a 50-60 ms
+listing, median of 9). A run whose policy and inventory
 files did not change imports neither jsonschema nor PyYAML (the state directory's caches, see
 docs/policies.md) nor http.client; what is left is Python's own start (~20 ms), click, ccci's
 frozen dataclasses, and the reads and rules (~0.04 s).
