@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import enum
 import json
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from ccci.serde import from_jsonable, to_jsonable
 
@@ -18,6 +19,7 @@ STACK_LABEL = "com.docker.stack.namespace"
 SCOPE_FULL = "full"
 SCOPE_STACKS = "stacks"
 FACTS_FORMAT = 1
+_T = TypeVar("_T")
 
 # Container states in which a container holds resources and must never be touched.
 ACTIVE_CONTAINER_STATES = frozenset({"running", "restarting", "paused", "removing"})
@@ -521,7 +523,13 @@ class Facts:
     def stack(self, name: str) -> Stack | None:
         """The named stack, found even when only abra's unlabelled secrets or its env file
         are left of it."""
-        found = next((s for s in self.stacks((name,)) if s.name == name), None)
+        # A stack the host's own grouping finds is the same when asked for by name (a
+        # known name adds nothing to the names already there), so only a name it does
+        # not find, of which only unlabelled secrets may be left, is grouped again.
+        by_name = self.derived((Facts.stack,), lambda: {s.name: s for s in self.stacks()})
+        found = by_name.get(name)
+        if found is None:
+            found = next((s for s in self.stacks((name,)) if s.name == name), None)
         if found is None or not (any(found.objects().values()) or found.env_files):
             return None
         return found
@@ -540,15 +548,38 @@ class Facts:
         """
         from ccci.facts.stacks import group
 
-        return group(
-            self.services,
-            self.volumes,
-            self.networks,
-            self.secrets,
-            self.configs,
-            self.files,
-            known,
+        known = tuple(known)
+        return self.derived(
+            (Facts.stacks, known),
+            lambda: group(
+                self.services,
+                self.volumes,
+                self.networks,
+                self.secrets,
+                self.configs,
+                self.files,
+                known,
+            ),
         )
+
+    def derived(self, key: Hashable, make: Callable[[], _T]) -> _T:
+        """``make()``, computed once per Facts instance and ``key``.
+
+        One snapshot is asked the same question many times in a plan (its stacks, by the
+        orphan rule, the stack gate and every stack change's fingerprint; which services
+        are unsettled at ``now``, by every stack's verdict and every convergence gate):
+        answering each time from scratch made planning a big host quadratic. The answers
+        are kept beside the fields, in the instance's ``__dict__`` as
+        ``functools.cached_property`` keeps its values, so equality, repr, JSON and
+        ``dataclasses.replace`` see only the facts, and a replaced or re-read snapshot
+        starts with none. Facts never change once made, so no answer goes stale. ``key``
+        begins with the function that owns the decision, so two owners never share one.
+        """
+        memo: dict[Hashable, Any] = self.__dict__.setdefault("_derived", {})
+        if key in memo:
+            return cast(_T, memo[key])
+        value = memo[key] = make()
+        return value
 
     def to_json(self) -> str:
         """The snapshot ``ccci facts --output json`` writes and ``--facts`` reads back to plan

@@ -139,12 +139,35 @@ def judge(
 def unsettled(
     facts: Facts, now: datetime, stuck_after: timedelta = DEFAULT_STUCK_AFTER
 ) -> tuple[Unsettled, ...]:
-    """Every service that has not converged, in service-name order."""
+    """Every service that has not converged, in service-name order.
+
+    Judged once per facts, ``now`` and threshold (see ``Facts.derived``): every stack's
+    orphan verdict and every convergence gate of a plan asks, and judging every service
+    for each of them made a plan quadratic in stacks x services."""
+    return facts.derived((unsettled, now, stuck_after), lambda: _judge_all(facts, now, stuck_after))
+
+
+def _judge_all(facts: Facts, now: datetime, stuck_after: timedelta) -> tuple[Unsettled, ...]:
     by_service: dict[str, list[Task]] = {}
     for task in facts.tasks:
         by_service.setdefault(task.service_id, []).append(task)
     found = (judge(s, by_service.get(s.id, []), now, stuck_after) for s in facts.services)
     return tuple(u for u in found if u is not None)
+
+
+def unsettled_in(
+    facts: Facts, stack: str, now: datetime, stuck_after: timedelta = DEFAULT_STUCK_AFTER
+) -> tuple[Unsettled, ...]:
+    """The services of ``stack`` among :func:`unsettled`, in its order: bucketed once per
+    facts, as the janitor asks for each of its stacks."""
+
+    def bucket() -> dict[str, tuple[Unsettled, ...]]:
+        grouped: dict[str, list[Unsettled]] = {}
+        for found in unsettled(facts, now, stuck_after):
+            grouped.setdefault(found.service.stack, []).append(found)
+        return {name: tuple(found) for name, found in grouped.items()}
+
+    return facts.derived((unsettled_in, now, stuck_after), bucket).get(stack, ())
 
 
 def redeployed(stack: str, before: Facts, after: Facts) -> str:

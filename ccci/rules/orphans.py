@@ -18,7 +18,7 @@ from ccci.plan.model import Action, Change, Manual, Noop, Operation, Preconditio
 from ccci.policy.model import OrphanStackPolicy
 from ccci.quantities import format_duration, format_spec_duration, format_time
 from ccci.rules import Context, RuleOutput
-from ccci.rules.convergence import unsettled
+from ccci.rules.convergence import unsettled_in
 from ccci.rules.gates import describe_gaps, unsure
 from ccci.rules.swarmreap import NODE_KINDS, in_swarm, member_outcome, on_member, unreached_nodes
 
@@ -63,7 +63,7 @@ def orphan_verdict(
     One younger than that stays, converging or not (a deploy keeps its newest object fresh).
     """
     orphaned, why = _verdict(policy, stack, facts, now)
-    mine = [u for u in unsettled(facts, now) if u.service.stack == stack.name]
+    mine = unsettled_in(facts, stack.name, now)
     if not mine or not why.startswith("run-app"):
         return orphaned, why
     first = mine[0]
