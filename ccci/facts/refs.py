@@ -16,6 +16,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -175,17 +176,30 @@ def repo_of(repo_digest: str) -> str:
 
 def image_names(image: Image) -> frozenset[str]:
     """Every canonical ``repo:tag`` the image is tagged as."""
+    return _tag_names(tuple(image.tags))
+
+
+def image_repos(image: Image) -> frozenset[str]:
+    """The canonical repositories of the image's digests: where a digest pull came from."""
+    return _digest_repos(tuple(image.digests))
+
+
+# A plan asks for an image's names and repositories many times (each retain pattern, the
+# prune, the in-use index, each reference resolved): both are worked out once per set of
+# tags (of digests), which is once per image, instead of each tag parsed again each time.
+@functools.lru_cache(maxsize=65536)
+def _tag_names(tags: tuple[str, ...]) -> frozenset[str]:
     names = set()
-    for tag in image.tags:
+    for tag in tags:
         ref = try_ref(tag)
         if ref is not None:
             names.add(ref.name)
     return frozenset(names)
 
 
-def image_repos(image: Image) -> frozenset[str]:
-    """The canonical repositories of the image's digests: where a digest pull came from."""
-    return frozenset(repo_of(d) for d in image.digests)
+@functools.lru_cache(maxsize=65536)
+def _digest_repos(digests: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(repo_of(d) for d in digests)
 
 
 def names_image(text: str, image: Image) -> bool:
@@ -224,10 +238,19 @@ class ImagePattern:
             )
         if self.digest:
             return any(digest_of(d) == self.digest for d in image.digests)
-        tag_names = image_names(image)
-        if any(fnmatch.fnmatchcase(n, f"{self.repo_glob}:{self.tag_glob}") for n in tag_names):
+        if any(self._name_glob(n) for n in image_names(image)):
             return True
-        return any(fnmatch.fnmatchcase(r, self.repo_glob) for r in image_repos(image))
+        return any(self._repo_glob(r) for r in image_repos(image))
+
+    # The globs as fnmatch.fnmatchcase reads them, translated once per pattern rather than
+    # looked up in fnmatch's cache for every name of every image the pattern is tried on.
+    @functools.cached_property
+    def _name_glob(self) -> Callable[[str], re.Match[str] | None]:
+        return re.compile(fnmatch.translate(f"{self.repo_glob}:{self.tag_glob}")).match
+
+    @functools.cached_property
+    def _repo_glob(self) -> Callable[[str], re.Match[str] | None]:
+        return re.compile(fnmatch.translate(self.repo_glob)).match
 
 
 def _canonical_repo_glob(repo: str) -> str:
