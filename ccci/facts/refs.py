@@ -238,9 +238,13 @@ class ImagePattern:
             )
         if self.digest:
             return any(digest_of(d) == self.digest for d in image.digests)
-        if any(self._name_glob(n) for n in image_names(image)):
+        # A plan tries every retain pattern on every image: most have one tag or none, and
+        # no digest, so the empty sets are passed by without making a generator.
+        names = image_names(image)
+        if names and any(self._name_glob(n) for n in names):
             return True
-        return any(self._repo_glob(r) for r in image_repos(image))
+        repos = image_repos(image)
+        return bool(repos) and any(self._repo_glob(r) for r in repos)
 
     # The globs as fnmatch.fnmatchcase reads them, translated once per pattern rather than
     # looked up in fnmatch's cache for every name of every image the pattern is tried on.

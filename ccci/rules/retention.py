@@ -59,8 +59,10 @@ def retained_images(policies: Iterable[Policy], facts: Facts) -> dict[str, str]:
         named += [("kept warm", p, f"ensure:{p}") for p in policy.ensure_present]
         for verb, pattern, key in named:
             source = policy.sources.get(key, policy.meta.source)
+            # pattern_matches, with the pattern compiled once for all the images.
+            matches = compile_pattern(pattern).matches
             for image in facts.images:
-                if image.id not in kept and pattern_matches(pattern, image):
+                if image.id not in kept and matches(image):
                     kept[image.id] = (
                         f"{verb} by policy {policy.meta.name} ({pattern!r}, "
                         f"{source.file}:{source.line})"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from ccci.facts.model import Facts, Image
 from ccci.facts.refs import digest_of, image_names, is_image_id, names_image, try_ref
@@ -55,6 +55,21 @@ def image_users(facts: Facts, ignoring: frozenset[str] = frozenset()) -> dict[st
             users.setdefault(container.image_id, []).append(
                 f"container {container.name} ({container.state})"
             )
+    for image_id, user in _spec_users(facts):
+        if user not in users.get(image_id, []):
+            users.setdefault(image_id, []).append(user)
+    return users
+
+
+def _spec_users(facts: Facts) -> tuple[tuple[str, str], ...]:
+    """(image id, user) for each service and task that uses an image on this node, in the
+    order :func:`image_users` adds them. Resolved once per facts (``Facts.derived``): the
+    prune asks with and without the containers it removes, and eviction asks again, and
+    only the containers differ between them."""
+    return facts.derived((_spec_users,), lambda: tuple(_resolve_spec_users(facts)))
+
+
+def _resolve_spec_users(facts: Facts) -> Iterator[tuple[str, str]]:
     node = node_of(facts)
     here = facts.daemon.node_id
     named: list[tuple[str, str]] = [
@@ -73,9 +88,7 @@ def image_users(facts: Facts, ignoring: frozenset[str] = frozenset()) -> dict[st
     find = resolver(facts.images)
     for ref, user in dict.fromkeys(named):
         for image in find(ref):
-            if user not in users.get(image.id, []):
-                users.setdefault(image.id, []).append(user)
-    return users
+            yield image.id, user
 
 
 def parents(facts: Facts) -> set[str]:

@@ -9,8 +9,18 @@ import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from ccci.facts.model import STACK_LABEL, Daemon, Facts, Service, SwarmObject, Task
+from ccci.facts.model import (
+    STACK_LABEL,
+    Container,
+    Daemon,
+    Facts,
+    Image,
+    Service,
+    SwarmObject,
+    Task,
+)
 from ccci.rules.convergence import Progress, unsettled, unsettled_in
+from ccci.rules.usage import image_users
 from ccci.serde import to_jsonable
 
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
@@ -99,3 +109,18 @@ def test_a_stacks_unsettled_services_are_those_of_the_whole_judgement_in_its_ord
     assert [u.service.id for u in unsettled_in(facts, "b_ci", NOW)] == ["s2"]
     assert unsettled_in(facts, "c_ci", NOW) == ()
     assert unsettled_in(facts, "a_ci", NOW) == tuple(u for u in whole if u.service.stack == "a_ci")
+
+
+def test_the_images_services_use_are_each_snapshots_own_and_the_containers_each_askers() -> None:
+    image = Image("sha256:" + "a" * 64, ("app:1",), (), NOW, 10)
+    container = Container("c1", "job", "app:1", image.id, "exited", NOW)
+    facts = _facts(_service("redi-3fa9c1_ci_example_org"), images=(image,), containers=(container,))
+    assert image_users(facts) == {
+        image.id: ["container job (exited)", "service redi-3fa9c1_ci_example_org_app"]
+    }
+    assert image_users(facts, ignoring=frozenset({"c1"})) == {
+        image.id: ["service redi-3fa9c1_ci_example_org_app"]
+    }
+    unused = replace(facts, services=())
+    assert image_users(unused, ignoring=frozenset({"c1"})) == {}
+    assert image_users(unused) == {image.id: ["container job (exited)"]}
