@@ -12,10 +12,14 @@ from ccci.plan.address import AddressKind, addr
 from ccci.plan.model import Action, Change, HostPlan
 from ccci.serde import to_jsonable
 
+# ``json.dumps(record, sort_keys=True)`` made anew per call; one encoder (it keeps no state
+# between calls) writes the same text without that, for each of a big plan's changes.
+_ENCODER = json.JSONEncoder(sort_keys=True)
+
 
 def fingerprint(record: Any) -> str:
     """A short stable hash of a fact record: a saved plan is stale when one moves."""
-    text = json.dumps(to_jsonable(record), sort_keys=True)
+    text = _ENCODER.encode(to_jsonable(record))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
