@@ -51,7 +51,7 @@ def _janitor(workspace: Any, plan_only: bool, output: str, now: str | None) -> N
     from ccci.render import json as render_json
     from ccci.render import text as render_text
 
-    plan, _ = workspace.plan(parse_now(now))
+    plan, _ = workspace.plan(parse_now(now), fingerprinted=output == "json")
     if output == "json":
         click.echo(render_json.render_plan(plan))
     else:

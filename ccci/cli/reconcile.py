@@ -94,7 +94,10 @@ def _reconcile(
     now: str | None,
     verbose: bool,
 ) -> None:
-    plan, _ = workspace.plan(parse_now(now), facts_file)
+    # Only a plan that may be applied later (saved, or JSON that ccci apply accepts) needs
+    # each change's fingerprint.
+    saving = out is not None or output == "json"
+    plan, _ = workspace.plan(parse_now(now), facts_file, fingerprinted=saving)
     # The renderers after the plan: its first reads start before they are imported.
     from ccci.render import json as render_json
     from ccci.render import text as render_text

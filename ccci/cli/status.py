@@ -35,7 +35,7 @@ def status(
     from ccci.views.status import host_status
 
     workspace = workspace_for(host_settings())
-    plan, facts_by_host = workspace.plan(parse_now(now), facts_file)
+    plan, facts_by_host = workspace.plan(parse_now(now), facts_file, fingerprinted=False)
     entries = journal_mod.read(workspace.settings.journal_path)
     statuses = [
         host_status(workspace.policies_of(h.host), facts_by_host[h.host], h, entries, plan.now)

@@ -218,14 +218,19 @@ _DF_RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 3.0, 4.0)
 
 
 def _build_cache(conn: Connector) -> list[dict[str, Any]]:
-    """BuildKit records from ``/system/df``.
+    """BuildKit records from ``/system/df``."""
+    return list(_build_cache_usage(conn).get("BuildCache") or [])
 
-    API 1.42 can limit the call to the build cache; older engines size everything, and
-    answer a second concurrent caller (``docker system df``, another ccci) with a 500
-    "already running", which is retried for a while rather than failing the whole run.
+
+def _build_cache_usage(conn: Connector) -> dict[str, Any]:
+    """``/system/df`` asked for the build cache.
+
+    API 1.42 can limit the call to the build cache; older engines size everything (so the
+    answer has every image's shared size too), and answer a second concurrent caller
+    (``docker system df``, another ccci) with a 500 "already running", which is retried for
+    a while rather than failing the whole run.
     """
-    data = _disk_usage(conn, {"type": "build-cache"})
-    return list(data.get("BuildCache") or [])
+    return _disk_usage(conn, {"type": "build-cache"})
 
 
 # One disk-usage call at a time per engine from this process: with --forks, several host
@@ -489,31 +494,40 @@ def add_finish_times(conn: Connector, facts: Facts) -> Facts:
 class Prefetch:
     """The build cache read started before it is known to be needed, on a daemon thread.
 
-    A plan learns whether it wants the build cache only after a trial plan on the other
-    facts; the engine's answer then takes as long again (it sizes everything before API
-    1.42). Started beside the other reads, it is ready when asked; an unwanted answer is
-    dropped, and the process does not wait for it at exit.
+    Made when the prune's disk gates are open before the other facts are in: the engine's
+    answer takes as long as all the others (it sizes everything before API 1.42), so it
+    starts beside them and is ready when asked. One nobody asks for (the run ended on an
+    error) is dropped, and the process does not wait for it at exit.
     """
 
     def __init__(self, conn: Connector) -> None:
-        self._records: list[dict[str, Any]] = []
+        self._usage: dict[str, Any] = {}
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, args=(conn,), daemon=True)
         self._thread.start()
 
     def _run(self, conn: Connector) -> None:
         try:
-            self._records = _build_cache(conn)
+            self._usage = _build_cache_usage(conn)
         except BaseException as exc:  # handed to the caller that asks, as if read then
             self._error = exc
 
     def records(self) -> list[dict[str, Any]]:
         """The early read's answer, waiting for it if need be; its error is raised here, as if the
         read had been made now."""
+        return list(self._answer().get("BuildCache") or [])
+
+    def image_usage(self) -> list[dict[str, Any]] | None:
+        """The images of the same answer when the engine sized them too (before API 1.42 it
+        sizes everything whatever was asked), else None: then they need a call of their own."""
+        images = self._answer().get("Images")
+        return list(images) if images is not None else None
+
+    def _answer(self) -> dict[str, Any]:
         self._thread.join()
         if self._error is not None:
             raise self._error
-        return self._records
+        return self._usage
 
 
 def add_build_cache(conn: Connector, facts: Facts, early: Prefetch | None = None) -> Facts:
@@ -525,13 +539,16 @@ def add_build_cache(conn: Connector, facts: Facts, early: Prefetch | None = None
     return replace(facts, build_cache=records, gaps=left)
 
 
-def add_image_sizes(conn: Connector, facts: Facts) -> Facts:
+def add_image_sizes(conn: Connector, facts: Facts, early: Prefetch | None = None) -> Facts:
     """Each image's unique size (what removing it frees: its size less the layers it shares),
-    from the engine's disk-usage call. Slow before API 1.42: asked for only when needed."""
-    data = _disk_usage(conn, {"type": "image"})
+    from the engine's disk-usage call. Slow before API 1.42: asked for only when needed, and
+    taken from the build cache's early read when that answer has them (one call, not two)."""
+    rows = early.image_usage() if early is not None else None
+    if rows is None:
+        rows = list(_disk_usage(conn, {"type": "image"}).get("Images") or [])
     unique = {
         r["Id"]: max(int(r.get("Size") or 0) - max(int(r.get("SharedSize") or 0), 0), 0)
-        for r in data.get("Images") or []
+        for r in rows
     }
     return replace(
         facts, images=tuple(replace(i, unique_size=unique.get(i.id)) for i in facts.images)

@@ -41,11 +41,16 @@ _ORDER = {kind: i for i, kind in enumerate(RULES)}
 
 
 def plan_host(
-    host: str, policies: Iterable[Policy], facts: Facts, now: datetime, trial: bool = False
+    host: str,
+    policies: Iterable[Policy],
+    facts: Facts,
+    now: datetime,
+    fingerprinted: bool = True,
 ) -> HostPlan:
-    """The host's plan. A ``trial`` plan only tells what else to gather or which changes
-    there are: it is never saved nor applied, so it carries no fingerprints (half of a
-    big plan's cost is fingerprinting every change)."""
+    """The host's plan. Fingerprints are only for a plan that may be saved and applied later
+    (``--out``, JSON output, a saved plan's re-derivation): a trial plan (what else to
+    gather, which changes there are) or one made only to be shown goes without them, as
+    fingerprinting every change is a third of a big plan's cost."""
     changes: dict[str, Change] = {}
     noops: list[Noop] = []
     gates: list[GateResult] = []
@@ -96,7 +101,7 @@ def plan_host(
         changes=planned,
         noops=tuple(noops),
         gates=tuple(gates),
-        fingerprints={} if trial else fingerprints_for(facts, planned),
+        fingerprints=fingerprints_for(facts, planned) if fingerprinted else {},
         manual=tuple(manual),
     )
 

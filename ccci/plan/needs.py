@@ -10,6 +10,7 @@ from ccci.facts.model import Facts
 from ccci.plan.model import HostPlan
 from ccci.policy.model import (
     DaemonPolicy,
+    Gate,
     ImageRetention,
     OrphanStackPolicy,
     Policy,
@@ -57,6 +58,30 @@ def inspect_cutoff(policies: Iterable[Policy], now: datetime) -> datetime | None
         if isinstance(p, PrunePolicy) and p.stopped_containers is not None
     ]
     return now - min(ages) if ages else datetime.min.replace(tzinfo=now.tzinfo)
+
+
+def may_want_slow(policies: Iterable[Policy], facts: Facts) -> bool:
+    """Whether a trial plan on ``facts`` could want a slow fact they lack: a prune of the
+    build cache (not gathered yet) or an eviction, with its disk gates open. Without one no
+    trial plan is made: the janitor's policies never want them, and with the usual nightly
+    disk gates closed the trial would only find those gates closed. Pure: a disk gate is
+    judged as the rules judge it, on the facts' disks."""
+    from ccci.policy.model import GateKind
+    from ccci.rules.gates import evaluate
+
+    def disk_open(name: str, gates: Iterable[Gate]) -> bool:
+        return all(
+            evaluate(name, g, facts).open for g in gates if g.kind is GateKind.DISK_USAGE
+        )
+
+    def could_want(p: Policy) -> bool:
+        if isinstance(p, PrunePolicy) and p.dangling_build_cache is not None:
+            return "build_cache" in facts.not_gathered and disk_open(p.meta.name, p.gates)
+        if isinstance(p, ImageRetention) and p.evict is not None:
+            return disk_open(p.meta.name, (p.evict.gate,))
+        return False
+
+    return any(could_want(p) for p in policies)
 
 
 def wants_image_sizes(plan: HostPlan, policies: Iterable[Policy]) -> bool:

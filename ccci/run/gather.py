@@ -92,9 +92,13 @@ def gather_with(
         facts = lastuse.observe(conn, facts, last_use, facts.gathered_at)
     if plan_at is None:
         return facts
+    if early is not None:
+        # The read was made (its prune's disk gates are open): its answer is kept whatever
+        # the prune's other gates say, so no trial plan has to decide on it. More facts
+        # never make a closed gate's policy act.
+        facts = add_build_cache(conn, facts, early)
     if shared_later and borrows(facts):
-        # An early read is already made (its disk gates are open): kept, not thrown away.
-        return add_build_cache(conn, facts, early) if early is not None else facts
+        return facts
     return add_slow(conn, facts, slow_wanted(target, facts, plan_at), early)
 
 
@@ -114,9 +118,11 @@ def slow_wanted(target: HostPolicies, facts: Facts, plan_at: datetime) -> SlowWa
     """What a trial plan on ``facts`` (a host's own, or its share of a swarm's view) wants of
     the slow facts it lacks. Pure: the read is :func:`add_slow`'s."""
     from ccci.plan.build import plan_host
-    from ccci.plan.needs import wants_build_cache, wants_image_sizes
+    from ccci.plan.needs import may_want_slow, wants_build_cache, wants_image_sizes
 
-    trial = plan_host(target.host.name, target.policies, facts, plan_at, trial=True)
+    if not may_want_slow(target.policies, facts):
+        return SlowWants()
+    trial = plan_host(target.host.name, target.policies, facts, plan_at, fingerprinted=False)
     return SlowWants(
         build_cache="build_cache" in facts.not_gathered
         and wants_build_cache(trial, target.policies),
@@ -127,14 +133,14 @@ def slow_wanted(target: HostPolicies, facts: Facts, plan_at: datetime) -> SlowWa
 def add_slow(
     conn: Connector, facts: Facts, wants: SlowWants, early: Prefetch | None = None
 ) -> Facts:
-    """``facts`` with the slow facts ``wants`` names, read through ``conn`` (the build
-    cache from ``early`` when that read was started already)."""
+    """``facts`` with the slow facts ``wants`` names, read through ``conn`` (from ``early``
+    when that read was started already and has them)."""
     from ccci.facts.docker import add_build_cache, add_image_sizes
 
     if wants.build_cache:
         facts = add_build_cache(conn, facts, early)
     if wants.image_sizes:
-        facts = add_image_sizes(conn, facts)
+        facts = add_image_sizes(conn, facts, early)
     return facts
 
 
@@ -156,8 +162,8 @@ def _systemd(
 
 def _may_want_build_cache(conn: Connector, policies: tuple[Policy, ...]) -> bool:
     """Whether a prune of the build cache has every disk gate open now (statvfs, cheap):
-    then the build cache is read beside the other facts, not after the trial plan. Its
-    other gates need the facts; a closed one leaves the early answer unused. A closed or
+    then the build cache is read beside the other facts, not after a trial plan, and kept
+    even when the prune's other gates (which need the facts) turn out closed. A closed or
     unmeasurable disk gate, the usual nightly case, never makes the engine's slow call."""
     from ccci.policy.model import GateKind, PrunePolicy
 

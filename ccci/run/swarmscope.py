@@ -176,11 +176,14 @@ def reaped_by(plan: HostPlan) -> frozenset[str]:
 
 
 def plan_in_scope(
-    entries: Sequence[tuple[str, tuple[Policy, ...], Facts]], now: datetime
+    entries: Sequence[tuple[str, tuple[Policy, ...], Facts]],
+    now: datetime,
+    fingerprinted: bool = True,
 ) -> tuple[Plan, dict[str, Facts]]:
     """Plan the cluster hosts first, then every member of their swarms with the stacks its
     cluster host reaps: a member reaps its own volumes of those alone. The plan keeps the
-    entries' order; the facts returned are those each host was planned on."""
+    entries' order; the facts returned are those each host was planned on (``fingerprinted``:
+    see :func:`ccci.plan.build.plan_host`)."""
     from ccci.plan.build import plan_host
 
     plans: dict[str, HostPlan] = {}
@@ -188,7 +191,7 @@ def plan_in_scope(
     reaps: dict[str, frozenset[str]] = {}
     for host, policies, facts in entries:
         if facts.swarm is None or facts.swarm.cluster_work:
-            plans[host] = plan_host(host, policies, facts, now)
+            plans[host] = plan_host(host, policies, facts, now, fingerprinted)
             planned_on[host] = facts
             if facts.swarm is not None:
                 reaps[facts.swarm.cluster_id] = reaped_by(plans[host])
@@ -196,7 +199,7 @@ def plan_in_scope(
         if host in plans or facts.swarm is None:
             continue
         facts = with_cluster_reaps(facts, reaps.get(facts.swarm.cluster_id, frozenset()))
-        plans[host] = plan_host(host, policies, facts, now)
+        plans[host] = plan_host(host, policies, facts, now, fingerprinted)
         planned_on[host] = facts
     return Plan(now=now, hosts=tuple(plans[h] for h, _, _ in entries)), planned_on
 

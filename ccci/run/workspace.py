@@ -290,11 +290,16 @@ class Workspace:
         return {t.host.name: found[t.host.name] for t in targets if t.host.name in found}
 
     def plan(
-        self, now: datetime | None = None, snapshot: Path | None = None
+        self,
+        now: datetime | None = None,
+        snapshot: Path | None = None,
+        fingerprinted: bool = True,
     ) -> tuple[Plan, dict[str, Facts]]:
         """Plan every targeted host, from live facts or from a saved snapshot. Hosts of one
         swarm share its cluster objects, read from one manager (see ccci.run.swarmscope);
-        the facts returned are those each host was planned on."""
+        the facts returned are those each host was planned on. ``fingerprinted``: the plan
+        may be saved (``--out``, JSON output), so each change carries its facts' fingerprint;
+        a plan only shown, or applied at once, needs none."""
         inventory = self.inventory
         moment = now or datetime.now(UTC)
         facts_by_host: dict[str, Facts]
@@ -318,7 +323,9 @@ class Workspace:
             targets, facts_by_host = self._load_and_gather(moment)
             targets = [t for t in targets if t.host.name in facts_by_host]
         self._planned = {t.host.name: t for t in targets}
-        plan, planned_on = self._plan_shared(targets, facts_by_host, moment, live=snapshot is None)
+        plan, planned_on = self._plan_shared(
+            targets, facts_by_host, moment, live=snapshot is None, fingerprinted=fingerprinted
+        )
         self._facts = planned_on
         return plan, planned_on
 
@@ -341,6 +348,7 @@ class Workspace:
         facts_by_host: dict[str, Facts],
         moment: datetime,
         live: bool,
+        fingerprinted: bool = True,
     ) -> tuple[Plan, dict[str, Facts]]:
         """The one way gathered facts become a plan, for ``reconcile`` and a saved plan's
         re-derivation alike: each swarm's cluster objects shared from its first manager in
@@ -353,7 +361,9 @@ class Workspace:
         if live:
             shared = self._complete_lean(targets, facts_by_host, shared, moment)
         return plan_in_scope(
-            [(t.host.name, t.policies, shared[t.host.name]) for t in targets], moment
+            [(t.host.name, t.policies, shared[t.host.name]) for t in targets],
+            moment,
+            fingerprinted,
         )
 
     def _complete_lean(
@@ -445,7 +455,7 @@ class Workspace:
         return lambda facts: tuple(
             c.address
             for c in plan_host(
-                target.host.name, target.policies, facts, plan.now, trial=True
+                target.host.name, target.policies, facts, plan.now, fingerprinted=False
             ).changes
         )
 

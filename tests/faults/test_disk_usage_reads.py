@@ -1,0 +1,79 @@
+"""The engine's disk-usage call (``/system/df``) is its slowest read: before API 1.42 it sizes
+every image, container and volume whatever ``type`` asks for. A plan whose prune reads the
+build cache early and whose eviction wants image sizes makes it once on such an engine (its
+answer has both), twice on a newer one (each asked for alone).
+
+Every request reaches the private engine through the fault proxy (harness/faultproxy.py),
+which here only counts what it forwards: every answer is the real engine's.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from faultkit import Ccci
+
+from harness.engine import Engine
+from harness.faultproxy import FaultProxy
+from harness.images import load_image
+
+MIB = 1024 * 1024
+
+# No disk gate: the build cache is read beside the other facts.
+PRUNE = """\
+apiVersion: ccci/v1
+kind: PrunePolicy
+metadata: {name: gated-prune}
+hosts: ci
+spec:
+  gates:
+    no_converging_services: true
+  prune:
+    dangling_build_cache: {older_than: 24h}
+"""
+
+
+def _retention(disk: str) -> str:
+    # The gate filesystem is 90 % full: the eviction's gate is open, so it wants sizes.
+    return f"""\
+apiVersion: ccci/v1
+kind: ImageRetention
+metadata: {{name: cache}}
+hosts: ci
+spec:
+  retain: ['redis:*']
+  evict:
+    when: {{disk_usage: {{path: '{disk}', at_least: 50%}}}}
+    down_to: 40%
+    unused_for: 14d
+    max_per_run: 5
+"""
+
+
+def _api_version(engine: Engine) -> tuple[int, int]:
+    major, minor = str(engine.api("/version")["ApiVersion"]).split(".")[:2]
+    return int(major), int(minor)
+
+
+def test_one_disk_usage_call_serves_the_build_cache_and_the_image_sizes_before_api_1_42(
+    ccci: Ccci, proxy: FaultProxy, clean_engine: Engine
+) -> None:
+    # An idle image the eviction removes: its change says what removing it frees.
+    now = datetime.now(UTC)
+    idle = load_image(clean_engine, "ccci-df/idle:1", now - timedelta(days=100), MIB)
+    ccci.record_last_use({idle: now - timedelta(days=30)})
+    for old in ccci.policies.glob("*.yaml"):
+        old.unlink()
+    ccci.write_policy("prune", PRUNE)
+    ccci.write_policy("retention", _retention(ccci.disk))
+    plan = json.loads(ccci.run("reconcile", "--plan", "--output", "json").stdout)
+    changes = {c["address"]: c for h in plan["hosts"] for c in h["changes"]}
+    evicted = changes[f"image:{idle}"]
+    # The size the engine's disk-usage answer gives: the image less the layer it shares.
+    assert MIB <= evicted["before"]["unique_size"] < evicted["before"]["size"]
+    calls = [r for r in proxy.seen if r.method == "GET" and r.path == "/system/df"]
+    expected = 1 if _api_version(clean_engine) < (1, 42) else 2
+    assert len(calls) == expected, [r.query for r in calls]
+    # Nothing but reads reached the engine.
+    assert {r.method for r in proxy.seen} == {"GET"}
