@@ -29,12 +29,21 @@ from ccci.config.yamlsrc import Document, PathKey
 from ccci.errors import InputError, Location
 from ccci.policy import schema, template
 from ccci.policy.build import BUILDERS
-from ccci.policy.model import OrphanStackPolicy, Policy, PrunePolicy, StackSelector
+from ccci.policy.model import OrphanStackPolicy, Policy, PrunePolicy, StackSelector, TimerPolicy
 from ccci.policy.validated import ValidatedCache
 from ccci.render.escape import has_unsafe
 
 # The host name a document that targets no host is rendered for.
 NO_HOST = "(none)"
+
+# What ``finalize`` reads of a host's other policies, by the kind it finalizes: a policy that
+# names a selector needs the StackSelectors, and the nightly's sandbox the folders env files
+# are reaped from. A run that uses only some kinds builds these too (see ``kinds_to_build``).
+FINALIZE_READS: dict[str, frozenset[str]] = {
+    "PrunePolicy": frozenset({"StackSelector"}),
+    "OrphanStackPolicy": frozenset({"StackSelector"}),
+    "TimerPolicy": frozenset({"OrphanStackPolicy"}),
+}
 
 
 def kind_of(doc: Document) -> str:
@@ -62,6 +71,20 @@ def targets(doc: Document, inventory: Inventory) -> list[Host]:
         return inventory.match(pattern)
     except InputError as exc:
         raise InputError(doc.location(("hosts",)), exc.message) from None
+
+
+def kinds_to_build(kinds: frozenset[str] | None) -> frozenset[str] | None:
+    """The kinds a run that uses ``kinds`` must build to finalize them as a run of every kind
+    would (None: every kind): ``kinds`` and, transitively, what ``finalize`` reads for them."""
+    if kinds is None:
+        return None
+    wanted = set(kinds)
+    todo = list(wanted)
+    while todo:
+        for kind in FINALIZE_READS.get(todo.pop(), frozenset()) - wanted:
+            wanted.add(kind)
+            todo.append(kind)
+    return frozenset(wanted)
 
 
 def render_for(doc: Document, host: Host) -> Document:
@@ -119,8 +142,7 @@ def validate(
     schema for a document that passed it before; the control characters are always checked.
     """
     if problems is None:
-        for error in _control_characters(doc):
-            raise error
+        check_characters(doc)
         if passed is None:
             schema.validate(doc, kind)
         else:
@@ -130,6 +152,13 @@ def validate(
     found.extend(InputError(doc.location(path), why) for path, why in schema.listed(doc, kind))
     problems.extend(found)
     return not found
+
+
+def check_characters(doc: Document) -> None:
+    """``validate``'s first step alone, raising the first control character: what a document
+    whose build is known to pass still gets (it is cheap, and never skipped)."""
+    for error in _control_characters(doc):
+        raise error
 
 
 def construct(doc: Document, kind: str) -> Policy:
@@ -180,9 +209,7 @@ def resolve(
 ) -> tuple[Policy, ...]:
     """``finalize``'s first half: selector references and host facts (see there)."""
     selectors = {p.meta.name: p.match for p in policies if isinstance(p, StackSelector)}
-    # abra names a server's folder after the server, not after ccci's inventory host: any
-    # folder unless the host var abra_server names one.
-    server = str(host.vars.get("abra_server") or "")
+    server = abra_server(host)
     done: list[Policy] = []
     for policy in policies:
         try:
@@ -194,12 +221,24 @@ def resolve(
     return tuple(done)
 
 
+def abra_server(host: Host) -> str:
+    """The one thing ``finalize`` reads of the host itself: abra names a server's folder after
+    the server, not after ccci's inventory host, so any folder unless the host var
+    abra_server names one. It is part of what decides that a host's policies finalize (the
+    env-file folder in the nightly's sandbox), so the load's cache keys on it too."""
+    return str(host.vars.get("abra_server") or "")
+
+
 def widen_sandbox(
     policies: tuple[Policy, ...], problems: list[InputError] | None = None
 ) -> tuple[Policy, ...]:
     """``finalize``'s second half: a hardened timer that runs ccci may write where the
     host's other policies do (:mod:`ccci.systemd.sandbox`); a folder no sandbox can hold is an
     error, raised or (with ``problems``) added there, the policies then left as they are."""
+    if not any(isinstance(p, TimerPolicy) for p in policies):
+        # Only a timer's units change here: a run without one (the janitor's) need not
+        # import the sandbox and the unit values it checks with.
+        return policies
     from ccci.systemd.sandbox import finish_timers  # the nightly's writable paths need them all
 
     try:
