@@ -16,7 +16,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -255,6 +255,34 @@ class ImagePattern:
     @functools.cached_property
     def _repo_glob(self) -> Callable[[str], re.Match[str] | None]:
         return re.compile(fnmatch.translate(self.repo_glob)).match
+
+
+def matches_any(patterns: Iterable[ImagePattern]) -> Callable[[Image], bool]:
+    """``any(p.matches(image) for p in patterns)``, with the globs of all the patterns
+    tried as one regex (an alternation of what each pattern's glob translates to, so a name
+    matches it exactly when it matches one of them). Retention asks it of every image
+    before trying each pattern in turn, on the few images it matches: most match none."""
+    patterns = tuple(patterns)
+    globs = [p for p in patterns if not (p.image_id or p.digest)]
+    others = [p for p in patterns if p.image_id or p.digest]
+
+    def one_of(texts: Iterable[str]) -> Callable[[str], re.Match[str] | None]:
+        return re.compile("|".join(f"(?:{fnmatch.translate(t)})" for t in texts)).match
+
+    name_glob = one_of(f"{p.repo_glob}:{p.tag_glob}" for p in globs)
+    repo_glob = one_of(p.repo_glob for p in globs)
+
+    def matches(image: Image) -> bool:
+        if globs:
+            names = image_names(image)
+            if names and any(name_glob(n) for n in names):
+                return True
+            repos = image_repos(image)
+            if repos and any(repo_glob(r) for r in repos):
+                return True
+        return any(p.matches(image) for p in others)
+
+    return matches
 
 
 def _canonical_repo_glob(repo: str) -> str:

@@ -15,7 +15,13 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from ccci.facts.model import Facts, Image, ImageKind
-from ccci.facts.refs import DEFAULT_TAG, compile_pattern, familiar_repo, parse_ref
+from ccci.facts.refs import (
+    DEFAULT_TAG,
+    compile_pattern,
+    familiar_repo,
+    matches_any,
+    parse_ref,
+)
 from ccci.plan.address import AddressKind, addr
 from ccci.plan.model import (
     Action,
@@ -51,9 +57,16 @@ def pattern_matches(pattern: str, image: Image) -> bool:
 def retained_images(policies: Iterable[Policy], facts: Facts) -> dict[str, str]:
     """Image id → which retention rule keeps it, for every rule of every policy to honour."""
     kept: dict[str, str] = {}
-    for policy in policies:
-        if not isinstance(policy, ImageRetention):
-            continue
+    retention = [p for p in policies if isinstance(p, ImageRetention)]
+    if not retention or not facts.images:
+        return kept
+    # Only the images some pattern matches are tried pattern by pattern, in the facts'
+    # order as before (the first pattern to match an image says why it is kept).
+    wanted = matches_any(
+        compile_pattern(p) for policy in retention for p in (*policy.retain, *policy.ensure_present)
+    )
+    images = [image for image in facts.images if wanted(image)]
+    for policy in retention:
         # An image kept warm is kept, too: evicting it would only pull it again next run.
         named = [("retained", p, f"retain:{p}") for p in policy.retain]
         named += [("kept warm", p, f"ensure:{p}") for p in policy.ensure_present]
@@ -61,7 +74,7 @@ def retained_images(policies: Iterable[Policy], facts: Facts) -> dict[str, str]:
             source = policy.sources.get(key, policy.meta.source)
             # pattern_matches, with the pattern compiled once for all the images.
             matches = compile_pattern(pattern).matches
-            for image in facts.images:
+            for image in images:
                 if image.id not in kept and matches(image):
                     kept[image.id] = (
                         f"{verb} by policy {policy.meta.name} ({pattern!r}, "
