@@ -240,20 +240,17 @@ class Workspace:
         """Every limited host with its validated policies; errors before any change (a live
         plan's first reads run meanwhile, see ccci.run.opening)."""
         inv = inventory or self.inventory
-        # The state directory remembers which documents passed their schema (a fast start).
-        from ccci.policy.load import HostPolicies, load_for_hosts
+        # The state directory remembers which documents passed their schema, and which
+        # hosts' documents passed everything: a run of some kinds (the janitor) then builds
+        # only those, and still stops on any document's error (a fast start).
+        from ccci.policy.load import load_for_hosts
         from ccci.policy.validated import ValidatedCache
 
         passed = ValidatedCache(self.settings.state_dir)
         hosts = inv.limit(self.settings.limit)
-        loaded = load_for_hosts(self.settings.policies, inv, hosts, passed, self._parsed)
-        kinds = self.settings.kinds
-        if kinds is None:
-            return loaded
-        return [
-            HostPolicies(t.host, tuple(p for p in t.policies if p.meta.kind in kinds))
-            for t in loaded
-        ]
+        return load_for_hosts(
+            self.settings.policies, inv, hosts, passed, self._parsed, self.settings.kinds
+        )
 
     def gather(
         self,
