@@ -136,10 +136,10 @@ def inventory(tmp_path: Path, **per_host: dict[str, Any]) -> Inventory:
     return Inventory(hosts, groups, "inventory.yaml", common)
 
 
-def write(folder: Path, files: dict[str, str] | None = None, **changed: str) -> Path:
-    """The policy folder with ``files`` (every kind by default), ``changed`` by file stem."""
+def write(folder: Path, **changed: str) -> Path:
+    """The policy folder with every kind's file, ``changed`` (texts by file stem) written over."""
     folder.mkdir(exist_ok=True)
-    for name, text in {**(files or FILES), **{f"{k}.yaml": v for k, v in changed.items()}}.items():
+    for name, text in {**FILES, **{f"{k}.yaml": v for k, v in changed.items()}}.items():
         (folder / name).write_text(text, encoding="utf-8")
     return folder
 
@@ -351,6 +351,11 @@ def test_a_broken_document_of_an_unused_kind_fails_the_janitor_as_it_fails_every
     expected = error_of(lambda: uncached(policies, inv))
     assert error_of(lambda: janitor(policies, state, inv)) == expected
     assert error_of(lambda: janitor(policies, state, inv)) == expected
+    # And on a host whose cache never knew the good set.
+    (tmp_path / "cold").mkdir()
+    cold = state_dir(tmp_path / "cold")
+    assert error_of(lambda: janitor(policies, cold, inv)) == expected
+    assert error_of(lambda: janitor(policies, cold, inv)) == expected
 
 
 def test_a_host_var_that_breaks_the_nightlys_sandbox_fails_the_janitor_though_no_file_changed(
