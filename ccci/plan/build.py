@@ -69,7 +69,9 @@ def plan_host(
     ruled = sorted(
         (p for p in policies if type(p) in RULES), key=lambda p: (_ORDER[type(p)], p.meta.name)
     )
+    reaped: frozenset[str] = frozenset()
     for policy in ruled:
+        added: list[Change] = []
         for outcome in RULES[type(policy)](policy, ctx):
             if isinstance(outcome, GateResult):
                 gates.append(outcome)
@@ -90,9 +92,12 @@ def plan_host(
                 )
             else:
                 changes[outcome.address] = outcome
+                added.append(outcome)
+        # Only this rule's changes can add a reaped stack: the earlier ones are counted.
+        reaped |= _reaped_stacks(added)
         ctx = replace(
             ctx,
-            reaping=_reaped_stacks(changes.values()) | swarm_reaps,
+            reaping=reaped | swarm_reaps,
             planned=tuple(changes.values()),
         )
     planned = tuple(changes.values())
