@@ -1,5 +1,5 @@
-"""Allow ``python -m ccci``."""
+"""Allow ``python -m ccci``: the same command as the console script."""
 
-from ccci.cli.main import main
+from ccci.cli.console import console
 
-main()
+console()
