@@ -133,6 +133,13 @@ class _Answer:
         self._sock.close()
 
 
+def _decoded(path: str, status: int, reason: str, body: bytes) -> Any:
+    """An answer's JSON, or the SDK's exception for an error status."""
+    if status >= 300:
+        raise _refusal(status, reason, path, body)
+    return json.loads(body) if body.strip() else None
+
+
 def _refusal(status: int, reason: str, path: str, body: bytes) -> Exception:
     """The SDK's exception for an error status, in its words (``500 Server Error for …
     ("engine's message")``), so callers catch and report it as they always have. Asking the
@@ -240,11 +247,14 @@ class EngineReads:
             self._recording.on = False
 
     def _start_early(self, path: str, target: str) -> None:
-        answer: Future[Any] = Future()
+        # Only the bytes are read here; they are decoded when asked for. Decoding a big
+        # listing holds the interpreter's lock for milliseconds, and an early read runs
+        # while the policies load: the run waits on that load, not on the listing.
+        answer: Future[tuple[int, str, bytes]] = Future()
 
         def fetch() -> None:
             try:
-                answer.set_result(self._fetch(path, target))
+                answer.set_result(self._read(path, target))
             except BaseException as exc:  # handed to the caller that asks, as if read then
                 answer.set_exception(exc)
 
@@ -258,23 +268,21 @@ class EngineReads:
             return None
         early = self._early.pop(target, None)
         if early is not None:
-            return early.result()
-        return self._fetch(path, target)
+            return _decoded(path, *early.result())
+        return _decoded(path, *self._read(path, target))
 
-    def _fetch(self, path: str, target: str) -> Any:
+    def _read(self, path: str, target: str) -> tuple[int, str, bytes]:
+        """The answer's status, reason and body; a socket failure is the connector's error."""
         try:
             answer = self._ask(target)
             try:
-                body = answer.body()
+                return answer.status, answer.reason, answer.body()
             finally:
                 answer.close()
         except TimeoutError:
             raise self._fail_timeout("GET", path) from None
         except OSError as exc:
             raise self._fail_connect(exc) from None
-        if answer.status >= 300:
-            raise _refusal(answer.status, answer.reason, path, body)
-        return json.loads(body) if body.strip() else None
 
     # ---- the SDK's read methods gathering calls ---------------------------------------
 

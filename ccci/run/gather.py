@@ -40,9 +40,15 @@ def gather_with(
     view has no services, so its gates look closed; the slow facts are then left for
     :func:`slow_wanted` and :func:`add_slow` to decide on the view it is planned on.
     """
+    from ccci.facts.docker import Prefetch, add_build_cache, gather
+
+    # The engine's slowest read first, before anything else is even imported: when it is
+    # made, the run waits on it more than on everything else together.
+    lean = plan_at is not None
+    early = Prefetch(conn) if lean and _may_want_build_cache(conn, target.policies) else None
+
     from concurrent.futures import ThreadPoolExecutor
 
-    from ccci.facts.docker import Prefetch, add_build_cache, gather
     from ccci.plan.needs import (
         client_config_paths,
         disk_paths,
@@ -54,8 +60,6 @@ def gather_with(
     from ccci.run.swarmscope import borrows
     from ccci.state import lastuse
 
-    lean = plan_at is not None
-    early = Prefetch(conn) if lean and _may_want_build_cache(conn, target.policies) else None
     configs = client_config_paths(target.policies)
     unit_names, unit_paths = systemd_needs(target.policies)
     # The host's own reads run beside the engine's, not after them: over SSH each one is a
@@ -95,7 +99,10 @@ def gather_with(
     if early is not None:
         # The read was made (its prune's disk gates are open): its answer is kept whatever
         # the prune's other gates say, so no trial plan has to decide on it. More facts
-        # never make a closed gate's policy act.
+        # never make a closed gate's policy act. While the engine still sizes everything,
+        # the rules are imported, so the plan starts the moment the answer is in.
+        import ccci.plan.build  # noqa: F401
+
         facts = add_build_cache(conn, facts, early)
     if shared_later and borrows(facts):
         return facts
