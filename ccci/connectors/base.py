@@ -29,8 +29,12 @@ class Connector(Protocol):
         """The engine's client, for gathering's list and inspect calls (docker's APIClient, or
         plain HTTP in front of it on a local socket); the SDK is imported only when needed."""
 
-    def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        """GET an endpoint no client method covers (``/system/df?type=…``), decoded JSON."""
+    def get_json(
+        self, path: str, params: dict[str, Any] | None = None, leave_out: tuple[str, ...] = ()
+    ) -> Any:
+        """GET an endpoint no client method covers (``/system/df?type=…``), decoded JSON; the
+        answer may come without the top-level keys in ``leave_out`` (what the caller never
+        reads and is costly to decode)."""
 
     def inspect_image(self, image_id: str) -> dict[str, Any] | None:
         """The image's inspect (by id or reference) just before acting on it; None when it is

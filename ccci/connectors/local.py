@@ -145,11 +145,14 @@ class LocalConnector:
                 f"{self.host}: cannot reach the Docker engine at {self._shown}: {exc}"
             ) from exc
 
-    def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        """GET an engine endpoint the SDK has no method for (``/system/df?type=…``)."""
+    def get_json(
+        self, path: str, params: dict[str, Any] | None = None, leave_out: tuple[str, ...] = ()
+    ) -> Any:
+        """GET an engine endpoint the SDK has no method for (``/system/df?type=…``); the
+        answer may come without the top-level keys in ``leave_out``."""
         api = self.api
         if isinstance(api, EngineReads):
-            return api.get_json(path, params)
+            return api.get_json(path, params, leave_out)
         response = api._get(api._url(path), params=params or {})
         return api._result(response, json=True)
 

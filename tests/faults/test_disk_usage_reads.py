@@ -4,7 +4,9 @@ build cache early and whose eviction wants image sizes makes it once on such an 
 answer has both), twice on a newer one (each asked for alone).
 
 Every request reaches the private engine through the fault proxy (harness/faultproxy.py),
-which here only counts what it forwards: every answer is the real engine's.
+which here only counts what it forwards: every answer is the real engine's. The answer's
+container list, which ccci never reads, is left undecoded (ccci.connectors.dfanswer); what
+remains is what a whole decode gives.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+from ccci_cli import HOST
 from faultkit import Ccci
 
+from ccci.connectors.local import LocalConnector
 from harness.engine import Engine
 from harness.faultproxy import FaultProxy
-from harness.images import load_image
+from harness.images import ensure_busybox_image, load_image
 
 MIB = 1024 * 1024
 
@@ -77,3 +81,22 @@ def test_one_disk_usage_call_serves_the_build_cache_and_the_image_sizes_before_a
     assert len(calls) == expected, [r.query for r in calls]
     # Nothing but reads reached the engine.
     assert {r.method for r in proxy.seen} == {"GET"}
+
+
+def test_the_engines_disk_usage_answer_less_its_containers_is_its_whole_answer_less_them(
+    proxy: FaultProxy, clean_engine: Engine
+) -> None:
+    # A container whose label holds what the container list's end is found by.
+    tag = ensure_busybox_image(clean_engine)
+    clean_engine.docker(
+        "create", "--label", 'note=],"Volumes":[]}', "--name", "ccci-df-label", tag, "true"
+    )
+    reads = LocalConnector(host=HOST, docker_host=proxy.docker_host)
+    whole = reads.get_json("/system/df", {"type": "build-cache"})
+    lean = reads.get_json("/system/df", {"type": "build-cache"}, leave_out=("Containers",))
+    assert whole["Containers"], "the engine listed no container: nothing was left out"
+    if _api_version(clean_engine) < (1, 42):
+        assert "Containers" not in lean  # the answer had them, and they were not decoded
+    assert {k: v for k, v in lean.items() if k != "Containers"} == {
+        k: v for k, v in whole.items() if k != "Containers"
+    }

@@ -119,12 +119,15 @@ class FakeConnector:
         assert self.sdk is not None, "this fake has no SDK client: pass sdk=… (recorded answers)"
         return self.sdk
 
-    def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
+    def get_json(
+        self, path: str, params: dict[str, Any] | None = None, leave_out: tuple[str, ...] = ()
+    ) -> Any:
         self._read("get_json", path, params)
         assert path == "/system/df", f"the fake answers /system/df only, not {path}"
         kind = (params or {}).get("type")
         if kind is None:
-            return copy.deepcopy(self.system_df)
+            # What the caller leaves out is left out, so a caller that reads it fails here.
+            return {k: copy.deepcopy(v) for k, v in self.system_df.items() if k not in leave_out}
         key = _DF_KEYS[kind]
         return {key: copy.deepcopy(self.system_df.get(key) or [])}
 
