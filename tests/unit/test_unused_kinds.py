@@ -247,6 +247,23 @@ def test_a_run_of_every_kind_builds_every_document_each_time(
     assert builds.of(*ALL_KINDS) == dict.fromkeys(ALL_KINDS, 2)
 
 
+def test_a_run_of_every_kind_whose_policies_did_not_change_writes_no_cache_file(
+    tmp_path: Path, state: Path
+) -> None:
+    # The nightly reconcile must not rewrite (and fsync) the caches on every run.
+    policies, inv = write(tmp_path / "policies"), inventory(tmp_path)
+    janitor(policies, state, inv, kinds=None)
+    files = sorted((state / "cache").iterdir())
+    assert built_file(state) in files
+    before = {f: f.stat().st_mtime_ns for f in files}
+    for f in files:
+        os.utime(f, ns=(1, 1))  # any write from here on moves the mtime
+    janitor(policies, state, inv, kinds=None)
+    janitor(policies, state, inv)
+    assert {f: f.stat().st_mtime_ns for f in files} == dict.fromkeys(before, 1)
+    assert sorted((state / "cache").iterdir()) == files
+
+
 def test_a_fresh_janitor_load_of_known_policies_imports_no_timer_retention_or_daemon_code(
     tmp_path: Path, state: Path
 ) -> None:
