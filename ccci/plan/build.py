@@ -9,7 +9,6 @@ from typing import Any
 
 from ccci.facts.model import Facts
 from ccci.plan.address import AddressKind
-from ccci.plan.fingerprint import fingerprints_for
 from ccci.plan.model import Change, GateResult, HostPlan, Manual, Noop, Plan
 from ccci.policy.model import (
     DaemonPolicy,
@@ -20,24 +19,78 @@ from ccci.policy.model import (
     TimerPolicy,
 )
 from ccci.rules import Context, RuleOutput
-from ccci.rules.daemon import plan_daemon
-from ccci.rules.orphans import plan_orphans
-from ccci.rules.prune import plan_prune
-from ccci.rules.retention import plan_retention, retained_images
-from ccci.rules.timers import plan_timers
+
+Rule = Callable[[Any, Context], RuleOutput]
+
+
+# Each rule is imported only when a policy of its kind is planned: the janitor, which plans
+# only OrphanStackPolicy, starts without the other rules and what they import. Imported by
+# name in these functions (not by a module path string) so that the layering test sees them.
+def _daemon() -> Rule:
+    from ccci.rules.daemon import plan_daemon
+
+    return plan_daemon
+
+
+def _timers() -> Rule:
+    from ccci.rules.timers import plan_timers
+
+    return plan_timers
+
+
+def _orphans() -> Rule:
+    from ccci.rules.orphans import plan_orphans
+
+    return plan_orphans
+
+
+def _prune() -> Rule:
+    from ccci.rules.prune import plan_prune
+
+    return plan_prune
+
+
+def _retention() -> Rule:
+    from ccci.rules.retention import plan_retention
+
+    return plan_retention
+
 
 # Rules run in this order: reaping orphans first lets the prune gates see the host as it
 # will be after the reaps; the prune's leftovers go before any cached image is evicted, and
 # eviction counts what they free (reap, prune, then evict). Kinds without a rule
-# (StackSelector) only feed other policies.
-RULES: dict[type[Any], Callable[[Any, Context], RuleOutput]] = {
-    DaemonPolicy: plan_daemon,
-    TimerPolicy: plan_timers,
-    OrphanStackPolicy: plan_orphans,
-    PrunePolicy: plan_prune,
-    ImageRetention: plan_retention,
+# (StackSelector) only feed other policies. Each kind maps to what imports its rule.
+RULES: dict[type[Any], Callable[[], Rule]] = {
+    DaemonPolicy: _daemon,
+    TimerPolicy: _timers,
+    OrphanStackPolicy: _orphans,
+    PrunePolicy: _prune,
+    ImageRetention: _retention,
 }
 _ORDER = {kind: i for i, kind in enumerate(RULES)}
+
+
+def rule_for(kind: type[Any]) -> Rule:
+    """The rule that plans policies of ``kind`` (a key of :data:`RULES`), imported now if
+    no plan needed it before."""
+    return RULES[kind]()
+
+
+def import_rules(policies: Iterable[Policy]) -> None:
+    """Import the rules these policies need now, so a plan of them starts without importing
+    (a caller waiting on the engine does this in the meantime)."""
+    for kind in {type(p) for p in policies if type(p) in RULES}:
+        rule_for(kind)
+
+
+def _retained(policies: tuple[Policy, ...], facts: Facts) -> dict[str, str]:
+    """:func:`ccci.rules.retention.retained_images`, which is empty without an
+    ImageRetention, so a plan without one never imports the retention rule."""
+    if not any(isinstance(p, ImageRetention) for p in policies):
+        return {}
+    from ccci.rules.retention import retained_images
+
+    return retained_images(policies, facts)
 
 
 def plan_host(
@@ -63,7 +116,7 @@ def plan_host(
         facts=facts,
         now=now,
         reaping=swarm_reaps,
-        retained=retained_images(policies, facts),
+        retained=_retained(policies, facts),
         policies=policies,
     )
     ruled = sorted(
@@ -72,7 +125,7 @@ def plan_host(
     reaped: frozenset[str] = frozenset()
     for policy in ruled:
         added: list[Change] = []
-        for outcome in RULES[type(policy)](policy, ctx):
+        for outcome in rule_for(type(policy))(policy, ctx):
             if isinstance(outcome, GateResult):
                 gates.append(outcome)
             elif isinstance(outcome, Manual):
@@ -101,12 +154,17 @@ def plan_host(
             planned=tuple(changes.values()),
         )
     planned = tuple(changes.values())
+    fingerprints: dict[str, str] = {}
+    if fingerprinted:
+        from ccci.plan.fingerprint import fingerprints_for
+
+        fingerprints = fingerprints_for(facts, planned)
     return HostPlan(
         host=host,
         changes=planned,
         noops=tuple(noops),
         gates=tuple(gates),
-        fingerprints=fingerprints_for(facts, planned) if fingerprinted else {},
+        fingerprints=fingerprints,
         manual=tuple(manual),
     )
 

@@ -129,7 +129,7 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 def _names_a_secret(template: str) -> bool:
     """Whether a template reads a secret-looking name (``db_password``, ``db.token``)."""
-    from ccci.render.redact import is_secret_name
+    from ccci.render.secretname import is_secret_name
 
     return any(is_secret_name(word) for word in _IDENTIFIER.findall(template))
 

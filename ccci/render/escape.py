@@ -10,7 +10,6 @@ each renderer passes every such value through :func:`terminal` (text) or
 
 from __future__ import annotations
 
-import html
 import re
 
 # C0 controls and DEL, C1 controls, and the Unicode characters that reorder or break
@@ -55,6 +54,9 @@ def markdown_cell(text: object) -> str:
 
 def html_text(text: object) -> str:
     """``text`` inside an HTML element of the comment (``<summary>``): entities escaped."""
+    # Imported here: html loads its table of named entities, which only markdown needs.
+    import html
+
     return html.escape(terminal(text), quote=True).replace("@", "@\u2060")
 
 

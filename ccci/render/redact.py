@@ -1,5 +1,5 @@
-"""What ccci never prints: the one decision of which values are secret, and how they are
-masked.
+"""What ccci never prints: the one decision of which values are secret (by their names:
+:mod:`ccci.render.secretname`), and how they are masked.
 
 ``policy diff`` and ``policy check`` run on pull requests and their output is posted as a
 PR comment, readable by anyone who can read the PR; a plan is pasted into tickets. So an
@@ -18,51 +18,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ccci.render.secretname import is_secret_name as is_secret_name
+
 MASK = "(masked)"
 CHANGED_MASK = "(masked, changed)"
 
-# A name is secret when one of its words is one of these (``db_password``, ``apiKey``,
-# ``REGISTRY-TOKEN``) or it contains one of the unmistakable ones (``dbpassword``).
-_SECRET_WORDS = frozenset(
-    {
-        "password",
-        "passwd",
-        "pass",
-        "pwd",
-        "passphrase",
-        "token",
-        "tokens",
-        "secret",
-        "secrets",
-        "key",
-        "keys",
-        "apikey",
-        "credential",
-        "credentials",
-        "creds",
-        "auth",
-        "private",
-        "privkey",
-        "cookie",
-        "session",
-        "signature",
-        "salt",
-        "dsn",
-    }
-)
-_SECRET_PARTS = ("password", "passwd", "secret", "token", "credential", "apikey", "privatekey")
-_WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
-
 # A secret shorter than this would mask ordinary text ("1", "on") wherever it appears.
 MIN_SCRUB = 4
-
-
-def is_secret_name(name: object) -> bool:
-    """Whether a variable, key or environment name looks like it holds a secret."""
-    text = str(name)
-    if any(part in text.lower() for part in _SECRET_PARTS):
-        return True
-    return any(word.lower() in _SECRET_WORDS for word in _WORD.findall(text))
 
 
 def masked_value(name: object, value: Any) -> Any:

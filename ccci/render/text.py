@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ccci.plan.model import Action, Change, HostPlan, Plan
-from ccci.plan.results import ChangeResult, HostReport, Status
 from ccci.quantities import format_bytes
 from ccci.render.escape import terminal
 from ccci.render.style import Style
+
+if TYPE_CHECKING:
+    # Only an apply's report has results: a plan is rendered without importing them.
+    from ccci.plan.results import ChangeResult, HostReport
 
 _ACTION_COLOUR = {
     Action.CREATE: "green",
@@ -163,6 +168,8 @@ def render_plan(plan: Plan, style: Style, verbose: bool = False) -> str:
 
 def result_line(host: str, result: ChangeResult, style: Style) -> str:
     """One applied change, as Ansible prints a task result: host, change, status, detail."""
+    from ccci.plan.results import Status
+
     colour = {Status.OK: "green", Status.FAILED: "red", Status.SKIPPED: "yellow"}[result.status]
     change = result.change
     return (

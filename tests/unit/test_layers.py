@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parents[2] / "ccci"
 LAYERS: tuple[tuple[str, ...], ...] = (
     # Languages and base utilities: no knowledge of hosts, policies or plans.
     ("errors", "quantities", "saferegex", "serde", "render.escape", "render.redact",
-     "state.atomic", "state.cachefile", "systemd.values", "systemd.units", "config.yamlsrc",
-     "config.yamlcache"),
+     "render.secretname", "state.atomic", "state.cachefile", "systemd.values", "systemd.units",
+     "config.yamlsrc", "config.yamlcache"),
     ("facts", "connectors", "config"),
     ("policy", "systemd.sandbox"),
     ("plan.address", "plan.model"),
