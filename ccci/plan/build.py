@@ -76,11 +76,15 @@ def rule_for(kind: type[Any]) -> Rule:
     return RULES[kind]()
 
 
-def import_rules(policies: Iterable[Policy]) -> None:
-    """Import the rules these policies need now, so a plan of them starts without importing
-    (a caller waiting on the engine does this in the meantime)."""
-    for kind in {type(p) for p in policies if type(p) in RULES}:
-        rule_for(kind)
+def preload(policies: Iterable[Policy]) -> None:
+    """Import now what planning these policies may import: their kinds' rules and the
+    fingerprints a saved plan takes. For a caller with time to spare (waiting on the
+    engine), so that the plan starts the moment the facts are in."""
+    kinds = {type(p) for p in policies}
+    for kind, load in RULES.items():
+        if kind in kinds:
+            load()
+    from ccci.plan import fingerprint  # noqa: F401
 
 
 def _retained(policies: tuple[Policy, ...], facts: Facts) -> dict[str, str]:
