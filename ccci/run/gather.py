@@ -101,8 +101,9 @@ def gather_with(
         # the prune's other gates say, so no trial plan has to decide on it. More facts
         # never make a closed gate's policy act. While the engine still sizes everything,
         # the rules are imported, so the plan starts the moment the answer is in.
-        import ccci.plan.build  # noqa: F401
+        from ccci.plan.build import preload
 
+        preload(target.policies)
         facts = add_build_cache(conn, facts, early)
     if shared_later and borrows(facts):
         return facts
