@@ -349,10 +349,10 @@ class LocalConnector:
     def units(self, names: list[str]) -> tuple[str, tuple[Unit, ...]]:
         """systemd's state (``running``, ``degraded``…, or why it cannot be asked) and the
         named units. Without a running systemd the units are unknown, not absent."""
-        from ccci.facts.systemd import SHOW_PROPERTIES, parse_show, usable
-
         if not names:
             return "", ()
+        from ccci.facts.systemd import SHOW_PROPERTIES, parse_show, usable
+
         try:
             # Exit status is non-zero for "degraded" too; the word on stdout is the answer.
             asked = subprocess.run(

@@ -157,11 +157,13 @@ def _systemd(
 ) -> tuple[str, tuple[Unit, ...], tuple[UnitFile, ...]]:
     """The units, then their files at once; in a plan none where systemd is not usable: the
     timer rule then plans nothing, and over SSH each file is a remote command."""
+    state, units = conn.units(names)
+    if not names and not paths:
+        return state, units, ()  # no timer policy: nothing to ask systemd about
     from concurrent.futures import ThreadPoolExecutor
 
     from ccci.facts.systemd import usable
 
-    state, units = conn.units(names)
     if lean and state and not usable(state):
         return state, units, ()
     with ThreadPoolExecutor(max_workers=HOST_READS) as pool:

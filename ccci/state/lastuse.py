@@ -51,8 +51,6 @@ class Record:
 def seen_in_use(facts: Facts, now: datetime) -> dict[str, datetime]:
     """Pure: when the facts show each image in use — now for a running container or a task
     meant to run, else when its container last finished (or was created)."""
-    from ccci.rules.usage import TASK_DESIRED_USING, resolve
-
     seen: dict[str, datetime] = {}
 
     def note(image_id: str, moment: datetime) -> None:
@@ -62,6 +60,10 @@ def seen_in_use(facts: Facts, now: datetime) -> dict[str, datetime]:
     for container in facts.containers:
         moment = now if container.active else (container.finished or container.created)
         note(container.image_id, moment)
+    if not facts.images:
+        return seen  # a task's image is found among the images (the janitor lists none)
+    from ccci.rules.usage import TASK_DESIRED_USING, resolve
+
     for task in facts.tasks:
         if task.desired_state in TASK_DESIRED_USING and task.image:
             for image in resolve(task.image, facts.images):
