@@ -254,6 +254,19 @@ def measure(once: Callable[[], Run], repeat: int, warmup: int = 1) -> list[Run]:
     return [once() for _ in range(repeat)]
 
 
+def measure_by_turns(
+    first: Callable[[], Run], second: Callable[[], Run], repeat: int, warmup: int = 1
+) -> tuple[list[Run], list[Run]]:
+    """Two commands timed by turns (first, second, first, ...) after a warm-up of each: a
+    slow spell of a shared machine then falls on both alike, not on one block of runs, so
+    their ratio is the two commands' and not the minute's."""
+    for _ in range(warmup):
+        first()
+        second()
+    pairs = [(first(), second()) for _ in range(repeat)]
+    return [a for a, _ in pairs], [b for _, b in pairs]
+
+
 def median(runs: Sequence[Run]) -> float:
     return statistics.median(r.seconds for r in runs)
 

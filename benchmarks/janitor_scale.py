@@ -57,6 +57,7 @@ from benchkit import (  # noqa: E402
     help_row,
     locked_engine,
     measure,
+    measure_by_turns,
     measure_help,
     median,
     not_wrapper,
@@ -438,16 +439,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         ccci = ccci_bin()
         docker = harness_engine.docker_cli()
         log = root / "janitor.out"
-        listing = measure(
+        listing, janitor = measure_by_turns(
             lambda: run_sequence(
                 [[docker, "stack", "ls"], [docker, "volume", "ls"], [docker, "secret", "ls"]],
                 env,
                 root,
             ),
+            lambda: run_timed([ccci, *janitor_args(root, anchor)], env, root, log),
             args.repeat,
-        )
-        janitor = measure(
-            lambda: run_timed([ccci, *janitor_args(root, anchor)], env, root, log), args.repeat
         )
         ahead = (anchor_time + ORPHANED_AHEAD).strftime("%Y-%m-%dT%H:%M:%SZ")
         orphaned_log = root / "orphaned.out"

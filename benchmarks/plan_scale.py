@@ -63,7 +63,7 @@ from benchkit import (  # noqa: E402
     help_row,
     load_images,
     locked_engine,
-    measure,
+    measure_by_turns,
     measure_help,
     median,
     not_wrapper,
@@ -393,11 +393,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ccci = ccci_bin()
         docker = harness_engine.docker_cli()
         plan_log = root / "plan.out"
-        listing = measure(
+        listing, plan = measure_by_turns(
             lambda: run_sequence([[docker, "image", "ls", "-a"], [docker, "ps", "-a"]], env, root),
-            args.repeat,
-        )
-        plan = measure(
             lambda: run_timed([ccci, *plan_args(root, seeded.anchor)], env, root, plan_log),
             args.repeat,
         )
