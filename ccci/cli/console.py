@@ -6,7 +6,8 @@ collection over all of them, ~10 ms of a janitor run a CI job makes before every
 more after a big plan. The kernel frees it all at once, so the console script ends the
 process itself, after doing what the interpreter's exit would have done that anyone can
 see: other threads ended, exit handlers run (the SSH connector's finalizers end masters
-that are not kept), standard output and error flushed.
+that are not kept), standard output and error flushed. While it runs, the cyclic collector
+runs less often (``COLLECT_EVERY``).
 
 Only a process whose other threads have all ended leaves this way; one with a thread still
 running (nothing ccci starts outlives its command, but a library's might) and an error ccci
@@ -17,6 +18,7 @@ process, so it stays callable in-process.
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import sys
 import threading
@@ -28,8 +30,16 @@ from ccci.cli.main import main
 FLUSH_FAILED = 120
 
 
+# A run's objects (its facts, its plan) live until it ends, so the collector's passes over
+# them while it runs free nothing: ~5 ms of a janitor run with 50 stacks, ~11 ms of a plan's
+# CPU at 1,500 images and containers. It still runs every this many allocations, so a long
+# apply's cycles are freed.
+COLLECT_EVERY = 100_000
+
+
 def console() -> NoReturn:
     """The console script's entry point."""
+    gc.set_threshold(COLLECT_EVERY, *gc.get_threshold()[1:])
     try:
         main()
         code = 0
