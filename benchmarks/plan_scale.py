@@ -20,11 +20,13 @@ shape. A closed gate or young objects would flatter the figure.
     .venv/bin/python benchmarks/plan_scale.py [--n 1500] [--repeat 3] [--profile]
 
 Issue 13 item 6, on the harness's engine 20.10 (API 1.41), 2 CPUs: 4.33x (0.5.0) -> 2.78x
-(0.6.0) -> 1.86-2.29x (0.7.0: 0.60-0.65 s against 0.26-0.35 s, medians of 3-9, whole runs
-minutes apart). What is left is the engine's: ``/system/df`` (~0.29 s of its own time before
-API 1.42, which sizes everything) beside the listing and the 300 exited containers' inspects,
-on the same two CPUs; ccci's start-up before its first reads is ~0.07 s (they start while the
-policies load, see ccci.run.opening) and its plan after the answers ~0.05 s.
+(0.6.0) -> 1.86-2.29x (0.7.0, timed in blocks) -> 1.87-1.92x (0.8.0: 0.45-0.49 s against
+0.24-0.26 s, medians of 15, ccci and the listing timed by turns, whole runs minutes apart).
+What is left is the engine's: ``/system/df`` (~0.28 s of its own time before API 1.42, which
+sizes everything; ~0.35 s beside the listing and the 300 exited containers' inspects on the
+same two CPUs), started as soon as the policies are loaded (~0.08 s after ccci starts), then
+the plan and its text (~0.035 s). The seeded engine has no build cache, so the prune reads
+one that is empty; the eviction's gate is closed, so no image sizes are asked for.
 
 Runs against ``$CCCI_ENGINE_DIR`` (default /var/tmp/ccci-engine). ``--no-swarm`` starts
 the engine without a swarm, for a second engine beside the main one: the harness's swarm
@@ -313,7 +315,7 @@ def engine_calls(api: EngineApi) -> list[tuple[str, float]]:
 PHASES = (
     ("gather facts", "ccci.run.workspace", "_gather"),
     ("  containers: list + inspect exited ones", "ccci.facts.docker", "_containers"),
-    ("  build cache: /system/df", "ccci.facts.docker", "_build_cache"),
+    ("  build cache: /system/df, read beside the lists", "ccci.facts.docker", "_build_cache_usage"),
     ("rules (every host planned in its swarm scope)", "ccci.run.swarmscope", "plan_in_scope"),
     ("render text", "ccci.render.text", "render_plan"),
 )
