@@ -94,12 +94,21 @@ def test_the_janitors_policies_never_want_a_slow_fact(tmp_path: Path) -> None:
     assert not may_want_slow(target.policies, _lean_facts(conn, SCOPE_STACKS))
 
 
-@pytest.mark.parametrize(("gate", "wanted"), [(OPEN_DISK, True), (CLOSED_DISK, False)])
-def test_a_prune_of_the_build_cache_may_want_it_only_with_its_disk_gate_open(
-    tmp_path: Path, gate: str, wanted: bool
+@pytest.mark.parametrize(
+    ("policy", "wanted"),
+    [
+        (_prune(OPEN_DISK), True),
+        (_prune(CLOSED_DISK), False),
+        (_retention("80%"), True),
+        (_retention("90%"), False),
+    ],
+    ids=["prune-open", "prune-closed", "eviction-open", "eviction-closed"],
+)
+def test_a_prune_or_an_eviction_may_want_a_slow_fact_only_with_its_disk_gate_open(
+    tmp_path: Path, policy: str, wanted: bool
 ) -> None:
     conn = recorded_connector()
-    target = _target(_prune(gate), tmp_path)
+    target = _target(policy, tmp_path)
     assert may_want_slow(target.policies, _lean_facts(conn)) is wanted
 
 
@@ -109,15 +118,6 @@ def test_a_build_cache_already_gathered_is_not_wanted_again(tmp_path: Path) -> N
     full = gather(conn, ["/var/lib/docker"], now=NOW)
     assert "build_cache" not in full.not_gathered
     assert not may_want_slow(target.policies, full)
-
-
-@pytest.mark.parametrize(("at_least", "wanted"), [("80%", True), ("90%", False)])
-def test_an_eviction_may_want_image_sizes_only_with_its_disk_gate_open(
-    tmp_path: Path, at_least: str, wanted: bool
-) -> None:
-    conn = recorded_connector()
-    target = _target(_retention(at_least), tmp_path)
-    assert may_want_slow(target.policies, _lean_facts(conn)) is wanted
 
 
 def test_a_janitor_plan_gathers_without_a_trial_plan(
