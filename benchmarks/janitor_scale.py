@@ -21,8 +21,9 @@ run pays for it. ``--reset`` removes the seeded stacks (and nothing else) and ex
 
     .venv/bin/python benchmarks/janitor_scale.py [--stacks 50] [--repeat 5] [--profile]
 
-Issue 13 item 6: 5.80x (0.5.0) -> 5.30x (0.6.0) -> 3.16x (0.7.0) -> 2.62-2.65x (0.8.0:
-0.11-0.12 s against a 40 ms listing, medians of 15, timed by turns, whole runs minutes apart).
+Issue 13 item 6: 5.80x (0.5.0) -> 5.30x (0.6.0) -> 3.16x (0.7.0) -> 2.54-2.88x (0.8.0:
+0.11-0.16 s against a 40-60 ms listing, medians of 9-21, timed by turns, whole runs minutes
+apart).
 A run whose policy and inventory files did not change imports neither jsonschema nor PyYAML
 (the state directory's caches, see docs/policies.md) nor http.client, builds only its own
 kinds, imports only the orphan rule, makes one plan and ends without the interpreter's

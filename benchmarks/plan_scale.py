@@ -20,8 +20,9 @@ shape. A closed gate or young objects would flatter the figure.
     .venv/bin/python benchmarks/plan_scale.py [--n 1500] [--repeat 3] [--profile]
 
 Issue 13 item 6, on the harness's engine 20.10 (API 1.41), 2 CPUs: 4.33x (0.5.0) -> 2.78x
-(0.6.0) -> 1.86-2.29x (0.7.0, timed in blocks) -> 1.87-1.92x (0.8.0: 0.45-0.49 s against
-0.24-0.26 s, medians of 15, ccci and the listing timed by turns, whole runs minutes apart).
+(0.6.0) -> 1.86-2.29x (0.7.0, timed in blocks) -> 1.87-2.09x (0.8.0: 0.45-0.51 s against
+0.24-0.26 s, medians of 15, ccci and the listing timed by turns, whole runs minutes apart;
+1.87-1.92x on one engine, 1.95-2.09x on a freshly seeded one: the target is not reliably met).
 What is left is the engine's: ``/system/df`` (~0.28 s of its own time before API 1.42, which
 sizes everything; ~0.35 s beside the listing and the 300 exited containers' inspects on the
 same two CPUs), started as soon as the policies are loaded (~0.08 s after ccci starts), then
