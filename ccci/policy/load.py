@@ -203,12 +203,8 @@ class _Builds:
             return finalize(tuple(known), host)
         policies = finalize(tuple(self.built(i, host) for i in indices), host)
         key = self._key(host)
-        cache = self.passed
-        # A run of every kind builds them all anyway: a key it knows is only used, not added
-        # again, so the file is not rewritten on every run.
-        passed = key is not None and cache is not None and not any(duplicates(policies))
-        if passed and cache is not None and key is not None and not cache.built(key):
-            cache.add_built(key)
+        if key is not None and self.passed is not None and not any(duplicates(policies)):
+            self.passed.add_built(key)
         return policies
 
     def untargeted(self, doc: Document) -> None:
@@ -222,7 +218,7 @@ class _Builds:
             check_characters(doc)
             return
         build(doc, self.passed)
-        if key is not None and not self.passed.built(key):
+        if key is not None:
             self.passed.add_built(key)
 
     def _key(self, host: Host) -> str | None:

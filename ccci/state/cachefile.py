@@ -141,7 +141,10 @@ class Recent(Generic[V]):
         return self._entries()[key]
 
     def add(self, key: str, value: V) -> None:
-        """Remember a new entry, the newest."""
+        """Remember an entry, the newest. One known already with this value only counts as
+        used: a run that finds what it knew writes nothing back."""
+        if self.use(key) and self.value(key) == value:
+            return
         self._used.pop(key, None)
         self._used[key] = value
         self._new = True
