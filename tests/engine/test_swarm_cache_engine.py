@@ -22,6 +22,7 @@ from enginekit import (
     line_of,
     noops,
     now,
+    prune_policy,
     publish,
     retention_policy,
     sleeper,
@@ -176,3 +177,30 @@ def test_a_run_between_two_ccci_runs_counts_as_use_from_the_engines_events(
     rows = ccci.images()
 
     assert rows[cached]["last_used"] >= before_run.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def test_an_evicted_digest_pulled_image_frees_what_the_engines_disk_usage_answer_says(
+    ccci: RetentionCli, registry: Registry
+) -> None:
+    # Beside a prune of the build cache whose disk gate is open, the build cache is read
+    # first and, before API 1.42, the same answer sizes the images the eviction removes.
+    engine = ccci.engine
+    app = publish(engine, registry, unique("sized"), created=now() - 200 * DAY)
+    cached = deploy_and_tear_down(engine, unique("sized"), app.ref)
+    cache_prune = prune_policy(
+        ccci.disk, live_stacks=None, older_than=(("dangling_build_cache", "24h"),)
+    )
+    ccci.write_policy("prune", cache_prune)
+    ccci.write_policy(
+        "retention",
+        retention_policy(retain=("ccci-none/*",), evict=eviction(ccci.disk, down_to="10%")),
+    )
+    ccci.record_last_use({cached: now() - 60 * DAY})
+
+    plan = ccci.plan()
+
+    evicted = {c["address"]: c for c in change_list(plan)}[f"image:{cached}"]
+    rows = engine.api("/system/df?type=image", timeout=60).get("Images") or []
+    sized = {r["Id"]: max(int(r["Size"]) - max(int(r["SharedSize"]), 0), 0) for r in rows}
+    assert evicted["before"]["unique_size"] == sized[cached]
+    assert evicted["before"]["tags"] == []  # the swarm's cache: pulled by digest, no tag
