@@ -14,18 +14,7 @@ import json
 from typing import Any
 
 from ccci.facts.model import ClientConfig, RegistryAuth
-
-
-def registry_host(key: str) -> str:
-    """A config key (``https://host/v1/``, ``host:5000``) as the bare registry host, Docker
-    Hub under one name whichever of its names the key uses (``docker login`` writes
-    ``https://index.docker.io/v1/``; a policy says ``docker.io``)."""
-    from ccci.facts.refs import canonical_registry
-
-    host = key.strip()
-    for scheme in ("https://", "http://"):
-        host = host.removeprefix(scheme)
-    return canonical_registry(host.split("/", 1)[0])
+from ccci.facts.refs import registry_host
 
 
 def _user(entry: dict[str, Any]) -> str:

@@ -110,6 +110,16 @@ def canonical_registry(host: str) -> str:
     return DEFAULT_DOMAIN if host in HUB_HOSTS else host
 
 
+def registry_host(key: str) -> str:
+    """A config key (``https://host/v1/``, ``host:5000``) as the bare registry host, Docker
+    Hub under one name whichever of its names the key uses (``docker login`` writes
+    ``https://index.docker.io/v1/``; a policy says ``docker.io``)."""
+    host = key.strip()
+    for scheme in ("https://", "http://"):
+        host = host.removeprefix(scheme)
+    return canonical_registry(host.split("/", 1)[0])
+
+
 def familiar_repo(repo: str) -> str:
     """``docker.io/library/redis`` → ``redis``; ``docker.io/foo/bar`` → ``foo/bar``."""
     if repo.startswith(f"{DEFAULT_DOMAIN}/"):

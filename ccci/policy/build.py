@@ -10,7 +10,6 @@ from typing import Any
 
 from ccci.config.yamlsrc import Document, PathKey
 from ccci.errors import InputError
-from ccci.facts.clientconfig import registry_host
 from ccci.policy.model import (
     DEFAULT_CLIENT_CONFIG,
     DEFAULT_MAX_LIFETIME,
@@ -244,6 +243,8 @@ def build_orphans(doc: Document) -> OrphanStackPolicy:
 def build_daemon(doc: Document) -> DaemonPolicy:
     """A DaemonPolicy; the registry is brought to the one name a client config's auths are compared
     by (Docker Hub under any of its names), and a setting left out is not checked."""
+    from ccci.facts.refs import registry_host  # its patterns compile on import: daemon only
+
     spec = doc.data["spec"]
     auth = spec.get("registry_auth") or {}
     version = spec.get("min_api_version")

@@ -84,7 +84,7 @@ BUILD_MODULES = (
     "policy/load.py",
     "policy/validated.py",
     "quantities.py",
-    "facts/clientconfig.py",
+    "facts/__init__.py",
     "facts/model.py",
     "facts/refs.py",
     "systemd/__init__.py",

@@ -16,7 +16,7 @@ import pytest
 
 from ccci.config.yamlsrc import load_text
 from ccci.errors import InputError, Location
-from ccci.facts.clientconfig import parse_client_config, read_client_config, registry_host
+from ccci.facts.clientconfig import parse_client_config, read_client_config
 from ccci.facts.model import (
     ClientConfig,
     Daemon,
@@ -30,6 +30,7 @@ from ccci.facts.model import (
     Unit,
     Volume,
 )
+from ccci.facts.refs import registry_host
 from ccci.plan.build import plan_host
 from ccci.plan.model import (
     Action,

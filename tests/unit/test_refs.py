@@ -128,7 +128,8 @@ def test_a_retain_pattern_that_cannot_be_a_reference_is_a_located_error_at_load_
     ["https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io"],
 )
 def test_docker_hub_is_one_registry_under_any_of_its_names(key: str) -> None:
-    from ccci.facts.clientconfig import parse_client_config, registry_host
+    from ccci.facts.clientconfig import parse_client_config
+    from ccci.facts.refs import registry_host
 
     config = parse_client_config("config.json", json.dumps({"auths": {key: {"auth": "dTpw"}}}))
     assert [a.registry for a in config.auths] == [registry_host("docker.io")] == ["docker.io"]
