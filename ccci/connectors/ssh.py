@@ -756,12 +756,13 @@ def _named(folder: str, stem: str, name: str) -> str:
 
 def master_key(target: SshTarget, remote_socket: str) -> str:
     """16 hex digits of a digest of everything that decides what a master reaches and how:
-    the local ``ssh`` binary, user, address, port, key file, the inventory's ssh options and
-    the remote socket it forwards. A run that changes any of them gets a master of its own,
+    the local ``ssh`` binary, user, address, port, key file, the inventory's ssh options, the
+    remote socket it forwards, and the ssh config files it read (each by path, size and
+    mtime). A run that changes any of them, or edits a config file, gets a master of its own,
     never another connection's (one whose host key was checked against other known_hosts,
-    or that logged in as another user). What ``~/.ssh/config`` says is not in it: edit it
-    and end the kept masters (docs/inventory.md)."""
+    or that logged in as another user, or with a ``User`` or ``HostName`` since changed)."""
     found = shutil.which("ssh")
+    args = [*target.common_args, *target.extra_args]
     parts = [
         os.path.realpath(found) if found else "ssh",
         target.user,
@@ -771,8 +772,38 @@ def master_key(target: SshTarget, remote_socket: str) -> str:
         list(target.common_args),
         list(target.extra_args),
         remote_socket,
+        [_file_identity(path) for path in ssh_config_files(args)],
     ]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+
+
+SYSTEM_SSH_CONFIG = "/etc/ssh/ssh_config"
+
+
+def ssh_config_files(args: Sequence[str]) -> list[str]:
+    """The config files ssh reads with these options: each ``-F`` file, else the user's
+    ``~/.ssh/config`` (in the home the user database names, as ssh finds it) and the
+    system's."""
+    named = [args[i + 1] for i, arg in enumerate(args[:-1]) if arg == "-F"]
+    named += [arg[2:] for arg in args if arg.startswith("-F") and len(arg) > 2]
+    if named:
+        return [os.path.abspath(os.path.expanduser(path)) for path in named]
+    import pwd
+
+    try:
+        home = pwd.getpwuid(os.getuid()).pw_dir
+    except KeyError:
+        home = os.path.expanduser("~")
+    return [os.path.join(home, ".ssh", "config"), SYSTEM_SSH_CONFIG]
+
+
+def _file_identity(path: str) -> list[object]:
+    """A file as the key sees it: its path, size and mtime; a missing one only by its path."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return [path]
+    return [path, found.st_size, found.st_mtime_ns]
 
 
 def kept_folder(where: str = "ssh") -> str:

@@ -16,11 +16,13 @@ import pytest
 from ccci.connectors.ssh import (
     CONTROL_DIR_ENV,
     PERSIST_ENV,
+    SYSTEM_SSH_CONFIG,
     SshConnector,
     SshTarget,
     UnsafeControlFolder,
     kept_folder,
     master_key,
+    ssh_config_files,
 )
 from ccci.errors import CcciError
 
@@ -153,6 +155,27 @@ def test_the_forwarded_remote_socket_and_the_local_ssh_give_another_master(
     (other / "ssh").chmod(0o755)
     monkeypatch.setenv("PATH", f"{other}:{os.environ['PATH']}")
     assert master_key(TARGET, "/run/docker.sock") != key
+
+
+def test_editing_the_ssh_config_the_login_reads_gives_another_master(short_tmp: Path) -> None:
+    # A User or HostName line changed since the master logged in: its connection is not the
+    # one the config now describes, so it is never used.
+    config = short_tmp / "ssh_config"
+    config.write_text("Host ci-1\n  User deploy\n")
+    target = replace(TARGET, common_args=("-F", str(config)))
+    key = master_key(target, "/run/docker.sock")
+    assert master_key(target, "/run/docker.sock") == key
+    config.write_text("Host ci-1\n  User root\n")
+    os.utime(config, ns=(1, 1))  # an edit within the same mtime tick still moves it
+    assert master_key(target, "/run/docker.sock") != key
+
+
+def test_the_config_files_are_the_f_file_else_the_users_and_the_systems() -> None:
+    assert ssh_config_files(["-o", "BatchMode=yes", "-F", "/etc/ci/ssh"]) == ["/etc/ci/ssh"]
+    assert ssh_config_files(["-F/etc/ci/ssh"]) == ["/etc/ci/ssh"]
+    default = ssh_config_files(["-o", "BatchMode=yes"])
+    assert default[-1] == SYSTEM_SSH_CONFIG
+    assert default[0].endswith("/.ssh/config") and os.path.isabs(default[0])
 
 
 def test_keeping_is_on_unless_the_env_or_the_host_var_says_off(
