@@ -23,7 +23,7 @@ run pays for it. ``--reset`` removes the seeded stacks (and nothing else) and ex
 
 Issue 13 item 6: 5.80x (0.5.0) -> 5.30x (0.6.0) -> 3.16x (0.7.0) -> 2.54-2.88x (0.8.0:
 0.11-0.16 s against a 40-60 ms listing, medians of 9-21, timed by turns, whole runs minutes
-apart).
+apart) -> 2.86x (0.8.1: 0.22 s against 0.08 s, a slower spell of the machine).
 A run whose policy and inventory files did not change imports neither jsonschema nor PyYAML
 (the state directory's caches, see docs/policies.md) nor http.client, builds only its own
 kinds, imports only the orphan rule, makes one plan and ends without the interpreter's

@@ -27,8 +27,8 @@ What is left is the engine's: ``/system/df`` (~0.28 s of its own time before API
 sizes everything; ~0.35 s beside the listing and the 300 exited containers' inspects on the
 same two CPUs), started as soon as the policies are loaded (~0.08 s after ccci starts), then
 the plan and its text (~0.035 s). The seeded engine has no build cache, so the prune reads
-one that is empty; the eviction's gate is closed, so no image sizes are asked for. A later
-session read 1.86-2.12x (0.63-0.88 s against 0.33-0.44 s, the machine slower throughout) and
+one that is empty; the eviction's gate is closed, so no image sizes are asked for. 0.8.1
+read 1.86-2.12x (0.63-0.88 s against 0.33-0.44 s, the machine slower throughout) and
 found both CPUs busy nearly the whole run (the engine ~0.7 s of CPU, ccci ~0.33 s): moving
 work (an earlier ``/system/df``, the plan made while it finishes, the container list taken
 from its answer) measured within the noise, so README's Benchmarks lists them, not the code.
