@@ -26,7 +26,7 @@ engine-stop:
 lint: venv
 	$(BIN)/ruff check ccci tests harness benchmarks demo
 	$(BIN)/mypy ccci
-	$(BIN)/mypy --explicit-package-bases tests/unit/fakes.py tests/unit/test_fakes.py
+	$(BIN)/mypy --explicit-package-bases tests/unit
 
 test: venv engine lint
 	$(BIN)/python -m pytest -q

@@ -146,7 +146,7 @@ def policies_from_text(text: str, folder: Path, host: Host | None = None) -> lis
 
 
 def load_case(path: Path) -> dict[str, Any]:
-    case = yaml.safe_load(path.read_text(encoding="utf-8"))
+    case: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
     _only(_CASE_KEYS, case, path.name)
     for required in ("description", "now", "policy", "expect"):
         if required not in case:

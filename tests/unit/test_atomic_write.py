@@ -21,7 +21,7 @@ def test_a_taken_temporary_name_is_passed_over_and_never_written_through(
     taken = tmp_path / f".{target.name}.{'ab' * 6}"
     taken.symlink_to(elsewhere)
     draws = iter([bytes.fromhex("ab" * 6), bytes.fromhex("cd" * 6)])
-    monkeypatch.setattr(atomic.os, "urandom", lambda n: next(draws))
+    monkeypatch.setattr("ccci.state.atomic.os.urandom", lambda n: next(draws))
     write_atomic(target, "new\n")
     assert target.read_text(encoding="utf-8") == "new\n"
     assert elsewhere.read_text(encoding="utf-8") == "keep\n"
@@ -44,7 +44,7 @@ def test_when_every_name_is_taken_the_write_fails_in_one_line_and_leaves_the_fil
     target = tmp_path / "ccci.prom"
     write_atomic(target, "old\n")
     (tmp_path / f".{target.name}.{'00' * 6}").write_text("", encoding="utf-8")
-    monkeypatch.setattr(atomic.os, "urandom", lambda n: bytes(n))
+    monkeypatch.setattr("ccci.state.atomic.os.urandom", lambda n: bytes(n))
     with pytest.raises(atomic.WriteFailed) as caught:
         write_atomic(target, "new\n")
     assert str(caught.value) == f"{target}: cannot write: no unused temporary name"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -20,13 +20,14 @@ from ccci.facts.docker import gather, refresh_swarm
 from ccci.facts.model import Daemon, DiskUsage, FactGap, Facts, GapCause, Service, Task
 from ccci.plan.build import plan_host
 from ccci.plan.results import HostReport
-from ccci.policy.model import GateKind
+from ccci.policy.model import GateKind, PrunePolicy
 from ccci.rules.convergence import Progress, redeployed, unsettled
 from ccci.state.metrics import render as render_metrics
 from ccci.views.status import host_status
 from tests.rules.test_rule_cases import policies_from_text
 from tests.unit.fakes import FakeConnector
 
+_T = TypeVar("_T")
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
 DAEMON = Daemon("cc-ci", "26.1.5", "1.45", "/var/lib/docker", "overlay2", "active", True)
 DISK = DiskUsage("/var/lib/docker", 100, 85, 15)
@@ -199,7 +200,7 @@ class _Sdk:
         self.swarm = swarm
         self.fail = fail
 
-    def _maybe(self, name: str, value: Any) -> Any:
+    def _maybe(self, name: str, value: _T) -> _T:
         if name == self.fail:
             raise RuntimeError(f"500 Server Error for /{name}: Internal Server Error")
         return value
@@ -317,6 +318,8 @@ def test_a_prune_rail_is_a_located_error(
 def test_stuck_after_is_read_and_true_keeps_the_documented_30m(tmp_path: Path) -> None:
     (written,) = policies_from_text(POLICY.replace("30m", "45m"), tmp_path)
     (default,) = policies_from_text(POLICY.replace("{stuck_after: 30m}", "true"), tmp_path)
+    assert isinstance(written, PrunePolicy)
+    assert isinstance(default, PrunePolicy)
     assert [g.stuck_after for g in written.gates if g.kind.value.startswith("no_")] == [
         timedelta(minutes=45)
     ]
@@ -329,4 +332,5 @@ def test_stuck_after_is_read_and_true_keeps_the_documented_30m(tmp_path: Path) -
         "  gates: {}\n",
     )
     (unconditional,) = policies_from_text(empty, tmp_path)
+    assert isinstance(unconditional, PrunePolicy)
     assert unconditional.gates == ()

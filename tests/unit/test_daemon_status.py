@@ -517,6 +517,7 @@ def test_api_versions_compare_as_numbers(have: str, wanted: str, ok: bool) -> No
         assert outcome.reason == f"engine API {have} ≥ {wanted}"
     else:
         assert outcome.reason == f"engine API {have} < {wanted}"
+        assert isinstance(outcome, Manual)
         assert outcome.how == f"upgrade the Docker engine to one that speaks API {wanted} or later"
 
 

@@ -51,8 +51,8 @@ REDI = "redi-3fa9c1_ci_example_org"
 WORD = "word-0b1c2d_ci_example_org"
 
 
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+def utc(year: int, month: int, day: int, hour: int = 0) -> datetime:
+    return datetime(year, month, day, hour, tzinfo=UTC)
 
 
 # Images
@@ -297,36 +297,44 @@ class RecordedApi:
 
     def info(self) -> dict[str, Any]:
         if self.swarm:
-            return self.recorded["info"]
+            answer: dict[str, Any] = self.recorded["info"]
+            return answer
         return dict(self.recorded["info"], Swarm={"LocalNodeState": "inactive"})
 
     def version(self) -> dict[str, Any]:
-        return self.recorded["version"]
+        answer: dict[str, Any] = self.recorded["version"]
+        return answer
 
     def images(self, all: bool = False) -> list[dict[str, Any]]:
         # all=True: untagged parents must be facts, so a child's removal never takes one
         # along unplanned.
         assert all is True, "untagged parent images must be gathered too"
-        return self.recorded["images"]
+        answer: list[dict[str, Any]] = self.recorded["images"]
+        return answer
 
     def containers(self, all: bool = False) -> list[dict[str, Any]]:
         assert all is True, "stopped containers must be listed too"
-        return self.recorded["containers"]
+        answer: list[dict[str, Any]] = self.recorded["containers"]
+        return answer
 
     def inspect_container(self, container_id: str) -> dict[str, Any]:
         self.inspected.append(container_id)
-        return self.recorded["inspect_containers"][container_id]
+        answer: dict[str, Any] = self.recorded["inspect_containers"][container_id]
+        return answer
 
     def volumes(self) -> dict[str, Any]:
-        return self.recorded["volumes"]
+        answer: dict[str, Any] = self.recorded["volumes"]
+        return answer
 
     def networks(self) -> list[dict[str, Any]]:
-        return self.recorded["networks"]
+        answer: list[dict[str, Any]] = self.recorded["networks"]
+        return answer
 
     def _swarm_only(self, key: str) -> list[dict[str, Any]]:
         if not self.swarm:
             raise AssertionError(f"{key} asked of an engine outside a swarm")
-        return self.recorded[key]
+        answer: list[dict[str, Any]] = self.recorded[key]
+        return answer
 
     def services(self, status: bool = False) -> list[dict[str, Any]]:
         assert status is True, "UpdateStatus needs ?status=true"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ccci.config.inventory import Inventory, load
+from ccci.config.inventory import Host, Inventory, load
 from ccci.errors import InputError
 
 INVENTORY = """\
@@ -55,7 +55,7 @@ def inventory(tmp_path: Path) -> Inventory:
     return load(path)
 
 
-def names(hosts: list) -> list[str]:
+def names(hosts: list[Host]) -> list[str]:
     return [h.name for h in hosts]
 
 

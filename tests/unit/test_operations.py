@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
-from ccci.apply.executor import Executor, Status
+from ccci.apply.executor import Executor
 from ccci.errors import Location
 from ccci.facts.model import BuildCacheRecord, Facts
 from ccci.plan.address import Address, AddressKind
 from ccci.plan.model import Action, Change, HostPlan, Operation, Precondition, Work
+from ccci.plan.results import Status
 from ccci.state.journal import Journal
 from tests.unit.fakes import FakeConnector
 from tests.unit.test_retention_units import (

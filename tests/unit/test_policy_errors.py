@@ -69,10 +69,13 @@ def edit(line: int, text: str | None, insert: bool = False) -> str:
 
 
 def _inventory(**host_vars: object) -> Inventory:
-    variables = {"inventory_hostname": "cc-ci", "docker_data_root": "/var/lib/docker"}
+    variables: dict[str, Any] = {
+        "inventory_hostname": "cc-ci",
+        "docker_data_root": "/var/lib/docker",
+    }
     variables.update(host_vars)
     host = Host("cc-ci", variables, ("all", "ci"))
-    groups = {"all": ("cc-ci",), "ci": ("cc-ci",)}
+    groups: dict[str, tuple[str, ...]] = {"all": ("cc-ci",), "ci": ("cc-ci",)}
     return Inventory(
         {"cc-ci": host}, groups, "inventory.yaml", {"docker_data_root": "/var/lib/docker"}
     )
@@ -186,7 +189,9 @@ def test_duplicate_policy_names_across_files_point_at_both() -> None:
 def test_a_template_renders_from_the_hosts_vars() -> None:
     text = edit(9, '      path: "{{ docker_data_root }}/volumes"')
     (hp,) = load({"policy.yaml": text}, _inventory(docker_data_root="/srv/docker"))
-    assert hp.policies[0].gates[0].path == "/srv/docker/volumes"
+    policy = hp.policies[0]
+    assert isinstance(policy, PrunePolicy)
+    assert policy.gates[0].path == "/srv/docker/volumes"
 
 
 def test_the_sandbox_refuses_dunder_attributes() -> None:
@@ -202,7 +207,9 @@ def test_the_sandbox_refuses_dunder_attributes() -> None:
 def test_a_template_can_render_a_native_bool(flag: bool, gated: bool) -> None:
     text = edit(13, '    no_converging_services: "{{ wait_for_deploys }}"')
     (hp,) = load({"policy.yaml": text}, _inventory(wait_for_deploys=flag))
-    kinds = [g.kind for g in hp.policies[0].gates]
+    policy = hp.policies[0]
+    assert isinstance(policy, PrunePolicy)
+    kinds = [g.kind for g in policy.gates]
     assert (GateKind.NO_CONVERGING_SERVICES in kinds) is gated
 
 

@@ -14,12 +14,13 @@ from typing import Any
 
 import pytest
 
-from ccci.apply.executor import Executor, Status
+from ccci.apply.executor import Executor
 from ccci.config.inventory import Host
 from ccci.errors import CcciError, Location
 from ccci.facts.model import Container, Daemon, DiskUsage, Facts, Image, Service, Task
 from ccci.plan.build import plan_host
 from ccci.plan.model import HostPlan
+from ccci.plan.results import Status
 from ccci.policy import template
 from ccci.policy.load import build, finalize, read
 from ccci.policy.model import ImageRetention, PolicyMeta, PrunePolicy

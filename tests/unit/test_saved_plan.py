@@ -337,6 +337,7 @@ def test_the_reap_removes_each_target_by_its_id_and_nothing_of_a_sibling() -> No
         ("remove_file", "/abra/servers/cc-ci/redi-3fa9c1.ci.example.org.env"),
     ]
     assert left == []
+    assert conn.facts is not None
     assert [s.name for s in conn.facts.secrets] == [f"{SIBLING}_db_password_v1"]
 
 
@@ -349,6 +350,7 @@ def test_an_object_that_joined_the_stack_after_the_plan_is_reported_not_removed(
 
     assert left == [f"secret {STACK}_late_token_v1"]
     assert ("remove_object", "secrets", "sec2") not in conn.calls
+    assert conn.facts is not None
     assert late in conn.facts.secrets
 
 
@@ -362,12 +364,15 @@ def test_an_object_recreated_under_a_planned_name_is_left_and_reported() -> None
 
     assert f"network {STACK}_default (re-created since the plan)" in left
     assert not any(call[1:] == ("networks", "net9") for call in conn.calls)
+    assert conn.facts is not None
     assert conn.facts.networks == (recreated,)
 
 
 def test_a_target_that_could_not_be_removed_fails_the_reap_naming_it() -> None:
     # The engine refuses to remove a volume while one is mounted.
-    in_use = {("remove_object", "volumes"): RuntimeError("volume is in use")}
+    in_use: dict[tuple[str, ...], BaseException] = {
+        ("remove_object", "volumes"): RuntimeError("volume is in use")
+    }
     conn = FakeConnector(facts=_stack_facts(), raises=in_use)
 
     with pytest.raises(ReapFailed) as failed:

@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ccci.config.inventory import Host
+from ccci.connectors.base import Connector
 from ccci.facts.model import Facts
 from ccci.plan.saved import read_plan
+from ccci.policy.load import HostPolicies
 from ccci.render import json as render_json
-from ccci.run.workspace import Settings, Workspace
+from ccci.run.workspace import Settings, Workspace, connector_for
 from ccci.serde import to_jsonable
 
 HOSTS = ("ci-1", "ci-2", "ci-3")
@@ -58,7 +63,7 @@ def farm(tmp_path: Path) -> tuple[Settings, dict[str, Facts], Any]:
     """Three hosts, each with a leftover image, and a saved plan that removes all three."""
     (tmp_path / "policies").mkdir()
     (tmp_path / "policies" / "prune.yaml").write_text(PRUNE, encoding="utf-8")
-    hosts = {h: {} for h in HOSTS}
+    hosts: dict[str, dict[str, Any]] = {h: {} for h in HOSTS}
     inventory = {"all": {"hosts": hosts}}
     (tmp_path / "inventory.yaml").write_text(json.dumps(inventory), encoding="utf-8")
     facts = {h: facts_of(h, i) for i, h in enumerate(HOSTS, 1)}
@@ -126,14 +131,18 @@ def test_forks_1_gathers_a_saved_plans_hosts_one_at_a_time_to_the_same_plan(
 
 
 def test_a_saved_plan_with_a_host_that_cannot_be_reached_ends_before_anything_is_done(
-    farm: Any,
+    farm: tuple[Settings, dict[str, Facts], Any],
 ) -> None:
     from ccci.connectors.local import ConnectionFailed
 
     settings, facts, saved = farm
     workspace = Workspace(settings)
 
-    def gather(target: Any, plan_at: Any = None) -> Facts:
+    def gather(
+        target: HostPolicies,
+        plan_at: datetime | None = None,
+        make: Callable[[Host], Connector] = connector_for,
+    ) -> Facts:
         if target.host.name == "ci-2":
             raise ConnectionFailed("ci-2 (root@10.0.0.2): cannot connect over SSH: refused")
         return facts[target.host.name]

@@ -5,8 +5,10 @@ a plan that may be saved."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,8 +18,10 @@ from ccci.facts.docker import gather
 from ccci.facts.model import SCOPE_FULL, SCOPE_STACKS, Facts
 from ccci.plan.build import plan_host
 from ccci.plan.fingerprint import SWARM_KEY
+from ccci.plan.model import HostPlan
 from ccci.plan.needs import may_want_slow
 from ccci.policy.load import HostPolicies
+from ccci.policy.model import Policy
 from ccci.run.gather import gather_with
 from tests.rules.test_rule_cases import policies_from_text
 from tests.unit.fakes import FakeConnector
@@ -71,7 +75,7 @@ def _lean_facts(conn: FakeConnector, scope: str = SCOPE_FULL) -> Facts:
     return gather(conn, ["/var/lib/docker"], now=NOW, scope=scope, build_cache=False)
 
 
-def _df_reads(conn: FakeConnector) -> list[object]:
+def _df_reads(conn: FakeConnector) -> list[tuple[Any, ...]]:
     return [r for r in conn.reads if r[:2] == ("get_json", "/system/df")]
 
 
@@ -80,9 +84,15 @@ def _trials(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     made: list[bool] = []
     own = ccci.plan.build.plan_host
 
-    def counted(*args, fingerprinted: bool = True, **kwargs):  # type: ignore[no-untyped-def]
+    def counted(
+        host: str,
+        policies: Iterable[Policy],
+        facts: Facts,
+        now: datetime,
+        fingerprinted: bool = True,
+    ) -> HostPlan:
         made.append(fingerprinted)
-        return own(*args, fingerprinted=fingerprinted, **kwargs)
+        return own(host, policies, facts, now, fingerprinted=fingerprinted)
 
     monkeypatch.setattr(ccci.plan.build, "plan_host", counted)
     return made

@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -138,7 +139,7 @@ def test_a_masters_key_is_the_same_for_the_same_connection() -> None:
         {"common_args": (), "extra_args": ("-o", "UserKnownHostsFile=/etc/ci_hosts", "-o")},
     ],
 )
-def test_anything_that_decides_the_connection_gives_another_master(changed: dict) -> None:
+def test_anything_that_decides_the_connection_gives_another_master(changed: dict[str, Any]) -> None:
     assert master_key(replace(TARGET, **changed), "/run/docker.sock") != master_key(
         TARGET, "/run/docker.sock"
     )

@@ -260,7 +260,7 @@ def test_unit_values_double_percent_and_nothing_else() -> None:
 
 # ---- the nightly's writable paths -------------------------------------------------------
 
-ORPHANS = {
+ORPHANS: dict[str, Any] = {
     "apiVersion": "ccci/v1",
     "kind": "OrphanStackPolicy",
     "metadata": {"name": "reap-killed-runs"},

@@ -10,7 +10,7 @@ units is in tests/systemd/test_unit_fuzz_systemd.py).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -23,10 +23,12 @@ from ccci.systemd.values import FieldError, check_timer, unit_value
 from harness.nix import parse as nix_parse
 from tests.unit.nixkit import evaluate_module, require_nix_instantiate
 
+# Surrogates: not text that can be written out as UTF-8.
+SURROGATES: tuple[Literal["Cs"]] = ("Cs",)
 # Text with everything in it: line breaks of every kind, quotes, backslashes, %, ${.
 ANY_TEXT = st.lists(
     st.one_of(
-        st.characters(blacklist_categories=("Cs",)),
+        st.characters(blacklist_categories=SURROGATES),
         st.sampled_from(["\n", "\r", "\\", '"', "'", "%", "$", "{", "}", "=", "[", "]", ";", "#"]),
         st.sampled_from(["${", "$${", "''", "%n", " \\", "\n[Service]\nExecStartPre=/x"]),
     ),
