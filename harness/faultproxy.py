@@ -17,7 +17,10 @@ do with the first ``times`` matching requests:
 
 One request per connection: the proxy asks the engine for ``Connection: close`` and
 closes the client's connection after relaying the answer, so HTTP framing is the
-engine's own and the client simply reconnects. Stdlib only, like the rest of the harness.
+engine's own and the client simply reconnects. A request that asks to upgrade the
+connection (``Upgrade:``, as BuildKit's ``POST /grpc`` does) is forwarded as it came, and
+then the bytes are relayed both ways until either side closes, as the engine's own socket
+would carry them. Stdlib only, like the rest of the harness.
 """
 
 from __future__ import annotations
@@ -173,7 +176,10 @@ class FaultProxy:
                 if rule.reply is not DROP:
                     client.sendall(_reply_bytes(rule.reply))
                 return
-            self._forward(client, raw_head, body)
+            if _header(head, "upgrade") is not None:
+                self._tunnel(client, reader, head + b"\r\n\r\n" + body)
+            else:
+                self._forward(client, raw_head, body)
         except OSError:
             return  # the client went away (a killed ccci): nothing to relay
         finally:
@@ -191,6 +197,30 @@ class FaultProxy:
             upstream.sendall(raw_head + body)
             while chunk := upstream.recv(65536):
                 client.sendall(chunk)
+        finally:
+            upstream.close()
+
+    def _tunnel(self, client: socket.socket, reader: BinaryIO, request: bytes) -> None:
+        """Forward an upgrade request unchanged, then relay both ways until one side closes."""
+        upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            try:
+                upstream.connect(self.upstream)
+            except OSError:
+                return
+            upstream.sendall(request)
+
+            def client_to_engine() -> None:
+                with contextlib.suppress(OSError, ValueError):  # ValueError: reader closed
+                    while chunk := reader.read1(65536):  # type: ignore[attr-defined]
+                        upstream.sendall(chunk)
+                with contextlib.suppress(OSError):
+                    upstream.shutdown(socket.SHUT_WR)
+
+            threading.Thread(target=client_to_engine, daemon=True).start()
+            with contextlib.suppress(OSError):
+                while chunk := upstream.recv(65536):
+                    client.sendall(chunk)
         finally:
             upstream.close()
 

@@ -36,6 +36,11 @@ class Connector(Protocol):
         answer may come without the top-level keys in ``leave_out`` (what the caller never
         reads and is costly to decode)."""
 
+    def build_cache_records(self) -> list[dict[str, Any]] | None:
+        """The build cache's records asked of BuildKit itself, in ``/system/df``'s shape, or
+        None when the engine cannot be asked that way (then ``/system/df`` is): before API
+        1.42 that call sizes everything else too."""
+
     def inspect_image(self, image_id: str) -> dict[str, Any] | None:
         """The image's inspect (by id or reference) just before acting on it; None when it is
         gone."""

@@ -299,6 +299,36 @@ class EngineReads:
         except OSError as exc:
             raise self._fail_connect(exc) from None
 
+    def build_cache_records(self) -> list[dict[str, Any]] | None:
+        """BuildKit's records asked of BuildKit itself over ``/grpc`` (ccci.connectors.buildkit),
+        in ``/system/df``'s shape; None when the engine does not answer that way (then
+        ``/system/df`` is asked, and says what the engine is up to). A socket that cannot be
+        reached, or an answer that does not come within the timeout, is the connector's
+        error, as any read's."""
+        from ccci.connectors import buildkit
+
+        if self._before is not None:
+            self._before()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            try:
+                sock.settimeout(self._timeout)
+                _connect(sock, self._socket_path, self._timeout)
+            except TimeoutError:
+                raise self._fail_timeout("POST", "/grpc") from None
+            except OSError as exc:
+                raise self._fail_connect(exc) from None
+            try:
+                return buildkit.disk_usage(sock, self._timeout)
+            except buildkit.Unavailable:
+                return None
+            except TimeoutError:
+                raise self._fail_timeout("POST", "/grpc") from None
+            except OSError:  # reset on the way: /system/df says what the engine is up to
+                return None
+        finally:
+            sock.close()
+
     # ---- the SDK's read methods gathering calls ---------------------------------------
 
     def get_json(

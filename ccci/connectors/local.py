@@ -156,6 +156,14 @@ class LocalConnector:
         response = api._get(api._url(path), params=params or {})
         return api._result(response, json=True)
 
+    def build_cache_records(self) -> list[dict[str, Any]] | None:
+        """BuildKit's records by its own call on the engine's socket (see
+        ccci.connectors.buildkit); None for an engine the SDK reaches (TCP, TLS)."""
+        api = self.api
+        if isinstance(api, EngineReads):
+            return api.build_cache_records()
+        return None
+
     def disk_usage(self, path: str) -> DiskUsage:
         """statvfs, as ``df`` does: the engine's own ``/system/df`` is slow and answers
         a different question (what Docker holds, not how full the filesystem is)."""

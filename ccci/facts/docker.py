@@ -218,8 +218,20 @@ _DF_RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 3.0, 4.0)
 
 
 def _build_cache(conn: Connector) -> list[dict[str, Any]]:
-    """BuildKit records from ``/system/df``."""
-    return list(_build_cache_usage(conn).get("BuildCache") or [])
+    """BuildKit's records, from BuildKit itself when the engine lets it be asked, else from
+    ``/system/df``."""
+    return list(_build_cache_answer(conn).get("BuildCache") or [])
+
+
+def _build_cache_answer(conn: Connector) -> dict[str, Any]:
+    """The build cache as a disk-usage answer: ``{"BuildCache": …}`` from BuildKit's own call,
+    which before API 1.42 costs a fraction of ``/system/df`` (that sizes every image,
+    container and volume too); else ``/system/df``'s whole answer, whose images' shared sizes
+    a plan that evicts may take too (see Prefetch.image_usage)."""
+    records = conn.build_cache_records()
+    if records is not None:
+        return {"BuildCache": records}
+    return _build_cache_usage(conn)
 
 
 def _build_cache_usage(conn: Connector) -> dict[str, Any]:
@@ -495,10 +507,11 @@ def add_finish_times(conn: Connector, facts: Facts) -> Facts:
 class Prefetch:
     """The build cache read started before it is known to be needed, on a daemon thread.
 
-    Made when the prune's disk gates are open before the other facts are in: the engine's
-    answer takes as long as all the others (it sizes everything before API 1.42), so it
-    starts beside them and is ready when asked. One nobody asks for (the run ended on an
-    error) is dropped, and the process does not wait for it at exit.
+    Made when the prune's disk gates are open before the other facts are in, so it runs
+    beside them and is ready when asked: where BuildKit cannot be asked itself, the engine's
+    ``/system/df`` takes as long as all the other reads (it sizes everything before API
+    1.42). One nobody asks for (the run ended on an error) is dropped, and the process does
+    not wait for it at exit.
     """
 
     def __init__(self, conn: Connector) -> None:
@@ -509,7 +522,7 @@ class Prefetch:
 
     def _run(self, conn: Connector) -> None:
         try:
-            self._usage = _build_cache_usage(conn)
+            self._usage = _build_cache_answer(conn)
         except BaseException as exc:  # handed to the caller that asks, as if read then
             self._error = exc
 
@@ -519,8 +532,9 @@ class Prefetch:
         return list(self._answer().get("BuildCache") or [])
 
     def image_usage(self) -> list[dict[str, Any]] | None:
-        """The images of the same answer when the engine sized them too (before API 1.42 it
-        sizes everything whatever was asked), else None: then they need a call of their own."""
+        """The images of the same answer when it was ``/system/df``'s and the engine sized them
+        too (before API 1.42 it sizes everything whatever was asked), else None (BuildKit's
+        own answer, or a newer engine's): then they need a call of their own."""
         images = self._answer().get("Images")
         return list(images) if images is not None else None
 

@@ -15,7 +15,6 @@ import signal
 import subprocess
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,6 +29,7 @@ from enginekit import (
     PRUNE,
     RUN_APP_MATCH,
     addresses,
+    buildkit_build,
     change,
     containers,
     gates,
@@ -52,8 +52,6 @@ from harness.swarm import deploy_stack, reset
 
 pytestmark = pytest.mark.engine
 
-# The Debian 20.10 client: it builds with BuildKit without buildx (the newer client lacks it).
-BUILDKIT_DOCKER = "/usr/bin/docker"
 RUN_APP = "redi-3fa9c1_ci_example_org"
 
 
@@ -126,30 +124,6 @@ def run_exited(engine: Engine, name: str, image: str) -> str:
 def run_detached(engine: Engine, name: str, image: str) -> str:
     """A running container (the image's CMD is ``sleep 3600``); returns its id."""
     return engine.docker("run", "--detach", "--name", name, image).stdout.strip()
-
-
-def buildkit_build(engine: Engine, context: Path, tag: str | None) -> str:
-    """``docker build`` with BuildKit of ``FROM scratch`` + one file; returns the image id.
-
-    It leaves ``source.local`` build-cache records that no image shares (dangling) and a
-    ``regular`` record that the built image shares.
-    """
-    if not os.access(BUILDKIT_DOCKER, os.X_OK):
-        pytest.fail(f"{BUILDKIT_DOCKER} (Debian docker.io client) is needed for BuildKit builds")
-    context.mkdir()
-    (context / "Dockerfile").write_text("FROM scratch\nCOPY f.txt /f.txt\n", encoding="utf-8")
-    (context / "f.txt").write_text(uuid.uuid4().hex, encoding="utf-8")
-    env = {**engine.env(), "DOCKER_BUILDKIT": "1"}
-    tagging = ["--tag", tag] if tag else []
-    done = subprocess.run(
-        [BUILDKIT_DOCKER, "build", "--quiet", *tagging, str(context)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
 
 
 def many_dangling(engine: Engine, count: int, created: datetime) -> set[str]:

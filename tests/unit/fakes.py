@@ -57,7 +57,10 @@ class FakeConnector:
       found by id, tag or repo digest; untagging follows the engine: a repository's last tag
       takes its digests along, the image goes with its last reference), ``containers``
       (inspect answers by id) and ``system_df`` (the ``/system/df`` answer, limited by
-      ``type`` as API 1.42 does; removing a build cache record takes it out);
+      ``type`` as API 1.42 does; removing a build cache record takes it out); with
+      ``buildkit``, BuildKit's own call (``build_cache_records``) answers its ``BuildCache``
+      too, as an engine whose ``/grpc`` endpoint answers; without it the call says the engine
+      cannot be asked that way (None), so the build cache comes from ``/system/df``;
     - **the engine's events** from ``events_log``, within the window asked;
     - **files** in ``files`` (path → content): written, read back as unit files and env files,
       globbed and removed;
@@ -80,6 +83,7 @@ class FakeConnector:
     images: dict[str, dict[str, Any]] = field(default_factory=dict)
     containers: dict[str, dict[str, Any]] = field(default_factory=dict)
     system_df: dict[str, Any] = field(default_factory=dict)
+    buildkit: bool = False
     events_log: list[dict[str, Any]] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
     sdk: Any = None
@@ -118,6 +122,12 @@ class FakeConnector:
     def api(self) -> Any:
         assert self.sdk is not None, "this fake has no SDK client: pass sdk=… (recorded answers)"
         return self.sdk
+
+    def build_cache_records(self) -> list[dict[str, Any]] | None:
+        self._read("build_cache_records")
+        if not self.buildkit:
+            return None
+        return copy.deepcopy(self.system_df.get("BuildCache") or [])
 
     def get_json(
         self, path: str, params: dict[str, Any] | None = None, leave_out: tuple[str, ...] = ()

@@ -191,3 +191,45 @@ def test_only_a_plan_that_may_be_saved_carries_fingerprints(tmp_path: Path) -> N
     assert SWARM_KEY in saved.fingerprints
     assert all(c.address in saved.fingerprints for c in saved.changes)
     assert shown.fingerprints == {}
+
+
+def _buildkit_reads(conn: FakeConnector) -> list[tuple[Any, ...]]:
+    return [r for r in conn.reads if r[0] == "build_cache_records"]
+
+
+def test_where_buildkit_answers_itself_the_build_cache_costs_no_disk_usage_call(
+    tmp_path: Path,
+) -> None:
+    conn = recorded_connector()
+    conn.buildkit = True
+    facts = gather_with(conn, _target(_prune(LIVE_RUN_APP), tmp_path), SCOPE_FULL, plan_at=LATER)
+    assert _buildkit_reads(conn) == [("build_cache_records",)]
+    assert _df_reads(conn) == []
+    recorded = conn.system_df["BuildCache"]
+    assert [r.id for r in facts.build_cache] == [r["ID"] for r in recorded]
+    assert "build_cache" not in facts.not_gathered
+
+
+def test_image_sizes_still_take_a_disk_usage_call_when_buildkit_gave_the_build_cache(
+    tmp_path: Path,
+) -> None:
+    # BuildKit's answer has no images: the eviction's sizes are asked of /system/df alone.
+    conn = recorded_connector()
+    conn.buildkit = True
+    conn.system_df = {**conn.system_df, "Images": [{"Id": A1, "Size": 100, "SharedSize": 40}]}
+    policies = _prune(OPEN_DISK) + "---\n" + _retention("80%")
+    facts = gather_with(conn, _target(policies, tmp_path), SCOPE_FULL, plan_at=LATER)
+    assert _buildkit_reads(conn) == [("build_cache_records",)]
+    assert [r[2] for r in _df_reads(conn)] == [{"type": "image"}]
+    assert {i.id: i.unique_size for i in facts.images}[A1] == 60
+    assert len(facts.build_cache) == 2
+
+
+def test_where_buildkit_cannot_be_asked_the_build_cache_comes_from_disk_usage(
+    tmp_path: Path,
+) -> None:
+    conn = recorded_connector()  # buildkit=False: the engine does not answer BuildKit's call
+    facts = gather_with(conn, _target(_prune(LIVE_RUN_APP), tmp_path), SCOPE_FULL, plan_at=LATER)
+    assert _buildkit_reads(conn) == [("build_cache_records",)]
+    assert [r[2] for r in _df_reads(conn)] == [{"type": "build-cache"}]
+    assert len(facts.build_cache) == 2
