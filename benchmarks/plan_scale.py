@@ -20,18 +20,15 @@ shape. A closed gate or young objects would flatter the figure.
     .venv/bin/python benchmarks/plan_scale.py [--n 1500] [--repeat 3] [--profile]
 
 Issue 13 item 6, on the harness's engine 20.10 (API 1.41), 2 CPUs: 4.33x (0.5.0) -> 2.78x
-(0.6.0) -> 1.86-2.29x (0.7.0, timed in blocks) -> 1.87-2.09x (0.8.0: 0.45-0.51 s against
-0.24-0.26 s, medians of 15, ccci and the listing timed by turns, whole runs minutes apart;
-1.87-1.92x on one engine, 1.95-2.09x on a freshly seeded one: the target is not reliably met).
-What is left is the engine's: ``/system/df`` (~0.28 s of its own time before API 1.42, which
-sizes everything; ~0.35 s beside the listing and the 300 exited containers' inspects on the
-same two CPUs), started as soon as the policies are loaded (~0.08 s after ccci starts), then
-the plan and its text (~0.035 s). The seeded engine has no build cache, so the prune reads
-one that is empty; the eviction's gate is closed, so no image sizes are asked for. 0.8.1
-read 1.86-2.12x (0.63-0.88 s against 0.33-0.44 s, the machine slower throughout) and
-found both CPUs busy nearly the whole run (the engine ~0.7 s of CPU, ccci ~0.33 s): moving
-work (an earlier ``/system/df``, the plan made while it finishes, the container list taken
-from its answer) measured within the noise, so README's Benchmarks lists them, not the code.
+(0.6.0) -> 1.86-2.29x (0.7.0, timed in blocks) -> 1.87-2.09x (0.8.0) -> 1.86-2.12x (0.8.1,
+a slower spell of the machine) -> 1.35-1.47x (0.9.0: 0.49-0.64 s against 0.37-0.44 s, five
+runs, medians of 15). Until 0.9.0 the plan waited for ``/system/df`` (~0.3-0.5 s of the
+engine's own time before API 1.42, which sizes everything whatever is asked) for the build
+cache; 0.9.0 asks BuildKit itself (``POST /grpc``, ccci.connectors.buildkit: ~0.06 s), so
+what is left is the container list and the 300 exited containers' inspects beside the image
+list, then the plan and its text. The seeded engine has no build cache, so the prune reads
+one that is empty; the eviction's gate is closed, so no image sizes are asked for.
+``--profile`` times each read on the engine, ``/system/df`` too, for comparison.
 
 Runs against ``$CCCI_ENGINE_DIR`` (default /var/tmp/ccci-engine). ``--no-swarm`` starts
 the engine without a swarm, for a second engine beside the main one: the harness's swarm
@@ -285,13 +282,19 @@ def plan_args(root: Path, anchor: str) -> list[str]:
 def engine_calls(api: EngineApi) -> list[tuple[str, float]]:
     """The engine's side of each read ccci makes, timed one by one over the socket
     (median of 3): the floor under gathering, without the SDK or thread pools."""
+    from ccci.connectors.local import LocalConnector
+
     exited = [c["Id"] for c in api.get("/containers/json?all=1", status=["exited"])]
     swarm = (api.call("GET", "/info").get("Swarm") or {}).get("ControlAvailable")
     calls: list[tuple[str, Callable[[], object]]] = [
         ("GET /images/json", lambda: api.call("GET", "/images/json")),
         ("GET /containers/json?all=1", lambda: api.call("GET", "/containers/json?all=1")),
         (
-            "GET /system/df?type=build-cache",
+            "POST /grpc: BuildKit's DiskUsage (ccci's client)",
+            lambda: LocalConnector("cc-ci", f"unix://{api.socket_path}").build_cache_records(),
+        ),
+        (
+            "GET /system/df?type=build-cache (no longer read)",
             lambda: api.call("GET", "/system/df?type=build-cache"),
         ),
         (
@@ -320,7 +323,7 @@ def engine_calls(api: EngineApi) -> list[tuple[str, float]]:
 PHASES = (
     ("gather facts", "ccci.run.workspace", "_gather"),
     ("  containers: list + inspect exited ones", "ccci.facts.docker", "_containers"),
-    ("  build cache: /system/df, read beside the lists", "ccci.facts.docker", "_build_cache_usage"),
+    ("  build cache: BuildKit's own call", "ccci.facts.docker", "_build_cache_answer"),
     ("rules (every host planned in its swarm scope)", "ccci.run.swarmscope", "plan_in_scope"),
     ("render text", "ccci.render.text", "render_plan"),
 )

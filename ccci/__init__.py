@@ -1,3 +1,3 @@
 """ccci: keep a Docker Swarm CI host healthy, declaratively."""
 
-__version__ = "0.8.1"
+__version__ = "0.9.0"

@@ -651,3 +651,30 @@ def test_a_command_after_its_kept_master_was_killed_starts_a_new_master_and_runs
         assert _master_pid(conn.control_path) != pid
     finally:
         conn.close()
+
+
+def test_buildkits_own_records_over_ssh_are_the_remote_engines_disk_usage_records(
+    clean_fleet: Fleet, tmp_path: Path
+) -> None:
+    # BuildKit's call (POST /grpc, an upgraded connection) through the master's forwarded
+    # socket, after a real BuildKit build on the remote engine.
+    node = clean_fleet.manager
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM scratch\nCOPY f.txt /f.txt\n", encoding="utf-8")
+    (context / "f.txt").write_text(f"{time.monotonic_ns()}\n", encoding="utf-8")
+    built = subprocess.run(
+        ["/usr/bin/docker", "build", "--quiet", "--tag", "fleet-bk/built:1", str(context)],
+        env={**node.engine.env(), "DOCKER_BUILDKIT": "1"},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    engines = {r["ID"]: r for r in node.engine.api("/system/df").get("BuildCache") or []}
+    conn = _connector(clean_fleet, node)
+    try:
+        asked = conn.build_cache_records()
+    finally:
+        conn.close()
+    assert engines, "the build left no build cache"
+    assert asked is not None, "BuildKit's call was not answered over SSH"
+    assert {r["ID"]: r for r in asked} == engines
