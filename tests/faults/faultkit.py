@@ -34,6 +34,19 @@ from harness import engine as engine_mod  # noqa: E402
 from harness import procs  # noqa: E402
 from harness.engine import Engine, ensure_engine  # noqa: E402
 
+# A prune of the build cache with no disk gate: the build cache is read beside the other facts.
+BUILD_CACHE_PRUNE = """\
+apiVersion: ccci/v1
+kind: PrunePolicy
+metadata: {name: gated-prune}
+hosts: ci
+spec:
+  gates:
+    no_converging_services: true
+  prune:
+    dangling_build_cache: {older_than: 24h}
+"""
+
 # ---- the CLI, as a user runs it, through the proxy -----------------------------------------
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from enginekit import DAY, addresses, buildkit_build, noops, now
-from faultkit import Ccci
+from faultkit import BUILD_CACHE_PRUNE, Ccci
 
 from ccci.connectors import buildkit
 from ccci.connectors.local import LocalConnector
@@ -29,20 +29,6 @@ from harness.engine import Engine
 from harness.faultproxy import FaultProxy
 
 pytestmark = pytest.mark.engine
-
-# No disk gate, so the build cache is read beside the other facts; no image eviction, so no
-# image size is wanted.
-PRUNE = """\
-apiVersion: ccci/v1
-kind: PrunePolicy
-metadata: {name: build-cache}
-hosts: ci
-spec:
-  gates:
-    no_converging_services: true
-  prune:
-    dangling_build_cache: {older_than: 24h}
-"""
 
 
 def _engine_records(engine: Engine) -> dict[str, dict[str, Any]]:
@@ -62,7 +48,7 @@ def _built(engine: Engine, tmp_path: Path) -> dict[str, dict[str, Any]]:
 def _plan(ccci: Ccci) -> dict[str, Any]:
     for old in ccci.policies.glob("*.yaml"):
         old.unlink()
-    ccci.write_policy("prune", PRUNE)
+    ccci.write_policy("prune", BUILD_CACHE_PRUNE)  # no image size wanted
     # Records made now are two days old by then.
     return ccci.plan(now() + 2 * DAY)
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from ccci_cli import HOST
-from faultkit import Ccci
+from faultkit import BUILD_CACHE_PRUNE, Ccci
 
 from ccci.connectors.local import LocalConnector
 from harness.engine import Engine
@@ -25,19 +25,6 @@ from harness.faultproxy import FaultProxy
 from harness.images import ensure_busybox_image, load_image
 
 MIB = 1024 * 1024
-
-# No disk gate: the build cache is read beside the other facts.
-PRUNE = """\
-apiVersion: ccci/v1
-kind: PrunePolicy
-metadata: {name: gated-prune}
-hosts: ci
-spec:
-  gates:
-    no_converging_services: true
-  prune:
-    dangling_build_cache: {older_than: 24h}
-"""
 
 
 def _retention(disk: str) -> str:
@@ -76,7 +63,7 @@ def test_one_disk_usage_call_serves_the_image_sizes_and_the_build_cache_buildkit
     ccci.record_last_use({idle: now - timedelta(days=30)})
     for old in ccci.policies.glob("*.yaml"):
         old.unlink()
-    ccci.write_policy("prune", PRUNE)
+    ccci.write_policy("prune", BUILD_CACHE_PRUNE)
     ccci.write_policy("retention", _retention(ccci.disk))
     plan = json.loads(ccci.run("reconcile", "--plan", "--output", "json").stdout)
     changes = {c["address"]: c for h in plan["hosts"] for c in h["changes"]}

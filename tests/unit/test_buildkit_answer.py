@@ -2,8 +2,9 @@
 a UsageRecord becomes exactly the dict ``/system/df`` writes for it, so the one parser
 (parse_build_cache) reads both; timestamps are written as Go writes them; and any gRPC answer
 or message that is not whole and well formed is Unavailable, so the caller falls back to
-``/system/df``. The HTTP/2 exchange itself is proven against the real engine in tests/engine;
-here ``_exchange`` is replaced by a function returning chosen bytes."""
+``/system/df``. The HTTP/2 exchange itself is proven against the real engine in
+tests/faults/test_buildkit_reads.py; here ``_exchange`` is replaced by a function returning
+chosen bytes."""
 
 from __future__ import annotations
 
@@ -19,44 +20,7 @@ from ccci.connectors.buildkit import Unavailable, _message, _record, _rfc3339, d
 from ccci.connectors.protowire import WireError
 from ccci.facts.docker import parse_build_cache
 from ccci.facts.model import BuildCacheRecord
-
-# ---- a tiny protobuf encoder ------------------------------------------------------------
-
-
-def varint(value: int) -> bytes:
-    """An unsigned varint; a negative int64 is written as its 64-bit two's complement."""
-    value &= (1 << 64) - 1
-    out = bytearray()
-    while True:
-        low, value = value & 0x7F, value >> 7
-        if value:
-            out.append(low | 0x80)
-        else:
-            out.append(low)
-            return bytes(out)
-
-
-def int_field(number: int, value: int) -> bytes:
-    return varint(number << 3) + varint(value)
-
-
-def bytes_field(number: int, value: bytes) -> bytes:
-    return varint(number << 3 | 2) + varint(len(value)) + value
-
-
-def str_field(number: int, value: str) -> bytes:
-    return bytes_field(number, value.encode("utf-8"))
-
-
-def stamp(seconds: int, nanos: int = 0) -> bytes:
-    """A google.protobuf.Timestamp; proto3 leaves out fields that are zero."""
-    return (int_field(1, seconds) if seconds else b"") + (int_field(2, nanos) if nanos else b"")
-
-
-def grpc_frame(message: bytes) -> bytes:
-    """One uncompressed length-prefixed gRPC message."""
-    return b"\x00" + len(message).to_bytes(4, "big") + message
-
+from tests.unit.protoenc import bytes_field, grpc_frame, int_field, stamp, str_field, varint
 
 OK = {":status": "200", "content-type": "application/grpc", "grpc-status": "0"}
 

@@ -7,44 +7,7 @@ from __future__ import annotations
 import pytest
 
 from ccci.connectors.protowire import WireError, fields, signed, timestamp
-
-# ---- a tiny encoder: the protobuf encoding spec, written out --------------------------
-
-
-def varint(value: int) -> bytes:
-    """An unsigned varint; a negative int64 is written as its 64-bit two's complement."""
-    value &= (1 << 64) - 1
-    out = bytearray()
-    while True:
-        low, value = value & 0x7F, value >> 7
-        if value:
-            out.append(low | 0x80)
-        else:
-            out.append(low)
-            return bytes(out)
-
-
-def key(number: int, wire: int) -> bytes:
-    return varint(number << 3 | wire)
-
-
-def int_field(number: int, value: int) -> bytes:
-    return key(number, 0) + varint(value)
-
-
-def bytes_field(number: int, value: bytes) -> bytes:
-    return key(number, 2) + varint(len(value)) + value
-
-
-def fixed32_field(number: int, value: bytes) -> bytes:
-    assert len(value) == 4
-    return key(number, 5) + value
-
-
-def fixed64_field(number: int, value: bytes) -> bytes:
-    assert len(value) == 8
-    return key(number, 1) + value
-
+from tests.unit.protoenc import bytes_field, fixed32_field, fixed64_field, int_field, varint
 
 # ---- the encoder itself, against the spec's worked examples ---------------------------
 
