@@ -294,7 +294,7 @@ def engine_calls(api: EngineApi) -> list[tuple[str, float]]:
             lambda: LocalConnector("cc-ci", f"unix://{api.socket_path}").build_cache_records(),
         ),
         (
-            "GET /system/df?type=build-cache (no longer read)",
+            "GET /system/df?type=build-cache (not read by this plan)",
             lambda: api.call("GET", "/system/df?type=build-cache"),
         ),
         (

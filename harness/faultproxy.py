@@ -217,10 +217,16 @@ class FaultProxy:
                 with contextlib.suppress(OSError):
                     upstream.shutdown(socket.SHUT_WR)
 
-            threading.Thread(target=client_to_engine, daemon=True).start()
+            relay = threading.Thread(target=client_to_engine, daemon=True)
+            relay.start()
             with contextlib.suppress(OSError):
                 while chunk := upstream.recv(65536):
                     client.sendall(chunk)
+            # The engine closed: so does the client's side, at once (the relay's read of it
+            # holds the reader, so closing the reader alone would wait for the client).
+            with contextlib.suppress(OSError):
+                client.shutdown(socket.SHUT_RDWR)
+            relay.join(timeout=5)
         finally:
             upstream.close()
 

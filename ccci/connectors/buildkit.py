@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -52,8 +53,10 @@ class Unavailable(Exception):
 def disk_usage(sock: socket.socket, timeout: float) -> list[dict[str, Any]]:
     """The build cache's records in ``/system/df``'s ``BuildCache`` shape (so one parser reads
     both), asked over ``sock``: connected to the engine, nothing sent on it yet."""
-    import h2.exceptions
-
+    try:
+        import h2.exceptions
+    except ImportError as exc:  # a broken install: /system/df still answers
+        raise Unavailable(f"HTTP/2 cannot be spoken here: {exc}") from None
     try:
         message = _exchange(sock, timeout)
     except h2.exceptions.H2Error as exc:
@@ -68,13 +71,33 @@ def disk_usage(sock: socket.socket, timeout: float) -> list[dict[str, Any]]:
 
 
 def _exchange(sock: socket.socket, timeout: float) -> bytes:
-    """The gRPC answer's one message, once its stream ended with status 0."""
-    import h2.config
-    import h2.connection
-    import h2.events
-
+    """The gRPC answer's one message, once its stream ended with status 0. The handshake has
+    HANDSHAKE_SECONDS from the start; the answer has ``timeout`` from the moment our SETTINGS
+    are acknowledged, one deadline however the engine's frames trickle in."""
     handshake_by = time.monotonic() + HANDSHAKE_SECONDS
     pending = _upgrade(sock, handshake_by)
+    conn, reply = _request(sock)
+    answer_by: float | None = None
+    while True:
+        if not pending:
+            answering = answer_by is not None
+            pending = _receive(sock, answer_by or handshake_by, answering=answering)
+        for event in conn.receive_data(pending):
+            if reply.acknowledges(event):
+                answer_by = answer_by or time.monotonic() + timeout
+            elif reply.take(event, conn):
+                return _message(reply.headers, bytes(reply.body))
+        pending = b""
+        if out := conn.data_to_send():
+            sock.sendall(out)
+
+
+def _request(sock: socket.socket) -> tuple[Any, _Reply]:
+    """Open HTTP/2 on the upgraded connection and send the one call; the h2 connection and
+    what will gather its answer."""
+    import h2.config
+    import h2.connection
+
     conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
     conn.initiate_connection()
     stream = conn.get_next_available_stream_id()
@@ -91,30 +114,41 @@ def _exchange(sock: socket.socket, timeout: float) -> bytes:
     )
     conn.send_data(stream, _EMPTY_REQUEST, end_stream=True)
     sock.sendall(conn.data_to_send())
-    acknowledged = False
-    headers: dict[str, str] = {}
-    body = bytearray()
-    while True:
-        if not pending:
-            by = time.monotonic() + timeout if acknowledged else handshake_by
-            pending = _receive(sock, by, acknowledged)
-        for event in conn.receive_data(pending):
-            if isinstance(event, h2.events.SettingsAcknowledged):
-                acknowledged = True
-            elif isinstance(event, h2.events.ResponseReceived | h2.events.TrailersReceived):
-                headers.update(_text(event.headers or []))
-            elif isinstance(event, h2.events.DataReceived):
-                body += event.data or b""
-                conn.acknowledge_received_data(event.flow_controlled_length or 0, stream)
-            elif isinstance(event, h2.events.StreamReset):
-                raise Unavailable(f"the engine reset the stream (HTTP/2 error {event.error_code})")
-            elif isinstance(event, h2.events.ConnectionTerminated):
-                raise Unavailable(f"the engine ended HTTP/2 (error {event.error_code})")
-            elif isinstance(event, h2.events.StreamEnded):
-                return _message(headers, bytes(body))
-        pending = b""
-        if out := conn.data_to_send():
-            sock.sendall(out)
+    return conn, _Reply(stream)
+
+
+class _Reply:
+    """The answer's headers and body as its stream's events bring them."""
+
+    def __init__(self, stream: int) -> None:
+        import h2.events
+
+        self._events = h2.events
+        self.stream = stream
+        self.headers: dict[str, str] = {}
+        self.body = bytearray()
+
+    def acknowledges(self, event: object) -> bool:
+        """Whether ``event`` acknowledges our SETTINGS: the engine reads what we send."""
+        return isinstance(event, self._events.SettingsAcknowledged)
+
+    def take(self, event: object, conn: Any) -> bool:
+        """Take in one event; True once our stream has ended. An event of another stream (a
+        push, which a gRPC server never makes) is not ours; a reset or the end of the
+        connection is no answer."""
+        events = self._events
+        if isinstance(event, events.ConnectionTerminated):
+            raise Unavailable(f"the engine ended HTTP/2 (error {event.error_code})")
+        if getattr(event, "stream_id", self.stream) != self.stream:
+            return False
+        if isinstance(event, events.ResponseReceived | events.TrailersReceived):
+            self.headers.update(_text(event.headers or []))
+        elif isinstance(event, events.DataReceived):
+            self.body += event.data or b""
+            conn.acknowledge_received_data(event.flow_controlled_length or 0, self.stream)
+        elif isinstance(event, events.StreamReset):
+            raise Unavailable(f"the engine reset the stream (HTTP/2 error {event.error_code})")
+        return isinstance(event, events.StreamEnded)
 
 
 def _upgrade(sock: socket.socket, by: float) -> bytes:
@@ -124,7 +158,7 @@ def _upgrade(sock: socket.socket, by: float) -> bytes:
     while b"\r\n\r\n" not in received:
         if len(received) > _MAX_HEAD:
             raise Unavailable("POST /grpc: the answer's head is too long")
-        received += _receive(sock, by, False)
+        received += _receive(sock, by, answering=False)
     head, _, rest = received.partition(b"\r\n\r\n")
     status = head.split(b"\r\n", 1)[0].decode("latin-1")
     if status.split(" ")[1:2] != ["101"]:
@@ -132,7 +166,7 @@ def _upgrade(sock: socket.socket, by: float) -> bytes:
     return rest
 
 
-def _receive(sock: socket.socket, by: float, answering: bool) -> bytes:
+def _receive(sock: socket.socket, by: float, *, answering: bool) -> bytes:
     """What the engine sends next, waiting until ``by``. Past it, a handshake not done is
     Unavailable and a wait for the answer is a TimeoutError."""
     sock.settimeout(max(by - time.monotonic(), 0.001))
@@ -149,7 +183,7 @@ def _receive(sock: socket.socket, by: float, answering: bool) -> bytes:
     return data
 
 
-def _text(pairs: Any) -> dict[str, str]:
+def _text(pairs: Iterable[tuple[bytes | str, bytes | str]]) -> dict[str, str]:
     """HTTP/2 headers as text (h2 gives bytes unless told an encoding)."""
     return {
         (k.decode("latin-1") if isinstance(k, bytes) else k): (

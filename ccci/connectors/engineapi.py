@@ -307,11 +307,11 @@ class EngineReads:
         error, as any read's."""
         from ccci.connectors import buildkit
 
-        if self._before is not None:
-            self._before()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             try:
+                if self._before is not None:
+                    self._before()
                 sock.settimeout(self._timeout)
                 _connect(sock, self._socket_path, self._timeout)
             except TimeoutError:

@@ -111,6 +111,12 @@ def parse_build_cache(raw: dict[str, Any]) -> BuildCacheRecord:
     )
 
 
+def parse_build_cache_records(raws: Iterable[dict[str, Any]]) -> tuple[BuildCacheRecord, ...]:
+    """Every record, by id: BuildKit (and ``/system/df``, which copies it) answers in a map's
+    random order, and a plan's changes should not move about from one run to the next."""
+    return tuple(sorted((parse_build_cache(r) for r in raws), key=lambda r: r.id))
+
+
 def parse_service(raw: dict[str, Any]) -> Service:
     """One ``/services`` entry: the spec times the convergence clock starts from, the update status
     and where its tasks may run; ``replicas`` is None unless the service is replicated."""
@@ -418,9 +424,10 @@ def gather(
 
     ``scope="stacks"`` gathers only what stacks are made of (swarm objects, volumes,
     networks, stack containers): the janitor runs before every deploy and must be cheap.
-    ``build_cache=False`` skips the engine's disk-usage call, the slowest of all (before API
-    1.42 it sizes every image and container). Whatever was not gathered (skipped, refused by
-    a worker node or a locked swarm, failed, timed out) is recorded in ``Facts.gaps``.
+    ``build_cache=False`` skips the build cache's read (BuildKit's own call, else the engine's
+    disk-usage call, the slowest of all before API 1.42). Whatever was not gathered (skipped,
+    refused by a worker node or a locked swarm, failed, timed out) is recorded in
+    ``Facts.gaps``.
     """
     api = conn.api
     full = scope == SCOPE_FULL
@@ -468,7 +475,7 @@ def gather(
         disks=disks.result(),
         images=tuple(sorted((parse_image(r) for r in raw.get("images", ())), key=lambda i: i.id)),
         containers=tuple(sorted(raw["containers"], key=lambda c: c.id)),
-        build_cache=tuple(parse_build_cache(r) for r in raw.get("build_cache", ())),
+        build_cache=parse_build_cache_records(raw.get("build_cache", ())),
         services=tuple(sorted((parse_service(r) for r in raw["services"]), key=lambda s: s.name)),
         tasks=tuple(parse_task(r) for r in raw["tasks"]),
         volumes=tuple(parse_volume(r) for r in raw["volumes"]),
@@ -508,21 +515,23 @@ class Prefetch:
     """The build cache read started before it is known to be needed, on a daemon thread.
 
     Made when the prune's disk gates are open before the other facts are in, so it runs
-    beside them and is ready when asked: where BuildKit cannot be asked itself, the engine's
-    ``/system/df`` takes as long as all the other reads (it sizes everything before API
-    1.42). One nobody asks for (the run ended on an error) is dropped, and the process does
-    not wait for it at exit.
+    beside them and is ready when asked: BuildKit's own answer, or ``/system/df``'s where
+    BuildKit cannot be asked. ``sizes_too`` (an eviction's disk gate is open too) asks
+    ``/system/df`` itself: before API 1.42 it sizes everything whatever it is asked, so its
+    one answer serves the images' sizes as well, read beside the other facts rather than
+    after them. One nobody asks for (the run ended on an error) is dropped, and the process
+    does not wait for it at exit.
     """
 
-    def __init__(self, conn: Connector) -> None:
+    def __init__(self, conn: Connector, *, sizes_too: bool = False) -> None:
         self._usage: dict[str, Any] = {}
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(conn,), daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(conn, sizes_too), daemon=True)
         self._thread.start()
 
-    def _run(self, conn: Connector) -> None:
+    def _run(self, conn: Connector, sizes_too: bool) -> None:
         try:
-            self._usage = _build_cache_answer(conn)
+            self._usage = _build_cache_usage(conn) if sizes_too else _build_cache_answer(conn)
         except BaseException as exc:  # handed to the caller that asks, as if read then
             self._error = exc
 
@@ -549,7 +558,7 @@ def add_build_cache(conn: Connector, facts: Facts, early: Prefetch | None = None
     """Gather the build cache into facts that were gathered without it (``early``: from
     a read already started)."""
     raws = early.records() if early is not None else _build_cache(conn)
-    records = tuple(parse_build_cache(r) for r in raws)
+    records = parse_build_cache_records(raws)
     left = tuple(g for g in facts.gaps if g.kind != "build_cache")
     return replace(facts, build_cache=records, gaps=left)
 

@@ -96,7 +96,8 @@ def wants_image_sizes(plan: HostPlan, policies: Iterable[Policy]) -> bool:
 
 def wants_build_cache(plan: HostPlan, policies: Iterable[Policy]) -> bool:
     """Whether a prune policy that selects build cache has all its gates open: only then is
-    the engine's slow disk-usage call worth making."""
+    the build cache's read worth making (BuildKit's call, else the engine's slow
+    disk-usage call)."""
     closed = {g.policy for g in plan.closed_gates()}
     return any(
         isinstance(p, PrunePolicy)

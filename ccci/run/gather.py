@@ -15,9 +15,11 @@ from ccci.policy.load import HostPolicies
 HOST_READS = 4
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from ccci.connectors.base import Connector
     from ccci.facts.docker import Prefetch
-    from ccci.policy.model import Policy
+    from ccci.policy.model import Gate, Policy
 
 
 def gather_with(
@@ -34,18 +36,19 @@ def gather_with(
 
     With ``plan_at`` the facts are gathered for planning at that time: only what the rules
     can use. Exited containers too young for any policy are not inspected, and the build
-    cache (the engine's slowest call) only when a policy that prunes it has its gates open.
+    cache (BuildKit's own call, else the engine's slowest) only when a policy that prunes
+    it has its gates open.
 
     ``shared_later``: the caller shares the swarm's view before planning. A worker's own
     view has no services, so its gates look closed; the slow facts are then left for
     :func:`slow_wanted` and :func:`add_slow` to decide on the view it is planned on.
     """
-    from ccci.facts.docker import Prefetch, add_build_cache, gather
+    from ccci.facts.docker import add_build_cache, gather
 
-    # The engine's slowest read first, before anything else is even imported: when it is
+    # The build cache's read first, before anything else is even imported: when it is
     # made, the run waits on it more than on everything else together.
     lean = plan_at is not None
-    early = Prefetch(conn) if lean and _may_want_build_cache(conn, target.policies) else None
+    early = _early_read(conn, target.policies) if lean else None
 
     from concurrent.futures import ThreadPoolExecutor
 
@@ -99,7 +102,7 @@ def gather_with(
     if early is not None:
         # The read was made (its prune's disk gates are open): its answer is kept whatever
         # the prune's other gates say, so no trial plan has to decide on it. More facts
-        # never make a closed gate's policy act. While the engine still sizes everything,
+        # never make a closed gate's policy act. While the read is still under way,
         # the rules are imported, so the plan starts the moment the answer is in.
         from ccci.plan.build import preload
 
@@ -113,7 +116,8 @@ def gather_with(
 @dataclass(frozen=True)
 class SlowWants:
     """Which of the engine's slow facts a lean plan can use: each is read only when a
-    policy that needs it has its gates open (they are the engine's slowest calls)."""
+    policy that needs it has its gates open (the image sizes are the engine's slowest call,
+    and so is the build cache where BuildKit cannot be asked itself)."""
 
     build_cache: bool = False
     image_sizes: bool = False
@@ -170,20 +174,40 @@ def _systemd(
         return state, units, tuple(pool.map(conn.unit_file, paths))
 
 
-def _may_want_build_cache(conn: Connector, policies: tuple[Policy, ...]) -> bool:
-    """Whether a prune of the build cache has every disk gate open now (statvfs, cheap):
-    then the build cache is read beside the other facts, not after a trial plan, and kept
-    even when the prune's other gates (which need the facts) turn out closed. A closed or
-    unmeasurable disk gate, the usual nightly case, never makes the engine's slow call."""
-    from ccci.policy.model import GateKind, PrunePolicy
+def _early_read(conn: Connector, policies: tuple[Policy, ...]) -> Prefetch | None:
+    """The build cache's read, started now when a prune of it has every disk gate open
+    (statvfs, cheap): then it runs beside the other facts, not after a trial plan, and is
+    kept even when the prune's other gates (which need the facts) turn out closed. A closed
+    or unmeasurable disk gate, the usual nightly case, starts nothing. When an eviction's
+    disk gate is open too, the read is ``/system/df`` itself: before API 1.42 its one answer
+    holds the images' sizes beside the build cache, and asked later they would wait on it."""
+    from ccci.facts.docker import Prefetch
+    from ccci.policy.model import GateKind, ImageRetention, PrunePolicy
 
-    for policy in policies:
-        if not isinstance(policy, PrunePolicy) or policy.dangling_build_cache is None:
-            continue
-        disk = [g for g in policy.gates if g.kind is GateKind.DISK_USAGE]
-        try:
-            if all(g.path and conn.disk_usage(g.path).ratio >= g.at_least for g in disk):
-                return True
-        except OSError:
-            continue
-    return False
+    measured: dict[str, float | None] = {}
+
+    def disks_open(gates: Iterable[Gate]) -> bool:
+        for gate in gates:
+            if gate.kind is not GateKind.DISK_USAGE:
+                continue
+            if gate.path not in measured:
+                try:
+                    measured[gate.path] = conn.disk_usage(gate.path).ratio if gate.path else None
+                except OSError:
+                    measured[gate.path] = None
+            ratio = measured[gate.path]
+            if ratio is None or ratio < gate.at_least:
+                return False
+        return True
+
+    pruned = any(
+        isinstance(p, PrunePolicy) and p.dangling_build_cache is not None and disks_open(p.gates)
+        for p in policies
+    )
+    if not pruned:
+        return None
+    sized = any(
+        isinstance(p, ImageRetention) and p.evict is not None and disks_open((p.evict.gate,))
+        for p in policies
+    )
+    return Prefetch(conn, sizes_too=sized)

@@ -1,8 +1,8 @@
 """The engine's disk-usage call (``/system/df``) is its slowest read: before API 1.42 it sizes
-every image, container and volume whatever ``type`` asks for. A plan whose eviction wants
-image sizes makes it once; its prune reads the build cache from BuildKit itself
-(``POST /grpc``), or, when the engine refuses that, from the same call on such an engine
-(its answer has both) and from a second one on a newer engine (each asked for alone).
+every image, container and volume whatever ``type`` asks for. A plan whose prune reads the
+build cache early and whose eviction wants image sizes makes it once on such an engine (its
+answer has both), twice on a newer one (each asked for alone), and does not ask BuildKit
+itself for the build cache then (tests/faults/test_buildkit_reads.py: when it does).
 
 Every request reaches the private engine through the fault proxy (harness/faultproxy.py),
 which here only counts what it forwards: every answer is the real engine's. The answer's
@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from ccci_cli import HOST
 from faultkit import BUILD_CACHE_PRUNE, Ccci
 
@@ -49,14 +48,9 @@ def _api_version(engine: Engine) -> tuple[int, int]:
     return int(major), int(minor)
 
 
-@pytest.mark.parametrize("buildkit", ["answers", "refused"])
-def test_one_disk_usage_call_serves_the_image_sizes_and_the_build_cache_buildkit_does_not_give(
-    buildkit: str, ccci: Ccci, proxy: FaultProxy, clean_engine: Engine
+def test_one_disk_usage_call_serves_the_build_cache_and_the_image_sizes_before_api_1_42(
+    ccci: Ccci, proxy: FaultProxy, clean_engine: Engine
 ) -> None:
-    # BuildKit's own call (POST /grpc) gives the build cache, or, refused, the engine's
-    # disk-usage call gives it beside the sizes: in one call before API 1.42.
-    if buildkit == "refused":
-        proxy.answer("POST", "^/grpc$", 404, "injected: no BuildKit here", times=10)
     # An idle image the eviction removes: its change says what removing it frees.
     now = datetime.now(UTC)
     idle = load_image(clean_engine, "ccci-df/idle:1", now - timedelta(days=100), MIB)
@@ -71,10 +65,10 @@ def test_one_disk_usage_call_serves_the_image_sizes_and_the_build_cache_buildkit
     # The size the engine's disk-usage answer gives: the image less the layer it shares.
     assert MIB <= evicted["before"]["unique_size"] < evicted["before"]["size"]
     calls = [r for r in proxy.seen if r.method == "GET" and r.path == "/system/df"]
-    asked_apart = buildkit == "refused" and _api_version(clean_engine) >= (1, 42)
-    assert len(calls) == (2 if asked_apart else 1), [r.query for r in calls]
-    # Nothing but reads reached the engine: GETs and BuildKit's disk-usage call.
-    assert {(r.method, r.path) for r in proxy.seen if r.method != "GET"} == {("POST", "/grpc")}
+    expected = 1 if _api_version(clean_engine) < (1, 42) else 2
+    assert len(calls) == expected, [r.query for r in calls]
+    # Nothing but reads reached the engine.
+    assert {r.method for r in proxy.seen} == {"GET"}
 
 
 def test_the_engines_disk_usage_answer_less_its_containers_is_its_whole_answer_less_them(

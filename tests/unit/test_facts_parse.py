@@ -14,6 +14,7 @@ import pytest
 from ccci.facts.docker import (
     gather,
     parse_build_cache,
+    parse_build_cache_records,
     parse_container,
     parse_daemon,
     parse_finished,
@@ -507,3 +508,14 @@ def test_a_stack_whose_services_were_removed_is_no_longer_live(gathered: Facts) 
     redi = next(s for s in facts.stacks() if s.name == REDI)
     assert not redi.live
     assert redi.volumes and redi.secrets and redi.configs and redi.networks
+
+
+def test_build_cache_records_come_by_id_whatever_order_the_engine_answers_in() -> None:
+    # BuildKit lists its records from a map: each call may give another order.
+    raws = [
+        {"ID": i, "Type": "regular", "CreatedAt": "2026-12-02T00:52:08.2Z"}
+        for i in ("z919", "0wvp", "8pvm")
+    ]
+    ids = [r.id for r in parse_build_cache_records(raws)]
+    assert ids == ["0wvp", "8pvm", "z919"]
+    assert [r.id for r in parse_build_cache_records(reversed(raws))] == ids

@@ -206,23 +206,38 @@ def test_where_buildkit_answers_itself_the_build_cache_costs_no_disk_usage_call(
     assert _buildkit_reads(conn) == [("build_cache_records",)]
     assert _df_reads(conn) == []
     recorded = conn.system_df["BuildCache"]
-    assert [r.id for r in facts.build_cache] == [r["ID"] for r in recorded]
+    assert [r.id for r in facts.build_cache] == sorted(r["ID"] for r in recorded)
     assert "build_cache" not in facts.not_gathered
 
 
-def test_image_sizes_still_take_a_disk_usage_call_when_buildkit_gave_the_build_cache(
+def test_with_an_evictions_disk_gate_open_too_the_early_read_is_disk_usage_for_both(
     tmp_path: Path,
 ) -> None:
-    # BuildKit's answer has no images: the eviction's sizes are asked of /system/df alone.
+    # Before API 1.42 one /system/df answer holds the build cache and the images' sizes, read
+    # beside the other facts; BuildKit's answer has no sizes, so it is not asked. (The fake
+    # limits the answer by type, as API 1.42 does: the sizes take a second call there.)
     conn = recorded_connector()
     conn.buildkit = True
     conn.system_df = {**conn.system_df, "Images": [{"Id": A1, "Size": 100, "SharedSize": 40}]}
     policies = _prune(OPEN_DISK) + "---\n" + _retention("80%")
     facts = gather_with(conn, _target(policies, tmp_path), SCOPE_FULL, plan_at=LATER)
-    assert _buildkit_reads(conn) == [("build_cache_records",)]
-    assert [r[2] for r in _df_reads(conn)] == [{"type": "image"}]
+    assert _buildkit_reads(conn) == []
+    assert [r[2] for r in _df_reads(conn)] == [{"type": "build-cache"}, {"type": "image"}]
     assert {i.id: i.unique_size for i in facts.images}[A1] == 60
     assert len(facts.build_cache) == 2
+
+
+def test_with_the_evictions_disk_gate_closed_buildkit_alone_gives_the_build_cache(
+    tmp_path: Path,
+) -> None:
+    conn = recorded_connector()
+    conn.buildkit = True
+    policies = _prune(OPEN_DISK) + "---\n" + _retention("90%")
+    facts = gather_with(conn, _target(policies, tmp_path), SCOPE_FULL, plan_at=LATER)
+    assert _buildkit_reads(conn) == [("build_cache_records",)]
+    assert _df_reads(conn) == []
+    assert len(facts.build_cache) == 2
+    assert all(i.unique_size is None for i in facts.images)
 
 
 def test_where_buildkit_cannot_be_asked_the_build_cache_comes_from_disk_usage(
