@@ -21,7 +21,7 @@ shape. A closed gate or young objects would flatter the figure.
 
 Issue 13 item 6, on the harness's engine 20.10 (API 1.41), 2 CPUs: 4.33x (0.5.0) -> 2.78x
 (0.6.0) -> 1.86-2.29x (0.7.0, timed in blocks) -> 1.87-2.09x (0.8.0) -> 1.86-2.12x (0.8.1,
-a slower spell of the machine) -> 1.35-1.47x (0.9.0: 0.49-0.64 s against 0.37-0.44 s, five
+a slower spell of the machine) -> 1.35-1.53x (0.9.0: 0.49-0.64 s against 0.36-0.44 s, seven
 runs, medians of 15). Until 0.9.0 the plan waited for ``/system/df`` (~0.3-0.5 s of the
 engine's own time before API 1.42, which sizes everything whatever is asked) for the build
 cache; 0.9.0 asks BuildKit itself (``POST /grpc``, ccci.connectors.buildkit: ~0.06 s), so
