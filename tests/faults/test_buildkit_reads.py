@@ -14,19 +14,22 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import subprocess
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from enginekit import DAY, addresses, buildkit_build, noops, now
+from enginekit import BUILDKIT_DOCKER, DAY, addresses, buildkit_build, noops, now, wait_until
 from faultkit import BUILD_CACHE_PRUNE, Ccci
 
 from ccci.connectors import buildkit
 from ccci.connectors.local import LocalConnector
 from harness.engine import Engine
 from harness.faultproxy import FaultProxy
+from harness.images import BASE_TAG
 
 pytestmark = pytest.mark.engine
 
@@ -90,6 +93,40 @@ def test_a_plan_reads_the_build_cache_from_buildkit_and_never_sizes_the_whole_en
     assert set(kept) == shared
     assert _disk_usage_calls(proxy) == []
     assert [(r.method, r.path) for r in proxy.seen if r.method != "GET"] == [("POST", "/grpc")]
+
+
+def test_a_build_running_while_the_plan_is_made_keeps_every_record_it_uses(
+    ccci: Ccci, proxy: FaultProxy, clean_engine: Engine, tmp_path: Path
+) -> None:
+    # A CI run's build between two nightlies, caught mid-RUN: BuildKit says its records are
+    # in use, and the plan, two days on, keeps them all.
+    context = tmp_path / "slow"
+    context.mkdir()
+    (context / "Dockerfile").write_text(
+        f"FROM {BASE_TAG}\nRUN sleep 20 && echo {uuid.uuid4().hex} > /built\n", encoding="utf-8"
+    )
+    build = subprocess.Popen(
+        [BUILDKIT_DOCKER, "build", "--network", "none", "--quiet", str(context)],
+        env={**clean_engine.env(), "DOCKER_BUILDKIT": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_until(
+            "the build's RUN step",
+            lambda: any(r["InUse"] for r in _engine_records(clean_engine).values()),
+        )
+        in_use = {
+            f"build_cache:{i}" for i, r in _engine_records(clean_engine).items() if r["InUse"]
+        }
+        removed, kept = _build_cache_plan(_plan(ccci))
+        still_building = build.poll() is None
+    finally:
+        _, err = build.communicate(timeout=120)
+    assert build.returncode == 0, err
+    assert still_building, "the build ended before the plan was made: nothing was in use"
+    assert in_use and not in_use & removed
+    assert {a: kept.get(a) for a in in_use} == {a: "build cache in use" for a in in_use}
+    assert _disk_usage_calls(proxy) == []
 
 
 @pytest.mark.parametrize(
