@@ -168,9 +168,13 @@ def _upgrade(sock: socket.socket, by: float) -> bytes:
 
 def _receive(sock: socket.socket, by: float, *, answering: bool) -> bytes:
     """What the engine sends next, waiting until ``by``. Past it, a handshake not done is
-    Unavailable and a wait for the answer is a TimeoutError."""
-    sock.settimeout(max(by - time.monotonic(), 0.001))
+    Unavailable and a wait for the answer is a TimeoutError, even while bytes keep coming:
+    a deadline is one whatever the engine sends meanwhile."""
     try:
+        left = by - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("past the deadline")
+        sock.settimeout(left)
         data = sock.recv(65536)
     except TimeoutError:
         if answering:
