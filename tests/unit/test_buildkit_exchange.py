@@ -229,6 +229,15 @@ def answering(body: bytes, *, settings_in_head: bool = False) -> Scenario:
     return scenario
 
 
+def assert_unavailable(
+    serve: Callable[[Scenario], FakeEngine], scenario: Scenario, match: str, timeout: float = 1.0
+) -> None:
+    """The exchange with an engine playing ``scenario`` ends as Unavailable, saying ``match``."""
+    engine = serve(scenario)
+    with pytest.raises(Unavailable, match=match):
+        disk_usage(engine.client, timeout)
+
+
 def test_a_whole_answer_gives_its_records_for_the_call_that_was_asked(
     serve: Callable[[Scenario], FakeEngine],
 ) -> None:
@@ -295,9 +304,7 @@ def test_a_refused_upgrade_is_unavailable_and_names_the_status(
             b"Content-Length: %d\r\n\r\n%s" % (len(refusal), refusal)
         )
 
-    engine = serve(scenario)
-    with pytest.raises(Unavailable, match="404"):
-        disk_usage(engine.client, 1.0)
+    assert_unavailable(serve, scenario, "404")
 
 
 def test_a_trailers_only_grpc_error_is_unavailable_with_its_status(
@@ -313,9 +320,7 @@ def test_a_trailers_only_grpc_error_is_unavailable_with_its_status(
         )
         engine.flush()
 
-    engine = serve(scenario)
-    with pytest.raises(Unavailable, match="gRPC status 12: unknown service"):
-        disk_usage(engine.client, 1.0)
+    assert_unavailable(serve, scenario, "gRPC status 12: unknown service")
 
 
 def test_a_reset_of_the_call_s_stream_is_unavailable(
@@ -328,9 +333,7 @@ def test_a_reset_of_the_call_s_stream_is_unavailable(
         engine.conn.reset_stream(stream, h2.errors.ErrorCodes.INTERNAL_ERROR)
         engine.flush()
 
-    engine = serve(scenario)
-    with pytest.raises(Unavailable, match="reset the stream"):
-        disk_usage(engine.client, 1.0)
+    assert_unavailable(serve, scenario, "reset the stream")
 
 
 def test_a_goaway_with_an_error_is_unavailable(
@@ -342,9 +345,7 @@ def test_a_goaway_with_an_error_is_unavailable(
         engine.conn.close_connection(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
         engine.flush()
 
-    engine = serve(scenario)
-    with pytest.raises(Unavailable, match="ended HTTP/2"):
-        disk_usage(engine.client, 1.0)
+    assert_unavailable(serve, scenario, "ended HTTP/2")
 
 
 def test_a_connection_closed_mid_answer_is_unavailable(
@@ -358,9 +359,7 @@ def test_a_connection_closed_mid_answer_is_unavailable(
         engine.flush()
         engine.sock.shutdown(socket.SHUT_WR)
 
-    engine = serve(scenario)
-    with pytest.raises(Unavailable, match="closed the connection"):
-        disk_usage(engine.client, 1.0)
+    assert_unavailable(serve, scenario, "closed the connection")
 
 
 def silent(engine: FakeEngine) -> None:
@@ -387,9 +386,7 @@ def test_settings_never_acknowledged_are_unavailable_within_the_handshake(
     scenario: Scenario,
 ) -> None:
     monkeypatch.setattr(buildkit, "HANDSHAKE_SECONDS", 0.5)
-    engine = serve(scenario)
-    with pytest.raises(Unavailable, match="handshake"):
-        disk_usage(engine.client, 60.0)
+    assert_unavailable(serve, scenario, "handshake", 60.0)
 
 
 def test_pings_without_an_answer_do_not_extend_its_deadline(
