@@ -14,10 +14,12 @@ import io
 import json
 import os
 import shutil
+import subprocess
 import tarfile
 import tempfile
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 from harness.engine import Engine, EngineError
 
@@ -197,3 +199,35 @@ def make_dangling_image(
 ) -> str:
     """An untagged (<none>:<none>) image with the given created time; returns its id."""
     return load_image(engine, None, created, layer_bytes=size_bytes, marker=marker)
+
+
+# ---- BuildKit ----------------------------------------------------------------------------
+
+# The Debian 20.10 client: it builds with BuildKit without buildx (the newer client lacks it).
+BUILDKIT_DOCKER = "/usr/bin/docker"
+
+
+def buildkit_build(engine: Engine, context: Path, tag: str | None) -> str:
+    """``docker build`` with BuildKit of ``FROM scratch`` + one file; returns the image id.
+
+    It leaves ``source.local`` build-cache records that no image shares (dangling) and a
+    ``regular`` record that the built image shares (none when the image is untagged and
+    removed later).
+    """
+    if not os.access(BUILDKIT_DOCKER, os.X_OK):
+        raise EngineError(f"{BUILDKIT_DOCKER} (Debian docker.io client) is needed for BuildKit")
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM scratch\nCOPY f.txt /f.txt\n", encoding="utf-8")
+    (context / "f.txt").write_text(uuid.uuid4().hex, encoding="utf-8")
+    tagging = ["--tag", tag] if tag else []
+    done = subprocess.run(
+        [BUILDKIT_DOCKER, "build", "--quiet", *tagging, str(context)],
+        env={**engine.env(), "DOCKER_BUILDKIT": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise EngineError(f"docker build (BuildKit) failed: {done.stderr.strip()}")
+    return done.stdout.strip()

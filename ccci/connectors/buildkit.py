@@ -14,8 +14,9 @@ that allows no POST), an HTTP/2 or gRPC error, a connection closed early, or a h
 done within :data:`HANDSHAKE_SECONDS` (a proxy that does not pass an upgraded connection on
 both ways). Only a wait for the answer itself beyond the read timeout is a timeout, as any
 read's. HTTP/2's framing, flow control and header compression are the ``h2`` library's
-(python-hyper's sans-I/O implementation, imported only here, when the call is made); the one
-protobuf message is decoded by :mod:`ccci.connectors.protowire`.
+(python-hyper's sans-I/O implementation); this module, and so h2, is imported only when the
+call is made (``EngineReads.build_cache_records``). The one protobuf message is decoded by
+:mod:`ccci.connectors.protowire`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
 
 from ccci.connectors.protowire import fields, signed, timestamp
 
@@ -53,10 +59,6 @@ class Unavailable(Exception):
 def disk_usage(sock: socket.socket, timeout: float) -> list[dict[str, Any]]:
     """The build cache's records in ``/system/df``'s ``BuildCache`` shape (so one parser reads
     both), asked over ``sock``: connected to the engine, nothing sent on it yet."""
-    try:
-        import h2.exceptions
-    except ImportError as exc:  # a broken install: /system/df still answers
-        raise Unavailable(f"HTTP/2 cannot be spoken here: {exc}") from None
     try:
         message = _exchange(sock, timeout)
     except h2.exceptions.H2Error as exc:
@@ -92,12 +94,9 @@ def _exchange(sock: socket.socket, timeout: float) -> bytes:
             sock.sendall(out)
 
 
-def _request(sock: socket.socket) -> tuple[Any, _Reply]:
+def _request(sock: socket.socket) -> tuple[h2.connection.H2Connection, _Reply]:
     """Open HTTP/2 on the upgraded connection and send the one call; the h2 connection and
     what will gather its answer."""
-    import h2.config
-    import h2.connection
-
     conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
     conn.initiate_connection()
     stream = conn.get_next_available_stream_id()
@@ -121,22 +120,19 @@ class _Reply:
     """The answer's headers and body as its stream's events bring them."""
 
     def __init__(self, stream: int) -> None:
-        import h2.events
-
-        self._events = h2.events
         self.stream = stream
         self.headers: dict[str, str] = {}
         self.body = bytearray()
 
     def acknowledges(self, event: object) -> bool:
         """Whether ``event`` acknowledges our SETTINGS: the engine reads what we send."""
-        return isinstance(event, self._events.SettingsAcknowledged)
+        return isinstance(event, h2.events.SettingsAcknowledged)
 
-    def take(self, event: object, conn: Any) -> bool:
+    def take(self, event: object, conn: h2.connection.H2Connection) -> bool:
         """Take in one event; True once our stream has ended. An event of another stream (a
         push, which a gRPC server never makes) is not ours; a reset or the end of the
         connection is no answer."""
-        events = self._events
+        events = h2.events
         if isinstance(event, events.ConnectionTerminated):
             raise Unavailable(f"the engine ended HTTP/2 (error {event.error_code})")
         if getattr(event, "stream_id", self.stream) != self.stream:

@@ -45,8 +45,8 @@ def gather_with(
     """
     from ccci.facts.docker import add_build_cache, gather
 
-    # The build cache's read first, before anything else is even imported: when it is
-    # made, the run waits on it more than on everything else together.
+    # The build cache's read first, before anything else is even imported: where it is
+    # /system/df's, the run waits on it more than on everything else together.
     lean = plan_at is not None
     early = _early_read(conn, target.policies) if lean else None
 

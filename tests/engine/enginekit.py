@@ -9,8 +9,6 @@ A module of its own name rather than conftest.py, so that tests in other folders
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
 import uuid
 from collections.abc import Callable
@@ -528,33 +526,3 @@ def journalled_once(journal: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def recaps(journal: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e for e in journal if e["type"] == "recap"]
-
-
-# ---- BuildKit ----------------------------------------------------------------------------
-
-# The Debian 20.10 client: it builds with BuildKit without buildx (the newer client lacks it).
-BUILDKIT_DOCKER = "/usr/bin/docker"
-
-
-def buildkit_build(engine: Engine, context: Path, tag: str | None) -> str:
-    """``docker build`` with BuildKit of ``FROM scratch`` + one file; returns the image id.
-
-    It leaves ``source.local`` build-cache records that no image shares (dangling) and a
-    ``regular`` record that the built image shares.
-    """
-    if not os.access(BUILDKIT_DOCKER, os.X_OK):
-        pytest.fail(f"{BUILDKIT_DOCKER} (Debian docker.io client) is needed for BuildKit builds")
-    context.mkdir()
-    (context / "Dockerfile").write_text("FROM scratch\nCOPY f.txt /f.txt\n", encoding="utf-8")
-    (context / "f.txt").write_text(uuid.uuid4().hex, encoding="utf-8")
-    env = {**engine.env(), "DOCKER_BUILDKIT": "1"}
-    tagging = ["--tag", tag] if tag else []
-    done = subprocess.run(
-        [BUILDKIT_DOCKER, "build", "--quiet", *tagging, str(context)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()

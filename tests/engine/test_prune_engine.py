@@ -29,7 +29,6 @@ from enginekit import (
     PRUNE,
     RUN_APP_MATCH,
     addresses,
-    buildkit_build,
     change,
     containers,
     gates,
@@ -47,7 +46,7 @@ from enginekit import (
 from ccci.apply.lock import hold
 from harness.disk import fill_to, small_filesystem, unmount
 from harness.engine import Engine, EngineError
-from harness.images import BASE_TAG, load_image, make_dangling_image
+from harness.images import BASE_TAG, buildkit_build, load_image, make_dangling_image
 from harness.swarm import deploy_stack, reset
 
 pytestmark = pytest.mark.engine

@@ -22,14 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from enginekit import BUILDKIT_DOCKER, DAY, addresses, buildkit_build, noops, now, wait_until
+from enginekit import DAY, addresses, noops, now, wait_until
 from faultkit import BUILD_CACHE_PRUNE, Ccci
 
 from ccci.connectors import buildkit
 from ccci.connectors.local import LocalConnector
 from harness.engine import Engine
 from harness.faultproxy import FaultProxy
-from harness.images import BASE_TAG
+from harness.images import BASE_TAG, BUILDKIT_DOCKER, buildkit_build
 
 pytestmark = pytest.mark.engine
 

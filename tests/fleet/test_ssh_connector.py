@@ -33,7 +33,7 @@ from ccci.facts.model import FileFact
 from harness import fleet as fleet_mod
 from harness import procs
 from harness.fleet import Fleet, FleetNode
-from harness.images import BASE_TAG, load_image
+from harness.images import BASE_TAG, buildkit_build, load_image
 
 
 @pytest.fixture(autouse=True)
@@ -659,16 +659,7 @@ def test_buildkits_own_records_over_ssh_are_the_remote_engines_disk_usage_record
     # BuildKit's call (POST /grpc, an upgraded connection) through the master's forwarded
     # socket, after a real BuildKit build on the remote engine.
     node = clean_fleet.manager
-    context = tmp_path / "context"
-    context.mkdir()
-    (context / "Dockerfile").write_text("FROM scratch\nCOPY f.txt /f.txt\n", encoding="utf-8")
-    (context / "f.txt").write_text(f"{time.monotonic_ns()}\n", encoding="utf-8")
-    built = subprocess.run(
-        ["/usr/bin/docker", "build", "--quiet", "--tag", "fleet-bk/built:1", str(context)],
-        env={**node.engine.env(), "DOCKER_BUILDKIT": "1"},
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert built.returncode == 0, built.stderr
+    buildkit_build(node.engine, tmp_path / "context", "fleet-bk/built:1")
     engines = {r["ID"]: r for r in node.engine.api("/system/df").get("BuildCache") or []}
     conn = _connector(clean_fleet, node)
     try:

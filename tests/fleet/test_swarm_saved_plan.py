@@ -10,7 +10,6 @@ machine's own engine for a remote host would fail.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -31,7 +30,8 @@ from fleetkit import (
 )
 
 from harness import fleet as fleet_mod
-from harness.fleet import Fleet, FleetNode
+from harness.fleet import Fleet
+from harness.images import buildkit_build
 
 # The build cache is pruned only while no run-app is live: a gate a worker cannot judge on
 # its own engine's view (it lists no services).
@@ -51,8 +51,6 @@ spec:
     down_to: 1%
     unused_for: 14d
 """
-# The Debian 20.10 client: it builds with BuildKit without buildx.
-BUILDKIT_DOCKER = "/usr/bin/docker"
 
 
 def _deploy_on_workers(fleet: Fleet, deadline: int) -> str:
@@ -138,21 +136,6 @@ def test_a_stacks_volume_on_an_unreachable_node_keeps_it_unconverged_until_that_
     assert again.returncode == 0, again.stdout + again.stderr
 
 
-def _build_on(node: FleetNode, context: Path, tag: str) -> str:
-    """A BuildKit build of ``FROM scratch`` + one file on the node's engine, tagged: an
-    image no container ever ran, and build-cache records no image shares (dangling)."""
-    context.mkdir()
-    (context / "Dockerfile").write_text("FROM scratch\nCOPY f.txt /f.txt\n", encoding="utf-8")
-    (context / "f.txt").write_text(uuid.uuid4().hex, encoding="utf-8")
-    env = {**node.engine.env(), "DOCKER_BUILDKIT": "1"}
-    done = subprocess.run(
-        [BUILDKIT_DOCKER, "build", "--quiet", "--tag", tag, str(context)],
-        env=env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
-
-
 def test_a_workers_lean_plan_reads_its_slow_facts_when_the_swarms_view_opens_the_gates(
     clean_fleet: Fleet, tmp_path: Path
 ) -> None:
@@ -161,7 +144,7 @@ def test_a_workers_lean_plan_reads_its_slow_facts_when_the_swarms_view_opens_the
     fleet = clean_fleet
     root = workspace(fleet, tmp_path, BUILD_CACHE_PRUNE, EVICTION)
     worker = fleet.workers[0]
-    image = _build_on(worker, tmp_path / "context", f"evict/{uuid.uuid4().hex[:8]}:1")
+    image = buildkit_build(worker.engine, tmp_path / "context", f"evict/{uuid.uuid4().hex[:8]}:1")
     cache = worker.engine.api("/system/df").get("BuildCache") or []
     dangling = {r["ID"] for r in cache if not r["InUse"] and not r["Shared"]}
     assert dangling, cache
